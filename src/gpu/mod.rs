@@ -1,0 +1,289 @@
+//! wgpu adapter selection, device creation and compute-pipeline execution.
+//!
+//! The runtime's GPU backend builds on this; tests use [`GpuContext::run_compute`] to
+//! run one WGSL module over a handful of raw buffers.
+
+mod adapter;
+
+pub use adapter::{AdapterReport, list_adapters, pick_adapter};
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use thiserror::Error;
+
+/// Errors from the GPU layer. Each says what to try next.
+#[derive(Debug, Error)]
+pub enum GpuError {
+    #[error(
+        "no wgpu adapter found{filter}; install a Vulkan driver (e.g. `apt-get install mesa-vulkan-drivers`) or use backend 'cpu'"
+    )]
+    NoAdapter { filter: String },
+    #[error("could not create a wgpu device on '{adapter}': {message}")]
+    RequestDevice { adapter: String, message: String },
+    #[error("shader '{label}' failed to compile on the device: {message}")]
+    Shader { label: String, message: String },
+    #[error("GPU error in '{label}': {message}")]
+    Device { label: String, message: String },
+    #[error(
+        "buffer '{label}' needs {size} bytes but the adapter allows at most {limit} bytes per storage binding"
+    )]
+    TooLarge { label: String, size: u64, limit: u64 },
+    #[error("the model needs {feature}, which adapter '{adapter}' lacks; {advice}")]
+    MissingFeature {
+        feature: &'static str,
+        adapter: String,
+        advice: &'static str,
+    },
+}
+
+/// One wgpu device with the features this project uses where the adapter has them.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub features: wgpu::Features,
+    pub limits: wgpu::Limits,
+    pipelines: Mutex<HashMap<u64, Arc<wgpu::ComputePipeline>>>,
+}
+
+/// Features requested when the adapter offers them; none is required.
+pub fn wanted_features() -> wgpu::Features {
+    wgpu::Features::SHADER_F64
+        | wgpu::Features::SHADER_INT64
+        | wgpu::Features::SHADER_FLOAT32_ATOMIC
+        | wgpu::Features::SHADER_INT64_ATOMIC_ALL_OPS
+}
+
+impl GpuContext {
+    /// Create a device on the best adapter whose name contains `filter` (case-insensitive).
+    pub fn new(filter: Option<&str>) -> Result<Self, GpuError> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+        let adapter = pick_adapter(&instance, filter).ok_or_else(|| GpuError::NoAdapter {
+            filter: filter
+                .map(|f| format!(" matching '{f}'"))
+                .unwrap_or_default(),
+        })?;
+        let info = adapter.get_info();
+        let features = adapter.features() & wanted_features();
+        // Ask for the adapter's own limits: lavapipe's are not a real GPU's.
+        let limits = adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("brian2wgpu"),
+            required_features: features,
+            required_limits: limits.clone(),
+            ..Default::default()
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
+            GpuError::RequestDevice {
+                adapter: info.name.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        Ok(Self {
+            device,
+            queue,
+            info,
+            features,
+            limits,
+            pipelines: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A process-wide context on the default adapter, created once.
+    pub fn shared() -> Result<&'static GpuContext, GpuError> {
+        static CTX: OnceLock<Result<GpuContext, String>> = OnceLock::new();
+        match CTX.get_or_init(|| GpuContext::new(None).map_err(|e| e.to_string())) {
+            Ok(ctx) => Ok(ctx),
+            Err(msg) => Err(GpuError::Device {
+                label: "adapter".into(),
+                message: msg.clone(),
+            }),
+        }
+    }
+
+    pub fn supports_f64(&self) -> bool {
+        self.features.contains(wgpu::Features::SHADER_F64)
+    }
+
+    pub fn supports_i64(&self) -> bool {
+        self.features.contains(wgpu::Features::SHADER_INT64)
+    }
+
+    /// Compile (or fetch from the cache) a compute pipeline for `wgsl`'s `entry`.
+    /// The layout is derived from the shader, so bind group 0 holds its bindings.
+    pub fn pipeline(
+        &self,
+        label: &str,
+        wgsl: &str,
+        entry: &str,
+    ) -> Result<Arc<wgpu::ComputePipeline>, GpuError> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        wgsl.hash(&mut h);
+        entry.hash(&mut h);
+        let key = h.finish();
+        if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
+            return Ok(p.clone());
+        }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(wgsl.into()),
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(label),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            return Err(GpuError::Shader {
+                label: label.into(),
+                message: err.to_string(),
+            });
+        }
+        let p = Arc::new(pipeline);
+        self.pipelines.lock().unwrap().insert(key, p.clone());
+        Ok(p)
+    }
+
+    /// Create a storage buffer initialised with `data` (at least 4 bytes, padded to 4).
+    pub fn storage_buffer(&self, label: &str, data: &[u8]) -> Result<wgpu::Buffer, GpuError> {
+        let size = (data.len().max(4) as u64).div_ceil(4) * 4;
+        let limit = self.limits.max_storage_buffer_binding_size as u64;
+        if size > limit {
+            return Err(GpuError::TooLarge {
+                label: label.into(),
+                size,
+                limit,
+            });
+        }
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: true,
+        });
+        {
+            let mut view = buf
+                .slice(..)
+                .get_mapped_range_mut()
+                .map_err(|e| GpuError::Device {
+                    label: label.into(),
+                    message: e.to_string(),
+                })?;
+            view.slice(..data.len()).copy_from_slice(data);
+        }
+        buf.unmap();
+        Ok(buf)
+    }
+
+    /// Copy `src` back to the host.
+    pub fn read_buffer(&self, src: &wgpu::Buffer, len: usize) -> Result<Vec<u8>, GpuError> {
+        let size = src.size();
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(src, 0, &staging, 0, size);
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait("readback")?;
+        rx.recv()
+            .map_err(|e| GpuError::Device {
+                label: "readback".into(),
+                message: e.to_string(),
+            })?
+            .map_err(|e| GpuError::Device {
+                label: "readback".into(),
+                message: e.to_string(),
+            })?;
+        let out = staging
+            .get_mapped_range(..)
+            .map_err(|e| GpuError::Device {
+                label: "readback".into(),
+                message: e.to_string(),
+            })?
+            .to_vec();
+        staging.unmap();
+        Ok(out[..len].to_vec())
+    }
+
+    /// Block until the queue is idle, surfacing device loss as an error rather than a hang.
+    pub fn wait(&self, label: &str) -> Result<(), GpuError> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| GpuError::Device {
+                label: label.into(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Run `entry` of `wgsl` once with `workgroups` workgroups; binding `i` of group 0 is
+    /// `buffers[i]` (read_write storage). The buffers are read back in place.
+    pub fn run_compute(
+        &self,
+        label: &str,
+        wgsl: &str,
+        entry: &str,
+        buffers: &mut [Vec<u8>],
+        workgroups: u32,
+    ) -> Result<(), GpuError> {
+        let pipeline = self.pipeline(label, wgsl, entry)?;
+        let gpu_bufs = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| self.storage_buffer(&format!("{label}[{i}]"), b))
+            .collect::<Result<Vec<_>, _>>()?;
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let layout = pipeline.get_bind_group_layout(0);
+        let entries: Vec<_> = gpu_bufs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &layout,
+            entries: &entries,
+        });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &bind, &[]);
+            pass.dispatch_workgroups(workgroups.max(1), 1, 1);
+        }
+        self.queue.submit([enc.finish()]);
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            return Err(GpuError::Device {
+                label: label.into(),
+                message: err.to_string(),
+            });
+        }
+        for (host, dev) in buffers.iter_mut().zip(&gpu_bufs) {
+            let len = host.len();
+            *host = self.read_buffer(dev, len)?;
+        }
+        Ok(())
+    }
+}
