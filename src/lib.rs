@@ -1,7 +1,11 @@
 //! brian2wgpu: Brian2 abstract code compiled to WebGPU compute shaders and a CPU interpreter.
 //!
 //! Data flow: [`parse`] (text → AST) → [`ir`] (typed kernel IR) → [`wgsl`] / [`cpu`]
-//! backends; [`gpu`] owns wgpu devices; [`rng`] is the shared Philox generator.
+//! backends; [`gpu`] owns wgpu devices; [`rng`] is the Philox generator both share.
 
+pub mod cpu;
 pub mod gpu;
+pub mod ir;
 pub mod parse;
+pub mod rng;
+pub mod wgsl;

@@ -28,7 +28,11 @@ pub enum GpuError {
     #[error(
         "buffer '{label}' needs {size} bytes but the adapter allows at most {limit} bytes per storage binding"
     )]
-    TooLarge { label: String, size: u64, limit: u64 },
+    TooLarge {
+        label: String,
+        size: u64,
+        limit: u64,
+    },
     #[error("the model needs {feature}, which adapter '{adapter}' lacks; {advice}")]
     MissingFeature {
         feature: &'static str,
@@ -245,6 +249,18 @@ impl GpuContext {
         buffers: &mut [Vec<u8>],
         workgroups: u32,
     ) -> Result<(), GpuError> {
+        self.run_compute_grid(label, wgsl, entry, buffers, [workgroups.max(1), 1, 1])
+    }
+
+    /// [`Self::run_compute`] over a 3-D grid of workgroups.
+    pub fn run_compute_grid(
+        &self,
+        label: &str,
+        wgsl: &str,
+        entry: &str,
+        buffers: &mut [Vec<u8>],
+        grid: [u32; 3],
+    ) -> Result<(), GpuError> {
         let pipeline = self.pipeline(label, wgsl, entry)?;
         let gpu_bufs = buffers
             .iter()
@@ -271,7 +287,7 @@ impl GpuContext {
             let mut pass = enc.begin_compute_pass(&Default::default());
             pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, &bind, &[]);
-            pass.dispatch_workgroups(workgroups.max(1), 1, 1);
+            pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
         }
         self.queue.submit([enc.finish()]);
         if let Some(err) = pollster::block_on(scope.pop()) {

@@ -1,0 +1,953 @@
+//! Executes a [`Program`] over blocks of elements. Each instruction is one tight loop over
+//! the block (like numpy, without its full-size temporaries); blocks run on rayon's pool.
+
+use rayon::prelude::*;
+
+use super::CpuError;
+use super::math;
+use super::program::{Instr, Place, Program, Reg};
+use crate::ir::{BinaryOp, CmpOp, Func, Type, UnaryOp, Value};
+use crate::rng::Stream;
+
+/// Elements per block: large enough to amortise dispatch, small enough for L1/L2.
+pub const BLOCK: usize = 256;
+
+/// One register's storage.
+#[derive(Debug, Clone, Default)]
+pub enum Buf {
+    #[default]
+    Empty,
+    B(Vec<bool>),
+    I32(Vec<i32>),
+    I64(Vec<i64>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl Buf {
+    fn new(ty: Type, n: usize) -> Buf {
+        match ty {
+            Type::Bool => Buf::B(vec![false; n]),
+            Type::I32 => Buf::I32(vec![0; n]),
+            Type::I64 => Buf::I64(vec![0; n]),
+            Type::F32 => Buf::F32(vec![0.0; n]),
+            Type::F64 => Buf::F64(vec![0.0; n]),
+        }
+    }
+    pub fn value(&self, i: usize) -> Value {
+        match self {
+            Buf::B(v) => Value::Bool(v[i]),
+            Buf::I32(v) => Value::I32(v[i]),
+            Buf::I64(v) => Value::I64(v[i]),
+            Buf::F32(v) => Value::F32(v[i]),
+            Buf::F64(v) => Value::F64(v[i]),
+            Buf::Empty => unreachable!("empty register"),
+        }
+    }
+}
+
+pub trait Elem: Copy + Default + Send + Sync + 'static {
+    fn get(b: &Buf) -> &Vec<Self>;
+    fn take(b: &mut Buf) -> Vec<Self>;
+    fn wrap(v: Vec<Self>) -> Buf;
+}
+
+macro_rules! elem {
+    ($t:ty, $v:ident) => {
+        impl Elem for $t {
+            #[inline]
+            fn get(b: &Buf) -> &Vec<Self> {
+                match b {
+                    Buf::$v(v) => v,
+                    other => unreachable!("register holds {:?}", std::mem::discriminant(other)),
+                }
+            }
+            #[inline]
+            fn take(b: &mut Buf) -> Vec<Self> {
+                match std::mem::take(b) {
+                    Buf::$v(v) => v,
+                    _ => unreachable!("register type mismatch"),
+                }
+            }
+            #[inline]
+            fn wrap(v: Vec<Self>) -> Buf {
+                Buf::$v(v)
+            }
+        }
+    };
+}
+elem!(bool, B);
+elem!(i32, I32);
+elem!(i64, I64);
+elem!(f32, F32);
+elem!(f64, F64);
+
+/// An operand: one shared value or one value per element.
+#[derive(Clone, Copy)]
+enum Src<'a, T> {
+    S(T),
+    V(&'a [T]),
+}
+
+/// The registers an instruction sees.
+struct Regs<'a> {
+    prog: &'a Program,
+    /// Per-element registers (in the prologue: the uniform file itself).
+    loc: &'a [Buf],
+    /// Uniform registers, read-only in the body.
+    uni: &'a [Buf],
+    /// In the prologue every register lives in `loc` with length 1.
+    prologue: bool,
+    n: usize,
+}
+
+impl<'a> Regs<'a> {
+    #[inline]
+    fn src<T: Elem>(&self, r: Reg) -> Src<'a, T> {
+        let r = r as usize;
+        if !self.prologue && self.prog.regs[r].uniform {
+            Src::S(T::get(&self.uni[r])[0])
+        } else {
+            Src::V(&T::get(&self.loc[r])[..self.n])
+        }
+    }
+}
+
+#[inline(always)]
+fn map1<T: Copy, U: Copy>(d: &mut [U], a: Src<T>, f: impl Fn(T) -> U) {
+    match a {
+        Src::V(a) => {
+            for (o, x) in d.iter_mut().zip(a) {
+                *o = f(*x);
+            }
+        }
+        Src::S(a) => {
+            let v = f(a);
+            for o in d.iter_mut() {
+                *o = v;
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn map2<T: Copy, U: Copy>(d: &mut [U], a: Src<T>, b: Src<T>, f: impl Fn(T, T) -> U) {
+    match (a, b) {
+        (Src::V(a), Src::V(b)) => {
+            for ((o, x), y) in d.iter_mut().zip(a).zip(b) {
+                *o = f(*x, *y);
+            }
+        }
+        (Src::V(a), Src::S(y)) => {
+            for (o, x) in d.iter_mut().zip(a) {
+                *o = f(*x, y);
+            }
+        }
+        (Src::S(x), Src::V(b)) => {
+            for (o, y) in d.iter_mut().zip(b) {
+                *o = f(x, *y);
+            }
+        }
+        (Src::S(x), Src::S(y)) => {
+            let v = f(x, y);
+            d.fill(v);
+        }
+    }
+}
+
+#[inline(always)]
+fn get<T: Copy>(s: &Src<T>, i: usize) -> T {
+    match s {
+        Src::S(v) => *v,
+        Src::V(v) => v[i],
+    }
+}
+
+/// Float semantics shared by f32 and f64.
+pub trait FloatOps: Elem + PartialOrd + std::ops::Add<Output = Self> {
+    fn binop(op: BinaryOp) -> fn(Self, Self) -> Self;
+    fn func(f: Func) -> Option<fn(Self) -> Self>;
+    fn clip(x: Self, lo: Self, hi: Self) -> Self;
+}
+
+macro_rules! float_ops {
+    ($t:ty, $floordiv:path, $mod:path, $sign:path, $exprel:path, $clip:path, $toi:path) => {
+        impl FloatOps for $t {
+            #[inline(always)]
+            fn binop(op: BinaryOp) -> fn($t, $t) -> $t {
+                match op {
+                    BinaryOp::Add => |a, b| a + b,
+                    BinaryOp::Sub => |a, b| a - b,
+                    BinaryOp::Mul => |a, b| a * b,
+                    BinaryOp::Div => |a, b| a / b,
+                    BinaryOp::FloorDiv => $floordiv,
+                    BinaryOp::Mod => $mod,
+                    BinaryOp::Pow => |a, b| a.powf(b),
+                    _ => unreachable!("not a float arithmetic op"),
+                }
+            }
+            fn func(f: Func) -> Option<fn($t) -> $t> {
+                Some(match f {
+                    Func::Cos => <$t>::cos,
+                    Func::Sin => <$t>::sin,
+                    Func::Tan => <$t>::tan,
+                    Func::Cosh => <$t>::cosh,
+                    Func::Sinh => <$t>::sinh,
+                    Func::Tanh => <$t>::tanh,
+                    Func::Exp => <$t>::exp,
+                    Func::Log => <$t>::ln,
+                    Func::Log10 => <$t>::log10,
+                    Func::Expm1 => <$t>::exp_m1,
+                    Func::Exprel => $exprel,
+                    Func::Log1p => <$t>::ln_1p,
+                    Func::Sqrt => <$t>::sqrt,
+                    Func::Arccos => <$t>::acos,
+                    Func::Arcsin => <$t>::asin,
+                    Func::Arctan => <$t>::atan,
+                    Func::Ceil => <$t>::ceil,
+                    Func::Floor => <$t>::floor,
+                    Func::Abs => <$t>::abs,
+                    Func::Sign => $sign,
+                    _ => return None,
+                })
+            }
+            #[inline(always)]
+            fn clip(x: $t, lo: $t, hi: $t) -> $t {
+                $clip(x, lo, hi)
+            }
+        }
+    };
+}
+float_ops!(
+    f64,
+    math::floordiv_f64,
+    math::mod_f64,
+    math::sign_f64,
+    math::exprel_f64,
+    math::clip_f64,
+    math::int_f64
+);
+float_ops!(
+    f32,
+    math::floordiv_f32,
+    math::mod_f32,
+    math::sign_f32,
+    math::exprel_f32,
+    math::clip_f32,
+    math::int_f32
+);
+
+pub trait IntOps: Elem + Ord {
+    fn binop(op: BinaryOp) -> fn(Self, Self) -> Self;
+    fn func(f: Func) -> Option<fn(Self) -> Self>;
+}
+
+macro_rules! int_ops {
+    ($t:ty, $floordiv:path, $mod:path, $pow:path) => {
+        impl IntOps for $t {
+            #[inline(always)]
+            fn binop(op: BinaryOp) -> fn($t, $t) -> $t {
+                match op {
+                    BinaryOp::Add => |a, b| a.wrapping_add(b),
+                    BinaryOp::Sub => |a, b| a.wrapping_sub(b),
+                    BinaryOp::Mul => |a, b| a.wrapping_mul(b),
+                    BinaryOp::FloorDiv => $floordiv,
+                    BinaryOp::Mod => $mod,
+                    BinaryOp::Pow => $pow,
+                    _ => unreachable!("not an integer arithmetic op"),
+                }
+            }
+            fn func(f: Func) -> Option<fn($t) -> $t> {
+                Some(match f {
+                    Func::Abs => |a: $t| a.wrapping_abs(),
+                    Func::Sign => |a: $t| a.signum(),
+                    Func::Ceil | Func::Floor => |a| a,
+                    _ => return None,
+                })
+            }
+        }
+    };
+}
+int_ops!(i32, math::floordiv_i32, math::mod_i32, math::pow_i32);
+int_ops!(i64, math::floordiv_i64, math::mod_i64, math::pow_i64);
+
+/// Shared context of one kernel invocation.
+pub struct RunCtx<'a> {
+    pub prog: &'a Program,
+    pub arrays: &'a [RawArray],
+    pub seed: u64,
+    pub kernel_id: u32,
+    pub step: i64,
+}
+
+/// An engine-owned array, shared across worker threads. Blocks write disjoint ranges
+/// (checked by `Program::parallel_safe`), so the aliasing is sound.
+#[derive(Clone, Copy, Debug)]
+pub struct RawArray {
+    pub ptr: *mut u8,
+    pub len: usize,
+    pub ty: Type,
+}
+unsafe impl Send for RawArray {}
+unsafe impl Sync for RawArray {}
+
+impl RawArray {
+    #[inline]
+    unsafe fn slice<T>(&self) -> &mut [T] {
+        unsafe { std::slice::from_raw_parts_mut(self.ptr as *mut T, self.len) }
+    }
+}
+
+fn load(arr: &RawArray, d: &mut Buf, idx: &[usize]) {
+    // SAFETY: indices are bounds-checked by the caller; the array outlives the run.
+    unsafe {
+        match (arr.ty, d) {
+            (Type::Bool, Buf::B(d)) => {
+                let s = arr.slice::<u8>();
+                for (o, &i) in d.iter_mut().zip(idx) {
+                    *o = s[i] != 0;
+                }
+            }
+            (Type::I32, Buf::I32(d)) => {
+                let s = arr.slice::<i32>();
+                for (o, &i) in d.iter_mut().zip(idx) {
+                    *o = s[i];
+                }
+            }
+            (Type::I64, Buf::I64(d)) => {
+                let s = arr.slice::<i64>();
+                for (o, &i) in d.iter_mut().zip(idx) {
+                    *o = s[i];
+                }
+            }
+            (Type::F32, Buf::F32(d)) => {
+                let s = arr.slice::<f32>();
+                for (o, &i) in d.iter_mut().zip(idx) {
+                    *o = s[i];
+                }
+            }
+            (Type::F64, Buf::F64(d)) => {
+                let s = arr.slice::<f64>();
+                for (o, &i) in d.iter_mut().zip(idx) {
+                    *o = s[i];
+                }
+            }
+            _ => unreachable!("array and register types differ"),
+        }
+    }
+}
+
+fn load_range(arr: &RawArray, d: &mut Buf, start: usize, n: usize) {
+    unsafe {
+        match (arr.ty, d) {
+            (Type::Bool, Buf::B(d)) => {
+                for (o, x) in d[..n].iter_mut().zip(&arr.slice::<u8>()[start..start + n]) {
+                    *o = *x != 0;
+                }
+            }
+            (Type::I32, Buf::I32(d)) => {
+                d[..n].copy_from_slice(&arr.slice::<i32>()[start..start + n])
+            }
+            (Type::I64, Buf::I64(d)) => {
+                d[..n].copy_from_slice(&arr.slice::<i64>()[start..start + n])
+            }
+            (Type::F32, Buf::F32(d)) => {
+                d[..n].copy_from_slice(&arr.slice::<f32>()[start..start + n])
+            }
+            (Type::F64, Buf::F64(d)) => {
+                d[..n].copy_from_slice(&arr.slice::<f64>()[start..start + n])
+            }
+            _ => unreachable!("array and register types differ"),
+        }
+    }
+}
+
+/// Store `n` values of `src` (a per-element register, or a uniform one broadcast).
+fn store(arr: &RawArray, src: &Buf, uniform: bool, idx: &[usize]) {
+    let pick = |i: usize| if uniform { 0 } else { i };
+    unsafe {
+        match (arr.ty, src) {
+            (Type::Bool, Buf::B(s)) => {
+                let d = arr.slice::<u8>();
+                for (k, &i) in idx.iter().enumerate() {
+                    d[i] = s[pick(k)] as u8;
+                }
+            }
+            (Type::I32, Buf::I32(s)) => {
+                let d = arr.slice::<i32>();
+                for (k, &i) in idx.iter().enumerate() {
+                    d[i] = s[pick(k)];
+                }
+            }
+            (Type::I64, Buf::I64(s)) => {
+                let d = arr.slice::<i64>();
+                for (k, &i) in idx.iter().enumerate() {
+                    d[i] = s[pick(k)];
+                }
+            }
+            (Type::F32, Buf::F32(s)) => {
+                let d = arr.slice::<f32>();
+                for (k, &i) in idx.iter().enumerate() {
+                    d[i] = s[pick(k)];
+                }
+            }
+            (Type::F64, Buf::F64(s)) => {
+                let d = arr.slice::<f64>();
+                for (k, &i) in idx.iter().enumerate() {
+                    d[i] = s[pick(k)];
+                }
+            }
+            _ => unreachable!("array and register types differ"),
+        }
+    }
+}
+
+fn index_values(regs: &Regs, r: Reg, arr_len: usize, var: &str) -> Result<Vec<usize>, CpuError> {
+    let ty = regs.prog.regs[r as usize].ty;
+    let mut out = Vec::with_capacity(regs.n);
+    for i in 0..regs.n {
+        let v = match ty {
+            Type::I32 => get(&regs.src::<i32>(r), i) as i64,
+            Type::I64 => get(&regs.src::<i64>(r), i),
+            _ => unreachable!("index register is not an integer"),
+        };
+        if v < 0 || v as usize >= arr_len {
+            return Err(CpuError::Index {
+                var: var.to_string(),
+                index: v,
+                len: arr_len,
+            });
+        }
+        out.push(v as usize);
+    }
+    Ok(out)
+}
+
+fn cast_buf(d: &mut Buf, from: Type, regs: &Regs, a: Reg) {
+    macro_rules! conv {
+        ($src:ty, $f:expr) => {{
+            let s = regs.src::<$src>(a);
+            match d {
+                Buf::B(d) => map1(d, s, |x| $f(Value::from_elem(x)).cast(Type::Bool).as_bool()),
+                Buf::I32(d) => map1(d, s, |x| {
+                    $f(Value::from_elem(x)).cast(Type::I32).as_i64() as i32
+                }),
+                Buf::I64(d) => map1(d, s, |x| $f(Value::from_elem(x)).cast(Type::I64).as_i64()),
+                Buf::F32(d) => map1(d, s, |x| $f(Value::from_elem(x)).as_f64() as f32),
+                Buf::F64(d) => map1(d, s, |x| $f(Value::from_elem(x)).as_f64()),
+                Buf::Empty => unreachable!(),
+            }
+        }};
+    }
+    // Fast paths for the common conversions; the rest go through `Value::cast`.
+    match (from, &mut *d) {
+        (Type::F32, Buf::F64(d)) => map1(d, regs.src::<f32>(a), |x| x as f64),
+        (Type::F64, Buf::F32(d)) => map1(d, regs.src::<f64>(a), |x| x as f32),
+        (Type::I32, Buf::F64(d)) => map1(d, regs.src::<i32>(a), |x| x as f64),
+        (Type::I32, Buf::F32(d)) => map1(d, regs.src::<i32>(a), |x| x as f32),
+        (Type::F64, Buf::I32(d)) => map1(d, regs.src::<f64>(a), math::int_f64),
+        (Type::F32, Buf::I32(d)) => map1(d, regs.src::<f32>(a), math::int_f32),
+        (Type::Bool, _) => conv!(bool, |v| v),
+        (Type::I32, _) => conv!(i32, |v| v),
+        (Type::I64, _) => conv!(i64, |v| v),
+        (Type::F32, _) => conv!(f32, |v: Value| match v {
+            Value::F32(x) if !x.is_finite() || x.abs() >= 9.2e18 => Value::I64(i64::MIN),
+            v => v,
+        }),
+        (Type::F64, _) => conv!(f64, |v: Value| match v {
+            Value::F64(x) if !x.is_finite() || x.abs() >= 9.2e18 => Value::I64(i64::MIN),
+            v => v,
+        }),
+    }
+}
+
+trait FromElem<T> {
+    fn from_elem(x: T) -> Value;
+}
+impl FromElem<bool> for Value {
+    fn from_elem(x: bool) -> Value {
+        Value::Bool(x)
+    }
+}
+impl FromElem<i32> for Value {
+    fn from_elem(x: i32) -> Value {
+        Value::I32(x)
+    }
+}
+impl FromElem<i64> for Value {
+    fn from_elem(x: i64) -> Value {
+        Value::I64(x)
+    }
+}
+impl FromElem<f32> for Value {
+    fn from_elem(x: f32) -> Value {
+        Value::F32(x)
+    }
+}
+impl FromElem<f64> for Value {
+    fn from_elem(x: f64) -> Value {
+        Value::F64(x)
+    }
+}
+
+impl Value {
+    fn as_bool(self) -> bool {
+        matches!(self, Value::Bool(true))
+    }
+}
+
+fn cmp<T: Elem + PartialOrd>(op: CmpOp, d: &mut [bool], a: Src<T>, b: Src<T>) {
+    match op {
+        CmpOp::Lt => map2(d, a, b, |x, y| x < y),
+        CmpOp::Le => map2(d, a, b, |x, y| x <= y),
+        CmpOp::Gt => map2(d, a, b, |x, y| x > y),
+        CmpOp::Ge => map2(d, a, b, |x, y| x >= y),
+        CmpOp::Eq => map2(d, a, b, |x, y| x == y),
+        CmpOp::Ne => map2(d, a, b, |x, y| x != y),
+    }
+}
+
+fn run_instr(
+    i: &Instr,
+    loc: &mut [Buf],
+    uni: &[Buf],
+    prologue: bool,
+    ctx: &RunCtx,
+    start: usize,
+    n: usize,
+) -> Result<(), CpuError> {
+    let prog = ctx.prog;
+    macro_rules! with_dst {
+        ($dst:expr, |$d:ident, $regs:ident| $body:expr) => {{
+            let dst = $dst as usize;
+            let mut $d = std::mem::take(&mut loc[dst]);
+            let res = {
+                let $regs = Regs {
+                    prog,
+                    loc: &*loc,
+                    uni,
+                    prologue,
+                    n,
+                };
+                $body
+            };
+            loc[dst] = $d;
+            res
+        }};
+    }
+    match i {
+        Instr::Const { dst, v } => {
+            let d = &mut loc[*dst as usize];
+            match (d, *v) {
+                (Buf::B(d), Value::Bool(x)) => d.fill(x),
+                (Buf::I32(d), Value::I32(x)) => d.fill(x),
+                (Buf::I64(d), Value::I64(x)) => d.fill(x),
+                (Buf::F32(d), Value::F32(x)) => d.fill(x),
+                (Buf::F64(d), Value::F64(x)) => d.fill(x),
+                _ => unreachable!("constant type mismatch"),
+            }
+            Ok(())
+        }
+        Instr::Index { dst } => {
+            let Buf::I32(d) = &mut loc[*dst as usize] else {
+                unreachable!()
+            };
+            for (k, o) in d[..n].iter_mut().enumerate() {
+                *o = (start + k) as i32;
+            }
+            Ok(())
+        }
+        Instr::Load { dst, var, at } => {
+            let arr = &ctx.arrays[*var];
+            with_dst!(*dst, |d, regs| {
+                match at {
+                    Place::Elem => {
+                        load_range(arr, &mut d, start, n);
+                        Ok(())
+                    }
+                    Place::Zero => {
+                        if arr.len == 0 {
+                            return Err(CpuError::Index {
+                                var: format!("#{var}"),
+                                index: 0,
+                                len: 0,
+                            });
+                        }
+                        load(arr, &mut d, &vec![0; n]);
+                        Ok(())
+                    }
+                    Place::At(r) => {
+                        let idx = index_values(&regs, *r, arr.len, &format!("#{var}"))?;
+                        load(arr, &mut d, &idx);
+                        Ok(())
+                    }
+                }
+            })
+        }
+        Instr::Store { var, src, at } => {
+            let arr = &ctx.arrays[*var];
+            let regs = Regs {
+                prog,
+                loc: &*loc,
+                uni,
+                prologue,
+                n,
+            };
+            let uniform = !prologue && prog.regs[*src as usize].uniform;
+            let buf = if uniform {
+                &uni[*src as usize]
+            } else {
+                &loc[*src as usize]
+            };
+            let idx: Vec<usize> = match at {
+                Place::Elem => (start..start + n).collect(),
+                Place::Zero => vec![0],
+                Place::At(r) => index_values(&regs, *r, arr.len, &format!("#{var}"))?,
+            };
+            store(arr, buf, uniform, &idx);
+            Ok(())
+        }
+        Instr::Copy { dst, src } => {
+            if dst == src {
+                return Ok(());
+            }
+            let ty = prog.regs[*dst as usize].ty;
+            with_dst!(*dst, |d, regs| {
+                copy_generic(&mut d, &regs, *src, ty);
+                Ok(())
+            })
+        }
+        Instr::CondCopy { dst, src, cond } => {
+            let ty = prog.regs[*dst as usize].ty;
+            with_dst!(*dst, |d, regs| {
+                let c = regs.src::<bool>(*cond);
+                macro_rules! sel {
+                    ($t:ty) => {{
+                        let s = regs.src::<$t>(*src);
+                        let mut v = <$t>::take(&mut d);
+                        for (k, o) in v[..n].iter_mut().enumerate() {
+                            if get(&c, k) {
+                                *o = get(&s, k);
+                            }
+                        }
+                        d = <$t>::wrap(v);
+                    }};
+                }
+                match ty {
+                    Type::Bool => sel!(bool),
+                    Type::I32 => sel!(i32),
+                    Type::I64 => sel!(i64),
+                    Type::F32 => sel!(f32),
+                    Type::F64 => sel!(f64),
+                }
+                Ok(())
+            })
+        }
+        Instr::Unary { op, dst, a } => {
+            let ty = prog.regs[*a as usize].ty;
+            with_dst!(*dst, |d, regs| {
+                match (op, &mut d) {
+                    (UnaryOp::Not, Buf::B(v)) => map1(&mut v[..n], regs.src::<bool>(*a), |x| !x),
+                    (UnaryOp::Neg, Buf::I32(v)) => {
+                        map1(&mut v[..n], regs.src::<i32>(*a), |x| x.wrapping_neg())
+                    }
+                    (UnaryOp::Neg, Buf::I64(v)) => {
+                        map1(&mut v[..n], regs.src::<i64>(*a), |x| x.wrapping_neg())
+                    }
+                    (UnaryOp::Neg, Buf::F32(v)) => map1(&mut v[..n], regs.src::<f32>(*a), |x| -x),
+                    (UnaryOp::Neg, Buf::F64(v)) => map1(&mut v[..n], regs.src::<f64>(*a), |x| -x),
+                    _ => unreachable!("unary {op:?} on {ty}"),
+                }
+                Ok(())
+            })
+        }
+        Instr::Binary { op, dst, a, b } => {
+            let ty = prog.regs[*a as usize].ty;
+            with_dst!(*dst, |d, regs| {
+                binary(*op, ty, &mut d, &regs, *a, *b);
+                Ok(())
+            })
+        }
+        Instr::Cast { dst, a } => {
+            let from = prog.regs[*a as usize].ty;
+            with_dst!(*dst, |d, regs| {
+                cast_buf(&mut d, from, &regs, *a);
+                Ok(())
+            })
+        }
+        Instr::Call { f, dst, args } => {
+            with_dst!(*dst, |d, regs| call(*f, &mut d, &regs, args, ctx, start))
+        }
+    }
+}
+
+fn copy_generic(d: &mut Buf, regs: &Regs, src: Reg, ty: Type) {
+    match (ty, d) {
+        (Type::Bool, Buf::B(d)) => map1(&mut d[..regs.n], regs.src::<bool>(src), |x| x),
+        (Type::I32, Buf::I32(d)) => map1(&mut d[..regs.n], regs.src::<i32>(src), |x| x),
+        (Type::I64, Buf::I64(d)) => map1(&mut d[..regs.n], regs.src::<i64>(src), |x| x),
+        (Type::F32, Buf::F32(d)) => map1(&mut d[..regs.n], regs.src::<f32>(src), |x| x),
+        (Type::F64, Buf::F64(d)) => map1(&mut d[..regs.n], regs.src::<f64>(src), |x| x),
+        _ => unreachable!("copy type mismatch"),
+    }
+}
+
+fn binary(op: BinaryOp, ty: Type, d: &mut Buf, regs: &Regs, a: Reg, b: Reg) {
+    let n = regs.n;
+    macro_rules! float_op {
+        ($t:ty) => {{
+            let (sa, sb) = (regs.src::<$t>(a), regs.src::<$t>(b));
+            match (op, d) {
+                (BinaryOp::Cmp(c), Buf::B(d)) => cmp(c, &mut d[..n], sa, sb),
+                (BinaryOp::Add, d) => map2(&mut <$t>::take_mut(d)[..n], sa, sb, |x, y| x + y),
+                (BinaryOp::Sub, d) => map2(&mut <$t>::take_mut(d)[..n], sa, sb, |x, y| x - y),
+                (BinaryOp::Mul, d) => map2(&mut <$t>::take_mut(d)[..n], sa, sb, |x, y| x * y),
+                (BinaryOp::Div, d) => map2(&mut <$t>::take_mut(d)[..n], sa, sb, |x, y| x / y),
+                (op, d) => map2(
+                    &mut <$t>::take_mut(d)[..n],
+                    sa,
+                    sb,
+                    <$t as FloatOps>::binop(op),
+                ),
+            }
+        }};
+    }
+    macro_rules! int_op {
+        ($t:ty) => {{
+            let (sa, sb) = (regs.src::<$t>(a), regs.src::<$t>(b));
+            match (op, d) {
+                (BinaryOp::Cmp(c), Buf::B(d)) => cmp(c, &mut d[..n], sa, sb),
+                (op, d) => map2(
+                    &mut <$t>::take_mut(d)[..n],
+                    sa,
+                    sb,
+                    <$t as IntOps>::binop(op),
+                ),
+            }
+        }};
+    }
+    match ty {
+        Type::F64 => float_op!(f64),
+        Type::F32 => float_op!(f32),
+        Type::I32 => int_op!(i32),
+        Type::I64 => int_op!(i64),
+        Type::Bool => {
+            let (sa, sb) = (regs.src::<bool>(a), regs.src::<bool>(b));
+            let Buf::B(d) = d else { unreachable!() };
+            let d = &mut d[..n];
+            match op {
+                BinaryOp::And => map2(d, sa, sb, |x, y| x & y),
+                BinaryOp::Or => map2(d, sa, sb, |x, y| x | y),
+                BinaryOp::Cmp(c) => cmp(c, d, sa, sb),
+                _ => unreachable!("{op:?} on booleans"),
+            }
+        }
+    }
+}
+
+/// Mutable access to a register's vector of a known element type.
+trait TakeMut: Elem {
+    fn take_mut(b: &mut Buf) -> &mut Vec<Self>;
+}
+macro_rules! take_mut {
+    ($t:ty, $v:ident) => {
+        impl TakeMut for $t {
+            #[inline]
+            fn take_mut(b: &mut Buf) -> &mut Vec<Self> {
+                match b {
+                    Buf::$v(v) => v,
+                    _ => unreachable!("register type mismatch"),
+                }
+            }
+        }
+    };
+}
+take_mut!(bool, B);
+take_mut!(i32, I32);
+take_mut!(i64, I64);
+take_mut!(f32, F32);
+take_mut!(f64, F64);
+
+fn call(
+    f: Func,
+    d: &mut Buf,
+    regs: &Regs,
+    args: &[Reg],
+    ctx: &RunCtx,
+    start: usize,
+) -> Result<(), CpuError> {
+    let n = regs.n;
+    let stream = |site: u32, k: usize| Stream {
+        seed: ctx.seed,
+        kernel: ctx.kernel_id,
+        site,
+        step: ctx.step,
+        // In the prologue (scalar code) every draw belongs to element 0.
+        element: if regs.prologue { 0 } else { (start + k) as u32 },
+    };
+    match f {
+        Func::Rand { site } => match d {
+            Buf::F64(v) => v[..n]
+                .iter_mut()
+                .enumerate()
+                .for_each(|(k, o)| *o = stream(site, k).uniform_f64()),
+            Buf::F32(v) => v[..n]
+                .iter_mut()
+                .enumerate()
+                .for_each(|(k, o)| *o = stream(site, k).uniform_f32()),
+            _ => unreachable!(),
+        },
+        Func::Randn { site } => match d {
+            Buf::F64(v) => v[..n]
+                .iter_mut()
+                .enumerate()
+                .for_each(|(k, o)| *o = stream(site, k).normal_f64()),
+            Buf::F32(v) => v[..n]
+                .iter_mut()
+                .enumerate()
+                .for_each(|(k, o)| *o = stream(site, k).normal_f32()),
+            _ => unreachable!(),
+        },
+        Func::Poisson { site } => {
+            let Buf::I32(v) = d else { unreachable!() };
+            let lam: Vec<f64> = match regs.prog.regs[args[0] as usize].ty {
+                Type::F32 => (0..n)
+                    .map(|k| get(&regs.src::<f32>(args[0]), k) as f64)
+                    .collect(),
+                _ => (0..n).map(|k| get(&regs.src::<f64>(args[0]), k)).collect(),
+            };
+            v[..n]
+                .iter_mut()
+                .enumerate()
+                .for_each(|(k, o)| *o = stream(site, k).poisson(lam[k]));
+        }
+        Func::Binomial { site, n: bn, p } => {
+            let Buf::I32(v) = d else { unreachable!() };
+            v[..n]
+                .iter_mut()
+                .enumerate()
+                .for_each(|(k, o)| *o = stream(site, k).binomial(bn, p));
+        }
+        Func::Timestep => {
+            let Buf::I64(v) = d else { unreachable!() };
+            map2(
+                &mut v[..n],
+                regs.src::<f64>(args[0]),
+                regs.src::<f64>(args[1]),
+                math::timestep,
+            );
+        }
+        Func::Int => {
+            let Buf::I32(v) = d else { unreachable!() };
+            match regs.prog.regs[args[0] as usize].ty {
+                Type::F64 => map1(&mut v[..n], regs.src::<f64>(args[0]), math::int_f64),
+                Type::F32 => map1(&mut v[..n], regs.src::<f32>(args[0]), math::int_f32),
+                Type::I32 => map1(&mut v[..n], regs.src::<i32>(args[0]), |x| x),
+                Type::I64 => map1(&mut v[..n], regs.src::<i64>(args[0]), |x| x as i32),
+                Type::Bool => map1(&mut v[..n], regs.src::<bool>(args[0]), |x| x as i32),
+            }
+        }
+        Func::Clip => {
+            macro_rules! clip {
+                ($t:ty, $f:expr) => {{
+                    let (x, lo, hi) = (
+                        regs.src::<$t>(args[0]),
+                        regs.src::<$t>(args[1]),
+                        regs.src::<$t>(args[2]),
+                    );
+                    let v = <$t>::take_mut(d);
+                    for (k, o) in v[..n].iter_mut().enumerate() {
+                        *o = $f(get(&x, k), get(&lo, k), get(&hi, k));
+                    }
+                }};
+            }
+            match d {
+                Buf::F64(_) => clip!(f64, <f64 as FloatOps>::clip),
+                Buf::F32(_) => clip!(f32, <f32 as FloatOps>::clip),
+                Buf::I32(_) => clip!(i32, |x: i32, lo: i32, hi: i32| x.max(lo).min(hi)),
+                Buf::I64(_) => clip!(i64, |x: i64, lo: i64, hi: i64| x.max(lo).min(hi)),
+                _ => unreachable!(),
+            }
+        }
+        Func::User(_) => unreachable!("rejected at compile time"),
+        f => match d {
+            Buf::F64(v) => map1(
+                &mut v[..n],
+                regs.src::<f64>(args[0]),
+                <f64 as FloatOps>::func(f).expect("float function"),
+            ),
+            Buf::F32(v) => map1(
+                &mut v[..n],
+                regs.src::<f32>(args[0]),
+                <f32 as FloatOps>::func(f).expect("float function"),
+            ),
+            Buf::I32(v) => map1(
+                &mut v[..n],
+                regs.src::<i32>(args[0]),
+                <i32 as IntOps>::func(f).expect("int function"),
+            ),
+            Buf::I64(v) => map1(
+                &mut v[..n],
+                regs.src::<i64>(args[0]),
+                <i64 as IntOps>::func(f).expect("int function"),
+            ),
+            Buf::B(v) => map1(&mut v[..n], regs.src::<bool>(args[0]), |x| x), // abs(bool)
+            Buf::Empty => unreachable!(),
+        },
+    }
+    Ok(())
+}
+
+/// Run the program over `n` elements.
+pub fn run(ctx: &RunCtx, n: usize) -> Result<Vec<Buf>, CpuError> {
+    let prog = ctx.prog;
+    // Uniform registers: computed once.
+    let mut uni: Vec<Buf> = prog
+        .regs
+        .iter()
+        .map(|r| {
+            if r.uniform {
+                Buf::new(r.ty, 1)
+            } else {
+                Buf::Empty
+            }
+        })
+        .collect();
+    for i in &prog.prologue {
+        run_instr(i, &mut uni, &[], true, ctx, 0, 1)?;
+    }
+    let new_file = || -> Vec<Buf> {
+        prog.regs
+            .iter()
+            .map(|r| {
+                if r.uniform {
+                    Buf::Empty
+                } else {
+                    Buf::new(r.ty, BLOCK)
+                }
+            })
+            .collect()
+    };
+    let run_block = |loc: &mut Vec<Buf>, start: usize| -> Result<(), CpuError> {
+        let len = BLOCK.min(n - start);
+        for i in &prog.body {
+            run_instr(i, loc, &uni, false, ctx, start, len)?;
+        }
+        Ok(())
+    };
+    let blocks: Vec<usize> = (0..n).step_by(BLOCK).collect();
+    if prog.parallel_safe && blocks.len() > 1 {
+        blocks
+            .par_iter()
+            .try_for_each_init(new_file, |loc, &start| run_block(loc, start))?;
+    } else {
+        let mut loc = new_file();
+        for &start in &blocks {
+            run_block(&mut loc, start)?;
+        }
+    }
+    for i in &prog.epilogue {
+        run_instr(i, &mut uni, &[], true, ctx, 0, 1)?;
+    }
+    Ok(uni)
+}

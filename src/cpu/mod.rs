@@ -1,0 +1,159 @@
+//! The CPU backend: an interpreter of the kernel IR over blocks of elements, on rayon's
+//! thread pool. No JIT: it starts instantly and runs anywhere.
+
+mod exec;
+pub mod math;
+mod program;
+
+pub use exec::{BLOCK, RawArray};
+pub use program::Program;
+
+use thiserror::Error;
+
+use crate::ir::{Expr, Kernel, Local, Stmt, Type, Value};
+
+#[derive(Debug, Error)]
+pub enum CpuError {
+    #[error("cpu backend: {0}")]
+    Unsupported(String),
+    #[error("index {index} out of range for '{var}' (length {len})")]
+    Index { var: String, index: i64, len: usize },
+    #[error("array for '{var}' has {got}, the kernel needs {want}")]
+    Array {
+        var: String,
+        got: String,
+        want: String,
+    },
+}
+
+/// A host array handed to the interpreter (booleans as one byte each, like numpy).
+pub enum ArrayMut<'a> {
+    Bool(&'a mut [u8]),
+    I32(&'a mut [i32]),
+    I64(&'a mut [i64]),
+    F32(&'a mut [f32]),
+    F64(&'a mut [f64]),
+    /// For constants (their value is in the kernel).
+    None,
+}
+
+impl ArrayMut<'_> {
+    fn raw(&mut self) -> RawArray {
+        let (ptr, len, ty) = match self {
+            ArrayMut::Bool(s) => (s.as_mut_ptr() as *mut u8, s.len(), Type::Bool),
+            ArrayMut::I32(s) => (s.as_mut_ptr() as *mut u8, s.len(), Type::I32),
+            ArrayMut::I64(s) => (s.as_mut_ptr() as *mut u8, s.len(), Type::I64),
+            ArrayMut::F32(s) => (s.as_mut_ptr() as *mut u8, s.len(), Type::F32),
+            ArrayMut::F64(s) => (s.as_mut_ptr() as *mut u8, s.len(), Type::F64),
+            ArrayMut::None => (std::ptr::null_mut(), 0, Type::Bool),
+        };
+        RawArray { ptr, len, ty }
+    }
+}
+
+/// Per-invocation parameters: element count and the random stream's key.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunArgs {
+    pub n: usize,
+    pub seed: u64,
+    pub kernel_id: u32,
+    pub step: i64,
+}
+
+impl Program {
+    /// Compile a kernel for the interpreter.
+    pub fn new(kernel: &Kernel) -> Result<Program, CpuError> {
+        program::compile(kernel)
+    }
+
+    /// Run over `args.n` elements; `arrays[i]` belongs to the kernel's variable `i`.
+    pub fn run(&self, arrays: &mut [ArrayMut], args: &RunArgs) -> Result<(), CpuError> {
+        let raws = self.check_arrays(arrays, args.n)?;
+        let ctx = exec::RunCtx {
+            prog: self,
+            arrays: &raws,
+            seed: args.seed,
+            kernel_id: args.kernel_id,
+            step: args.step,
+        };
+        exec::run(&ctx, args.n)?;
+        Ok(())
+    }
+
+    /// Run on raw engine arrays (the caller guarantees they live and do not alias).
+    ///
+    /// # Safety
+    /// Every pointer must be valid for its length and type for the duration of the call.
+    pub unsafe fn run_raw(&self, arrays: &[RawArray], args: &RunArgs) -> Result<(), CpuError> {
+        let ctx = exec::RunCtx {
+            prog: self,
+            arrays,
+            seed: args.seed,
+            kernel_id: args.kernel_id,
+            step: args.step,
+        };
+        exec::run(&ctx, args.n)?;
+        Ok(())
+    }
+
+    fn check_arrays(&self, arrays: &mut [ArrayMut], n: usize) -> Result<Vec<RawArray>, CpuError> {
+        if arrays.len() != self.var_types.len() {
+            return Err(CpuError::Array {
+                var: self.name.clone(),
+                got: format!("{} arrays", arrays.len()),
+                want: format!("{}", self.var_types.len()),
+            });
+        }
+        let mut raws = Vec::new();
+        for (i, a) in arrays.iter_mut().enumerate() {
+            let raw = a.raw();
+            if self.var_is_array[i] {
+                if raw.ptr.is_null() || raw.ty != self.var_types[i] {
+                    return Err(CpuError::Array {
+                        var: format!("variable #{i}"),
+                        got: format!("{}", raw.ty),
+                        want: format!("{}", self.var_types[i]),
+                    });
+                }
+                let _ = n;
+            }
+            raws.push(raw);
+        }
+        Ok(raws)
+    }
+}
+
+/// Evaluate an expression without arrays (used to fold Python literals). The scalar
+/// path of the interpreter gives literals exactly the semantics of arrays.
+pub fn eval_scalar(e: &Expr, _locals: &[Value]) -> Result<Value, CpuError> {
+    let k = Kernel {
+        name: "fold".into(),
+        template: String::new(),
+        float: Type::F64,
+        vars: vec![],
+        locals: vec![Local {
+            name: "_value".into(),
+            ty: e.ty,
+            var: None,
+            scalar: true,
+        }],
+        scalar: vec![Stmt::Assign {
+            local: 0,
+            value: e.clone(),
+            cond: None,
+        }],
+        vector: vec![],
+        user_functions: vec![],
+        rng_sites: 0,
+    };
+    let prog = program::compile(&k)?;
+    let ctx = exec::RunCtx {
+        prog: &prog,
+        arrays: &[],
+        seed: 0,
+        kernel_id: 0,
+        step: 0,
+    };
+    let uni = exec::run(&ctx, 0)?;
+    Ok(uni[0].value(0))
+}

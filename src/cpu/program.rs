@@ -1,0 +1,302 @@
+//! IR → a flat register program. Registers are either per-element (one value per element
+//! of the current block) or uniform (one value for the whole kernel invocation).
+
+use super::CpuError;
+use crate::ir::{
+    BinaryOp, Expr, ExprKind, Func, Index, Kernel, Stmt, Type, UnaryOp, Value, VarKind,
+};
+
+pub type Reg = u32;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RegInfo {
+    pub ty: Type,
+    /// A uniform register holds one value that every element shares.
+    pub uniform: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Place {
+    Elem,
+    Zero,
+    At(Reg),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Instr {
+    Const {
+        dst: Reg,
+        v: Value,
+    },
+    Index {
+        dst: Reg,
+    },
+    Load {
+        dst: Reg,
+        var: usize,
+        at: Place,
+    },
+    Store {
+        var: usize,
+        src: Reg,
+        at: Place,
+    },
+    Copy {
+        dst: Reg,
+        src: Reg,
+    },
+    /// `dst = cond ? src : dst`
+    CondCopy {
+        dst: Reg,
+        src: Reg,
+        cond: Reg,
+    },
+    Unary {
+        op: UnaryOp,
+        dst: Reg,
+        a: Reg,
+    },
+    Binary {
+        op: BinaryOp,
+        dst: Reg,
+        a: Reg,
+        b: Reg,
+    },
+    Call {
+        f: Func,
+        dst: Reg,
+        args: Vec<Reg>,
+    },
+    Cast {
+        dst: Reg,
+        a: Reg,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Program {
+    pub name: String,
+    pub regs: Vec<RegInfo>,
+    /// Run once per invocation, on uniform registers only.
+    pub prologue: Vec<Instr>,
+    /// Run per block of elements; reads uniform registers, writes per-element ones.
+    pub body: Vec<Instr>,
+    /// Run once after every block: stores of shared (scalar) variables.
+    pub epilogue: Vec<Instr>,
+    /// Variable types, for checking the arrays handed to `run`.
+    pub var_types: Vec<Type>,
+    pub var_is_array: Vec<bool>,
+    /// Every store goes to the element's own index, so blocks may run in parallel.
+    pub parallel_safe: bool,
+    pub rng_sites: u32,
+}
+
+struct Builder<'k> {
+    k: &'k Kernel,
+    regs: Vec<RegInfo>,
+    prologue: Vec<Instr>,
+    body: Vec<Instr>,
+    epilogue: Vec<Instr>,
+    local_regs: Vec<Reg>,
+    /// Lowering the scalar block: everything there is uniform, random draws included.
+    in_scalar: bool,
+}
+
+impl Builder<'_> {
+    fn reg(&mut self, ty: Type, uniform: bool) -> Reg {
+        self.regs.push(RegInfo { ty, uniform });
+        (self.regs.len() - 1) as Reg
+    }
+
+    fn emit(&mut self, uniform: bool, i: Instr) {
+        if uniform {
+            self.prologue.push(i)
+        } else {
+            self.body.push(i)
+        }
+    }
+
+    fn expr(&mut self, e: &Expr) -> Result<Reg, CpuError> {
+        Ok(match &e.kind {
+            ExprKind::Lit(v) => {
+                let dst = self.reg(e.ty, true);
+                self.emit(true, Instr::Const { dst, v: *v });
+                dst
+            }
+            ExprKind::Local(id) => self.local_regs[*id],
+            ExprKind::ElemIndex => {
+                let dst = self.reg(Type::I32, false);
+                self.emit(false, Instr::Index { dst });
+                dst
+            }
+            ExprKind::Unary(op, a) => {
+                let a = self.expr(a)?;
+                let u = self.regs[a as usize].uniform;
+                let dst = self.reg(e.ty, u);
+                self.emit(u, Instr::Unary { op: *op, dst, a });
+                dst
+            }
+            ExprKind::Binary(op, a, b) => {
+                let a = self.expr(a)?;
+                let b = self.expr(b)?;
+                let u = self.regs[a as usize].uniform && self.regs[b as usize].uniform;
+                let dst = self.reg(e.ty, u);
+                self.emit(u, Instr::Binary { op: *op, dst, a, b });
+                dst
+            }
+            ExprKind::Cast(a) => {
+                let a = self.expr(a)?;
+                let u = self.regs[a as usize].uniform;
+                let dst = self.reg(e.ty, u);
+                self.emit(u, Instr::Cast { dst, a });
+                dst
+            }
+            ExprKind::Call(f, args) => {
+                if let Func::User(i) = f {
+                    let name = &self.k.user_functions[*i as usize].name;
+                    return Err(CpuError::Unsupported(format!(
+                        "user function '{name}' in kernel '{}' has no implementation for the CPU backend; use backend 'gpu' or implement it in Brian2 expressions",
+                        self.k.name
+                    )));
+                }
+                let regs = args
+                    .iter()
+                    .map(|a| self.expr(a))
+                    .collect::<Result<Vec<_>, _>>()?;
+                // Random draws are keyed by element: uniform only in scalar code.
+                let u = if f.uses_rng() {
+                    self.in_scalar
+                } else {
+                    regs.iter().all(|r| self.regs[*r as usize].uniform)
+                };
+                let dst = self.reg(e.ty, u);
+                self.emit(
+                    u,
+                    Instr::Call {
+                        f: *f,
+                        dst,
+                        args: regs,
+                    },
+                );
+                dst
+            }
+        })
+    }
+}
+
+/// Compile a kernel for the interpreter.
+pub fn compile(k: &Kernel) -> Result<Program, CpuError> {
+    let mut b = Builder {
+        k,
+        regs: Vec::new(),
+        prologue: Vec::new(),
+        body: Vec::new(),
+        epilogue: Vec::new(),
+        local_regs: Vec::new(),
+        in_scalar: false,
+    };
+    let assigned_in_vector: Vec<bool> = (0..k.locals.len())
+        .map(|id| {
+            k.vector
+                .iter()
+                .any(|s| matches!(s, Stmt::Assign { local, .. } if *local == id))
+        })
+        .collect();
+    // One register per local; uniform if it is the same for every element.
+    for (id, l) in k.locals.iter().enumerate() {
+        let uniform = !assigned_in_vector[id]
+            && match l.var {
+                Some(v) => {
+                    matches!(k.vars[v].index, Index::Zero)
+                        || matches!(k.vars[v].kind, VarKind::Constant(_))
+                }
+                None => l.scalar,
+            };
+        let r = b.reg(l.ty, uniform);
+        b.local_regs.push(r);
+    }
+    // Load what is read (in the order of the variables; index variables first).
+    let mut order: Vec<usize> = (0..k.vars.len()).collect();
+    order.sort_by_key(|&v| !matches!(k.vars[v].index, Index::Elem | Index::Zero));
+    for v in order {
+        let var = &k.vars[v];
+        let dst = b.local_regs[var.local];
+        let uniform = b.regs[dst as usize].uniform;
+        if let VarKind::Constant(c) = var.kind {
+            b.emit(uniform, Instr::Const { dst, v: c });
+            continue;
+        }
+        if !var.read && !var.written {
+            continue;
+        }
+        let at = match var.index {
+            Index::Elem => Place::Elem,
+            Index::Zero => Place::Zero,
+            Index::Var(iv) => Place::At(b.local_regs[k.vars[iv].local]),
+        };
+        // A written variable that is not read still needs its old value where a
+        // conditional write leaves it unchanged.
+        b.emit(uniform, Instr::Load { dst, var: v, at });
+    }
+    for (stmts, in_scalar) in [(&k.scalar, true), (&k.vector, false)] {
+        b.in_scalar = in_scalar;
+        for s in stmts.iter() {
+            let Stmt::Assign { local, value, cond } = s;
+            let src = b.expr(value)?;
+            let dst = b.local_regs[*local];
+            let emit_uniform = in_scalar && b.regs[dst as usize].uniform;
+            match cond {
+                None => b.emit(emit_uniform, Instr::Copy { dst, src }),
+                Some(c) => {
+                    let cond = b.expr(c)?;
+                    let u = emit_uniform && b.regs[cond as usize].uniform;
+                    b.emit(u, Instr::CondCopy { dst, src, cond })
+                }
+            }
+        }
+    }
+    let mut parallel_safe = true;
+    for (v, var) in k.vars.iter().enumerate() {
+        if !var.written {
+            continue;
+        }
+        let src = b.local_regs[var.local];
+        let at = match var.index {
+            Index::Elem => Place::Elem,
+            Index::Zero => {
+                if !b.regs[src as usize].uniform {
+                    return Err(CpuError::Unsupported(format!(
+                        "kernel '{}' writes the shared variable '{}' per element",
+                        k.name, var.name
+                    )));
+                }
+                Place::Zero
+            }
+            Index::Var(iv) => {
+                parallel_safe = false;
+                Place::At(b.local_regs[k.vars[iv].local])
+            }
+        };
+        let store = Instr::Store { var: v, src, at };
+        if matches!(at, Place::Zero) {
+            b.epilogue.push(store);
+        } else {
+            b.body.push(store);
+        }
+    }
+    Ok(Program {
+        name: k.name.clone(),
+        regs: b.regs,
+        prologue: b.prologue,
+        body: b.body,
+        epilogue: b.epilogue,
+        var_types: k.vars.iter().map(|v| v.ty).collect(),
+        var_is_array: k
+            .vars
+            .iter()
+            .map(|v| matches!(v.kind, VarKind::Array))
+            .collect(),
+        parallel_safe,
+        rng_sites: k.rng_sites,
+    })
+}

@@ -1,0 +1,178 @@
+//! The typed kernel IR shared by both backends.
+//!
+//! A [`Kernel`] follows Brian2's code-object model: every variable the code touches is
+//! loaded into a local at the start of the element's work (from its array, at its index),
+//! statements operate on locals, and written variables are stored back at the end.
+//! Scalar statements run once per kernel invocation before the vector statements.
+
+mod func;
+mod lower;
+mod types;
+mod validate;
+
+pub use func::{Func, float_result};
+pub use lower::{FunctionSpec, KernelSpec, LowerError, VariableSpec, lower};
+pub use types::{Type, TypeInfo, Value, promote};
+pub use validate::{ValidateError, validate};
+
+pub use crate::parse::CmpOp;
+
+pub type VarId = usize;
+pub type LocalId = usize;
+
+/// Where a variable's element for the current `_idx` lives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Index {
+    /// `_idx` (and `_vectorisation_idx`): the element itself.
+    Elem,
+    /// `0`: a scalar variable (an array of length one).
+    Zero,
+    /// Another (integer) variable holds the index, e.g. `_presynaptic_idx`.
+    Var(VarId),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum VarKind {
+    /// Stored in an array the engine owns.
+    Array,
+    /// A value fixed for the kernel's lifetime (Brian2 `Constant`s, namespace values).
+    Constant(Value),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variable {
+    pub name: String,
+    pub ty: Type,
+    pub kind: VarKind,
+    pub index: Index,
+    pub read: bool,
+    pub written: bool,
+    /// The local that mirrors this variable inside the kernel.
+    pub local: LocalId,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Local {
+    pub name: String,
+    pub ty: Type,
+    /// `Some` if the local mirrors a variable.
+    pub var: Option<VarId>,
+    /// Assigned in the scalar block (so it is the same for every element).
+    pub scalar: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    Neg,
+    Not,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    /// True division on floats (integer operands are cast to float before).
+    Div,
+    /// Floored division (Python's `//`).
+    FloorDiv,
+    /// Floored modulo (Python's `%`).
+    Mod,
+    Pow,
+    And,
+    Or,
+    Cmp(CmpOp),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expr {
+    pub ty: Type,
+    pub kind: ExprKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExprKind {
+    Lit(Value),
+    Local(LocalId),
+    /// The element index `_idx` / `_vectorisation_idx` (i32).
+    ElemIndex,
+    Unary(UnaryOp, Box<Expr>),
+    /// Operands have the same type; comparisons yield bool.
+    Binary(BinaryOp, Box<Expr>, Box<Expr>),
+    /// Arguments already cast to what the function takes.
+    Call(Func, Vec<Expr>),
+    /// Convert the operand to `Expr::ty`.
+    Cast(Box<Expr>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stmt {
+    /// `local = value`, only where `cond` holds (Brian2's conditional writes, e.g.
+    /// `not_refractory` guarding the state update).
+    Assign {
+        local: LocalId,
+        value: Expr,
+        cond: Option<Expr>,
+    },
+}
+
+/// A user function implemented in WGSL (for the GPU); the CPU backend has no
+/// implementation for it and reports so.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserFunction {
+    pub name: String,
+    pub args: Vec<Type>,
+    pub ret: Type,
+    pub wgsl: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kernel {
+    pub name: String,
+    /// The Brian2 template this kernel lowers (`stateupdate`, `threshold`, ...).
+    pub template: String,
+    /// The model's float type (Brian2's `default_float_dtype`).
+    pub float: Type,
+    pub vars: Vec<Variable>,
+    pub locals: Vec<Local>,
+    pub scalar: Vec<Stmt>,
+    pub vector: Vec<Stmt>,
+    pub user_functions: Vec<UserFunction>,
+    /// Number of random-number call sites (each gets its own stream).
+    pub rng_sites: u32,
+}
+
+impl Kernel {
+    pub fn var(&self, name: &str) -> Option<&Variable> {
+        self.vars.iter().find(|v| v.name == name)
+    }
+
+    /// Does any expression satisfy `pred`?
+    pub fn any_expr(&self, pred: &mut dyn FnMut(&Expr) -> bool) -> bool {
+        fn walk(e: &Expr, pred: &mut dyn FnMut(&Expr) -> bool) -> bool {
+            if pred(e) {
+                return true;
+            }
+            match &e.kind {
+                ExprKind::Unary(_, a) | ExprKind::Cast(a) => walk(a, pred),
+                ExprKind::Binary(_, a, b) => walk(a, pred) || walk(b, pred),
+                ExprKind::Call(_, args) => args.iter().any(|a| walk(a, pred)),
+                _ => false,
+            }
+        }
+        self.scalar.iter().chain(&self.vector).any(|s| match s {
+            Stmt::Assign { value, cond, .. } => {
+                walk(value, pred) || cond.as_ref().is_some_and(|c| walk(c, pred))
+            }
+        })
+    }
+
+    /// Types the kernel needs from the device (for feature checks).
+    pub fn uses_type(&self, ty: Type) -> bool {
+        self.locals.iter().any(|l| l.ty == ty) || self.any_expr(&mut |e| e.ty == ty)
+    }
+
+    pub fn uses_rng(&self) -> bool {
+        self.rng_sites > 0
+    }
+}

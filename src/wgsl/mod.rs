@@ -1,0 +1,76 @@
+//! The WGSL backend: kernel IR → WGSL source, validated by naga.
+//!
+//! Binding 0 of group 0 holds the invocation parameters (element count, timestep, seed,
+//! kernel id); each array the kernel touches follows as its own storage binding.
+
+pub mod check;
+pub mod polyfill;
+mod writer;
+
+use thiserror::Error;
+
+use crate::ir::{Kernel, Type};
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error(
+        "kernel '{kernel}' calls '{function}', which has no 'wgpu' implementation; add one with Function.implementations.add_implementation('wgpu', code=WGSL_SOURCE)"
+    )]
+    MissingImplementation { kernel: String, function: String },
+    #[error(
+        "internal error: WGSL for kernel '{kernel}' failed naga validation:\n{message}\n{excerpt}"
+    )]
+    Invalid {
+        kernel: String,
+        message: String,
+        excerpt: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub workgroup_size: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { workgroup_size: 64 }
+    }
+}
+
+/// Which kernel variable sits at which binding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binding {
+    pub var: usize,
+    pub binding: u32,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct WgslKernel {
+    pub source: String,
+    pub entry: String,
+    pub bindings: Vec<Binding>,
+    pub workgroup_size: u32,
+}
+
+/// Number of u32 words before the per-variable offsets in a parameter block:
+/// n, step_lo, step_hi, seed_lo, seed_hi, kernel_id, and two spare words.
+pub const PARAM_HEADER: u32 = 8;
+
+/// Arena storage types in binding order (bindings 1..=5) for batched modules.
+pub const ARENA_TYPES: [Type; 5] = [Type::F64, Type::F32, Type::I32, Type::Bool, Type::I64];
+
+pub use writer::write_batch;
+
+/// Write a kernel as WGSL (not yet validated: see [`validate`]).
+pub fn write_kernel(kernel: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
+    writer::write(kernel, opts)
+}
+
+/// Write and validate with naga; a failure is a bug of ours and reports the offending lines.
+pub fn compile(kernel: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
+    let k = write_kernel(kernel, opts)?;
+    check::validate(&kernel.name, &k.source)?;
+    Ok(k)
+}

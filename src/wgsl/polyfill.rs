@@ -1,0 +1,231 @@
+//! Helper functions a kernel may call: numpy's floored `//` and `%`, conversions with
+//! x86's out-of-range results, NaN-propagating clip, and the hand-written libraries in
+//! `shaders/` (f64 math, f32 math, Philox).
+
+use std::collections::BTreeSet;
+
+use crate::ir::Type;
+
+pub const F64_MATH: &str = include_str!("../../shaders/f64_math.wgsl");
+pub const F32_MATH: &str = include_str!("../../shaders/f32_math.wgsl");
+pub const PHILOX: &str = include_str!("../../shaders/philox.wgsl");
+
+/// One helper, instantiated for a type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Helper {
+    FloorDivInt(Type),
+    ModInt(Type),
+    PowInt(Type),
+    FloorDivFloat(Type),
+    ModFloat(Type),
+    Clip(Type),
+    Sign(Type),
+    ToI32(Type),
+    ToI64(Type),
+    Timestep,
+    Inf(Type),
+    Nan(Type),
+    IsNan(Type),
+    F64Math,
+    F32Math,
+    Philox,
+}
+
+pub fn wgsl_type(t: Type) -> &'static str {
+    match t {
+        Type::Bool => "bool",
+        Type::I32 => "i32",
+        Type::I64 => "i64",
+        Type::F32 => "f32",
+        Type::F64 => "f64",
+    }
+}
+
+fn suffix(t: Type) -> &'static str {
+    match t {
+        Type::I32 => "i",
+        Type::I64 => "li",
+        Type::F32 => "f",
+        Type::F64 => "lf",
+        Type::Bool => "",
+    }
+}
+
+/// Helpers a helper itself calls.
+pub fn dependencies(h: Helper) -> Vec<Helper> {
+    use Helper::*;
+    match h {
+        FloorDivFloat(t) | ModFloat(t) => {
+            vec![if t == Type::F64 { F64Math } else { F32Math }, IsNan(t)]
+        }
+        Clip(t) | Sign(t) | ToI32(t) | ToI64(t) if t.is_float() => vec![IsNan(t), Nan(t)],
+        Timestep => vec![ToI64(Type::F64), IsNan(Type::F64), Nan(Type::F64)],
+        Inf(t) | Nan(t) if t == Type::F64 => vec![],
+        Philox => vec![F32Math],
+        _ => vec![],
+    }
+}
+
+/// WGSL source of one helper.
+pub fn source(h: Helper) -> String {
+    use Helper::*;
+    match h {
+        F64Math => F64_MATH.to_string(),
+        F32Math => F32_MATH.to_string(),
+        Philox => PHILOX.to_string(),
+        FloorDivInt(t) => {
+            let (ty, s) = (wgsl_type(t), suffix(t));
+            format!(
+                "fn b2_floordiv_{ty}(a: {ty}, b: {ty}) -> {ty} {{
+    if (b == 0{s}) {{ return 0{s}; }}
+    let q = a / b;
+    if ((a % b != 0{s}) && ((a < 0{s}) != (b < 0{s}))) {{ return q - 1{s}; }}
+    return q;
+}}\n"
+            )
+        }
+        ModInt(t) => {
+            let (ty, s) = (wgsl_type(t), suffix(t));
+            format!(
+                "fn b2_mod_{ty}(a: {ty}, b: {ty}) -> {ty} {{
+    if (b == 0{s}) {{ return 0{s}; }}
+    let r = a % b;
+    if (r != 0{s} && ((r < 0{s}) != (b < 0{s}))) {{ return r + b; }}
+    return r;
+}}\n"
+            )
+        }
+        PowInt(t) => {
+            let (ty, s) = (wgsl_type(t), suffix(t));
+            format!(
+                "fn b2_pow_{ty}(base: {ty}, exp: {ty}) -> {ty} {{
+    if (exp < 0{s}) {{
+        if (base == 1{s}) {{ return 1{s}; }}
+        if (base == -1{s}) {{ return select(-1{s}, 1{s}, (exp & 1{s}) == 0{s}); }}
+        return 0{s};
+    }}
+    var b = base;
+    var e = exp;
+    var acc = 1{s};
+    while (e > 0{s}) {{
+        if ((e & 1{s}) == 1{s}) {{ acc = acc * b; }}
+        b = b * b;
+        e = e >> 1u;
+    }}
+    return acc;
+}}\n"
+            )
+        }
+        FloorDivFloat(t) => {
+            let (ty, s) = (wgsl_type(t), suffix(t));
+            // numpy's npy_divmod, on an exact fmod.
+            format!(
+                "fn b2_floordiv_{ty}(a: {ty}, b: {ty}) -> {ty} {{
+    if (b == 0.0{s}) {{ return a / b; }}
+    let m = b2_fmod_{ty}(a, b);
+    var div = (a - m) / b;
+    if (m != 0.0{s} && ((b < 0.0{s}) != (m < 0.0{s}))) {{ div = div - 1.0{s}; }}
+    if (div != 0.0{s}) {{
+        var fd = floor(div);
+        if (div - fd > 0.5{s}) {{ fd = fd + 1.0{s}; }}
+        return fd;
+    }}
+    let q = a / b;
+    return select(0.0{s}, -0.0{s}, q < 0.0{s} || (q == 0.0{s} && 1.0{s} / q < 0.0{s}));
+}}\n"
+            )
+        }
+        ModFloat(t) => {
+            let (ty, s) = (wgsl_type(t), suffix(t));
+            format!(
+                "fn b2_mod_{ty}(a: {ty}, b: {ty}) -> {ty} {{
+    let m = b2_fmod_{ty}(a, b);
+    if (b == 0.0{s}) {{ return m; }}
+    if (m != 0.0{s}) {{
+        if ((b < 0.0{s}) != (m < 0.0{s})) {{ return m + b; }}
+        return m;
+    }}
+    return select(0.0{s}, -0.0{s}, b < 0.0{s});
+}}\n"
+            )
+        }
+        Clip(t) if t.is_float() => {
+            let ty = wgsl_type(t);
+            format!(
+                "fn b2_clip_{ty}(x: {ty}, lo: {ty}, hi: {ty}) -> {ty} {{
+    if (b2_isnan_{ty}(x) || b2_isnan_{ty}(lo) || b2_isnan_{ty}(hi)) {{ return b2_nan_{ty}(); }}
+    return min(max(x, lo), hi);
+}}\n"
+            )
+        }
+        Clip(t) => {
+            let ty = wgsl_type(t);
+            format!(
+                "fn b2_clip_{ty}(x: {ty}, lo: {ty}, hi: {ty}) -> {ty} {{ return min(max(x, lo), hi); }}\n"
+            )
+        }
+        Sign(t) => {
+            let (ty, s) = (wgsl_type(t), suffix(t));
+            if t.is_float() {
+                format!(
+                    "fn b2_sign_{ty}(x: {ty}) -> {ty} {{
+    if (x > 0.0{s}) {{ return 1.0{s}; }}
+    if (x < 0.0{s}) {{ return -1.0{s}; }}
+    if (x == 0.0{s}) {{ return 0.0{s}; }}
+    return x;
+}}\n"
+                )
+            } else {
+                format!(
+                    "fn b2_sign_{ty}(x: {ty}) -> {ty} {{ return select(select(0{s}, -1{s}, x < 0{s}), 1{s}, x > 0{s}); }}\n"
+                )
+            }
+        }
+        ToI32(t) => {
+            let (ty, s) = (wgsl_type(t), suffix(t));
+            // x86's cvttsd2si: NaN and out-of-range values give i32::MIN.
+            format!(
+                "fn b2_to_i32_{ty}(x: {ty}) -> i32 {{
+    if (b2_isnan_{ty}(x) || x >= 2147483648.0{s} || x < -2147483648.0{s}) {{ return bitcast<i32>(0x80000000u); }}
+    return i32(x);
+}}\n"
+            )
+        }
+        ToI64(t) => {
+            let (ty, s) = (wgsl_type(t), suffix(t));
+            format!(
+                "fn b2_to_i64_{ty}(x: {ty}) -> i64 {{
+    if (b2_isnan_{ty}(x) || x >= 9223372036854775807.0{s} || x < -9223372036854775808.0{s}) {{ return i64(bitcast<i32>(0x80000000u)) * 4294967296li; }}
+    return i64(x);
+}}\n"
+            )
+        }
+        Timestep => "fn b2_timestep(t: f64, dt: f64) -> i64 {\n    return b2_to_i64_f64((t + 1e-3lf * dt) / dt);\n}\n".into(),
+        Inf(Type::F64) => "fn b2_inf_f64() -> f64 { return f64(bitcast<f32>(0x7f800000u)); }\n".into(),
+        Nan(Type::F64) => "fn b2_nan_f64() -> f64 { return f64(bitcast<f32>(0x7fc00000u)); }\n".into(),
+        Inf(_) => "fn b2_inf_f32() -> f32 { return bitcast<f32>(0x7f800000u); }\n".into(),
+        Nan(_) => "fn b2_nan_f32() -> f32 { return bitcast<f32>(0x7fc00000u); }\n".into(),
+        IsNan(Type::F32) => String::new(), // in f32_math.wgsl
+        IsNan(_) => "fn b2_isnan_f64(x: f64) -> bool { return !(x == x); }\n".into(),
+    }
+}
+
+/// All helpers needed (with dependencies), as one source text.
+pub fn collect(used: &BTreeSet<Helper>) -> String {
+    let mut all = BTreeSet::new();
+    let mut stack: Vec<Helper> = used.iter().copied().collect();
+    while let Some(h) = stack.pop() {
+        if all.insert(h) {
+            stack.extend(dependencies(h));
+            if let Helper::IsNan(Type::F32) | Helper::Nan(Type::F32) = h {
+                stack.push(Helper::F32Math);
+            }
+        }
+    }
+    let mut out = String::new();
+    for h in all {
+        out.push_str(&source(h));
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,526 @@
+//! Writes one kernel as a WGSL compute shader: one invocation per element, Brian2's
+//! load → statements → store shape, explicit casts everywhere (WGSL converts nothing).
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use super::polyfill::{self, Helper, wgsl_type};
+use super::{Binding, Error, Options, WgslKernel};
+use crate::ir::{
+    BinaryOp, CmpOp, Expr, ExprKind, Func, Index, Kernel, Stmt, Type, UnaryOp, Value, VarKind,
+};
+
+struct Writer<'k> {
+    k: &'k Kernel,
+    helpers: BTreeSet<Helper>,
+}
+
+/// Storage type of an array element: booleans are stored as u32.
+fn storage_type(t: Type) -> &'static str {
+    match t {
+        Type::Bool => "u32",
+        t => wgsl_type(t),
+    }
+}
+
+fn local_name(k: &Kernel, id: usize) -> String {
+    // Brian2 names may clash with WGSL keywords; a prefix avoids that.
+    format!("l{}_{}", id, k.locals[id].name.trim_start_matches('_'))
+}
+
+fn array_name(k: &Kernel, v: usize) -> String {
+    format!("a{}_{}", v, k.vars[v].name.trim_start_matches('_'))
+}
+
+/// The arena holding arrays of type `t` in batched (arena) mode.
+pub fn arena_name(t: Type) -> String {
+    format!("b2_arena_{}", storage_type(t))
+}
+
+/// `array[index]` in either layout; in arena mode the array's offset is in the params.
+fn element(k: &Kernel, v: usize, index: &str, arena: bool) -> String {
+    if arena {
+        format!(
+            "{}[b2_params[b2_pbase + {}u] + {index}]",
+            arena_name(k.vars[v].ty),
+            super::PARAM_HEADER as usize + v
+        )
+    } else {
+        format!("{}[{index}]", array_name(k, v))
+    }
+}
+
+impl Writer<'_> {
+    fn lit(&mut self, v: Value) -> String {
+        match v {
+            Value::Bool(b) => b.to_string(),
+            Value::I32(i) if i == i32::MIN => "bitcast<i32>(0x80000000u)".into(),
+            Value::I32(i) => format!("{i}i"),
+            Value::I64(i) if i == i64::MIN => {
+                "(i64(bitcast<i32>(0x80000000u)) * 4294967296li)".into()
+            }
+            Value::I64(i) => format!("{i}li"),
+            Value::F32(x) => {
+                if x.is_nan() {
+                    "bitcast<f32>(0x7fc00000u)".into()
+                } else if x.is_infinite() {
+                    format!("bitcast<f32>({:#x}u)", x.to_bits())
+                } else {
+                    format!("bitcast<f32>({:#x}u)", x.to_bits())
+                }
+            }
+            Value::F64(x) => {
+                if x.is_nan() {
+                    self.helpers.insert(Helper::Nan(Type::F64));
+                    "b2_nan_f64()".into()
+                } else if x.is_infinite() {
+                    self.helpers.insert(Helper::Inf(Type::F64));
+                    if x > 0.0 {
+                        "b2_inf_f64()".into()
+                    } else {
+                        "(-b2_inf_f64())".into()
+                    }
+                } else if x == 0.0 && x.is_sign_negative() {
+                    "(-0.0lf)".into()
+                } else {
+                    // `{:e}` round-trips exactly; naga reads it as the nearest f64.
+                    format!("{x:e}lf")
+                }
+            }
+        }
+    }
+
+    fn expr(&mut self, e: &Expr) -> Result<String, Error> {
+        Ok(match &e.kind {
+            ExprKind::Lit(v) => self.lit(*v),
+            ExprKind::Local(id) => local_name(self.k, *id),
+            ExprKind::ElemIndex => "i32(b2_i)".into(),
+            ExprKind::Unary(UnaryOp::Neg, a) => format!("(-{})", self.expr(a)?),
+            ExprKind::Unary(UnaryOp::Not, a) => format!("(!{})", self.expr(a)?),
+            ExprKind::Cast(a) => self.cast(a, e.ty)?,
+            ExprKind::Binary(op, a, b) => {
+                let t = a.ty;
+                let (x, y) = (self.expr(a)?, self.expr(b)?);
+                let ty = wgsl_type(t);
+                match op {
+                    BinaryOp::Add => format!("({x} + {y})"),
+                    BinaryOp::Sub => format!("({x} - {y})"),
+                    BinaryOp::Mul => format!("({x} * {y})"),
+                    BinaryOp::Div => format!("({x} / {y})"),
+                    // Non-short-circuit forms: numpy evaluates both operands.
+                    BinaryOp::And => format!("({x} & {y})"),
+                    BinaryOp::Or => format!("({x} | {y})"),
+                    BinaryOp::FloorDiv => {
+                        self.helpers.insert(if t.is_float() {
+                            Helper::FloorDivFloat(t)
+                        } else {
+                            Helper::FloorDivInt(t)
+                        });
+                        format!("b2_floordiv_{ty}({x}, {y})")
+                    }
+                    BinaryOp::Mod => {
+                        self.helpers.insert(if t.is_float() {
+                            Helper::ModFloat(t)
+                        } else {
+                            Helper::ModInt(t)
+                        });
+                        format!("b2_mod_{ty}({x}, {y})")
+                    }
+                    BinaryOp::Pow => {
+                        self.helpers.insert(match t {
+                            Type::F64 => Helper::F64Math,
+                            Type::F32 => Helper::F32Math,
+                            t => Helper::PowInt(t),
+                        });
+                        format!("b2_pow_{ty}({x}, {y})")
+                    }
+                    BinaryOp::Cmp(c) => {
+                        let o = match c {
+                            CmpOp::Lt => "<",
+                            CmpOp::Le => "<=",
+                            CmpOp::Gt => ">",
+                            CmpOp::Ge => ">=",
+                            CmpOp::Eq => "==",
+                            CmpOp::Ne => "!=",
+                        };
+                        if *c == CmpOp::Ne && t.is_float() {
+                            // Unordered: NaN != NaN is true, as in numpy.
+                            format!("(!({x} == {y}))")
+                        } else {
+                            format!("({x} {o} {y})")
+                        }
+                    }
+                }
+            }
+            ExprKind::Call(f, args) => self.call(*f, args, e.ty)?,
+        })
+    }
+
+    fn cast(&mut self, a: &Expr, to: Type) -> Result<String, Error> {
+        let from = a.ty;
+        let x = self.expr(a)?;
+        Ok(match (from, to) {
+            (_, Type::Bool) if from.is_float() => format!("(!({x} == 0.0{}))", fsuf(from)),
+            (_, Type::Bool) => format!("({x} != {}(0))", wgsl_type(from)),
+            (f, Type::I32) if f.is_float() => {
+                self.helpers.insert(Helper::ToI32(f));
+                self.helpers.insert(Helper::IsNan(f));
+                format!("b2_to_i32_{}({x})", wgsl_type(f))
+            }
+            (f, Type::I64) if f.is_float() => {
+                self.helpers.insert(Helper::ToI64(f));
+                self.helpers.insert(Helper::IsNan(f));
+                format!("b2_to_i64_{}({x})", wgsl_type(f))
+            }
+            (_, t) => format!("{}({x})", wgsl_type(t)),
+        })
+    }
+
+    fn rng_counter(&self, site: u32) -> String {
+        format!(
+            "b2_counter(b2_elem, b2_params[b2_pbase + 1u], b2_params[b2_pbase + 2u], 0u, b2_params[b2_pbase + 5u], {site}u), vec2<u32>(b2_params[b2_pbase + 3u], b2_params[b2_pbase + 4u])"
+        )
+    }
+
+    fn call(&mut self, f: Func, args: &[Expr], ty: Type) -> Result<String, Error> {
+        let a = args
+            .iter()
+            .map(|x| self.expr(x))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tn = wgsl_type(ty);
+        let float_lib = |w: &mut Self, t: Type| {
+            w.helpers.insert(if t == Type::F64 {
+                Helper::F64Math
+            } else {
+                Helper::F32Math
+            })
+        };
+        Ok(match f {
+            Func::Rand { site } | Func::Randn { site } => {
+                self.helpers.insert(Helper::Philox);
+                if ty == Type::F64 {
+                    self.helpers.insert(Helper::F64Math);
+                }
+                let which = if matches!(f, Func::Rand { .. }) {
+                    "uniform"
+                } else {
+                    "normal"
+                };
+                format!("b2_{which}_{tn}({})", self.rng_counter(site))
+            }
+            Func::Poisson { site } => {
+                self.helpers.insert(Helper::Philox);
+                let at = args[0].ty;
+                if at == Type::F64 {
+                    self.helpers.insert(Helper::F64Math);
+                    format!("b2_poisson({}, {})", self.rng_counter(site), a[0])
+                } else {
+                    format!("b2_poisson_f32({}, {})", self.rng_counter(site), a[0])
+                }
+            }
+            Func::Binomial { site, n, p } => {
+                self.helpers.insert(Helper::Philox);
+                if self.k.float == Type::F64 {
+                    self.helpers.insert(Helper::F64Math);
+                    format!(
+                        "b2_binomial({}, {n}i, {})",
+                        self.rng_counter(site),
+                        self.lit(Value::F64(p))
+                    )
+                } else {
+                    format!(
+                        "b2_binomial_f32({}, {n}i, {})",
+                        self.rng_counter(site),
+                        self.lit(Value::F32(p as f32))
+                    )
+                }
+            }
+            Func::User(i) => {
+                let u = &self.k.user_functions[i as usize];
+                if u.wgsl.is_none() {
+                    return Err(Error::MissingImplementation {
+                        kernel: self.k.name.clone(),
+                        function: u.name.clone(),
+                    });
+                }
+                format!("{}({})", u.name, a.join(", "))
+            }
+            Func::Timestep => {
+                self.helpers.insert(Helper::Timestep);
+                format!("b2_timestep({}, {})", a[0], a[1])
+            }
+            Func::Int => {
+                let at = args[0].ty;
+                if at.is_float() {
+                    self.helpers.insert(Helper::ToI32(at));
+                    self.helpers.insert(Helper::IsNan(at));
+                    format!("b2_to_i32_{}({})", wgsl_type(at), a[0])
+                } else {
+                    format!("i32({})", a[0])
+                }
+            }
+            Func::Clip => {
+                self.helpers.insert(Helper::Clip(ty));
+                if ty.is_float() {
+                    self.helpers.insert(Helper::IsNan(ty));
+                    self.helpers.insert(Helper::Nan(ty));
+                }
+                format!("b2_clip_{tn}({}, {}, {})", a[0], a[1], a[2])
+            }
+            Func::Sign => {
+                self.helpers.insert(Helper::Sign(ty));
+                format!("b2_sign_{tn}({})", a[0])
+            }
+            Func::Abs => {
+                if ty == Type::Bool {
+                    a[0].clone()
+                } else {
+                    format!("abs({})", a[0])
+                }
+            }
+            Func::Ceil | Func::Floor if !ty.is_float() => a[0].clone(),
+            Func::Ceil => format!("ceil({})", a[0]),
+            Func::Floor => format!("floor({})", a[0]),
+            Func::Sqrt => format!("sqrt({})", a[0]),
+            f if ty == Type::F64 => {
+                // Never a builtin transcendental on f64 (Vulkan defines them for f32 only).
+                float_lib(self, ty);
+                let name = match f {
+                    Func::Arccos => "acos",
+                    Func::Arcsin => "asin",
+                    Func::Arctan => "atan",
+                    f => f.name(),
+                };
+                format!("b2_{name}_f64({})", a[0])
+            }
+            f => {
+                let builtin = match f {
+                    Func::Cos => "cos",
+                    Func::Sin => "sin",
+                    Func::Tan => "tan",
+                    Func::Cosh => "cosh",
+                    Func::Sinh => "sinh",
+                    Func::Tanh => "tanh",
+                    Func::Exp => "exp",
+                    Func::Log => "log",
+                    Func::Arccos => "acos",
+                    Func::Arcsin => "asin",
+                    Func::Arctan => "atan",
+                    Func::Log10 | Func::Expm1 | Func::Exprel | Func::Log1p => {
+                        float_lib(self, ty);
+                        return Ok(format!("b2_{}_f32({})", f.name(), a[0]));
+                    }
+                    other => unreachable!("{other:?} handled above"),
+                };
+                format!("{builtin}({})", a[0])
+            }
+        })
+    }
+
+    fn stmt(&mut self, s: &Stmt, out: &mut String) -> Result<(), Error> {
+        let Stmt::Assign { local, value, cond } = s;
+        let v = self.expr(value)?;
+        let name = local_name(self.k, *local);
+        match cond {
+            None => writeln!(out, "    {name} = {v};").unwrap(),
+            Some(c) => {
+                let c = self.expr(c)?;
+                writeln!(out, "    if ({c}) {{ {name} = {v}; }}").unwrap()
+            }
+        }
+        Ok(())
+    }
+}
+
+fn fsuf(t: Type) -> &'static str {
+    if t == Type::F64 { "lf" } else { "f" }
+}
+
+fn load_expr(k: &Kernel, v: usize, index: &str, arena: bool) -> String {
+    let e = element(k, v, index, arena);
+    if k.vars[v].ty == Type::Bool {
+        format!("({e} != 0u)")
+    } else {
+        e
+    }
+}
+
+/// The kernel's work for one element, as `fn {fname}(b2_i: u32, b2_pbase: u32)`, plus the
+/// helpers it needs.
+pub fn write_function(
+    k: &Kernel,
+    opts: &Options,
+    fname: &str,
+    arena: bool,
+) -> Result<(String, BTreeSet<Helper>), Error> {
+    let _ = opts;
+    let mut w = Writer {
+        k,
+        helpers: BTreeSet::new(),
+    };
+    let mut body = String::new();
+    // Declarations of every local, then loads of what is read.
+    for (id, l) in k.locals.iter().enumerate() {
+        writeln!(body, "    var {}: {};", local_name(k, id), wgsl_type(l.ty)).unwrap();
+    }
+    let index_of = |v: usize| -> String {
+        match k.vars[v].index {
+            Index::Elem => "b2_i".into(),
+            Index::Zero => "0u".into(),
+            Index::Var(iv) => format!("u32({})", local_name(k, k.vars[iv].local)),
+        }
+    };
+    let mut order: Vec<usize> = (0..k.vars.len()).collect();
+    order.sort_by_key(|&v| matches!(k.vars[v].index, Index::Var(_)));
+    for &v in &order {
+        let var = &k.vars[v];
+        let local = local_name(k, var.local);
+        match &var.kind {
+            VarKind::Constant(c) => {
+                let lit = w.lit(*c);
+                writeln!(body, "    {local} = {lit};").unwrap();
+            }
+            VarKind::Array if var.read || var.written => {
+                writeln!(
+                    body,
+                    "    {local} = {};",
+                    load_expr(k, v, &index_of(v), arena)
+                )
+                .unwrap();
+            }
+            VarKind::Array => {}
+        }
+    }
+    for s in k.scalar.iter().chain(&k.vector) {
+        w.stmt(s, &mut body)?;
+    }
+    for v in 0..k.vars.len() {
+        let var = &k.vars[v];
+        if !var.written {
+            continue;
+        }
+        let local = local_name(k, var.local);
+        let val = if var.ty == Type::Bool {
+            format!("select(0u, 1u, {local})")
+        } else {
+            local
+        };
+        let store = format!("{} = {val};", element(k, v, &index_of(v), arena));
+        match var.index {
+            // Every invocation computed the same value; one writes it.
+            Index::Zero => writeln!(body, "    if (b2_i == 0u) {{ {store} }}").unwrap(),
+            _ => writeln!(body, "    {store}").unwrap(),
+        }
+    }
+
+    let mut f = String::new();
+    writeln!(f, "// kernel '{}' (template {})", k.name, k.template).unwrap();
+    writeln!(
+        f,
+        "fn {fname}(b2_i: u32, b2_pbase: u32) {{\n    let b2_elem = b2_i;\n{body}}}"
+    )
+    .unwrap();
+    Ok((f, w.helpers))
+}
+
+fn main_fn(wg: u32, dispatch: &str) -> String {
+    format!(
+        "@compute @workgroup_size({wg})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
+{dispatch}}}\n"
+    )
+}
+
+/// Write `kernel` as a WGSL module with one storage binding per array.
+pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
+    let (func, helpers) = write_function(k, opts, "b2_kernel", false)?;
+    let mut src = String::new();
+    let mut bindings = Vec::new();
+    writeln!(
+        src,
+        "// params: n, step_lo, step_hi, seed_lo, seed_hi, kernel_id\n@group(0) @binding(0) var<storage, read> b2_params: array<u32>;"
+    )
+    .unwrap();
+    let mut binding = 1u32;
+    for (v, var) in k.vars.iter().enumerate() {
+        if !matches!(var.kind, VarKind::Array) || !(var.read || var.written) {
+            continue;
+        }
+        let access = if var.written { "read_write" } else { "read" };
+        writeln!(
+            src,
+            "@group(0) @binding({binding}) var<storage, {access}> {}: array<{}>;",
+            array_name(k, v),
+            storage_type(var.ty)
+        )
+        .unwrap();
+        bindings.push(Binding {
+            var: v,
+            binding,
+            read_only: !var.written,
+        });
+        binding += 1;
+    }
+    for u in &k.user_functions {
+        if let Some(code) = &u.wgsl {
+            src.push_str(code);
+            src.push('\n');
+        }
+    }
+    src.push_str(&polyfill::collect(&helpers));
+    src.push_str(&func);
+    let wg = opts.workgroup_size;
+    src.push_str(&main_fn(
+        wg,
+        &format!(
+            "    // 2-D dispatch when there are more workgroups than one dimension allows.
+    let b2_i = gid.x + gid.y * nwg.x * {wg}u;
+    if (b2_i >= b2_params[0]) {{ return; }}
+    b2_kernel(b2_i, 0u);
+"
+        ),
+    ));
+    Ok(WgslKernel {
+        source: src,
+        entry: "main".into(),
+        bindings,
+        workgroup_size: wg,
+    })
+}
+
+/// Several kernels in one module over typed arenas (binding 0: params, then one arena per
+/// storage type in [`super::ARENA_TYPES`] order). Workgroup row `gid.y` selects the kernel;
+/// its parameter block starts at `gid.y * stride` and holds the header then one offset per
+/// variable.
+pub fn write_batch(kernels: &[Kernel], opts: &Options, stride: u32) -> Result<String, Error> {
+    let mut helpers = BTreeSet::new();
+    let mut funcs = String::new();
+    let mut dispatch = String::from("    let b2_pbase = gid.y * ");
+    write!(dispatch, "{stride}u;\n    let b2_i = gid.x;\n    if (b2_i >= b2_params[b2_pbase]) {{ return; }}\n    switch gid.y {{\n").unwrap();
+    for (i, k) in kernels.iter().enumerate() {
+        let (f, h) = write_function(k, opts, &format!("b2_kernel_{i}"), true)?;
+        helpers.extend(h);
+        funcs.push_str(&f);
+        writeln!(
+            dispatch,
+            "        case {i}u: {{ b2_kernel_{i}(b2_i, b2_pbase); }}"
+        )
+        .unwrap();
+    }
+    dispatch.push_str("        default: {}\n    }\n");
+    let mut src = String::from("@group(0) @binding(0) var<storage, read> b2_params: array<u32>;\n");
+    for (b, t) in super::ARENA_TYPES.iter().enumerate() {
+        writeln!(
+            src,
+            "@group(0) @binding({}) var<storage, read_write> {}: array<{}>;",
+            b + 1,
+            arena_name(*t),
+            storage_type(*t)
+        )
+        .unwrap();
+    }
+    src.push_str(&polyfill::collect(&helpers));
+    src.push_str(&funcs);
+    src.push_str(&main_fn(opts.workgroup_size, &dispatch));
+    Ok(src)
+}
