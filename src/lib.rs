@@ -9,3 +9,6 @@ pub mod ir;
 pub mod parse;
 pub mod rng;
 pub mod wgsl;
+
+#[cfg(feature = "python")]
+mod python;

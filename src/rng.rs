@@ -1,5 +1,136 @@
-//! PLACEHOLDER so the crate compiles while the Philox module is being written; the Philox
-//! helper replaces this whole file.
+//! Counter-based random numbers shared by the CPU interpreter and the WGSL kernels.
+//!
+//! The generator is Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as
+//! 1, 2, 3", SC 2011). Every random number is a pure function of
+//! (seed, kernel, call site, timestep, element, draw), so the two backends draw the same
+//! streams in any order. `shaders/philox.wgsl` implements the same functions; keep them
+//! in step (the tests in `tests/rng.rs` compare the two).
+//!
+//! # Keying
+//!
+//! * key = the 64-bit seed as `[lo, hi]`;
+//! * counter = `[element, step_lo, (step_hi << 16) | draw, (kernel << 8) | site]`, where
+//!   `step` is the timestep (its low 48 bits), `draw` a 16-bit index for rejection loops
+//!   (0 for the first draw of a call), `kernel` a 24-bit kernel number and `site` the
+//!   8-bit index of the `rand()`/`randn()`/... call within the kernel.
+//!
+//! # Distributions
+//!
+//! * uniform: 53 bits from words 0 and 1 (f64) or 24 bits from word 0 (f32), in [0, 1);
+//!   the f32 value is the f64 value truncated to 24 bits.
+//! * normal: Box–Muller on draw 0: `sqrt(-2 ln u1) cos(2π u2)` with u1 from words 0, 1
+//!   in (0, 1] and u2 from words 2, 3 in [0, 1).
+//! * poisson: λ < 10 by inversion (sequential search of the CDF from 0) with the uniform
+//!   of draw 0; λ ≥ 10 by Hörmann's PTRS transformed rejection, iteration i using draw i
+//!   (i = 1, 2, ...; U from words 0, 1 and V from words 2, 3). The same split as
+//!   Brian2's C++ `poisson` (which uses the multiplication method below 10).
+//! * binomial: Brian2's `BinomialFunction(n, p, approximate=True)`: when `n p > 5` and
+//!   `n (1 - p) > 5`, the normal approximation `n p + sqrt(n p (1 - p)) randn()`;
+//!   otherwise numpy's `rk_binomial_inversion` (search from 0 on min(p, 1 - p), restart
+//!   with a fresh uniform past the bound `min(n, n P + 10 sqrt(n P q + 1))`), restart r
+//!   drawing from draw r.
+//!
+//! The `_f32` variants mirror the WGSL functions of the same name for adapters without
+//! f64: the same algorithms in f32 arithmetic on the 24-bit uniforms.
+
+/// Philox4x32 multipliers and Weyl key increments (Random123).
+pub const PHILOX_M0: u32 = 0xD251_1F53;
+pub const PHILOX_M1: u32 = 0xCD9E_8D57;
+pub const PHILOX_W0: u32 = 0x9E37_79B9;
+pub const PHILOX_W1: u32 = 0xBB67_AE85;
+
+/// 2^-53 and 2^-24.
+const TWO_M53: f64 = 1.0 / 9_007_199_254_740_992.0;
+const TWO_M24: f32 = 1.0 / 16_777_216.0;
+
+/// Poisson means below this use inversion, from here on PTRS (as Brian2's C++ code).
+pub const POISSON_INVERSION_MAX: f64 = 10.0;
+/// Iterations of PTRS (draws 1..=this) before giving up and returning round(λ); the
+/// acceptance rate is above 0.9, so this is never reached in practice.
+pub const PTRS_MAX_ITERS: u32 = 64;
+/// Cap on the CDF search steps of Poisson inversion (λ < 10 needs far fewer).
+pub const POISSON_INVERSION_MAX_STEPS: i32 = 256;
+/// Uniforms binomial inversion may use (draws 0..this) before returning 0 successes.
+pub const BINOMIAL_MAX_DRAWS: u32 = 16;
+
+/// Philox4x32 with 10 rounds: the block `ctr` under `key`.
+pub fn philox4x32_10(ctr: [u32; 4], key: [u32; 2]) -> [u32; 4] {
+    let mut x = ctr;
+    let mut k = key;
+    for round in 0..10 {
+        if round > 0 {
+            k[0] = k[0].wrapping_add(PHILOX_W0);
+            k[1] = k[1].wrapping_add(PHILOX_W1);
+        }
+        let p0 = PHILOX_M0 as u64 * x[0] as u64;
+        let p1 = PHILOX_M1 as u64 * x[2] as u64;
+        x = [
+            (p1 >> 32) as u32 ^ x[1] ^ k[0],
+            p1 as u32,
+            (p0 >> 32) as u32 ^ x[3] ^ k[1],
+            p0 as u32,
+        ];
+    }
+    x
+}
+
+/// The Philox key of a seed: `[lo, hi]`.
+#[inline]
+pub fn key(seed: u64) -> [u32; 2] {
+    [seed as u32, (seed >> 32) as u32]
+}
+
+/// The Philox counter of one draw (see the module documentation).
+#[inline]
+pub fn counter(element: u32, step: i64, draw: u32, kernel: u32, site: u32) -> [u32; 4] {
+    let s = step as u64;
+    [
+        element,
+        s as u32,
+        (((s >> 32) as u32) << 16) | (draw & 0xffff),
+        (kernel << 8) | (site & 0xff),
+    ]
+}
+
+/// A uniform in [0, 1) from 53 bits: 27 of `hi` and 26 of `lo`.
+#[inline]
+pub fn u01_f64(hi: u32, lo: u32) -> f64 {
+    ((hi >> 5) as f64 * 67_108_864.0 + (lo >> 6) as f64) * TWO_M53
+}
+
+/// The same 53 bits mapped to (0, 1] (adds one unit), so its logarithm is finite.
+#[inline]
+pub fn u01_open0_f64(hi: u32, lo: u32) -> f64 {
+    ((hi >> 5) as f64 * 67_108_864.0 + (lo >> 6) as f64 + 1.0) * TWO_M53
+}
+
+/// A uniform in [0, 1) from the top 24 bits of `w`.
+#[inline]
+pub fn u01_f32(w: u32) -> f32 {
+    (w >> 8) as f32 * TWO_M24
+}
+
+/// The same 24 bits mapped to (0, 1].
+#[inline]
+pub fn u01_open0_f32(w: u32) -> f32 {
+    ((w >> 8) + 1) as f32 * TWO_M24
+}
+
+/// `log1p` as `shaders/f32_math.wgsl`'s `b2_log1p_f32` computes it (Kahan's trick on a
+/// plain `log`), so the f32 paths mirror the GPU.
+#[inline]
+fn log1p_f32(x: f32) -> f32 {
+    let u = 1.0f32 + x;
+    if u == 1.0 {
+        return x;
+    }
+    if x.abs() > 0.5 {
+        return u.ln();
+    }
+    u.ln() * x / (u - 1.0)
+}
+
+/// One random stream position: a call site of a kernel at a timestep for an element.
 #[derive(Clone, Copy, Debug)]
 pub struct Stream {
     pub seed: u64,
@@ -8,23 +139,653 @@ pub struct Stream {
     pub step: i64,
     pub element: u32,
 }
+
 impl Stream {
+    /// The Philox counter of draw `draw`.
+    #[inline]
+    pub fn counter(&self, draw: u32) -> [u32; 4] {
+        counter(self.element, self.step, draw, self.kernel, self.site)
+    }
+
+    /// The four random words of draw `draw`.
+    #[inline]
+    pub fn bits(&self, draw: u32) -> [u32; 4] {
+        philox4x32_10(self.counter(draw), key(self.seed))
+    }
+
+    /// Uniform in [0, 1) with 53 random bits (draw 0, words 0 and 1).
+    #[inline]
     pub fn uniform_f64(&self) -> f64 {
-        unimplemented!()
+        let w = self.bits(0);
+        u01_f64(w[0], w[1])
     }
+
+    /// Uniform in [0, 1) with 24 random bits (draw 0, word 0).
+    #[inline]
     pub fn uniform_f32(&self) -> f32 {
-        unimplemented!()
+        u01_f32(self.bits(0)[0])
     }
+
+    /// Standard normal by Box–Muller on draw 0.
+    #[inline]
     pub fn normal_f64(&self) -> f64 {
-        unimplemented!()
+        let w = self.bits(0);
+        let u1 = u01_open0_f64(w[0], w[1]);
+        let u2 = u01_f64(w[2], w[3]);
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }
+
+    /// Standard normal by Box–Muller on draw 0 in f32 (24-bit uniforms from words 0, 2).
+    #[inline]
     pub fn normal_f32(&self) -> f32 {
-        unimplemented!()
+        let w = self.bits(0);
+        let u1 = u01_open0_f32(w[0]);
+        let u2 = u01_f32(w[2]);
+        (-2.0f32 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
     }
-    pub fn poisson(&self, _lam: f64) -> i32 {
-        unimplemented!()
+
+    /// Poisson-distributed count with mean `lam` (0 for `lam <= 0` or NaN).
+    pub fn poisson(&self, lam: f64) -> i32 {
+        if !(lam > 0.0) {
+            return 0;
+        }
+        if lam < POISSON_INVERSION_MAX {
+            return poisson_inversion_f64(self.uniform_f64(), lam);
+        }
+        if lam > f64::MAX {
+            return i32::MAX;
+        }
+        self.poisson_ptrs_f64(lam)
     }
-    pub fn binomial(&self, _n: i32, _p: f64) -> i32 {
-        unimplemented!()
+
+    /// [`Self::poisson`] in f32 arithmetic, as `b2_poisson_f32` computes it.
+    pub fn poisson_f32(&self, lam: f32) -> i32 {
+        if !(lam > 0.0) {
+            return 0;
+        }
+        if lam < POISSON_INVERSION_MAX as f32 {
+            return poisson_inversion_f32(self.uniform_f32(), lam);
+        }
+        if lam > f32::MAX {
+            return i32::MAX;
+        }
+        self.poisson_ptrs_f32(lam)
+    }
+
+    /// Hörmann's PTRS (1993) for λ ≥ 10; iteration i uses draw i.
+    fn poisson_ptrs_f64(&self, lam: f64) -> i32 {
+        let slam = lam.sqrt();
+        let loglam = lam.ln();
+        let b = 0.931 + 2.53 * slam;
+        let a = -0.059 + 0.02483 * b;
+        let log_inv_alpha = (1.1239 + 1.1328 / (b - 3.4)).ln();
+        let vr = 0.9277 - 3.6224 / (b - 2.0);
+        // λ = li + lf with lf in [0, 1) exactly, so the large part is added without rounding.
+        let li = lam.floor();
+        let lf = lam - li;
+        for draw in 1..=PTRS_MAX_ITERS {
+            let w = self.bits(draw);
+            let u = u01_f64(w[0], w[1]) - 0.5;
+            let v = u01_open0_f64(w[2], w[3]);
+            let us = 0.5 - u.abs();
+            let kf = li + ((2.0 * a / us + b) * u + lf + 0.43).floor();
+            if us >= 0.07 && v <= vr {
+                return to_i32_f64(kf);
+            }
+            if kf < 0.0 || (us < 0.013 && v > us) {
+                continue;
+            }
+            let lhs = v.ln() + log_inv_alpha - (a / (us * us) + b).ln();
+            if lhs <= log_poisson_pmf_f64(kf, lam, loglam) {
+                return to_i32_f64(kf);
+            }
+        }
+        to_i32_f64((lam + 0.5).floor())
+    }
+
+    fn poisson_ptrs_f32(&self, lam: f32) -> i32 {
+        let slam = lam.sqrt();
+        let loglam = lam.ln();
+        let b = 0.931f32 + 2.53f32 * slam;
+        let a = -0.059f32 + 0.02483f32 * b;
+        let log_inv_alpha = (1.1239f32 + 1.1328f32 / (b - 3.4f32)).ln();
+        let vr = 0.9277f32 - 3.6224f32 / (b - 2.0f32);
+        let li = lam.floor();
+        let lf = lam - li;
+        for draw in 1..=PTRS_MAX_ITERS {
+            let w = self.bits(draw);
+            let u = u01_f32(w[0]) - 0.5f32;
+            let v = u01_open0_f32(w[2]);
+            let us = 0.5f32 - u.abs();
+            let kf = li + ((2.0f32 * a / us + b) * u + lf + 0.43f32).floor();
+            if us >= 0.07f32 && v <= vr {
+                return to_i32_f32(kf);
+            }
+            if kf < 0.0 || (us < 0.013f32 && v > us) {
+                continue;
+            }
+            let lhs = v.ln() + log_inv_alpha - (a / (us * us) + b).ln();
+            if lhs <= log_poisson_pmf_f32(kf, lam, loglam) {
+                return to_i32_f32(kf);
+            }
+        }
+        to_i32_f32((lam + 0.5f32).floor())
+    }
+
+    /// Brian2's `BinomialFunction(n, p)` value: the normal approximation (not rounded)
+    /// when `n p > 5` and `n (1 - p) > 5`, else an exact binomial variate.
+    pub fn binomial_f64(&self, n: i32, p: f64) -> f64 {
+        if n <= 0 || !(p > 0.0) {
+            return 0.0;
+        }
+        if p >= 1.0 {
+            return n as f64;
+        }
+        let nf = n as f64;
+        if nf * p > 5.0 && nf * (1.0 - p) > 5.0 {
+            return nf * p + (nf * p * (1.0 - p)).sqrt() * self.normal_f64();
+        }
+        self.binomial_inversion_f64(n, p) as f64
+    }
+
+    /// Binomial count: [`Self::binomial_f64`] rounded to the nearest integer and clamped
+    /// to [0, n] in the normal regime (rounding keeps the mean n p, adds 1/12 variance).
+    pub fn binomial(&self, n: i32, p: f64) -> i32 {
+        let x = self.binomial_f64(n, p);
+        (x + 0.5).floor().clamp(0.0, n.max(0) as f64) as i32
+    }
+
+    /// [`Self::binomial`] in f32 arithmetic, as `b2_binomial_f32` computes it.
+    pub fn binomial_f32(&self, n: i32, p: f32) -> i32 {
+        if n <= 0 || !(p > 0.0) {
+            return 0;
+        }
+        if p >= 1.0 {
+            return n;
+        }
+        let nf = n as f32;
+        if nf * p > 5.0 && nf * (1.0 - p) > 5.0 {
+            let x = nf * p + (nf * p * (1.0f32 - p)).sqrt() * self.normal_f32();
+            return (x + 0.5f32).floor().clamp(0.0, nf) as i32;
+        }
+        self.binomial_inversion_f32(n, p)
+    }
+
+    /// numpy's binomial inversion (as Brian2 inlines it); restart r uses draw r.
+    fn binomial_inversion_f64(&self, n: i32, p: f64) -> i32 {
+        let reverse = p > 0.5;
+        let pp = if reverse { 1.0 - p } else { p };
+        let q = 1.0 - pp;
+        let nf = n as f64;
+        let qn = (nf * (-pp).ln_1p()).exp();
+        let bound = nf.min(nf * pp + 10.0 * (nf * pp * q + 1.0).sqrt());
+        let mut x = 0i32;
+        let mut px = qn;
+        let mut draw = 0u32;
+        let mut u = self.uniform_at_f64(0);
+        while u > px {
+            x += 1;
+            if x as f64 > bound {
+                draw += 1;
+                x = 0;
+                if draw >= BINOMIAL_MAX_DRAWS {
+                    break;
+                }
+                px = qn;
+                u = self.uniform_at_f64(draw);
+            } else {
+                u -= px;
+                px = ((nf - x as f64 + 1.0) * pp * px) / (x as f64 * q);
+            }
+        }
+        if reverse { n - x } else { x }
+    }
+
+    fn binomial_inversion_f32(&self, n: i32, p: f32) -> i32 {
+        let reverse = p > 0.5;
+        let pp = if reverse { 1.0f32 - p } else { p };
+        let q = 1.0f32 - pp;
+        let nf = n as f32;
+        let qn = (nf * log1p_f32(-pp)).exp();
+        let bound = nf.min(nf * pp + 10.0f32 * (nf * pp * q + 1.0f32).sqrt());
+        let mut x = 0i32;
+        let mut px = qn;
+        let mut draw = 0u32;
+        let mut u = u01_f32(self.bits(0)[0]);
+        while u > px {
+            x += 1;
+            if x as f32 > bound {
+                draw += 1;
+                x = 0;
+                if draw >= BINOMIAL_MAX_DRAWS {
+                    break;
+                }
+                px = qn;
+                u = u01_f32(self.bits(draw)[0]);
+            } else {
+                u -= px;
+                px = ((nf - x as f32 + 1.0f32) * pp * px) / (x as f32 * q);
+            }
+        }
+        if reverse { n - x } else { x }
+    }
+
+    #[inline]
+    fn uniform_at_f64(&self, draw: u32) -> f64 {
+        let w = self.bits(draw);
+        u01_f64(w[0], w[1])
+    }
+}
+
+/// Poisson by inversion: the smallest k with u < P(X <= k), summing the pmf from 0.
+/// Stops where the running sum no longer grows (u within rounding of 1).
+fn poisson_inversion_f64(u: f64, lam: f64) -> i32 {
+    let mut k = 0i32;
+    let mut p = (-lam).exp();
+    let mut cdf = p;
+    while u >= cdf && k < POISSON_INVERSION_MAX_STEPS {
+        k += 1;
+        p = p * lam / k as f64;
+        let next = cdf + p;
+        if next == cdf {
+            break;
+        }
+        cdf = next;
+    }
+    k
+}
+
+fn poisson_inversion_f32(u: f32, lam: f32) -> i32 {
+    let mut k = 0i32;
+    let mut p = (-lam).exp();
+    let mut cdf = p;
+    while u >= cdf && k < POISSON_INVERSION_MAX_STEPS {
+        k += 1;
+        p = p * lam / k as f32;
+        let next = cdf + p;
+        if next == cdf {
+            break;
+        }
+        cdf = next;
+    }
+    k
+}
+
+/// ln P(X = k) for X ~ Poisson(λ), k ≥ 0 integral. Below 10 from ln k! directly; from
+/// 10 on by Stirling's series arranged as k (log1p(t) - t) with t = (λ - k)/k, which
+/// avoids the cancellation of k ln λ - λ - ln k! for large λ.
+fn log_poisson_pmf_f64(k: f64, lam: f64, loglam: f64) -> f64 {
+    if k < 10.0 {
+        let mut fact = 1.0f64;
+        let mut j = 2.0f64;
+        while j <= k {
+            fact *= j;
+            j += 1.0;
+        }
+        return k * loglam - lam - fact.ln();
+    }
+    let t = (lam - k) / k;
+    let r = 1.0 / k;
+    let r2 = r * r;
+    // ln k! - (k ln k - k + ln(2πk)/2) = 1/(12k) - 1/(360k³) + 1/(1260k⁵) - 1/(1680k⁷) + 1/(1188k⁹)
+    let corr = r
+        * (1.0 / 12.0
+            - r2 * (1.0 / 360.0 - r2 * (1.0 / 1260.0 - r2 * (1.0 / 1680.0 - r2 * (1.0 / 1188.0)))));
+    k * ((t).ln_1p() - t) - 0.5 * (std::f64::consts::TAU * k).ln() - corr
+}
+
+fn log_poisson_pmf_f32(k: f32, lam: f32, loglam: f32) -> f32 {
+    if k < 10.0 {
+        let mut fact = 1.0f32;
+        let mut j = 2.0f32;
+        while j <= k {
+            fact *= j;
+            j += 1.0;
+        }
+        return k * loglam - lam - fact.ln();
+    }
+    let t = (lam - k) / k;
+    let r = 1.0f32 / k;
+    let r2 = r * r;
+    let corr = r
+        * (1.0f32 / 12.0
+            - r2 * (1.0f32 / 360.0
+                - r2 * (1.0f32 / 1260.0 - r2 * (1.0f32 / 1680.0 - r2 * (1.0f32 / 1188.0)))));
+    k * (log1p_f32(t) - t) - 0.5f32 * (std::f32::consts::TAU * k).ln() - corr
+}
+
+/// f64 → i32 saturating at the i32 range (the WGSL code clamps the same way).
+#[inline]
+fn to_i32_f64(x: f64) -> i32 {
+    x.clamp(-2_147_483_648.0, 2_147_483_647.0) as i32
+}
+
+/// f32 → i32, clamped to the largest f32 below 2^31 as the WGSL code does.
+#[inline]
+fn to_i32_f32(x: f32) -> i32 {
+    x.clamp(-2_147_483_648.0, 2_147_483_520.0) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KAT: [([u32; 4], [u32; 2], [u32; 4]); 3] = [
+        (
+            [0; 4],
+            [0; 2],
+            [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8],
+        ),
+        (
+            [0xffffffff; 4],
+            [0xffffffff; 2],
+            [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd],
+        ),
+        (
+            [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
+            [0xa4093822, 0x299f31d0],
+            [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1],
+        ),
+    ];
+
+    #[test]
+    fn philox_known_answers() {
+        for (ctr, key, want) in KAT {
+            assert_eq!(
+                philox4x32_10(ctr, key),
+                want,
+                "ctr {ctr:08x?} key {key:08x?}"
+            );
+        }
+    }
+
+    #[test]
+    fn counter_layout() {
+        let s = Stream {
+            seed: 0x0123_4567_89ab_cdef,
+            kernel: 0xabcdef,
+            site: 7,
+            step: 0x1234_5678_9abc,
+            element: 42,
+        };
+        assert_eq!(key(s.seed), [0x89ab_cdef, 0x0123_4567]);
+        assert_eq!(s.counter(3), [42, 0x5678_9abc, 0x1234_0003, 0xabcd_ef07]);
+        // Only the low 48 bits of the step and the low 24 bits of the kernel count.
+        let t = Stream {
+            step: s.step | (0x7fff << 48),
+            kernel: s.kernel | 0xff00_0000,
+            ..s
+        };
+        assert_eq!(t.counter(3), s.counter(3));
+        assert_eq!(s.bits(3), philox4x32_10(s.counter(3), key(s.seed)));
+    }
+
+    #[test]
+    fn uniform_construction() {
+        assert_eq!(u01_f64(0, 0), 0.0);
+        assert_eq!(u01_f64(u32::MAX, u32::MAX), 1.0 - TWO_M53);
+        assert_eq!(u01_open0_f64(0, 0), TWO_M53);
+        assert_eq!(u01_open0_f64(u32::MAX, u32::MAX), 1.0);
+        assert_eq!(u01_f32(u32::MAX), 1.0 - TWO_M24);
+        assert_eq!(u01_open0_f32(u32::MAX), 1.0);
+        // The f32 uniform is the f64 one truncated to 24 bits.
+        for e in 0..1000 {
+            let s = Stream {
+                seed: 5,
+                kernel: 1,
+                site: 0,
+                step: 9,
+                element: e,
+            };
+            let (a, b) = (s.uniform_f64(), s.uniform_f32() as f64);
+            assert!(b <= a && a - b < 2f64.powi(-24));
+        }
+    }
+
+    fn stream(i: u32) -> Stream {
+        Stream {
+            seed: 0x5eed_1234_abcd,
+            kernel: 3,
+            site: 1,
+            step: (i / 1000) as i64,
+            element: i % 1000,
+        }
+    }
+
+    /// Mean and variance with 5-sigma tolerances from the sample's own moments.
+    fn check_moments(name: &str, xs: &[f64], mean: f64, var: f64) {
+        let n = xs.len() as f64;
+        let m = xs.iter().sum::<f64>() / n;
+        let m2 = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n;
+        let m4 = xs.iter().map(|x| (x - m).powi(4)).sum::<f64>() / n;
+        let se_mean = (var / n).sqrt();
+        let se_var = ((m4 - m2 * m2) / n).sqrt();
+        eprintln!(
+            "{name}: mean {m:.6} (want {mean:.6}, {:.2} se), var {m2:.6} (want {var:.6}, {:.2} se)",
+            (m - mean) / se_mean,
+            (m2 - var) / se_var
+        );
+        assert!(
+            (m - mean).abs() < 5.0 * se_mean,
+            "{name}: mean {m} vs {mean}"
+        );
+        assert!((m2 - var).abs() < 5.0 * se_var, "{name}: var {m2} vs {var}");
+    }
+
+    /// Pearson chi-square of integer samples against a pmf, pooling cells with < 20 expected.
+    fn chi_square(name: &str, xs: &[i32], pmf: impl Fn(i32) -> f64, lo: i32, hi: i32) {
+        let n = xs.len() as f64;
+        let mut counts = vec![0f64; (hi - lo + 1) as usize];
+        for &x in xs {
+            assert!(
+                x >= lo && x <= hi,
+                "{name}: sample {x} outside [{lo}, {hi}]"
+            );
+            counts[(x - lo) as usize] += 1.0;
+        }
+        let (mut chi2, mut df) = (0.0, -1i32);
+        let (mut obs, mut exp) = (0.0, 0.0);
+        for k in lo..=hi {
+            obs += counts[(k - lo) as usize];
+            exp += n * pmf(k);
+            if exp >= 20.0 || k == hi {
+                chi2 += (obs - exp) * (obs - exp) / exp.max(1e-300);
+                df += 1;
+                obs = 0.0;
+                exp = 0.0;
+            }
+        }
+        let df = df.max(1) as f64;
+        // The chi-square's mean is df and its sd sqrt(2 df); allow 6 sd.
+        eprintln!("{name}: chi2 {chi2:.1} on {df} df");
+        assert!(
+            chi2 < df + 6.0 * (2.0 * df).sqrt(),
+            "{name}: chi2 {chi2} on {df} df"
+        );
+    }
+
+    /// ln k! by compensated summation (a reference independent of the Stirling code).
+    fn ln_fact(k: i32) -> f64 {
+        let (mut s, mut c) = (0.0f64, 0.0f64);
+        for j in 2..=k {
+            let y = (j as f64).ln() - c;
+            let t = s + y;
+            c = (t - s) - y;
+            s = t;
+        }
+        s
+    }
+
+    const N: u32 = 1_000_000;
+
+    #[test]
+    fn uniform_moments() {
+        let xs: Vec<f64> = (0..N).map(|i| stream(i).uniform_f64()).collect();
+        assert!(xs.iter().all(|&x| (0.0..1.0).contains(&x)));
+        check_moments("uniform_f64", &xs, 0.5, 1.0 / 12.0);
+        let xs: Vec<f64> = (0..N).map(|i| stream(i).uniform_f32() as f64).collect();
+        assert!(xs.iter().all(|&x| (0.0..1.0).contains(&x)));
+        check_moments("uniform_f32", &xs, 0.5, 1.0 / 12.0);
+        // Neighbouring sites and elements are uncorrelated.
+        let c: f64 = (0..N)
+            .map(|i| {
+                let s = stream(i);
+                (s.uniform_f64() - 0.5) * (Stream { site: 2, ..s }.uniform_f64() - 0.5)
+            })
+            .sum::<f64>()
+            / N as f64
+            * 12.0;
+        eprintln!("site correlation {c:.5}");
+        assert!(c.abs() < 5.0 / (N as f64).sqrt());
+    }
+
+    #[test]
+    fn normal_moments() {
+        for f32_ in [false, true] {
+            let xs: Vec<f64> = (0..N)
+                .map(|i| {
+                    if f32_ {
+                        stream(i).normal_f32() as f64
+                    } else {
+                        stream(i).normal_f64()
+                    }
+                })
+                .collect();
+            let name = if f32_ { "normal_f32" } else { "normal_f64" };
+            assert!(xs.iter().all(|x| x.is_finite()));
+            check_moments(name, &xs, 0.0, 1.0);
+            // Tails: P(|z| > 3) = 0.0026998, P(|z| > 4) = 6.334e-5.
+            for (z, p) in [(2.0, 0.0455003), (3.0, 0.0026998), (4.0, 6.334e-5)] {
+                let count = xs.iter().filter(|x| x.abs() > z).count() as f64;
+                let want = p * N as f64;
+                eprintln!("{name}: |z| > {z}: {count} (want {want:.1})");
+                assert!((count - want).abs() < 5.0 * want.sqrt() + 1.0);
+            }
+        }
+    }
+
+    #[test]
+    fn poisson_moments_and_shape() {
+        for lam in [0.5, 3.0, 9.9, 10.0, 50.0, 1000.0] {
+            for f32_ in [false, true] {
+                let ks: Vec<i32> = (0..N)
+                    .map(|i| {
+                        if f32_ {
+                            stream(i).poisson_f32(lam as f32)
+                        } else {
+                            stream(i).poisson(lam)
+                        }
+                    })
+                    .collect();
+                let xs: Vec<f64> = ks.iter().map(|&k| k as f64).collect();
+                let name = format!("poisson{}({lam})", if f32_ { "_f32" } else { "" });
+                check_moments(&name, &xs, lam, lam);
+                let pmf = |k: i32| (k as f64 * lam.ln() - lam - ln_fact(k)).exp();
+                let hi = (lam + 12.0 * lam.sqrt() + 30.0) as i32;
+                chi_square(&name, &ks, pmf, 0, hi);
+            }
+        }
+        let s = stream(1);
+        assert_eq!(s.poisson(0.0), 0);
+        assert_eq!(s.poisson(-3.0), 0);
+        assert_eq!(s.poisson(f64::NAN), 0);
+        assert_eq!(s.poisson(f64::INFINITY), i32::MAX);
+        assert!(s.poisson(1e12) > 0);
+    }
+
+    #[test]
+    fn ptrs_log_pmf_matches_direct_formula() {
+        for lam in [10.0f64, 37.5, 1000.0, 1e6] {
+            for k in [
+                0.0f64,
+                3.0,
+                9.0,
+                10.0,
+                11.0,
+                25.0,
+                lam.floor(),
+                (lam + 50.5).floor(),
+                (3.0 * lam).floor(),
+            ] {
+                let direct = k * lam.ln() - lam - ln_fact(k as i32);
+                let got = log_poisson_pmf_f64(k, lam, lam.ln());
+                assert!(
+                    (got - direct).abs() < 1e-9 * direct.abs().max(1.0),
+                    "lam {lam} k {k}: {got} vs {direct}"
+                );
+                let got32 = log_poisson_pmf_f32(k as f32, lam as f32, (lam as f32).ln()) as f64;
+                assert!(
+                    (got32 - direct).abs() < 2e-3 * direct.abs().max(1.0) + 1e-3,
+                    "f32 lam {lam} k {k}: {got32} vs {direct}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn binomial_moments_and_shape() {
+        // (n, p): inversion (n p <= 5 or n (1-p) <= 5, incl. the reversed branch) and normal.
+        for (n, p) in [
+            (10, 0.2),
+            (1000, 0.003),
+            (20, 0.9),
+            (7, 0.5),
+            (100, 0.3),
+            (100_000, 0.6),
+        ] {
+            for f32_ in [false, true] {
+                let ks: Vec<i32> = (0..N)
+                    .map(|i| {
+                        if f32_ {
+                            stream(i).binomial_f32(n, p as f32)
+                        } else {
+                            stream(i).binomial(n, p)
+                        }
+                    })
+                    .collect();
+                assert!(ks.iter().all(|&k| (0..=n).contains(&k)));
+                let xs: Vec<f64> = ks.iter().map(|&k| k as f64).collect();
+                let nf = n as f64;
+                let normal = nf * p > 5.0 && nf * (1.0 - p) > 5.0;
+                let var = nf * p * (1.0 - p) + if normal { 1.0 / 12.0 } else { 0.0 };
+                let name = format!("binomial{}({n}, {p})", if f32_ { "_f32" } else { "" });
+                check_moments(&name, &xs, nf * p, var);
+                if !normal {
+                    let pmf = |k: i32| {
+                        (ln_fact(n) - ln_fact(k) - ln_fact(n - k)
+                            + k as f64 * p.ln()
+                            + (nf - k as f64) * (1.0 - p).ln())
+                        .exp()
+                    };
+                    chi_square(&name, &ks, pmf, 0, n);
+                }
+            }
+        }
+        let s = stream(2);
+        assert_eq!(s.binomial(10, 0.0), 0);
+        assert_eq!(s.binomial(10, 1.0), 10);
+        assert_eq!(s.binomial(0, 0.5), 0);
+        assert_eq!(s.binomial(10, f64::NAN), 0);
+        assert_eq!(s.binomial_f32(10, 1.0), 10);
+    }
+
+    #[test]
+    fn f32_variants_track_f64() {
+        // The f32 paths use the same words, so they mostly give the same integers.
+        let n = 200_000u32;
+        for lam in [3.0, 50.0] {
+            let same = (0..n)
+                .filter(|&i| stream(i).poisson(lam) == stream(i).poisson_f32(lam as f32))
+                .count();
+            eprintln!("poisson({lam}) f32 == f64 for {same}/{n}");
+            assert!(same as f64 > 0.999 * n as f64);
+        }
+        for (bn, p) in [(10, 0.2), (100, 0.3)] {
+            let same = (0..n)
+                .filter(|&i| stream(i).binomial(bn, p) == stream(i).binomial_f32(bn, p as f32))
+                .count();
+            eprintln!("binomial({bn}, {p}) f32 == f64 for {same}/{n}");
+            assert!(same as f64 > 0.999 * n as f64);
+        }
     }
 }

@@ -10,7 +10,8 @@ fn doubles_a_buffer() {
     let src = "@group(0) @binding(0) var<storage, read_write> a: array<f32>;\n\
                @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) id: vec3<u32>) {\n\
                if (id.x < arrayLength(&a)) { a[id.x] = a[id.x] * 2.0; } }";
-    ctx.run_compute("double", src, "main", &mut bufs, 4).unwrap();
+    ctx.run_compute("double", src, "main", &mut bufs, 4)
+        .unwrap();
     let out: &[f32] = bytemuck::cast_slice(&bufs[0]);
     for (i, v) in out.iter().enumerate() {
         assert_eq!(*v, 2.0 * i as f32);

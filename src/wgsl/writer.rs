@@ -55,11 +55,11 @@ impl Writer<'_> {
         match v {
             Value::Bool(b) => b.to_string(),
             Value::I32(i) if i == i32::MIN => "bitcast<i32>(0x80000000u)".into(),
-            Value::I32(i) => format!("{i}i"),
+            Value::I32(i) => format!("({i}i)"),
             Value::I64(i) if i == i64::MIN => {
                 "(i64(bitcast<i32>(0x80000000u)) * 4294967296li)".into()
             }
-            Value::I64(i) => format!("{i}li"),
+            Value::I64(i) => format!("({i}li)"),
             Value::F32(x) => {
                 if x.is_nan() {
                     "bitcast<f32>(0x7fc00000u)".into()
@@ -84,7 +84,7 @@ impl Writer<'_> {
                     "(-0.0lf)".into()
                 } else {
                     // `{:e}` round-trips exactly; naga reads it as the nearest f64.
-                    format!("{x:e}lf")
+                    format!("({x:e}lf)")
                 }
             }
         }

@@ -1,0 +1,45 @@
+# Two entry points (see README): `make test` and `make demo`. Both set everything up.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# Brian2 2.11 needs Python >= 3.13; pyenv's 3.13 is on every machine of this kind.
+PY313 := $(shell command -v python3.13 2>/dev/null || ls -d $(HOME)/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | head -1)
+PYDEPS := "brian2==2.11.0" "maturin>=1.5,<2" pytest pytest-timeout matplotlib cython
+
+.PHONY: test demo vulkan venv develop rust-test py-test bench clean
+
+# Lavapipe (Mesa's software Vulkan) when the machine has no Vulkan driver at all.
+vulkan:
+	@if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then \
+		echo "no Vulkan driver found: installing mesa-vulkan-drivers (lavapipe)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers; \
+	fi
+
+$(PY):
+	@test -n "$(PY313)" || (echo "Python 3.13 not found (needed by Brian2 2.11)"; exit 1)
+	$(PY313) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(PYDEPS)
+
+venv: $(PY)
+
+develop: venv
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/maturin develop --release -q
+
+rust-test: vulkan
+	cargo test --release
+
+py-test: develop
+	$(PY) -m pytest -q
+
+test: vulkan rust-test py-test
+
+demo: vulkan develop
+	$(PY) examples/compile_cobahh.py
+
+bench: vulkan develop
+	cargo bench
+	$(PY) benches/interp_vs_numpy.py
+
+clean:
+	rm -rf $(VENV) target

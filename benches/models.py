@@ -1,0 +1,60 @@
+"""Brian2 models shared by the benchmarks, examples and tests (plain Brian2 code)."""
+
+import numpy as np
+from brian2 import (NeuronGroup, Network, Equations, umetre, ufarad, cm, siemens, msiemens,
+                    mV, ms, nS, defaultclock)
+
+COBAHH_NAMESPACE = dict(
+    area=20000 * umetre**2,
+    El=-60 * mV, EK=-90 * mV, ENa=50 * mV, VT=-63 * mV,
+    taue=5 * ms, taui=10 * ms, Ee=0 * mV, Ei=-80 * mV, we=6 * nS, wi=67 * nS,
+)
+COBAHH_NAMESPACE.update(
+    Cm=(1 * ufarad * cm**-2) * COBAHH_NAMESPACE["area"],
+    gl=(5e-5 * siemens * cm**-2) * COBAHH_NAMESPACE["area"],
+    g_na=(100 * msiemens * cm**-2) * COBAHH_NAMESPACE["area"],
+    g_kd=(30 * msiemens * cm**-2) * COBAHH_NAMESPACE["area"],
+)
+
+# The COBAHH benchmark (Brette et al. 2007), as in Brian2's examples/COBAHH.py.
+COBAHH_EQS = Equations("""
+dv/dt = (gl*(El-v)+ge*(Ee-v)+gi*(Ei-v)-
+         g_na*(m*m*m)*h*(v-ENa)-
+         g_kd*(n*n*n*n)*(v-EK))/Cm : volt
+dm/dt = alpha_m*(1-m)-beta_m*m : 1
+dn/dt = alpha_n*(1-n)-beta_n*n : 1
+dh/dt = alpha_h*(1-h)-beta_h*h : 1
+dge/dt = -ge*(1./taue) : siemens
+dgi/dt = -gi*(1./taui) : siemens
+alpha_m = 0.32*(mV**-1)*4*mV/exprel((13*mV-v+VT)/(4*mV))/ms : Hz
+beta_m = 0.28*(mV**-1)*5*mV/exprel((v-VT-40*mV)/(5*mV))/ms : Hz
+alpha_h = 0.128*exp((17*mV-v+VT)/(18*mV))/ms : Hz
+beta_h = 4./(1+exp((40*mV-v+VT)/(5*mV)))/ms : Hz
+alpha_n = 0.032*(mV**-1)*5*mV/exprel((15*mV-v+VT)/(5*mV))/ms : Hz
+beta_n = .5*exp((10*mV-v+VT)/(40*mV))/ms : Hz
+""")
+
+
+def cobahh_group(n):
+    """COBAHH neurons with randomised initial state (no synapses)."""
+    G = NeuronGroup(n, model=COBAHH_EQS, threshold="v>-20*mV", refractory=3 * ms,
+                    method="exponential_euler", namespace=dict(COBAHH_NAMESPACE))
+    rng = np.random.default_rng(42)
+    G.v = (-65 + 10 * rng.standard_normal(n)) * mV
+    G.m = rng.uniform(0, 0.2, n)
+    G.n = rng.uniform(0, 0.5, n)
+    G.h = rng.uniform(0.4, 0.9, n)
+    G.ge = rng.uniform(0, 10, n) * nS
+    G.gi = rng.uniform(0, 50, n) * nS
+    return G
+
+
+def stateupdate_codeobject(group):
+    """Prepare `group` with Brian2's numpy target and return its state-update code object
+    and abstract code (what a device's ``code_object`` receives)."""
+    from brian2 import prefs
+    prefs.codegen.target = "numpy"
+    net = Network(group)
+    net.run(0 * ms, namespace={})
+    runner = group.state_updater
+    return runner, runner.codeobj

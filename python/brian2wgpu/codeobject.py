@@ -1,0 +1,135 @@
+"""Brian2 code objects → kernel specs for the Rust compiler.
+
+A kernel spec is a plain dict: the template name, the model's float type, the variables
+the statements touch (dtype, index, constant value, conditional write), and the scalar
+and vector statements as text, after Brian2's own ``make_statements`` (which resolves
+subexpressions and pulls loop invariants into scalar code).
+"""
+
+import numpy as np
+from brian2.codegen.translation import make_statements
+from brian2.core.functions import Function
+from brian2.core.variables import ArrayVariable, AuxiliaryVariable, Constant, Subexpression
+from brian2.parsing.rendering import NodeRenderer
+from brian2.utils.stringtools import get_identifiers
+
+__all__ = ["kernel_spec", "statements_text"]
+
+# Brian2's DEFAULT_FUNCTIONS that the Rust side implements itself.
+BUILTIN_FUNCTIONS = {
+    "cos", "sin", "tan", "cosh", "sinh", "tanh", "exp", "log", "log10", "expm1", "exprel",
+    "log1p", "sqrt", "ceil", "floor", "arccos", "arcsin", "arctan", "abs", "sign", "clip",
+    "int", "timestep", "rand", "randn", "poisson",
+}
+
+
+def _dtype_name(dtype):
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return "bool"
+    if dtype.kind in "iu":
+        return "int64" if dtype.itemsize == 8 else "int32"
+    if dtype.kind == "f":
+        return "float32" if dtype.itemsize == 4 else "float64"
+    raise NotImplementedError(f"wgpu device: variables of dtype {dtype} are not supported yet")
+
+
+def statements_text(statements):
+    """Render Brian2 `Statement` objects as the lines our parser reads."""
+    lines = []
+    for st in statements:
+        expr = NodeRenderer().render_expr(str(st.expr)) if not isinstance(st.expr, str) else st.expr
+        lines.append(f"{st.var} {st.op} {expr}")
+    return "\n".join(lines)
+
+
+def _function_spec(name, func, owner_name):
+    from brian2.input.binomial import BinomialFunction
+
+    if isinstance(func, BinomialFunction):
+        return {"kind": "binomial", "name": name, "n": int(func.n), "p": float(func.p)}
+    impl = None
+    try:
+        impl = func.implementations["wgpu"]
+    except KeyError:
+        pass
+    if impl is None:
+        raise NotImplementedError(
+            f"wgpu device: user function '{name}' in '{owner_name}' has no 'wgpu' implementation "
+            f"is not supported yet; add one with "
+            f"{name}.implementations.add_implementation('wgpu', code=WGSL_SOURCE)"
+        )
+    code = impl.get_code(None)
+    if isinstance(code, dict):
+        code = code.get("support_code") or code.get("code")
+    arg_types = [("float64" if t == "float" else "int32" if t == "integer" else "bool")
+                 for t in (func.arg_types or ["float"] * len(func.arg_units))]
+    ret = {"float": "float64", "integer": "int32", "boolean": "bool"}.get(func.return_type, "float64")
+    return {"kind": "user", "name": impl.name or name, "args": arg_types, "ret": ret, "wgsl": code}
+
+
+def kernel_spec(name, template, code, variables, variable_indices, float_dtype=np.float64,
+                owner_name=None, extra_read=()):
+    """Translate abstract ``code`` with Brian2 ``variables`` into a kernel spec dict.
+
+    ``extra_read`` names variables the template itself reads or writes beyond the code.
+    """
+    owner_name = owner_name or name
+    scalar, vector = make_statements(code, variables, float_dtype, optimise=True)
+    scalar_text = statements_text(scalar)
+    vector_text = statements_text(vector)
+    used = set(extra_read)
+    for st in scalar + vector:
+        used.add(st.var)
+        used |= set(get_identifiers(str(st.expr)))
+    # Conditional-write flags and index variables are needed too.
+    for v in list(used):
+        var = variables.get(v)
+        cw = getattr(var, "conditional_write", None)
+        if cw is not None:
+            cw_name = next((k for k, x in variables.items() if x is cw), None)
+            if cw_name:
+                used.add(cw_name)
+    specs, functions = [], []
+    pending = sorted(used)
+    seen = set()
+    while pending:
+        v = pending.pop()
+        if v in seen or v not in variables:
+            continue
+        seen.add(v)
+        var = variables[v]
+        if isinstance(var, Function):
+            if v not in BUILTIN_FUNCTIONS:
+                functions.append(_function_spec(v, var, owner_name))
+            continue
+        if isinstance(var, (AuxiliaryVariable, Subexpression)):
+            continue
+        entry = {"name": v, "dtype": _dtype_name(var.dtype)}
+        if isinstance(var, Constant):
+            entry["value"] = var.value.item() if hasattr(var.value, "item") else var.value
+        elif isinstance(var, ArrayVariable):
+            idx = variable_indices.get(v, "_idx")
+            if var.scalar:
+                idx = "0"
+            entry["index"] = idx
+            if idx not in ("_idx", "0", "_vectorisation_idx"):
+                pending.append(idx)
+            cw = getattr(var, "conditional_write", None)
+            if cw is not None:
+                entry["conditional_write"] = next(k for k, x in variables.items() if x is cw)
+        else:
+            raise NotImplementedError(
+                f"wgpu device: variable '{v}' of kind {type(var).__name__} in '{owner_name}' "
+                f"is not supported yet"
+            )
+        specs.append(entry)
+    return {
+        "name": name,
+        "template": template,
+        "float": _dtype_name(float_dtype),
+        "variables": specs,
+        "scalar_code": scalar_text,
+        "vector_code": vector_text,
+        "functions": functions,
+    }

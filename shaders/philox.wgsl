@@ -1,0 +1,1 @@
+// PLACEHOLDER: empty until the Philox library is written (this file is overwritten).
