@@ -28,10 +28,31 @@
 //!   `n (1 - p) > 5`, the normal approximation `n p + sqrt(n p (1 - p)) randn()`;
 //!   otherwise numpy's `rk_binomial_inversion` (search from 0 on min(p, 1 - p), restart
 //!   with a fresh uniform past the bound `min(n, n P + 10 sqrt(n P q + 1))`), restart r
-//!   drawing from draw r.
+//!   drawing from draw r. Brian2's normal approximation is a real number;
+//!   [`Stream::binomial_value`] returns it as is, [`Stream::binomial`] (the integer the
+//!   IR uses) rounds it to the nearest integer and clamps it to [0, n].
 //!
 //! The `_f32` variants mirror the WGSL functions of the same name for adapters without
-//! f64: the same algorithms in f32 arithmetic on the 24-bit uniforms.
+//! f64: the same algorithms in f32 arithmetic on the 24-bit uniforms, so they return the
+//! same integers as the f64 ones for nearly all streams.
+
+/// The WGSL library (`shaders/philox.wgsl`).
+pub const WGSL: &str = include_str!("../shaders/philox.wgsl");
+/// The line in [`WGSL`] after which every function needs f64 (and `f64_math.wgsl`).
+pub const WGSL_F64_MARKER: &str = "// ---- B2_PHILOX_F64";
+
+/// The WGSL library split for a kernel: without `f64`, only the u32/f32 part
+/// (self-contained); with it, everything (which then needs `b2_log_f64`, `b2_log1p_f64`,
+/// `b2_exp_f64` and `b2_cos_f64` from `f64_math.wgsl`).
+pub fn wgsl_source(f64: bool) -> &'static str {
+    if f64 {
+        WGSL
+    } else {
+        &WGSL[..WGSL
+            .find(WGSL_F64_MARKER)
+            .expect("philox.wgsl lacks its f64 marker")]
+    }
+}
 
 /// Philox4x32 multipliers and Weyl key increments (Random123).
 pub const PHILOX_M0: u32 = 0xD251_1F53;
@@ -45,8 +66,8 @@ const TWO_M24: f32 = 1.0 / 16_777_216.0;
 
 /// Poisson means below this use inversion, from here on PTRS (as Brian2's C++ code).
 pub const POISSON_INVERSION_MAX: f64 = 10.0;
-/// Iterations of PTRS (draws 1..=this) before giving up and returning round(λ); the
-/// acceptance rate is above 0.9, so this is never reached in practice.
+/// Iterations of PTRS (draws 1..=this) before giving up and returning round(λ); each
+/// iteration accepts with probability around 0.9, so this is never reached in practice.
 pub const PTRS_MAX_ITERS: u32 = 64;
 /// Cap on the CDF search steps of Poisson inversion (λ < 10 needs far fewer).
 pub const POISSON_INVERSION_MAX_STEPS: i32 = 256;
@@ -116,18 +137,25 @@ pub fn u01_open0_f32(w: u32) -> f32 {
     ((w >> 8) + 1) as f32 * TWO_M24
 }
 
-/// `log1p` as `shaders/f32_math.wgsl`'s `b2_log1p_f32` computes it (Kahan's trick on a
-/// plain `log`), so the f32 paths mirror the GPU.
+/// log1p(x) - x in f32 without cancellation: for |x| <= 0.5 from the series of
+/// 2 atanh(s), s = x / (2 + x), i.e. -x²/(2 + x) + 2 s³ (1/3 + s²/5 + ... + s¹⁶/19);
+/// `ln(1 + x) - x` elsewhere. Mirrors `b2_log1pmx_f32`: GPU f32 `log` is only good to
+/// about 2^-21 absolute near 1, so the f32 paths avoid it where it would cancel.
 #[inline]
-fn log1p_f32(x: f32) -> f32 {
-    let u = 1.0f32 + x;
-    if u == 1.0 {
-        return x;
-    }
+fn log1pmx_f32(x: f32) -> f32 {
     if x.abs() > 0.5 {
-        return u.ln();
+        return (1.0f32 + x).ln() - x;
     }
-    u.ln() * x / (u - 1.0)
+    let s = x / (2.0f32 + x);
+    let s2 = s * s;
+    let series = 0.33333334f32
+        + s2 * (0.2f32
+            + s2 * (0.14285715f32
+                + s2 * (0.11111111f32
+                    + s2 * (0.09090909f32
+                        + s2 * (0.07692308f32
+                            + s2 * (0.06666667f32 + s2 * (0.05882353f32 + s2 * 0.05263158f32)))))));
+    -(x * x) / (2.0f32 + x) + 2.0f32 * s * s2 * series
 }
 
 /// One random stream position: a call site of a kernel at a timestep for an element.
@@ -186,7 +214,7 @@ impl Stream {
 
     /// Poisson-distributed count with mean `lam` (0 for `lam <= 0` or NaN).
     pub fn poisson(&self, lam: f64) -> i32 {
-        if !(lam > 0.0) {
+        if lam.is_nan() || lam <= 0.0 {
             return 0;
         }
         if lam < POISSON_INVERSION_MAX {
@@ -200,7 +228,7 @@ impl Stream {
 
     /// [`Self::poisson`] in f32 arithmetic, as `b2_poisson_f32` computes it.
     pub fn poisson_f32(&self, lam: f32) -> i32 {
-        if !(lam > 0.0) {
+        if lam.is_nan() || lam <= 0.0 {
             return 0;
         }
         if lam < POISSON_INVERSION_MAX as f32 {
@@ -274,8 +302,8 @@ impl Stream {
 
     /// Brian2's `BinomialFunction(n, p)` value: the normal approximation (not rounded)
     /// when `n p > 5` and `n (1 - p) > 5`, else an exact binomial variate.
-    pub fn binomial_f64(&self, n: i32, p: f64) -> f64 {
-        if n <= 0 || !(p > 0.0) {
+    pub fn binomial_value(&self, n: i32, p: f64) -> f64 {
+        if n <= 0 || p.is_nan() || p <= 0.0 {
             return 0.0;
         }
         if p >= 1.0 {
@@ -288,16 +316,16 @@ impl Stream {
         self.binomial_inversion_f64(n, p) as f64
     }
 
-    /// Binomial count: [`Self::binomial_f64`] rounded to the nearest integer and clamped
+    /// Binomial count: [`Self::binomial_value`] rounded to the nearest integer and clamped
     /// to [0, n] in the normal regime (rounding keeps the mean n p, adds 1/12 variance).
     pub fn binomial(&self, n: i32, p: f64) -> i32 {
-        let x = self.binomial_f64(n, p);
+        let x = self.binomial_value(n, p);
         (x + 0.5).floor().clamp(0.0, n.max(0) as f64) as i32
     }
 
     /// [`Self::binomial`] in f32 arithmetic, as `b2_binomial_f32` computes it.
     pub fn binomial_f32(&self, n: i32, p: f32) -> i32 {
-        if n <= 0 || !(p > 0.0) {
+        if n <= 0 || p.is_nan() || p <= 0.0 {
             return 0;
         }
         if p >= 1.0 {
@@ -346,7 +374,7 @@ impl Stream {
         let pp = if reverse { 1.0f32 - p } else { p };
         let q = 1.0f32 - pp;
         let nf = n as f32;
-        let qn = (nf * log1p_f32(-pp)).exp();
+        let qn = (nf * (log1pmx_f32(-pp) - pp)).exp();
         let bound = nf.min(nf * pp + 10.0f32 * (nf * pp * q + 1.0f32).sqrt());
         let mut x = 0i32;
         let mut px = qn;
@@ -429,8 +457,10 @@ fn log_poisson_pmf_f64(k: f64, lam: f64, loglam: f64) -> f64 {
     let r2 = r * r;
     // ln k! - (k ln k - k + ln(2πk)/2) = 1/(12k) - 1/(360k³) + 1/(1260k⁵) - 1/(1680k⁷) + 1/(1188k⁹)
     let corr = r
-        * (1.0 / 12.0
-            - r2 * (1.0 / 360.0 - r2 * (1.0 / 1260.0 - r2 * (1.0 / 1680.0 - r2 * (1.0 / 1188.0)))));
+        * (0.08333333333333333
+            - r2 * (0.002777777777777778
+                - r2 * (0.0007936507936507937
+                    - r2 * (0.0005952380952380953 - r2 * 0.0008417508417508417))));
     k * ((t).ln_1p() - t) - 0.5 * (std::f64::consts::TAU * k).ln() - corr
 }
 
@@ -448,10 +478,10 @@ fn log_poisson_pmf_f32(k: f32, lam: f32, loglam: f32) -> f32 {
     let r = 1.0f32 / k;
     let r2 = r * r;
     let corr = r
-        * (1.0f32 / 12.0
-            - r2 * (1.0f32 / 360.0
-                - r2 * (1.0f32 / 1260.0 - r2 * (1.0f32 / 1680.0 - r2 * (1.0f32 / 1188.0)))));
-    k * (log1p_f32(t) - t) - 0.5f32 * (std::f32::consts::TAU * k).ln() - corr
+        * (0.083333336f32
+            - r2 * (0.0027777778f32
+                - r2 * (0.0007936508f32 - r2 * (0.0005952381f32 - r2 * 0.0008417508f32))));
+    k * log1pmx_f32(t) - 0.5f32 * (std::f32::consts::TAU * k).ln() - corr
 }
 
 /// f64 → i32 saturating at the i32 range (the WGSL code clamps the same way).
@@ -691,6 +721,20 @@ mod tests {
         assert_eq!(s.poisson(f64::NAN), 0);
         assert_eq!(s.poisson(f64::INFINITY), i32::MAX);
         assert!(s.poisson(1e12) > 0);
+    }
+
+    #[test]
+    fn log1pmx_f32_is_accurate() {
+        for i in -1000..=1000 {
+            let x = i as f64 * 0.0005 + 1e-7;
+            let want = x.ln_1p() - x;
+            let got = log1pmx_f32(x as f32) as f64;
+            let want32 = (x as f32 as f64).ln_1p() - x as f32 as f64;
+            assert!(
+                (got - want32).abs() <= 4e-7 * want.abs(),
+                "x {x}: {got} vs {want32}"
+            );
+        }
     }
 
     #[test]

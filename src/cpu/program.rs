@@ -294,7 +294,7 @@ pub fn compile(k: &Kernel) -> Result<Program, CpuError> {
         var_is_array: k
             .vars
             .iter()
-            .map(|v| matches!(v.kind, VarKind::Array))
+            .map(|v| matches!(v.kind, VarKind::Array) && (v.read || v.written))
             .collect(),
         parallel_safe,
         rng_sites: k.rng_sites,

@@ -4,8 +4,10 @@
 //! run one WGSL module over a handful of raw buffers.
 
 mod adapter;
+mod kernel;
 
 pub use adapter::{AdapterReport, list_adapters, pick_adapter};
+pub use kernel::{check_features, grid, run_kernel};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -440,6 +440,30 @@ impl<'a> Lowerer<'a> {
                         }
                     }
                 }
+                if ty.is_float()
+                    && !both_weak
+                    && let Some(p) = lit_of(&b)
+                {
+                    // numpy's fast paths for scalar exponents (exact, and what numpy
+                    // actually computes): x**2 = x*x, x**0.5 = sqrt, x**-1 = 1/x, x**1 = x.
+                    let a = cast(a, ty);
+                    let one = cast(weak(Value::F64(1.0)).0, ty);
+                    let out = match p.as_f64() {
+                        2.0 => Some(mk(BinaryOp::Mul, ty, a.clone(), a.clone())),
+                        0.5 => Some(Expr {
+                            ty,
+                            kind: ExprKind::Call(Func::Sqrt, vec![a.clone()]),
+                        }),
+                        -1.0 => Some(mk(BinaryOp::Div, ty, one, a.clone())),
+                        1.0 => Some(a.clone()),
+                        0.0 => Some(one),
+                        _ => None,
+                    };
+                    if let Some(out) = out {
+                        return Ok(strong(out));
+                    }
+                    return Ok(strong(mk(BinaryOp::Pow, ty, a, b)));
+                }
                 mk(BinaryOp::Pow, ty, a, b)
             }
         };
@@ -456,9 +480,10 @@ impl<'a> Lowerer<'a> {
         if let Some(f) = spec_fn {
             return match f {
                 FunctionSpec::Binomial { n, p, .. } => {
+                    // Brian2 types it as float: the normal approximation is not rounded.
                     let site = self.next_site();
                     Ok(strong(Expr {
-                        ty: Type::I32,
+                        ty: self.kernel.float,
                         kind: ExprKind::Call(Func::Binomial { site, n: *n, p: *p }, vec![]),
                     }))
                 }
@@ -560,7 +585,17 @@ impl<'a> Lowerer<'a> {
                 let args = lowered.into_iter().map(|(e, _)| cast(e, ty)).collect();
                 call(func, ty, args)
             }
-            Func::Abs | Func::Sign | Func::Ceil | Func::Floor => {
+            Func::Ceil | Func::Floor => {
+                // Brian2's numpy target: np.int32(np.ceil(x)) -- an int32 result.
+                let (a, t) = lowered.pop().unwrap();
+                if t.info.ty.is_float() {
+                    let fty = float_result(t.info);
+                    cast(call(func, fty, vec![cast(a, fty)]), Type::I32)
+                } else {
+                    cast(a, Type::I32)
+                }
+            }
+            Func::Abs | Func::Sign => {
                 let (a, t) = lowered.pop().unwrap();
                 let ty = match (func, t.info.ty) {
                     (Func::Abs, Type::Bool) => Type::Bool,

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use numpy::{PyArray1, PyArrayMethods};
+use numpy::{PyArray1, PyArrayMethods, PyReadwriteArray1};
 use pyo3::exceptions::{PyNotImplementedError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -111,6 +111,7 @@ struct CompiledKernel {
     kernel: Kernel,
     program: Option<Program>,
     cpu_error: Option<String>,
+    compiled: Option<wgsl::WgslKernel>,
     #[pyo3(get)]
     wgsl: String,
     /// Seconds spent in parse → IR → WGSL → naga validation.
@@ -140,128 +141,11 @@ impl CompiledKernel {
         let prog = self.program.as_ref().ok_or_else(|| {
             PyNotImplementedError::new_err(self.cpu_error.clone().unwrap_or_default())
         })?;
-        let mut holders = Vec::new();
-        for v in &self.kernel.vars {
-            if matches!(v.kind, ir::VarKind::Constant(_)) {
-                holders.push(None);
-                continue;
-            }
-            let a = arrays.get_item(&v.name)?.ok_or_else(|| {
-                PyValueError::new_err(format!("no array for variable '{}'", v.name))
-            })?;
-            holders.push(Some(a));
-        }
-        let mut rw_f64 = Vec::new();
-        let mut rw_f32 = Vec::new();
-        let mut rw_i32 = Vec::new();
-        let mut rw_i64 = Vec::new();
-        let mut rw_b = Vec::new();
-        let mut kinds = Vec::new();
-        for (v, h) in self.kernel.vars.iter().zip(&holders) {
-            let Some(a) = h else {
-                kinds.push(None);
-                continue;
-            };
-            let wrong = |_| {
-                PyValueError::new_err(format!(
-                    "array for '{}' must be a contiguous 1-D {} array",
-                    v.name, v.ty
-                ))
-            };
-            match v.ty {
-                Type::F64 => {
-                    rw_f64.push(a.cast::<PyArray1<f64>>().map_err(wrong)?.readwrite());
-                    kinds.push(Some((v.ty, rw_f64.len() - 1)))
-                }
-                Type::F32 => {
-                    rw_f32.push(a.cast::<PyArray1<f32>>().map_err(wrong)?.readwrite());
-                    kinds.push(Some((v.ty, rw_f32.len() - 1)))
-                }
-                Type::I32 => {
-                    rw_i32.push(a.cast::<PyArray1<i32>>().map_err(wrong)?.readwrite());
-                    kinds.push(Some((v.ty, rw_i32.len() - 1)))
-                }
-                Type::I64 => {
-                    rw_i64.push(a.cast::<PyArray1<i64>>().map_err(wrong)?.readwrite());
-                    kinds.push(Some((v.ty, rw_i64.len() - 1)))
-                }
-                Type::Bool => {
-                    rw_b.push(a.cast::<PyArray1<bool>>().map_err(wrong)?.readwrite());
-                    kinds.push(Some((v.ty, rw_b.len() - 1)))
-                }
-            }
-        }
-        let mut f64s: Vec<&mut [f64]> = rw_f64
+        let mut holders = borrow_arrays(&self.kernel, arrays, n)?;
+        let mut views: Vec<ArrayMut> = holders
             .iter_mut()
-            .map(|a| a.as_slice_mut())
-            .collect::<Result<_, _>>()
-            .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let mut f32s: Vec<&mut [f32]> = rw_f32
-            .iter_mut()
-            .map(|a| a.as_slice_mut())
-            .collect::<Result<_, _>>()
-            .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let mut i32s: Vec<&mut [i32]> = rw_i32
-            .iter_mut()
-            .map(|a| a.as_slice_mut())
-            .collect::<Result<_, _>>()
-            .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let mut i64s: Vec<&mut [i64]> = rw_i64
-            .iter_mut()
-            .map(|a| a.as_slice_mut())
-            .collect::<Result<_, _>>()
-            .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let mut bs: Vec<&mut [bool]> = rw_b
-            .iter_mut()
-            .map(|a| a.as_slice_mut())
-            .collect::<Result<_, _>>()
-            .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let mut views: Vec<ArrayMut> = Vec::new();
-        // Hand each slice out once, in variable order.
-        let (mut it64, mut it32, mut iti32, mut iti64, mut itb) = (
-            f64s.iter_mut(),
-            f32s.iter_mut(),
-            i32s.iter_mut(),
-            i64s.iter_mut(),
-            bs.iter_mut(),
-        );
-        for k in &kinds {
-            views.push(match k {
-                None => ArrayMut::None,
-                Some((Type::F64, _)) => ArrayMut::F64(it64.next().unwrap()),
-                Some((Type::F32, _)) => ArrayMut::F32(it32.next().unwrap()),
-                Some((Type::I32, _)) => ArrayMut::I32(iti32.next().unwrap()),
-                Some((Type::I64, _)) => ArrayMut::I64(iti64.next().unwrap()),
-                // numpy booleans are one byte, 0 or 1.
-                Some((Type::Bool, _)) => {
-                    let s: &mut [bool] = itb.next().unwrap();
-                    ArrayMut::Bool(unsafe {
-                        std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut u8, s.len())
-                    })
-                }
-            });
-        }
-        for (v, view) in self.kernel.vars.iter().zip(&views) {
-            let len = match view {
-                ArrayMut::F64(s) => s.len(),
-                ArrayMut::F32(s) => s.len(),
-                ArrayMut::I32(s) => s.len(),
-                ArrayMut::I64(s) => s.len(),
-                ArrayMut::Bool(s) => s.len(),
-                ArrayMut::None => continue,
-            };
-            let need = if matches!(v.index, ir::Index::Elem) {
-                n
-            } else {
-                1
-            };
-            if len < need {
-                return Err(PyValueError::new_err(format!(
-                    "array for '{}' has {len} elements, needs {need}",
-                    v.name
-                )));
-            }
-        }
+            .map(Holder::view)
+            .collect::<PyResult<_>>()?;
         let args = RunArgs {
             n,
             seed,
@@ -270,6 +154,115 @@ impl CompiledKernel {
         };
         py.detach(|| prog.run(&mut views, &args)).map_err(cpu_err)
     }
+
+    /// Run once on the GPU (the default adapter) over `n` elements, like `run_cpu`.
+    #[pyo3(signature = (arrays, n, seed=0, step=0))]
+    fn run_gpu(
+        &self,
+        py: Python<'_>,
+        arrays: &Bound<'_, PyDict>,
+        n: usize,
+        seed: u64,
+        step: i64,
+    ) -> PyResult<()> {
+        let compiled = self
+            .compiled
+            .as_ref()
+            .ok_or_else(|| PyValueError::new_err("kernel was compiled with wgsl=False"))?;
+        let mut holders = borrow_arrays(&self.kernel, arrays, n)?;
+        let mut views: Vec<ArrayMut> = holders
+            .iter_mut()
+            .map(Holder::view)
+            .collect::<PyResult<_>>()?;
+        let args = RunArgs {
+            n,
+            seed,
+            kernel_id: 0,
+            step,
+        };
+        let kernel = &self.kernel;
+        py.detach(|| {
+            let ctx = GpuContext::shared()?;
+            gpu::run_kernel(ctx, kernel, compiled, &mut views, &args)
+        })
+        .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    }
+}
+
+/// A borrowed numpy array, kept alive while the engine uses its memory.
+enum Holder<'py> {
+    None,
+    F64(PyReadwriteArray1<'py, f64>),
+    F32(PyReadwriteArray1<'py, f32>),
+    I32(PyReadwriteArray1<'py, i32>),
+    I64(PyReadwriteArray1<'py, i64>),
+    Bool(PyReadwriteArray1<'py, bool>),
+}
+
+impl Holder<'_> {
+    fn view(&mut self) -> PyResult<ArrayMut<'_>> {
+        let err = |e: numpy::AsSliceError| {
+            PyValueError::new_err(format!("arrays must be contiguous: {e}"))
+        };
+        Ok(match self {
+            Holder::None => ArrayMut::None,
+            Holder::F64(a) => ArrayMut::F64(a.as_slice_mut().map_err(err)?),
+            Holder::F32(a) => ArrayMut::F32(a.as_slice_mut().map_err(err)?),
+            Holder::I32(a) => ArrayMut::I32(a.as_slice_mut().map_err(err)?),
+            Holder::I64(a) => ArrayMut::I64(a.as_slice_mut().map_err(err)?),
+            Holder::Bool(a) => {
+                let s = a.as_slice_mut().map_err(err)?;
+                // numpy booleans are one byte holding 0 or 1.
+                ArrayMut::Bool(unsafe {
+                    std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut u8, s.len())
+                })
+            }
+        })
+    }
+}
+
+fn borrow_arrays<'py>(
+    kernel: &Kernel,
+    arrays: &Bound<'py, PyDict>,
+    n: usize,
+) -> PyResult<Vec<Holder<'py>>> {
+    let mut out = Vec::new();
+    for v in &kernel.vars {
+        if matches!(v.kind, ir::VarKind::Constant(_)) || !(v.read || v.written) {
+            out.push(Holder::None);
+            continue;
+        }
+        let a = arrays
+            .get_item(&v.name)?
+            .ok_or_else(|| PyValueError::new_err(format!("no array for variable '{}'", v.name)))?;
+        let wrong = |_| {
+            PyValueError::new_err(format!(
+                "array for '{}' must be a 1-D {} numpy array",
+                v.name, v.ty
+            ))
+        };
+        let h = match v.ty {
+            Type::F64 => Holder::F64(a.cast::<PyArray1<f64>>().map_err(wrong)?.try_readwrite()?),
+            Type::F32 => Holder::F32(a.cast::<PyArray1<f32>>().map_err(wrong)?.try_readwrite()?),
+            Type::I32 => Holder::I32(a.cast::<PyArray1<i32>>().map_err(wrong)?.try_readwrite()?),
+            Type::I64 => Holder::I64(a.cast::<PyArray1<i64>>().map_err(wrong)?.try_readwrite()?),
+            Type::Bool => Holder::Bool(a.cast::<PyArray1<bool>>().map_err(wrong)?.try_readwrite()?),
+        };
+        let len = a.len()?;
+        let need = if matches!(v.index, ir::Index::Elem) {
+            n
+        } else {
+            1
+        };
+        if len < need {
+            return Err(PyValueError::new_err(format!(
+                "array for '{}' has {len} elements, the kernel needs {need}",
+                v.name
+            )));
+        }
+        out.push(h);
+    }
+    Ok(out)
 }
 
 /// Lower a kernel spec (a dict) for the interpreter and, with `wgsl=True`, to WGSL.
@@ -279,16 +272,16 @@ fn compile(spec: &Bound<'_, PyDict>, wgsl: bool) -> PyResult<CompiledKernel> {
     let spec = spec_from_dict(spec)?;
     let t0 = Instant::now();
     let kernel = ir::lower(&spec).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    let source = if wgsl {
+    let compiled = if wgsl {
         match wgsl::compile(&kernel, &Default::default()) {
-            Ok(k) => k.source,
+            Ok(k) => Some(k),
             Err(e @ wgsl::Error::MissingImplementation { .. }) => {
                 return Err(PyNotImplementedError::new_err(e.to_string()));
             }
             Err(e) => return Err(PyRuntimeError::new_err(e.to_string())),
         }
     } else {
-        String::new()
+        None
     };
     let lower_seconds = t0.elapsed().as_secs_f64();
     let (program, cpu_error) = match Program::new(&kernel) {
@@ -299,7 +292,11 @@ fn compile(spec: &Bound<'_, PyDict>, wgsl: bool) -> PyResult<CompiledKernel> {
         kernel,
         program,
         cpu_error,
-        wgsl: source,
+        wgsl: compiled
+            .as_ref()
+            .map(|c| c.source.clone())
+            .unwrap_or_default(),
+        compiled,
         lower_seconds,
     })
 }

@@ -8,7 +8,6 @@ use crate::ir::Type;
 
 pub const F64_MATH: &str = include_str!("../../shaders/f64_math.wgsl");
 pub const F32_MATH: &str = include_str!("../../shaders/f32_math.wgsl");
-pub const PHILOX: &str = include_str!("../../shaders/philox.wgsl");
 
 /// One helper, instantiated for a type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -28,7 +27,10 @@ pub enum Helper {
     IsNan(Type),
     F64Math,
     F32Math,
+    /// Philox and the f32 distributions (no f64 needed).
     Philox,
+    /// The f64 distributions.
+    PhiloxF64,
 }
 
 pub fn wgsl_type(t: Type) -> &'static str {
@@ -61,7 +63,7 @@ pub fn dependencies(h: Helper) -> Vec<Helper> {
         Clip(t) | Sign(t) | ToI32(t) | ToI64(t) if t.is_float() => vec![IsNan(t), Nan(t)],
         Timestep => vec![ToI64(Type::F64), IsNan(Type::F64), Nan(Type::F64)],
         Inf(t) | Nan(t) if t == Type::F64 => vec![],
-        Philox => vec![F32Math],
+        PhiloxF64 => vec![Philox, F64Math],
         _ => vec![],
     }
 }
@@ -72,7 +74,8 @@ pub fn source(h: Helper) -> String {
     match h {
         F64Math => F64_MATH.to_string(),
         F32Math => F32_MATH.to_string(),
-        Philox => PHILOX.to_string(),
+        Philox => crate::rng::wgsl_source(false).to_string(),
+        PhiloxF64 => crate::rng::wgsl_source(true)[crate::rng::wgsl_source(false).len()..].to_string(),
         FloorDivInt(t) => {
             let (ty, s) = (wgsl_type(t), suffix(t));
             format!(

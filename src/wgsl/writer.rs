@@ -197,10 +197,11 @@ impl Writer<'_> {
         };
         Ok(match f {
             Func::Rand { site } | Func::Randn { site } => {
-                self.helpers.insert(Helper::Philox);
-                if ty == Type::F64 {
-                    self.helpers.insert(Helper::F64Math);
-                }
+                self.helpers.insert(if ty == Type::F64 {
+                    Helper::PhiloxF64
+                } else {
+                    Helper::Philox
+                });
                 let which = if matches!(f, Func::Rand { .. }) {
                     "uniform"
                 } else {
@@ -209,12 +210,12 @@ impl Writer<'_> {
                 format!("b2_{which}_{tn}({})", self.rng_counter(site))
             }
             Func::Poisson { site } => {
-                self.helpers.insert(Helper::Philox);
                 let at = args[0].ty;
                 if at == Type::F64 {
-                    self.helpers.insert(Helper::F64Math);
+                    self.helpers.insert(Helper::PhiloxF64);
                     format!("b2_poisson({}, {})", self.rng_counter(site), a[0])
                 } else {
+                    self.helpers.insert(Helper::Philox);
                     format!("b2_poisson_f32({}, {})", self.rng_counter(site), a[0])
                 }
             }

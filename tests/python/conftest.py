@@ -1,0 +1,21 @@
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benches"))
+
+
+def have_adapter():
+    import brian2wgpu
+    return bool(brian2wgpu.list_adapters())
+
+
+@pytest.fixture
+def gpu():
+    """GPU tests fail under CI=true without an adapter; elsewhere they skip."""
+    if not have_adapter():
+        if os.environ.get("CI") in ("true", "1"):
+            pytest.fail("CI requires a wgpu adapter (install mesa-vulkan-drivers)")
+        pytest.skip("no wgpu adapter")
+    return True

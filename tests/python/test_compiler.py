@@ -1,0 +1,149 @@
+"""Brian2's own generated code (state updaters of real models) through our compiler:
+the interpreter and WGSL on the GPU must match Brian2's numpy target."""
+
+import numpy as np
+import pytest
+from brian2 import (NeuronGroup, Network, ms, mV, nS, second, Hz, prefs, start_scope)
+
+import brian2wgpu
+from brian2wgpu.codeobject import kernel_spec
+from models import cobahh_group
+
+
+def prepared(group):
+    prefs.codegen.target = "numpy"
+    net = Network(group)
+    net.run(0 * ms, namespace={})
+    runner = group.state_updater
+    return runner, runner.codeobj
+
+
+def state_arrays(kernel, co):
+    return {name: np.array(co.variables[name].get_value(), copy=True)
+            for name in kernel.variables if not hasattr(co.variables[name], "value")}
+
+
+def compare_one_step(group, backends, rtol=1e-12, steps=3):
+    runner, co = prepared(group)
+    spec = kernel_spec(group.name + "_su", co.template_name, runner.abstract_code,
+                       co.variables, co.variable_indices)
+    kernel = brian2wgpu.compile(spec)
+    written = [v for v in group.variables if not v.startswith("_")
+               and v in kernel.variables and v not in ("t", "dt", "N")]
+    runs = {b: state_arrays(kernel, co) for b in backends}
+    for _ in range(steps):
+        co()
+        for b, arrays in runs.items():
+            getattr(kernel, f"run_{b}")(arrays, len(group))
+    for name in written:
+        ref = np.asarray(group.variables[name].get_value())
+        for b, arrays in runs.items():
+            np.testing.assert_allclose(arrays[name], ref, rtol=rtol, atol=0,
+                                       err_msg=f"{name} on {b}")
+    return kernel
+
+
+def test_cobahh_exponential_euler_cpu_is_bit_exact():
+    start_scope()
+    G = cobahh_group(500)
+    runner, co = prepared(G)
+    spec = kernel_spec("cobahh", co.template_name, runner.abstract_code, co.variables,
+                       co.variable_indices)
+    kernel = brian2wgpu.compile(spec, wgsl=False)
+    arrays = state_arrays(kernel, co)
+    kernel.run_cpu(arrays, len(G))
+    co()
+    for name in ["v", "m", "n", "h", "ge", "gi"]:
+        assert np.array_equal(arrays[name], G.variables[name].get_value()), name
+
+
+def test_cobahh_gpu(gpu):
+    start_scope()
+    compare_one_step(cobahh_group(500), ["cpu", "gpu"], rtol=1e-11)
+
+
+@pytest.mark.parametrize("method", ["exact", "euler", "rk2", "rk4", "heun", "exponential_euler"])
+def test_lif_with_refractoriness(method, gpu):
+    start_scope()
+    G = NeuronGroup(200, """dv/dt = (I - v)/(10*ms) : 1 (unless refractory)
+                            I : 1""", threshold="v > 1", reset="v = 0",
+                    refractory=2 * ms, method=method)
+    G.v = np.linspace(0, 1.2, 200)
+    G.I = np.linspace(0.5, 2, 200)
+    G.lastspike = np.where(np.arange(200) % 3 == 0, 0.0, -1e4) * second  # some refractory
+    compare_one_step(G, ["cpu", "gpu"])
+
+
+def test_izhikevich_euler(gpu):
+    start_scope()
+    G = NeuronGroup(100, """dv/dt = (0.04*v**2 + 5*v + 140 - u + I)/ms : 1
+                            du/dt = a*(b*v - u)/ms : 1
+                            a : 1
+                            b : 1
+                            I : 1""", method="euler")
+    G.v = -65 + np.arange(100) * 0.3
+    G.u = -13
+    G.a, G.b, G.I = 0.02, 0.2, 10
+    compare_one_step(G, ["cpu", "gpu"], rtol=1e-12)
+
+
+def test_float32_model(gpu):
+    start_scope()
+    prefs.core.default_float_dtype = np.float32
+    try:
+        G = NeuronGroup(100, "dv/dt = (2 - v)/(10*ms) + sin(v)/ms : 1", method="rk4")
+        G.v = np.linspace(-1, 1, 100)
+        compare_one_step(G, ["cpu", "gpu"], rtol=2e-5)
+        assert G.v[:].dtype == np.float32
+    finally:
+        prefs.core.default_float_dtype = np.float64
+
+
+def test_noise_statistics_match():
+    """SDE with xi: different random streams, same statistics."""
+    start_scope()
+    n = 20000
+    G = NeuronGroup(n, "dv/dt = -v/(10*ms) + 0.5*xi/sqrt(ms) : 1", method="euler")
+    runner, co = prepared(G)
+    spec = kernel_spec("ou", co.template_name, runner.abstract_code, co.variables,
+                       co.variable_indices)
+    kernel = brian2wgpu.compile(spec, wgsl=False)
+    arrays = state_arrays(kernel, co)
+    for step in range(20):
+        kernel.run_cpu(arrays, n, seed=7, step=step)
+        co()
+    ours, ref = arrays["v"], G.v[:]
+    # Same variance of an OU process within sampling error (std error ~ sqrt(2/n)).
+    assert abs(ours.var() / ref.var() - 1) < 5 * np.sqrt(2 / n) * 1.5
+    assert abs(ours.mean() - ref.mean()) < 5 * ref.std() / np.sqrt(n)
+
+
+def test_errors_are_clear():
+    spec = {"name": "bad", "variables": [{"name": "v", "dtype": "float64"}],
+            "vector_code": "v = v + * 2"}
+    with pytest.raises(ValueError, match=r"column 9"):
+        brian2wgpu.compile(spec)
+    spec["vector_code"] = "v = foo(v)"
+    with pytest.raises(ValueError, match="unknown function 'foo'"):
+        brian2wgpu.compile(spec)
+    spec["vector_code"] = "v = v and True"
+    with pytest.raises(ValueError, match="boolean operands"):
+        brian2wgpu.compile(spec)
+
+
+def test_cpu_rejects_wrong_arrays():
+    spec = {"name": "k", "variables": [{"name": "v", "dtype": "float64"}],
+            "vector_code": "v = v * 2"}
+    k = brian2wgpu.compile(spec, wgsl=False)
+    with pytest.raises(ValueError, match="float64"):
+        k.run_cpu({"v": np.zeros(10, dtype=np.float32)}, 10)
+    with pytest.raises(ValueError, match="needs 10"):
+        k.run_cpu({"v": np.zeros(5)}, 10)
+
+
+def test_adapter_listing_cli():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "brian2wgpu"], capture_output=True, text=True,
+                         check=True).stdout
+    assert "backend 'auto' picks:" in out
