@@ -8,6 +8,7 @@ pub mod gpu;
 pub mod ir;
 pub mod parse;
 pub mod rng;
+pub mod runtime;
 pub mod wgsl;
 
 #[cfg(feature = "python")]

@@ -6,8 +6,10 @@ whole networks builds on it.
 """
 
 from ._engine import CompiledKernel, __version__, compile, create_pipeline, list_adapters
+from .device import WgpuDevice, wgpu_device
 
-__all__ = ["CompiledKernel", "__version__", "compile", "create_pipeline", "list_adapters", "auto_backend"]
+__all__ = ["CompiledKernel", "WgpuDevice", "__version__", "auto_backend", "compile",
+           "create_pipeline", "list_adapters", "wgpu_device"]
 
 
 def auto_backend():

@@ -69,7 +69,7 @@ def _function_spec(name, func, owner_name):
 
 
 def kernel_spec(name, template, code, variables, variable_indices, float_dtype=np.float64,
-                owner_name=None, extra_read=()):
+                owner_name=None, extra_read=(), override_conditional_write=()):
     """Translate abstract ``code`` with Brian2 ``variables`` into a kernel spec dict.
 
     ``extra_read`` names variables the template itself reads or writes beyond the code.
@@ -117,7 +117,10 @@ def kernel_spec(name, template, code, variables, variable_indices, float_dtype=n
                 pending.append(idx)
             cw = getattr(var, "conditional_write", None)
             if cw is not None:
-                entry["conditional_write"] = next(k for k, x in variables.items() if x is cw)
+                cw_name = next(k for k, x in variables.items() if x is cw)
+                # Templates such as reset write regardless of refractoriness.
+                if cw_name not in override_conditional_write:
+                    entry["conditional_write"] = cw_name
         else:
             raise NotImplementedError(
                 f"wgpu device: variable '{v}' of kind {type(var).__name__} in '{owner_name}' "

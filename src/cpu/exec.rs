@@ -275,6 +275,10 @@ int_ops!(i64, math::floordiv_i64, math::mod_i64, math::pow_i64);
 pub struct RunCtx<'a> {
     pub prog: &'a Program,
     pub arrays: &'a [RawArray],
+    /// Iterate over these element indices instead of 0..n (events, recorded indices).
+    pub list: Option<&'a [i32]>,
+    /// Offset of position 0 in `Index::Pos` (record) arrays.
+    pub pos_base: usize,
     pub seed: u64,
     pub kernel_id: u32,
     pub step: i64,
@@ -399,6 +403,42 @@ fn store(arr: &RawArray, src: &Buf, uniform: bool, idx: &[usize]) {
             }
             _ => unreachable!("array and register types differ"),
         }
+    }
+}
+
+/// The element indices of positions `start..start+n`, checked against `len`.
+fn elem_indices(
+    ctx: &RunCtx,
+    start: usize,
+    n: usize,
+    len: usize,
+    var: usize,
+) -> Result<Vec<usize>, CpuError> {
+    match ctx.list {
+        None => {
+            if start + n > len {
+                return Err(CpuError::Index {
+                    var: format!("#{var}"),
+                    index: (start + n - 1) as i64,
+                    len,
+                });
+            }
+            Ok((start..start + n).collect())
+        }
+        Some(list) => list[start..start + n]
+            .iter()
+            .map(|&i| {
+                if i < 0 || i as usize >= len {
+                    Err(CpuError::Index {
+                        var: format!("#{var}"),
+                        index: i as i64,
+                        len,
+                    })
+                } else {
+                    Ok(i as usize)
+                }
+            })
+            .collect(),
     }
 }
 
@@ -561,8 +601,25 @@ fn run_instr(
             let arr = &ctx.arrays[*var];
             with_dst!(*dst, |d, regs| {
                 match at {
-                    Place::Elem => {
+                    Place::Elem if ctx.list.is_none() && start + n <= arr.len => {
                         load_range(arr, &mut d, start, n);
+                        Ok(())
+                    }
+                    Place::Elem => {
+                        let idx = elem_indices(ctx, start, n, arr.len, *var)?;
+                        load(arr, &mut d, &idx);
+                        Ok(())
+                    }
+                    Place::Pos => {
+                        let b = ctx.pos_base + start;
+                        if b + n > arr.len {
+                            return Err(CpuError::Index {
+                                var: format!("#{var}"),
+                                index: (b + n) as i64 - 1,
+                                len: arr.len,
+                            });
+                        }
+                        load_range(arr, &mut d, b, n);
                         Ok(())
                     }
                     Place::Zero => {
@@ -600,7 +657,18 @@ fn run_instr(
                 &loc[*src as usize]
             };
             let idx: Vec<usize> = match at {
-                Place::Elem => (start..start + n).collect(),
+                Place::Elem => elem_indices(ctx, start, n, arr.len, *var)?,
+                Place::Pos => {
+                    let b = ctx.pos_base + start;
+                    if b + n > arr.len {
+                        return Err(CpuError::Index {
+                            var: format!("#{var}"),
+                            index: (b + n) as i64 - 1,
+                            len: arr.len,
+                        });
+                    }
+                    (b..b + n).collect()
+                }
                 Place::Zero => vec![0],
                 Place::At(r) => index_values(&regs, *r, arr.len, &format!("#{var}"))?,
             };
@@ -783,7 +851,14 @@ fn call(
         site,
         step: ctx.step,
         // In the prologue (scalar code) every draw belongs to element 0.
-        element: if regs.prologue { 0 } else { (start + k) as u32 },
+        element: if regs.prologue {
+            0
+        } else {
+            match ctx.list {
+                Some(l) => l[start + k] as u32,
+                None => (start + k) as u32,
+            }
+        },
     };
     match f {
         Func::Rand { site } => match d {

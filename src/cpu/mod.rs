@@ -53,11 +53,16 @@ impl ArrayMut<'_> {
 
 /// Per-invocation parameters: element count and the random stream's key.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RunArgs {
+pub struct RunArgs<'a> {
+    /// Elements (or positions in `list`) to run over.
     pub n: usize,
     pub seed: u64,
     pub kernel_id: u32,
     pub step: i64,
+    /// Run over these element indices (e.g. the spikes of this step) instead of 0..n.
+    pub list: Option<&'a [i32]>,
+    /// Where position 0 of record (`Index::Pos`) arrays lies.
+    pub pos_base: usize,
 }
 
 impl Program {
@@ -72,6 +77,8 @@ impl Program {
         let ctx = exec::RunCtx {
             prog: self,
             arrays: &raws,
+            list: args.list,
+            pos_base: args.pos_base,
             seed: args.seed,
             kernel_id: args.kernel_id,
             step: args.step,
@@ -88,6 +95,8 @@ impl Program {
         let ctx = exec::RunCtx {
             prog: self,
             arrays,
+            list: args.list,
+            pos_base: args.pos_base,
             seed: args.seed,
             kernel_id: args.kernel_id,
             step: args.step,
@@ -150,6 +159,8 @@ pub fn eval_scalar(e: &Expr, _locals: &[Value]) -> Result<Value, CpuError> {
     let ctx = exec::RunCtx {
         prog: &prog,
         arrays: &[],
+        list: None,
+        pos_base: 0,
         seed: 0,
         kernel_id: 0,
         step: 0,

@@ -18,6 +18,7 @@ pub struct RegInfo {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Place {
     Elem,
+    Pos,
     Zero,
     At(Reg),
 }
@@ -217,7 +218,7 @@ pub fn compile(k: &Kernel) -> Result<Program, CpuError> {
     }
     // Load what is read (in the order of the variables; index variables first).
     let mut order: Vec<usize> = (0..k.vars.len()).collect();
-    order.sort_by_key(|&v| !matches!(k.vars[v].index, Index::Elem | Index::Zero));
+    order.sort_by_key(|&v| !matches!(k.vars[v].index, Index::Elem | Index::Zero | Index::Pos));
     for v in order {
         let var = &k.vars[v];
         let dst = b.local_regs[var.local];
@@ -231,6 +232,7 @@ pub fn compile(k: &Kernel) -> Result<Program, CpuError> {
         }
         let at = match var.index {
             Index::Elem => Place::Elem,
+            Index::Pos => Place::Pos,
             Index::Zero => Place::Zero,
             Index::Var(iv) => Place::At(b.local_regs[k.vars[iv].local]),
         };
@@ -263,6 +265,7 @@ pub fn compile(k: &Kernel) -> Result<Program, CpuError> {
         let src = b.local_regs[var.local];
         let at = match var.index {
             Index::Elem => Place::Elem,
+            Index::Pos => Place::Pos,
             Index::Zero => {
                 if !b.regs[src as usize].uniform {
                     return Err(CpuError::Unsupported(format!(

@@ -197,6 +197,7 @@ impl<'a> Lowerer<'a> {
             let index = match v.index.as_str() {
                 "_idx" | "_vectorisation_idx" | "" => Index::Elem,
                 "0" => Index::Zero,
+                "_pos" => Index::Pos,
                 other => {
                     let j = spec
                         .variables
@@ -662,12 +663,8 @@ impl<'a> Lowerer<'a> {
             self.push(id, cast(value, ty), None);
             return Ok(());
         };
-        if s.op == AssignOp::Declare && self.kernel.locals[local].var.is_some() {
-            return Err(self.err(format!(
-                "'{}' is declared as a temporary but is a variable",
-                s.target
-            )));
-        }
+        // `:=` on a name the template binds to an array (monitors' `_to_record_*`
+        // outputs) writes that array.
         let ty = self.kernel.locals[local].ty;
         let value = match aug {
             Some(op) => {

@@ -29,6 +29,9 @@ pub enum Index {
     Zero,
     /// Another (integer) variable holds the index, e.g. `_presynaptic_idx`.
     Var(VarId),
+    /// The position in the kernel's iteration (not the element): record buffers of
+    /// monitors, written at `base + position`.
+    Pos,
 }
 
 #[derive(Debug, Clone, PartialEq)]

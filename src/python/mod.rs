@@ -42,7 +42,7 @@ fn value(ty: Type, v: &Bound<'_, PyAny>) -> PyResult<Value> {
 }
 
 /// Build a [`KernelSpec`] from the dict the Python side produces.
-fn spec_from_dict(d: &Bound<'_, PyDict>) -> PyResult<KernelSpec> {
+pub(crate) fn spec_from_dict(d: &Bound<'_, PyDict>) -> PyResult<KernelSpec> {
     let mut variables = Vec::new();
     for v in get::<Bound<PyList>>(d, "variables")?.iter() {
         let v = v.cast_into::<PyDict>()?;
@@ -151,6 +151,7 @@ impl CompiledKernel {
             seed,
             kernel_id: 0,
             step,
+            ..Default::default()
         };
         py.detach(|| prog.run(&mut views, &args)).map_err(cpu_err)
     }
@@ -179,6 +180,7 @@ impl CompiledKernel {
             seed,
             kernel_id: 0,
             step,
+            ..Default::default()
         };
         let kernel = &self.kernel;
         py.detach(|| {
@@ -360,6 +362,9 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(list_adapters, m)?)?;
     m.add_function(wrap_pyfunction!(create_pipeline, m)?)?;
     m.add_class::<CompiledKernel>()?;
+    m.add_class::<engine::PyEngine>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
+
+mod engine;

@@ -346,7 +346,8 @@ fn load_expr(k: &Kernel, v: usize, index: &str, arena: bool) -> String {
     }
 }
 
-/// The kernel's work for one element, as `fn {fname}(b2_i: u32, b2_pbase: u32)`, plus the
+/// The kernel's work for one element `b2_i` at iteration position `b2_k`, as
+/// `fn {fname}(b2_i: u32, b2_k: u32, b2_pbase: u32)`, plus the
 /// helpers it needs.
 pub fn write_function(
     k: &Kernel,
@@ -368,6 +369,7 @@ pub fn write_function(
         match k.vars[v].index {
             Index::Elem => "b2_i".into(),
             Index::Zero => "0u".into(),
+            Index::Pos => "(b2_params[b2_pbase + 6u] + b2_k)".into(),
             Index::Var(iv) => format!("u32({})", local_name(k, k.vars[iv].local)),
         }
     };
@@ -418,7 +420,7 @@ pub fn write_function(
     writeln!(f, "// kernel '{}' (template {})", k.name, k.template).unwrap();
     writeln!(
         f,
-        "fn {fname}(b2_i: u32, b2_pbase: u32) {{\n    let b2_elem = b2_i;\n{body}}}"
+        "fn {fname}(b2_i: u32, b2_k: u32, b2_pbase: u32) {{\n    let b2_elem = b2_i;\n{body}}}"
     )
     .unwrap();
     Ok((f, w.helpers))
@@ -439,7 +441,7 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
     let mut bindings = Vec::new();
     writeln!(
         src,
-        "// params: n, step_lo, step_hi, seed_lo, seed_hi, kernel_id\n@group(0) @binding(0) var<storage, read> b2_params: array<u32>;"
+        "// params: n, step_lo, step_hi, seed_lo, seed_hi, kernel_id, record base\n@group(0) @binding(0) var<storage, read> b2_params: array<u32>;"
     )
     .unwrap();
     let mut binding = 1u32;
@@ -477,7 +479,7 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
             "    // 2-D dispatch when there are more workgroups than one dimension allows.
     let b2_i = gid.x + gid.y * nwg.x * {wg}u;
     if (b2_i >= b2_params[0]) {{ return; }}
-    b2_kernel(b2_i, 0u);
+    b2_kernel(b2_i, b2_i, 0u);
 "
         ),
     ));
@@ -504,7 +506,7 @@ pub fn write_batch(kernels: &[Kernel], opts: &Options, stride: u32) -> Result<St
         funcs.push_str(&f);
         writeln!(
             dispatch,
-            "        case {i}u: {{ b2_kernel_{i}(b2_i, b2_pbase); }}"
+            "        case {i}u: {{ b2_kernel_{i}(b2_i, b2_i, b2_pbase); }}"
         )
         .unwrap();
     }

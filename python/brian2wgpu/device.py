@@ -1,0 +1,409 @@
+"""The ``wgpu`` Brian2 device: runtime mode's interactivity, with every ``run()`` executed
+by the Rust engine (no Python per time step).
+
+Host numpy arrays stay authoritative between runs (Brian2's own get/set, string
+expressions, store/restore keep working). Code objects are created by Brian2's numpy
+target as usual -- that code serves one-shot templates and anything Brian2 calls outside a
+run -- and each per-step code object also keeps its abstract code, which ``network_run``
+lowers to engine kernels.
+"""
+
+import os
+import sys
+import time
+from collections import defaultdict
+
+import numpy as np
+from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
+from brian2.core.base import BrianObject
+from brian2.core.namespace import get_local_namespace
+from brian2.core.preferences import BrianPreference, prefs
+from brian2.core.variables import ArrayVariable, DynamicArrayVariable
+from brian2.devices.device import RuntimeDevice, all_devices
+from brian2.units import second
+from brian2.utils.logger import get_logger
+
+from . import _engine
+from .codeobject import kernel_spec
+
+__all__ = ["WgpuDevice"]
+
+logger = get_logger("brian2.devices.wgpu")
+
+prefs.register_preferences(
+    "devices.wgpu",
+    "Preferences of the wgpu device (brian2wgpu)",
+    backend=BrianPreference(
+        default="auto",
+        docs="'auto' (best wgpu adapter, else the CPU interpreter), 'gpu' or 'cpu'. "
+        "The environment variable BRIAN2WGPU_BACKEND overrides it.",
+        validator=lambda v: v in ("auto", "gpu", "cpu"),
+    ),
+    adapter=BrianPreference(
+        default="",
+        docs="Use the first adapter whose name contains this text (case-insensitive).",
+    ),
+    steps_per_batch=BrianPreference(
+        default=0,
+        docs="Time steps between checks for stop requests and reports (0: automatic).",
+    ),
+)
+
+# Templates the engine executes every time step.
+PER_STEP_TEMPLATES = {"stateupdate", "threshold", "reset", "spikemonitor", "statemonitor", "ratemonitor"}
+
+
+def _unsupported(feature, obj):
+    return NotImplementedError(f"wgpu device: {feature} in '{obj}' is not supported yet")
+
+
+class _RunState:
+    """Arrays and records of one run: numpy arrays by id, as the engine addresses them."""
+
+    def __init__(self, device):
+        self.device = device
+        self.arrays = []
+        self.ids = {}
+
+    def array(self, var, what=""):
+        key = id(var)
+        if key in self.ids:
+            return self.ids[key]
+        if not isinstance(var, ArrayVariable):
+            raise _unsupported(f"variable {what} of kind {type(var).__name__}", what)
+        value = self.device.get_value(var, access_data=True)
+        value = np.asarray(value)
+        if value.ndim != 1 or not value.flags.c_contiguous or not value.flags.writeable:
+            raise _unsupported(f"non-contiguous or multi-dimensional variable '{what}'", what)
+        self.ids[key] = len(self.arrays)
+        self.arrays.append(value)
+        return self.ids[key]
+
+    def scratch(self, array):
+        self.arrays.append(array)
+        return len(self.arrays) - 1
+
+
+class WgpuDevice(RuntimeDevice):
+    """Brian2 device running networks through brian2wgpu's engine."""
+
+    def __init__(self):
+        super().__init__()
+        self._backend = None
+        self.last_run_info = {}
+
+    # -- code objects ---------------------------------------------------------------
+    def code_object_class(self, codeobj_class=None, fallback_pref="codegen.target"):
+        # Host-side code always runs through numpy: never cython (it compiles for tens of
+        # seconds, the very thing this device avoids).
+        return NumpyCodeObject
+
+    def code_object(self, owner, name, abstract_code, variables, template_name,
+                    variable_indices, codeobj_class=None, template_kwds=None,
+                    override_conditional_write=None, compiler_kwds=None):
+        codeobj = super().code_object(owner, name, abstract_code, variables, template_name,
+                                      variable_indices, codeobj_class=NumpyCodeObject,
+                                      template_kwds=template_kwds,
+                                      override_conditional_write=override_conditional_write,
+                                      compiler_kwds=compiler_kwds)
+        codeobj.wgpu_abstract_code = abstract_code
+        codeobj.wgpu_template_kwds = dict(template_kwds or {})
+        codeobj.wgpu_override_conditional_write = set(override_conditional_write or ())
+        return codeobj
+
+    # -- backend --------------------------------------------------------------------
+    def backend(self):
+        """'gpu' or 'cpu', as chosen by preference/environment and the adapters present."""
+        choice = os.environ.get("BRIAN2WGPU_BACKEND", prefs["devices.wgpu.backend"])
+        if choice not in ("auto", "gpu", "cpu"):
+            raise ValueError(f"BRIAN2WGPU_BACKEND must be auto, gpu or cpu, not {choice!r}")
+        if choice == "cpu":
+            return "cpu"
+        # The GPU engine arrives with the GPU run loop; until then runs use the interpreter.
+        if choice == "gpu":
+            raise NotImplementedError(
+                "wgpu device: backend 'gpu' for whole networks is not supported yet; "
+                "use backend 'cpu' (prefs.devices.wgpu.backend = 'cpu')")
+        return "cpu"
+
+    # -- the run ----------------------------------------------------------------------
+    def network_run(self, net, duration, report=None, report_period=10 * second,
+                    namespace=None, profile=None, level=0):
+        from brian2.core.network import Network, TextReport
+        from brian2.groups.group import Group
+
+        duration = float(duration) * second
+        all_objects = net.sorted_objects
+        net._clocks = {obj.clock for obj in all_objects}
+        t_start = net.t
+        t_end = net.t + duration
+        for clock in net._clocks:
+            clock.set_interval(net.t, t_end)
+        if namespace is None:
+            namespace = get_local_namespace(level=level + 2)
+        t0 = time.time()
+        net.before_run(namespace)
+        if len(all_objects) == 0:
+            return
+        backend = self.backend()
+        state = _RunState(self)
+        engine = _engine.Engine()
+        engine.seed = self._seed()
+        clocks = sorted(net._clocks, key=lambda c: c.name)
+        clock_index = {c: i for i, c in enumerate(clocks)}
+        items, post, callbacks = [], [], []
+        for obj in all_objects:
+            if not obj.active:
+                continue
+            ci = clock_index[obj.clock]
+            if type(obj).run is not BrianObject.run:
+                items.append({"clock": ci, "op": "python", "index": len(callbacks)})
+                callbacks.append(obj.run)
+                continue
+            for codeobj in obj._code_objects:
+                if codeobj is None:
+                    continue
+                op, finish = self._translate(engine, state, obj, codeobj)
+                op["clock"] = ci
+                items.append(op)
+                if finish is not None:
+                    post.append(finish)
+        engine.set_schedule(items)
+        clock_specs = [(float(c.dt_), int(c.variables["timestep"].get_value()[0]), int(c._i_end),
+                        state.array(c.variables["t"], "t"),
+                        state.array(c.variables["timestep"], "timestep")) for c in clocks]
+        compile_time = time.time() - t0
+        logger.debug(f"wgpu: prepared {len(items)} scheduled operations on backend '{backend}' "
+                     f"in {compile_time * 1000:.1f} ms", "run")
+
+        start_time = time.time()
+        if report is not None:
+            report_period = float(report_period)
+            if report in ("text", "stdout"):
+                report_callback = TextReport(sys.stdout)
+            elif report == "stderr":
+                report_callback = TextReport(sys.stderr)
+            elif isinstance(report, str):
+                raise ValueError(f'Do not know how to handle report argument "{report}".')
+            elif callable(report):
+                report_callback = report
+            else:
+                raise TypeError("Do not know how to handle report argument, it has to be one of "
+                                "'text', 'stdout', 'stderr', or a callable function/object, but "
+                                f"it is of type {type(report)}")
+            report_callback(0 * second, 0.0, t_start, duration)
+        next_report = [start_time + (report_period if report is not None else 0)]
+        lead = min(clocks, key=lambda c: c.dt_)
+        i_start = int(lead.variables["timestep"].get_value()[0])
+        i_end = int(lead._i_end)
+
+        def should_stop(timestep):
+            now = time.time()
+            if report is not None and now > next_report[0]:
+                frac = (timestep - i_start) / max(1, i_end - i_start)
+                report_callback((now - start_time) * second, frac, t_start, duration)
+                next_report[0] = now + report_period
+            if net._stopped or Network._globally_stopped:
+                return True
+            if self._maximum_run_time is not None and now - start_time > float(self._maximum_run_time):
+                net._stopped = True
+                return True
+            return False
+
+        check_every = int(prefs["devices.wgpu.steps_per_batch"]) or 100
+        Network._globally_running = True
+        try:
+            while True:
+                status, cb, timesteps = engine.run_cpu(state.arrays, clock_specs, should_stop, check_every)
+                clock_specs = [(s[0], ts, s[2], s[3], s[4]) for s, ts in zip(clock_specs, timesteps)]
+                if status == "callback":
+                    callbacks[cb]()
+                    if net._stopped or Network._globally_stopped:
+                        # A network_operation called stop(): end after this step.
+                        engine.run_cpu(state.arrays, [(s[0], s[1], s[1] + 1, s[3], s[4]) for s in clock_specs],
+                                       lambda ts: False, 0)
+                        break
+                    continue
+                break
+        finally:
+            Network._globally_running = False
+            for finish in post:
+                finish(engine)
+        end_time = time.time()
+        if net._stopped or Network._globally_stopped:
+            net.t_ = min(c.t_ for c in clocks)
+        else:
+            net.t_ = float(t_end)
+        self._last_run_time = end_time - start_time
+        self._last_run_completed_fraction = (
+            float((net.t - t_start) / duration) if float(duration) > 0 else 1.0)
+        self.last_run_info = {"backend": backend, "compile_time": compile_time,
+                              "run_time": self._last_run_time}
+        for obj in all_objects:
+            if isinstance(obj, Group):
+                obj._check_for_invalid_states()
+        if report is not None:
+            report_callback((end_time - start_time) * second,
+                            self._last_run_completed_fraction, t_start, duration)
+        net.after_run()
+
+    def _seed(self):
+        # Brian2's seed() seeds numpy's global generator; draw the engine key from it so
+        # that seed(...) makes runs reproducible.
+        return int(np.random.randint(0, 2**31 - 1)) << 32 | int(np.random.randint(0, 2**31 - 1))
+
+    # -- per-template lowering ----------------------------------------------------------
+    def _kernel(self, engine, state, codeobj, extra_vars=(), records=None):
+        """Compile the code object's abstract code as an engine kernel; returns its id."""
+        abstract = codeobj.wgpu_abstract_code
+        if isinstance(abstract, dict):
+            blocks = {k: v for k, v in abstract.items() if v and v.strip()}
+            if set(blocks) - {None}:
+                raise _unsupported(f"code blocks {sorted(k for k in blocks if k)}", codeobj.name)
+            code = blocks.get(None, "")
+        else:
+            code = abstract or ""
+        float_dtype = prefs.core.default_float_dtype
+        spec = kernel_spec(codeobj.name, codeobj.template_name, code, codeobj.variables,
+                           codeobj.variable_indices, float_dtype=float_dtype,
+                           owner_name=codeobj.owner.name,
+                           override_conditional_write=codeobj.wgpu_override_conditional_write)
+        spec["variables"].extend(extra_vars)
+        names = _engine.Engine.kernel_variables(spec)
+        bindings = []
+        for entry, name in zip_spec(spec, names):
+            if not name:
+                bindings.append(("none", 0))
+            elif records is not None and name in records:
+                bindings.append(("record", records[name]))
+            elif name in state.extra:
+                bindings.append(("array", state.extra[name]))
+            else:
+                bindings.append(("array", state.array(codeobj.variables[name], name)))
+        return engine.add_kernel(spec, bindings)
+
+    def _translate(self, engine, state, obj, codeobj):
+        tmpl = codeobj.template_name
+        kw = codeobj.wgpu_template_kwds
+        state.extra = {}
+        if tmpl not in PER_STEP_TEMPLATES:
+            raise _unsupported(f"the '{tmpl}' template", obj.name)
+        V = codeobj.variables
+        if tmpl == "stateupdate":
+            n = int(V["N"].get_value())
+            return {"op": "elementwise", "kernel": self._kernel(engine, state, codeobj), "n": n}, None
+        if tmpl == "threshold":
+            n = int(V["N"].get_value())
+            cond = np.zeros(n, dtype=bool)
+            state.extra = {"_cond": state.scratch(cond)}
+            k = self._kernel(engine, state, codeobj,
+                             extra_vars=[{"name": "_cond", "dtype": "bool", "index": "_idx"}])
+            space = state.array(kw["eventspace_variable"], "eventspace")
+            refractory = None
+            if kw.get("_uses_refractory"):
+                refractory = (state.array(V["not_refractory"], "not_refractory"),
+                              state.array(V["lastspike"], "lastspike"),
+                              state.array(V["t"], "t"))
+            return {"op": "threshold", "kernel": k, "n": n, "cond": state.extra["_cond"],
+                    "eventspace": space, "refractory": refractory}, None
+        if tmpl == "reset":
+            space = state.array(kw["eventspace_variable"], "eventspace")
+            return {"op": "reset", "kernel": self._kernel(engine, state, codeobj),
+                    "eventspace": space}, None
+        if tmpl == "spikemonitor":
+            return self._spikemonitor(engine, state, obj, codeobj)
+        if tmpl == "statemonitor":
+            return self._statemonitor(engine, state, obj, codeobj)
+        if tmpl == "ratemonitor":
+            return self._ratemonitor(engine, state, obj, codeobj)
+        raise _unsupported(f"the '{tmpl}' template", obj.name)
+
+    def _spikemonitor(self, engine, state, obj, codeobj):
+        V, kw = codeobj.variables, codeobj.wgpu_template_kwds
+        space_var = kw["eventspace_variable"]
+        source_n = int(V["_source_N"].get_value())
+        start, stop = int(V["_source_start"].get_value()), int(V["_source_stop"].get_value())
+        records, extra = {}, []
+        for name, var in kw["record_variables"].items():
+            dtype = np.dtype(var.dtype)
+            records[f"_to_record_{name}"] = engine.add_record(_dtype_name(dtype))
+            extra.append({"name": f"_to_record_{name}", "dtype": _dtype_name(dtype), "index": "_pos"})
+        k = self._kernel(engine, state, codeobj, extra_vars=extra, records=records)
+        count = state.array(obj.variables["count"], "count")
+        total = state.array(obj.variables["N"], "N")
+        n_before = int(obj.variables["N"].get_value()[0]) if np.ndim(obj.variables["N"].get_value()) else int(obj.variables["N"].get_value())
+
+        def finish(engine):
+            new_total = int(np.asarray(self.get_value(obj.variables["N"])).reshape(-1)[0])
+            data = {name: engine.take_record(rid) for name, rid in records.items()}
+            obj.resize(new_total)
+            for name in kw["record_variables"]:
+                arr = self.get_value(kw["record_variables"][name], access_data=True)
+                arr[n_before:new_total] = data[f"_to_record_{name}"]
+        op = {"op": "spikemonitor", "kernel": k, "eventspace": state.array(space_var, "eventspace"),
+              "source_n": source_n, "start": start, "stop": stop, "count": count,
+              "total": total, "records": list(records.values())}
+        return op, finish
+
+    def _statemonitor(self, engine, state, obj, codeobj):
+        V, kw = codeobj.variables, codeobj.wgpu_template_kwds
+        records, extra = {}, []
+        for name, var in kw["_recorded_variables"].items():
+            dtype = np.dtype(var.dtype)
+            records[f"_to_record_{name}"] = engine.add_record(_dtype_name(dtype))
+            extra.append({"name": f"_to_record_{name}", "dtype": _dtype_name(dtype), "index": "_pos"})
+        k = self._kernel(engine, state, codeobj, extra_vars=extra, records=records)
+        indices = np.asarray(self.get_value(obj.variables["_indices"]))
+        t_record = engine.add_record("float64")
+        total = state.array(obj.variables["N"], "N")
+        n_before = int(np.asarray(self.get_value(obj.variables["N"])).reshape(-1)[0])
+
+        def finish(engine):
+            new_total = int(np.asarray(self.get_value(obj.variables["N"])).reshape(-1)[0])
+            t = engine.take_record(t_record)
+            data = {name: engine.take_record(rid) for name, rid in records.items()}
+            obj.resize(new_total)
+            self.get_value(obj.variables["t"], access_data=True)[n_before:new_total] = t
+            for name in kw["_recorded_variables"]:
+                rec = data[f"_to_record_{name}"].reshape(new_total - n_before, len(indices))
+                arr = self.get_value(kw["_recorded_variables"][name], access_data=True)
+                arr[n_before:new_total, :] = rec
+        op = {"op": "statemonitor", "kernel": k, "indices": state.array(obj.variables["_indices"], "_indices"),
+              "n_indices": int(len(indices)), "t": state.array(obj.clock.variables["t"], "t"),
+              "t_record": t_record, "records": list(records.values()), "total": total}
+        return op, finish
+
+    def _ratemonitor(self, engine, state, obj, codeobj):
+        V = codeobj.variables
+        source = obj.source
+        space_var = source.variables["_spikespace"]
+        source_n = len(space_var.get_value()) - 1
+        start, stop = int(V["_source_start"].get_value()), int(V["_source_stop"].get_value())
+        t_record, rate_record = engine.add_record("float64"), engine.add_record("float64")
+        total = state.array(obj.variables["N"], "N")
+        n_before = int(np.asarray(self.get_value(obj.variables["N"])).reshape(-1)[0])
+
+        def finish(engine):
+            new_total = int(np.asarray(self.get_value(obj.variables["N"])).reshape(-1)[0])
+            t, rate = engine.take_record(t_record), engine.take_record(rate_record)
+            obj.resize(new_total)
+            self.get_value(obj.variables["t"], access_data=True)[n_before:new_total] = t
+            self.get_value(obj.variables["rate"], access_data=True)[n_before:new_total] = rate
+        op = {"op": "ratemonitor", "eventspace": state.array(space_var, "_spikespace"),
+              "source_n": source_n, "start": start, "stop": stop,
+              "t": state.array(obj.clock.variables["t"], "t"), "dt": float(obj.clock.dt_),
+              "t_record": t_record, "rate_record": rate_record, "total": total}
+        return op, finish
+
+
+def zip_spec(spec, names):
+    return zip(spec["variables"], names)
+
+
+def _dtype_name(dtype):
+    from .codeobject import _dtype_name as name
+    return name(dtype)
+
+
+wgpu_device = WgpuDevice()
+all_devices["wgpu"] = wgpu_device

@@ -1,0 +1,298 @@
+//! The engine as a Python class: kernels, schedule, records, and `run`.
+
+use numpy::{PyArray1, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use super::spec_from_dict;
+use crate::cpu::RawArray;
+use crate::ir::{self, Type};
+use crate::runtime::{self, Binding, Clock, Clocks, Engine, Item, Op, Refractory, RunStatus};
+
+fn engine_err(e: runtime::EngineError) -> PyErr {
+    match e {
+        runtime::EngineError::Cpu(crate::cpu::CpuError::Unsupported(m)) => {
+            pyo3::exceptions::PyNotImplementedError::new_err(m)
+        }
+        e => PyRuntimeError::new_err(e.to_string()),
+    }
+}
+
+fn item<'py, T: pyo3::conversion::FromPyObjectOwned<'py>>(
+    d: &Bound<'py, PyDict>,
+    key: &str,
+) -> PyResult<T> {
+    d.get_item(key)?
+        .ok_or_else(|| PyValueError::new_err(format!("schedule entry lacks '{key}'")))?
+        .extract::<T>()
+        .map_err(Into::into)
+}
+
+fn parse_op(d: &Bound<'_, PyDict>) -> PyResult<Op> {
+    let kind: String = item(d, "op")?;
+    Ok(match kind.as_str() {
+        "elementwise" => Op::Elementwise {
+            kernel: item(d, "kernel")?,
+            n: item(d, "n")?,
+        },
+        "threshold" => Op::Threshold {
+            kernel: item(d, "kernel")?,
+            n: item(d, "n")?,
+            cond: item(d, "cond")?,
+            eventspace: item(d, "eventspace")?,
+            refractory: match d.get_item("refractory")? {
+                Some(r) if !r.is_none() => {
+                    let (not_refractory, lastspike, t): (usize, usize, usize) = r.extract()?;
+                    Some(Refractory {
+                        not_refractory,
+                        lastspike,
+                        t,
+                    })
+                }
+                _ => None,
+            },
+        },
+        "reset" => Op::Reset {
+            kernel: item(d, "kernel")?,
+            eventspace: item(d, "eventspace")?,
+        },
+        "spikemonitor" => Op::SpikeMonitor {
+            kernel: item(d, "kernel")?,
+            eventspace: item(d, "eventspace")?,
+            source_n: item(d, "source_n")?,
+            start: item(d, "start")?,
+            stop: item(d, "stop")?,
+            count: item(d, "count")?,
+            total: item(d, "total")?,
+            records: item(d, "records")?,
+        },
+        "statemonitor" => Op::StateMonitor {
+            kernel: item(d, "kernel")?,
+            indices: item(d, "indices")?,
+            n_indices: item(d, "n_indices")?,
+            t: item(d, "t")?,
+            t_record: item(d, "t_record")?,
+            records: item(d, "records")?,
+            total: item(d, "total")?,
+        },
+        "ratemonitor" => Op::RateMonitor {
+            eventspace: item(d, "eventspace")?,
+            source_n: item(d, "source_n")?,
+            start: item(d, "start")?,
+            stop: item(d, "stop")?,
+            t: item(d, "t")?,
+            dt: item(d, "dt")?,
+            t_record: item(d, "t_record")?,
+            rate_record: item(d, "rate_record")?,
+            total: item(d, "total")?,
+        },
+        "python" => Op::Python {
+            index: item(d, "index")?,
+        },
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown schedule op '{other}'"
+            )));
+        }
+    })
+}
+
+fn dtype_of(a: &Bound<'_, PyUntypedArray>) -> PyResult<Type> {
+    let dt = a.dtype();
+    let s = dt.str()?.to_string();
+    Type::from_name(&s).ok_or_else(|| PyValueError::new_err(format!("unsupported array dtype {s}")))
+}
+
+/// A network's kernels and schedule, run without Python per step.
+#[pyclass(module = "brian2wgpu._engine", name = "Engine", unsendable)]
+pub struct PyEngine {
+    engine: Engine,
+}
+
+#[pymethods]
+impl PyEngine {
+    #[new]
+    fn new() -> Self {
+        Self {
+            engine: Engine::new(),
+        }
+    }
+
+    /// Compile a kernel; `bindings[i]` is ("array", id), ("record", id) or ("none", 0) for
+    /// the kernel variable `i` (in the order of `kernel_variables`).
+    fn add_kernel(
+        &mut self,
+        spec: &Bound<'_, PyDict>,
+        bindings: Vec<(String, usize)>,
+    ) -> PyResult<usize> {
+        let spec = spec_from_dict(spec)?;
+        let kernel = ir::lower(&spec).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let names: Vec<&str> = kernel.vars.iter().map(|v| v.name.as_str()).collect();
+        if names.len() != bindings.len() {
+            return Err(PyValueError::new_err(format!(
+                "kernel '{}' has variables {names:?}, got {} bindings",
+                spec.name,
+                bindings.len()
+            )));
+        }
+        let bindings = bindings
+            .into_iter()
+            .map(|(k, id)| match k.as_str() {
+                "array" => Ok(Binding::Array(id)),
+                "record" => Ok(Binding::Record(id)),
+                "none" => Ok(Binding::None),
+                o => Err(PyValueError::new_err(format!("unknown binding kind '{o}'"))),
+            })
+            .collect::<PyResult<_>>()?;
+        self.engine.add_kernel(kernel, bindings).map_err(engine_err)
+    }
+
+    /// Variable names of a spec in the order the engine binds them (after lowering).
+    #[staticmethod]
+    fn kernel_variables(spec: &Bound<'_, PyDict>) -> PyResult<Vec<String>> {
+        let spec = spec_from_dict(spec)?;
+        let kernel = ir::lower(&spec).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(kernel
+            .vars
+            .iter()
+            .map(|v| {
+                if matches!(v.kind, ir::VarKind::Array) && (v.read || v.written) {
+                    v.name.clone()
+                } else {
+                    String::new()
+                }
+            })
+            .collect())
+    }
+
+    fn add_record(&mut self, dtype: &str) -> PyResult<usize> {
+        let ty = Type::from_name(dtype)
+            .ok_or_else(|| PyValueError::new_err(format!("dtype {dtype}")))?;
+        Ok(self.engine.add_record(ty))
+    }
+
+    fn set_schedule(&mut self, items: &Bound<'_, PyList>) -> PyResult<()> {
+        let mut out = Vec::new();
+        for it in items.iter() {
+            let d = it.cast_into::<PyDict>()?;
+            out.push(Item {
+                clock: item(&d, "clock")?,
+                op: parse_op(&d)?,
+            });
+        }
+        self.engine.items = out;
+        Ok(())
+    }
+
+    #[setter]
+    fn set_seed(&mut self, seed: u64) {
+        self.engine.seed = seed;
+    }
+
+    #[getter]
+    fn get_seed(&self) -> u64 {
+        self.engine.seed
+    }
+
+    /// Take a record's data as a numpy array (the record is emptied).
+    fn take_record<'py>(&mut self, py: Python<'py>, id: usize) -> PyResult<Bound<'py, PyAny>> {
+        let rec = self.engine.take_record(id);
+        Ok(match rec.ty {
+            Type::F64 => PyArray1::from_vec(py, bytemuck::pod_collect_to_vec::<u8, f64>(&rec.data))
+                .into_any(),
+            Type::F32 => PyArray1::from_vec(py, bytemuck::pod_collect_to_vec::<u8, f32>(&rec.data))
+                .into_any(),
+            Type::I32 => PyArray1::from_vec(py, bytemuck::pod_collect_to_vec::<u8, i32>(&rec.data))
+                .into_any(),
+            Type::I64 => PyArray1::from_vec(py, bytemuck::pod_collect_to_vec::<u8, i64>(&rec.data))
+                .into_any(),
+            Type::Bool => {
+                PyArray1::from_vec(py, rec.data.iter().map(|b| *b != 0).collect::<Vec<bool>>())
+                    .into_any()
+            }
+        })
+    }
+
+    /// Run on the CPU. `arrays`: contiguous 1-D numpy arrays by id; `clocks`: list of
+    /// (dt, timestep, i_end, t_array_id | None, timestep_array_id | None). `should_stop`
+    /// is called with the leading clock's timestep every `check_every` steps and returns
+    /// True to stop. Returns (status, callback index or -1, [timestep per clock]).
+    #[allow(clippy::type_complexity)]
+    fn run_cpu(
+        &mut self,
+        py: Python<'_>,
+        arrays: Vec<Bound<'_, PyUntypedArray>>,
+        clocks: Vec<(f64, i64, i64, Option<usize>, Option<usize>)>,
+        should_stop: Bound<'_, PyAny>,
+        check_every: usize,
+    ) -> PyResult<(String, i64, Vec<i64>)> {
+        let mut raws = Vec::with_capacity(arrays.len());
+        for a in &arrays {
+            if !a.is_c_contiguous() || a.ndim() > 1 {
+                return Err(PyValueError::new_err(
+                    "engine arrays must be contiguous 1-D arrays",
+                ));
+            }
+            let ty = dtype_of(a)?;
+            let ptr = unsafe { (*a.as_array_ptr()).fields.data as *mut u8 };
+            raws.push(RawArray {
+                ptr,
+                len: a.len(),
+                ty,
+            });
+        }
+        let mut cl = Clocks {
+            clocks: clocks
+                .into_iter()
+                .map(|(dt, timestep, i_end, t_array, timestep_array)| Clock {
+                    dt,
+                    timestep,
+                    i_end,
+                    t_array,
+                    timestep_array,
+                })
+                .collect(),
+        };
+        let engine = &mut self.engine;
+        let should_stop: Py<PyAny> = should_stop.unbind();
+        // The interpreter runs without the GIL; the stop check briefly takes it back.
+        let status = {
+            let mut stop_err: Option<PyErr> = None;
+            let mut should_stop_fn = |c: &Clocks| -> bool {
+                Python::attach(|py| {
+                    if let Err(e) = py.check_signals() {
+                        stop_err = Some(e);
+                        return true;
+                    }
+                    let ts = c.clocks.iter().map(|c| c.timestep).max().unwrap_or(0);
+                    match should_stop
+                        .bind(py)
+                        .call1((ts,))
+                        .and_then(|r| r.is_truthy())
+                    {
+                        Ok(b) => b,
+                        Err(e) => {
+                            stop_err = Some(e);
+                            true
+                        }
+                    }
+                })
+            };
+            let raws = &raws;
+            let cl = &mut cl;
+            let r =
+                py.detach(|| unsafe { engine.run_cpu(raws, cl, &mut should_stop_fn, check_every) });
+            if let Some(e) = stop_err {
+                return Err(e);
+            }
+            r.map_err(engine_err)?
+        };
+        let timesteps = cl.clocks.iter().map(|c| c.timestep).collect();
+        Ok(match status {
+            RunStatus::Finished => ("finished".into(), -1, timesteps),
+            RunStatus::Stopped => ("stopped".into(), -1, timesteps),
+            RunStatus::Callback { index } => ("callback".into(), index as i64, timesteps),
+        })
+    }
+}

@@ -1,0 +1,104 @@
+//! Several clocks advanced by Brian2's rule (`Network._nextclocks`): the clock with the
+//! smallest `t` leads, and every clock within `epsilon_dt` of it (relative to the smaller
+//! dt) ticks with it.
+
+use super::ArrayId;
+
+/// Brian2's `Clock.epsilon_dt`.
+pub const EPSILON_DT: f64 = 1e-4;
+
+#[derive(Debug, Clone)]
+pub struct Clock {
+    pub dt: f64,
+    pub timestep: i64,
+    /// The run ends when the leading clock reaches this step.
+    pub i_end: i64,
+    /// Brian2's `t` and `timestep` arrays of this clock, kept up to date.
+    pub t_array: Option<ArrayId>,
+    pub timestep_array: Option<ArrayId>,
+}
+
+impl Clock {
+    pub fn t(&self) -> f64 {
+        self.timestep as f64 * self.dt
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Clocks {
+    pub clocks: Vec<Clock>,
+}
+
+impl Clocks {
+    /// The leading clock and the set that ticks with it (as a bit mask over clocks, in
+    /// order), or `None` when the leading clock has reached its end.
+    pub fn next(&self) -> Option<(usize, Vec<bool>)> {
+        if self.clocks.is_empty() {
+            return None;
+        }
+        let mut lead = 0;
+        for (i, c) in self.clocks.iter().enumerate() {
+            if c.t() < self.clocks[lead].t() {
+                lead = i;
+            }
+        }
+        let l = &self.clocks[lead];
+        if l.timestep >= l.i_end {
+            return None;
+        }
+        let tl = l.t();
+        let cur = self
+            .clocks
+            .iter()
+            .map(|c| {
+                let dt = c.dt.min(l.dt);
+                c.t() == tl || (c.t() - tl).abs() / dt < EPSILON_DT
+            })
+            .collect();
+        Some((lead, cur))
+    }
+
+    pub fn advance(&mut self, cur: &[bool]) {
+        for (c, &tick) in self.clocks.iter_mut().zip(cur) {
+            if tick {
+                c.timestep += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clock(dt: f64, i_end: i64) -> Clock {
+        Clock {
+            dt,
+            timestep: 0,
+            i_end,
+            t_array: None,
+            timestep_array: None,
+        }
+    }
+
+    #[test]
+    fn two_clocks_interleave_like_brian2() {
+        // dt 0.1 ms and 0.3 ms over 0.6 ms: the slow clock ticks at 0, 0.3.
+        let mut cs = Clocks {
+            clocks: vec![clock(1e-4, 6), clock(3e-4, 2)],
+        };
+        let mut ticks = vec![];
+        while let Some((_, cur)) = cs.next() {
+            ticks.push(cur.clone());
+            cs.advance(&cur);
+        }
+        let slow: Vec<usize> = ticks
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c[1])
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(ticks.len(), 6);
+        assert_eq!(slow, vec![0, 3]);
+    }
+}

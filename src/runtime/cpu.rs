@@ -1,0 +1,297 @@
+//! The schedule on the host: kernels through the interpreter, templates' bookkeeping
+//! (event compaction, monitor appends) in plain Rust over the engine's arrays.
+
+use super::{Binding, Clocks, Engine, EngineError, Op, Record, RunStatus, elem_size};
+use crate::cpu::{RawArray, RunArgs};
+use crate::ir::Type;
+
+/// Typed view of an engine array (valid during the run).
+unsafe fn slice<'a, T>(a: &RawArray) -> &'a mut [T] {
+    unsafe { std::slice::from_raw_parts_mut(a.ptr as *mut T, a.len) }
+}
+
+fn check(a: &RawArray, ty: Type, what: &str) -> Result<(), EngineError> {
+    if a.ty != ty || a.ptr.is_null() {
+        return Err(EngineError::Invalid(format!(
+            "{what} must be a {ty} array, got {}",
+            a.ty
+        )));
+    }
+    Ok(())
+}
+
+/// Grow a record by `n` elements; return a raw view of the whole buffer and the old length.
+fn grow(rec: &mut Record, n: usize) -> (RawArray, usize) {
+    let size = elem_size(rec.ty);
+    let old = rec.len();
+    rec.data.resize((old + n) * size, 0);
+    (
+        RawArray {
+            ptr: rec.data.as_mut_ptr(),
+            len: old + n,
+            ty: rec.ty,
+        },
+        old,
+    )
+}
+
+/// Run kernel `k` over `n` elements (or `list`), with records grown by `grow_by`.
+unsafe fn run_kernel(
+    eng: &mut Engine,
+    k: usize,
+    arrays: &[RawArray],
+    n: usize,
+    list: Option<&[i32]>,
+    grow_by: usize,
+    step: i64,
+) -> Result<(), EngineError> {
+    let seed = eng.seed;
+    let (kernels, records) = (&eng.kernels, &mut eng.records);
+    let ek = &kernels[k];
+    let mut raws = Vec::with_capacity(ek.bindings.len());
+    let mut pos_base = 0;
+    let mut grown = vec![false; records.len()];
+    for b in &ek.bindings {
+        raws.push(match *b {
+            Binding::None => RawArray {
+                ptr: std::ptr::null_mut(),
+                len: 0,
+                ty: Type::Bool,
+            },
+            Binding::Array(id) => arrays[id],
+            Binding::Record(r) => {
+                // Several variables may share a record only if they are the same buffer.
+                let (raw, old) = if grown[r] {
+                    let rec = &mut records[r];
+                    (
+                        RawArray {
+                            ptr: rec.data.as_mut_ptr(),
+                            len: rec.len(),
+                            ty: rec.ty,
+                        },
+                        rec.len() - grow_by,
+                    )
+                } else {
+                    grown[r] = true;
+                    grow(&mut records[r], grow_by)
+                };
+                pos_base = old;
+                raw
+            }
+        });
+    }
+    let prog = ek.program.as_ref().expect("kernel compiled for the CPU");
+    let args = RunArgs {
+        n,
+        seed,
+        kernel_id: ek.rng_id,
+        step,
+        list,
+        pos_base,
+    };
+    unsafe { prog.run_raw(&raws, &args)? };
+    Ok(())
+}
+
+/// Events of this step within `[start, stop)` (ascending).
+unsafe fn events<'a>(
+    space: &RawArray,
+    source_n: usize,
+    start: usize,
+    stop: usize,
+) -> Result<&'a [i32], EngineError> {
+    check(space, Type::I32, "eventspace")?;
+    let s: &[i32] = unsafe { slice(space) };
+    if s.len() != source_n + 1 {
+        return Err(EngineError::Invalid(format!(
+            "eventspace has length {}, expected {}",
+            s.len(),
+            source_n + 1
+        )));
+    }
+    let count = s[source_n].clamp(0, source_n as i32) as usize;
+    let ev = &s[..count];
+    let lo = ev.partition_point(|&i| (i as usize) < start);
+    let hi = ev.partition_point(|&i| (i as usize) < stop);
+    Ok(&ev[lo..hi])
+}
+
+fn push<T: bytemuck::Pod>(rec: &mut Record, v: T) {
+    rec.data.extend_from_slice(bytemuck::bytes_of(&v));
+}
+
+unsafe fn execute(
+    eng: &mut Engine,
+    op: &Op,
+    arrays: &[RawArray],
+    step: i64,
+) -> Result<(), EngineError> {
+    match op {
+        Op::Elementwise { kernel, n } => unsafe {
+            run_kernel(eng, *kernel, arrays, *n, None, 0, step)
+        },
+        Op::Threshold {
+            kernel,
+            n,
+            cond,
+            eventspace,
+            refractory,
+        } => {
+            unsafe { run_kernel(eng, *kernel, arrays, *n, None, 0, step)? };
+            let (c, space) = (&arrays[*cond], &arrays[*eventspace]);
+            check(c, Type::Bool, "threshold condition")?;
+            check(space, Type::I32, "eventspace")?;
+            let flags: &[u8] = unsafe { slice(c) };
+            let out: &mut [i32] = unsafe { slice(space) };
+            let mut count = 0;
+            for (i, &f) in flags[..*n].iter().enumerate() {
+                if f != 0 {
+                    out[count] = i as i32;
+                    count += 1;
+                }
+            }
+            out[*n] = count as i32;
+            if let Some(r) = refractory {
+                let nr: &mut [u8] = unsafe { slice(&arrays[r.not_refractory]) };
+                let ls: &mut [f64] = unsafe { slice(&arrays[r.lastspike]) };
+                let t: &[f64] = unsafe { slice(&arrays[r.t]) };
+                for &i in &out[..count] {
+                    nr[i as usize] = 0;
+                    ls[i as usize] = t[0];
+                }
+            }
+            Ok(())
+        }
+        Op::Reset { kernel, eventspace } => {
+            let space = &arrays[*eventspace];
+            let source_n = space.len - 1;
+            let ev = unsafe { events(space, source_n, 0, source_n)? };
+            if ev.is_empty() {
+                return Ok(());
+            }
+            unsafe { run_kernel(eng, *kernel, arrays, ev.len(), Some(ev), 0, step) }
+        }
+        Op::SpikeMonitor {
+            kernel,
+            eventspace,
+            source_n,
+            start,
+            stop,
+            count,
+            total,
+            records: _,
+        } => {
+            let ev = unsafe { events(&arrays[*eventspace], *source_n, *start, *stop)? };
+            if ev.is_empty() {
+                return Ok(());
+            }
+            unsafe { run_kernel(eng, *kernel, arrays, ev.len(), Some(ev), ev.len(), step)? };
+            let cnt: &mut [i32] = unsafe { slice(&arrays[*count]) };
+            for &i in ev {
+                cnt[i as usize - start] += 1;
+            }
+            let tot: &mut [i32] = unsafe { slice(&arrays[*total]) };
+            tot[0] += ev.len() as i32;
+            Ok(())
+        }
+        Op::StateMonitor {
+            kernel,
+            indices,
+            n_indices,
+            t,
+            t_record,
+            records: _,
+            total,
+        } => {
+            let idx: &[i32] = unsafe { slice(&arrays[*indices]) };
+            let idx = &idx[..*n_indices];
+            let tv: &[f64] = unsafe { slice(&arrays[*t]) };
+            push(&mut eng.records[*t_record], tv[0]);
+            if !idx.is_empty() {
+                unsafe { run_kernel(eng, *kernel, arrays, idx.len(), Some(idx), idx.len(), step)? };
+            }
+            let tot: &mut [i32] = unsafe { slice(&arrays[*total]) };
+            tot[0] += 1;
+            Ok(())
+        }
+        Op::RateMonitor {
+            eventspace,
+            source_n,
+            start,
+            stop,
+            t,
+            dt,
+            t_record,
+            rate_record,
+            total,
+        } => {
+            let ev = unsafe { events(&arrays[*eventspace], *source_n, *start, *stop)? };
+            let tv: &[f64] = unsafe { slice(&arrays[*t]) };
+            push(&mut eng.records[*t_record], tv[0]);
+            let rate = ev.len() as f64 / dt / (*stop - *start) as f64;
+            push(&mut eng.records[*rate_record], rate);
+            let tot: &mut [i32] = unsafe { slice(&arrays[*total]) };
+            tot[0] += 1;
+            Ok(())
+        }
+        Op::Python { .. } => unreachable!("handled by the run loop"),
+    }
+}
+
+/// Write each clock's `t` and `timestep` into Brian2's arrays.
+unsafe fn sync_clock_arrays(clocks: &Clocks, arrays: &[RawArray]) {
+    for c in &clocks.clocks {
+        if let Some(a) = c.t_array {
+            let t: &mut [f64] = unsafe { slice(&arrays[a]) };
+            t[0] = c.t();
+        }
+        if let Some(a) = c.timestep_array {
+            let ts: &mut [i64] = unsafe { slice(&arrays[a]) };
+            ts[0] = c.timestep;
+        }
+    }
+}
+
+pub unsafe fn run(
+    eng: &mut Engine,
+    arrays: &[RawArray],
+    clocks: &mut Clocks,
+    should_stop: &mut dyn FnMut(&Clocks) -> bool,
+    check_every: usize,
+) -> Result<RunStatus, EngineError> {
+    for c in &clocks.clocks {
+        for a in [c.t_array, c.timestep_array].into_iter().flatten() {
+            let want = if Some(a) == c.t_array {
+                Type::F64
+            } else {
+                Type::I64
+            };
+            check(&arrays[a], want, "clock array")?;
+        }
+    }
+    let items = eng.items.clone();
+    let mut steps = 0usize;
+    while let Some((lead, cur)) = clocks.next() {
+        unsafe { sync_clock_arrays(clocks, arrays) };
+        let _ = lead;
+        let first = eng.resume_at.take().unwrap_or(0);
+        for (pos, item) in items.iter().enumerate().skip(first) {
+            if !cur[item.clock] {
+                continue;
+            }
+            if let Op::Python { index } = item.op {
+                eng.resume_at = Some(pos + 1);
+                return Ok(RunStatus::Callback { index });
+            }
+            unsafe { execute(eng, &item.op, arrays, clocks.clocks[item.clock].timestep)? };
+        }
+        clocks.advance(&cur);
+        unsafe { sync_clock_arrays(clocks, arrays) };
+        steps += 1;
+        if check_every > 0 && steps.is_multiple_of(check_every) && should_stop(clocks) {
+            return Ok(RunStatus::Stopped);
+        }
+    }
+    unsafe { sync_clock_arrays(clocks, arrays) };
+    Ok(RunStatus::Finished)
+}

@@ -1,0 +1,237 @@
+//! The engine: a network's kernels, its schedule over several clocks, monitor records, and
+//! the run loop (no Python per step). Backends execute the schedule's operations.
+
+mod clocks;
+mod cpu;
+
+pub use clocks::{Clock, Clocks};
+
+use thiserror::Error;
+
+use crate::cpu::{CpuError, Program, RawArray};
+use crate::ir::{Kernel, Type};
+
+#[derive(Debug, Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Cpu(#[from] CpuError),
+    #[error(transparent)]
+    Gpu(#[from] crate::gpu::GpuError),
+    #[error("engine: {0}")]
+    Invalid(String),
+}
+
+pub type ArrayId = usize;
+pub type RecordId = usize;
+
+/// Where a kernel variable's data lives during a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Binding {
+    /// A constant or unused variable: no data.
+    None,
+    /// One of the arrays handed to [`Engine::run`].
+    Array(ArrayId),
+    /// An engine-owned record buffer (monitor output), written at its current end.
+    Record(RecordId),
+}
+
+/// A compiled kernel with its data bindings.
+pub struct EngineKernel {
+    pub kernel: Kernel,
+    pub program: Option<Program>,
+    pub bindings: Vec<Binding>,
+    /// Distinct per kernel: part of the random stream's key.
+    pub rng_id: u32,
+}
+
+/// Refractoriness bookkeeping of Brian2's threshold template.
+#[derive(Debug, Clone, Copy)]
+pub struct Refractory {
+    pub not_refractory: ArrayId,
+    pub lastspike: ArrayId,
+    pub t: ArrayId,
+}
+
+/// One entry of the schedule, named after the Brian2 template it implements.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// `stateupdate` and other per-element templates: the kernel over 0..n.
+    Elementwise { kernel: usize, n: usize },
+    /// `threshold`: the kernel writes `cond` (bool per element); the engine compacts the
+    /// events into `eventspace` (ascending, count last) and updates refractoriness.
+    Threshold {
+        kernel: usize,
+        n: usize,
+        cond: ArrayId,
+        eventspace: ArrayId,
+        refractory: Option<Refractory>,
+    },
+    /// `reset` (and `run_on_event`): the kernel over this step's events.
+    Reset { kernel: usize, eventspace: ArrayId },
+    /// `spikemonitor`: the kernel computes the recorded values of the events in
+    /// `[start, stop)` into records; `count` (per source neuron) and `total` (N) update.
+    SpikeMonitor {
+        kernel: usize,
+        eventspace: ArrayId,
+        source_n: usize,
+        start: usize,
+        stop: usize,
+        count: ArrayId,
+        total: ArrayId,
+        /// Records written by the kernel, one entry per event.
+        records: Vec<RecordId>,
+    },
+    /// `statemonitor`: the kernel over the recorded indices, a row per tick, plus `t`.
+    StateMonitor {
+        kernel: usize,
+        indices: ArrayId,
+        n_indices: usize,
+        t: ArrayId,
+        t_record: RecordId,
+        records: Vec<RecordId>,
+        total: ArrayId,
+    },
+    /// `ratemonitor`: the fraction of `[start, stop)` that spiked, per second.
+    RateMonitor {
+        eventspace: ArrayId,
+        source_n: usize,
+        start: usize,
+        stop: usize,
+        t: ArrayId,
+        dt: f64,
+        t_record: RecordId,
+        rate_record: RecordId,
+        total: ArrayId,
+    },
+    /// Hand control back to Python (network_operation and anything else we do not run):
+    /// the run stops here and resumes after the callback.
+    Python { index: usize },
+}
+
+/// A scheduled operation and the clock that drives it.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub clock: usize,
+    pub op: Op,
+}
+
+/// A monitor's growing output.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub ty: Type,
+    pub data: Vec<u8>,
+}
+
+impl Record {
+    pub fn len(&self) -> usize {
+        self.data.len() / elem_size(self.ty)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+/// Host storage size of one element (numpy's: bool is one byte).
+pub fn elem_size(t: Type) -> usize {
+    match t {
+        Type::Bool => 1,
+        t => t.size(),
+    }
+}
+
+/// Why a run returned.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RunStatus {
+    /// Every clock reached its end.
+    Finished,
+    /// A `Python` item is due: call it, then run again to continue this step.
+    Callback { index: usize },
+    /// The report/stop callback asked to stop.
+    Stopped,
+}
+
+pub struct Engine {
+    pub kernels: Vec<EngineKernel>,
+    pub items: Vec<Item>,
+    pub records: Vec<Record>,
+    pub seed: u64,
+    /// Resume point inside a step after a Python callback.
+    resume_at: Option<usize>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Engine {
+    pub fn new() -> Self {
+        Self {
+            kernels: Vec::new(),
+            items: Vec::new(),
+            records: Vec::new(),
+            seed: 0,
+            resume_at: None,
+        }
+    }
+
+    pub fn add_kernel(
+        &mut self,
+        kernel: Kernel,
+        bindings: Vec<Binding>,
+    ) -> Result<usize, EngineError> {
+        if bindings.len() != kernel.vars.len() {
+            return Err(EngineError::Invalid(format!(
+                "kernel '{}' has {} variables but {} bindings",
+                kernel.name,
+                kernel.vars.len(),
+                bindings.len()
+            )));
+        }
+        let program = Some(Program::new(&kernel)?);
+        let rng_id = self.kernels.len() as u32;
+        self.kernels.push(EngineKernel {
+            kernel,
+            program,
+            bindings,
+            rng_id,
+        });
+        Ok(self.kernels.len() - 1)
+    }
+
+    pub fn add_record(&mut self, ty: Type) -> RecordId {
+        self.records.push(Record {
+            ty,
+            data: Vec::new(),
+        });
+        self.records.len() - 1
+    }
+
+    /// Take a record's contents (the Python side appends them to Brian2's arrays).
+    pub fn take_record(&mut self, id: RecordId) -> Record {
+        let ty = self.records[id].ty;
+        std::mem::replace(
+            &mut self.records[id],
+            Record {
+                ty,
+                data: Vec::new(),
+            },
+        )
+    }
+
+    /// Run the schedule on the CPU until the clocks end, a Python item is due, or
+    /// `should_stop` (called between steps, at most every `check_every` steps) says so.
+    ///
+    /// # Safety
+    /// `arrays` must be valid for the duration of the call, with the lengths given.
+    pub unsafe fn run_cpu(
+        &mut self,
+        arrays: &[RawArray],
+        clocks: &mut Clocks,
+        should_stop: &mut dyn FnMut(&Clocks) -> bool,
+        check_every: usize,
+    ) -> Result<RunStatus, EngineError> {
+        unsafe { cpu::run(self, arrays, clocks, should_stop, check_every) }
+    }
+}
