@@ -119,11 +119,20 @@ class WgpuDevice(RuntimeDevice):
             raise ValueError(f"BRIAN2WGPU_BACKEND must be auto, gpu or cpu, not {choice!r}")
         if choice == "cpu":
             return "cpu"
-        # The GPU engine arrives with the GPU run loop; until then runs use the interpreter.
-        if choice == "gpu":
-            raise NotImplementedError(
-                "wgpu device: backend 'gpu' for whole networks is not supported yet; "
-                "use backend 'cpu' (prefs.devices.wgpu.backend = 'cpu')")
+        adapters = _engine.list_adapters()
+        if choice == "gpu" and not adapters:
+            raise RuntimeError("wgpu device: backend 'gpu' was requested but wgpu finds no "
+                               "adapter; install a Vulkan driver (e.g. mesa-vulkan-drivers) "
+                               "or use backend 'cpu'")
+        if adapters:
+            if self._backend != "gpu":
+                a = adapters[0]
+                logger.info(f"wgpu device: using {a['name']} ({a['device_type']}, {a['backend']})")
+            self._backend = "gpu"
+            return "gpu"
+        if self._backend != "cpu":
+            logger.info("wgpu device: no wgpu adapter found, using the CPU interpreter")
+        self._backend = "cpu"
         return "cpu"
 
     # -- the run ----------------------------------------------------------------------
@@ -211,17 +220,19 @@ class WgpuDevice(RuntimeDevice):
             return False
 
         check_every = int(prefs["devices.wgpu.steps_per_batch"]) or 100
+        steps_hint = max(1, i_end - i_start)
         Network._globally_running = True
         try:
             while True:
-                status, cb, timesteps = engine.run_cpu(state.arrays, clock_specs, should_stop, check_every)
+                status, cb, timesteps = engine.run(state.arrays, clock_specs, should_stop,
+                                                   check_every, backend, steps_hint)
                 clock_specs = [(s[0], ts, s[2], s[3], s[4]) for s, ts in zip(clock_specs, timesteps)]
                 if status == "callback":
                     callbacks[cb]()
                     if net._stopped or Network._globally_stopped:
                         # A network_operation called stop(): end after this step.
-                        engine.run_cpu(state.arrays, [(s[0], s[1], s[1] + 1, s[3], s[4]) for s in clock_specs],
-                                       lambda ts: False, 0)
+                        engine.run(state.arrays, [(s[0], s[1], s[1] + 1, s[3], s[4]) for s in clock_specs],
+                                   lambda ts: False, 0, backend, 1)
                         break
                     continue
                 break
@@ -253,8 +264,12 @@ class WgpuDevice(RuntimeDevice):
         return int(np.random.randint(0, 2**31 - 1)) << 32 | int(np.random.randint(0, 2**31 - 1))
 
     # -- per-template lowering ----------------------------------------------------------
-    def _kernel(self, engine, state, codeobj, extra_vars=(), records=None):
-        """Compile the code object's abstract code as an engine kernel; returns its id."""
+    def _kernel(self, engine, state, codeobj, extra_vars=(), records=None, append_code="",
+                guarded=None):
+        """Compile the code object's abstract code as an engine kernel; returns its id.
+
+        ``append_code`` is template work expressed as statements; ``guarded`` maps variable
+        names to the boolean variable that guards their writes."""
         abstract = codeobj.wgpu_abstract_code
         if isinstance(abstract, dict):
             blocks = {k: v for k, v in abstract.items() if v and v.strip()}
@@ -263,12 +278,17 @@ class WgpuDevice(RuntimeDevice):
             code = blocks.get(None, "")
         else:
             code = abstract or ""
+        if append_code:
+            code = code + "\n" + append_code
         float_dtype = prefs.core.default_float_dtype
         spec = kernel_spec(codeobj.name, codeobj.template_name, code, codeobj.variables,
                            codeobj.variable_indices, float_dtype=float_dtype,
                            owner_name=codeobj.owner.name,
                            override_conditional_write=codeobj.wgpu_override_conditional_write)
         spec["variables"].extend(extra_vars)
+        for entry in spec["variables"]:
+            if guarded and entry["name"] in guarded:
+                entry["conditional_write"] = guarded[entry["name"]]
         names = _engine.Engine.kernel_variables(spec)
         bindings = []
         for entry, name in zip_spec(spec, names):
@@ -296,16 +316,16 @@ class WgpuDevice(RuntimeDevice):
             n = int(V["N"].get_value())
             cond = np.zeros(n, dtype=bool)
             state.extra = {"_cond": state.scratch(cond)}
+            # Brian2's threshold template marks spiking neurons refractory; as statements
+            # guarded by the condition, both backends do it inside the kernel.
+            refractory = kw.get("_uses_refractory", False)
             k = self._kernel(engine, state, codeobj,
-                             extra_vars=[{"name": "_cond", "dtype": "bool", "index": "_idx"}])
+                             extra_vars=[{"name": "_cond", "dtype": "bool", "index": "_idx"}],
+                             append_code="not_refractory = False\nlastspike = t" if refractory else "",
+                             guarded={"not_refractory": "_cond", "lastspike": "_cond"} if refractory else None)
             space = state.array(kw["eventspace_variable"], "eventspace")
-            refractory = None
-            if kw.get("_uses_refractory"):
-                refractory = (state.array(V["not_refractory"], "not_refractory"),
-                              state.array(V["lastspike"], "lastspike"),
-                              state.array(V["t"], "t"))
             return {"op": "threshold", "kernel": k, "n": n, "cond": state.extra["_cond"],
-                    "eventspace": space, "refractory": refractory}, None
+                    "eventspace": space, "refractory": None}, None
         if tmpl == "reset":
             space = state.array(kw["eventspace_variable"], "eventspace")
             return {"op": "reset", "kernel": self._kernel(engine, state, codeobj),

@@ -86,6 +86,11 @@ impl GpuContext {
                 message: e.to_string(),
             }
         })?;
+        // Errors are caught by error scopes where they can occur; anything else is logged
+        // rather than aborting the host process.
+        device.on_uncaptured_error(Arc::new(|e: wgpu::Error| {
+            eprintln!("brian2wgpu: uncaptured wgpu error: {e}");
+        }));
         Ok(Self {
             device,
             queue,

@@ -7,6 +7,7 @@ use pyo3::types::{PyDict, PyList};
 
 use super::spec_from_dict;
 use crate::cpu::RawArray;
+use crate::gpu::GpuContext;
 use crate::ir::{self, Type};
 use crate::runtime::{self, Binding, Clock, Clocks, Engine, Item, Op, Refractory, RunStatus};
 
@@ -108,6 +109,8 @@ fn dtype_of(a: &Bound<'_, PyUntypedArray>) -> PyResult<Type> {
 #[pyclass(module = "brian2wgpu._engine", name = "Engine", unsendable)]
 pub struct PyEngine {
     engine: Engine,
+    /// A GPU run in progress (kept across Python callbacks).
+    gpu_run: Option<runtime::GpuRun>,
 }
 
 #[pymethods]
@@ -116,6 +119,7 @@ impl PyEngine {
     fn new() -> Self {
         Self {
             engine: Engine::new(),
+            gpu_run: None,
         }
     }
 
@@ -219,13 +223,16 @@ impl PyEngine {
     /// is called with the leading clock's timestep every `check_every` steps and returns
     /// True to stop. Returns (status, callback index or -1, [timestep per clock]).
     #[allow(clippy::type_complexity)]
-    fn run_cpu(
+    #[pyo3(signature = (arrays, clocks, should_stop, check_every, backend="cpu", steps_hint=1000))]
+    fn run(
         &mut self,
         py: Python<'_>,
         arrays: Vec<Bound<'_, PyUntypedArray>>,
         clocks: Vec<(f64, i64, i64, Option<usize>, Option<usize>)>,
         should_stop: Bound<'_, PyAny>,
         check_every: usize,
+        backend: &str,
+        steps_hint: usize,
     ) -> PyResult<(String, i64, Vec<i64>)> {
         let mut raws = Vec::with_capacity(arrays.len());
         for a in &arrays {
@@ -279,10 +286,26 @@ impl PyEngine {
                     }
                 })
             };
-            let raws = &raws;
             let cl = &mut cl;
-            let r =
-                py.detach(|| unsafe { engine.run_cpu(raws, cl, &mut should_stop_fn, check_every) });
+            let gpu_run = &mut self.gpu_run;
+            let gpu = backend == "gpu";
+            let r = py.detach(move || -> Result<RunStatus, runtime::EngineError> {
+                if !gpu {
+                    return unsafe { engine.run_cpu(&raws, cl, &mut should_stop_fn, check_every) };
+                }
+                let ctx = GpuContext::shared()?;
+                match gpu_run {
+                    // Resuming after a Python callback, which may have changed arrays.
+                    Some(run) => run.upload_all(),
+                    None => *gpu_run = Some(runtime::GpuRun::new(ctx, engine, raws, steps_hint)?),
+                }
+                let run = gpu_run.as_mut().unwrap();
+                let status = run.run(engine, cl, &mut should_stop_fn, check_every);
+                if !matches!(status, Ok(RunStatus::Callback { .. })) {
+                    *gpu_run = None;
+                }
+                status
+            });
             if let Some(e) = stop_err {
                 return Err(e);
             }

@@ -3,8 +3,10 @@
 
 mod clocks;
 mod cpu;
+mod gpu;
 
 pub use clocks::{Clock, Clocks};
+pub use gpu::GpuRun;
 
 use thiserror::Error;
 

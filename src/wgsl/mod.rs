@@ -30,11 +30,17 @@ pub enum Error {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub workgroup_size: u32,
+    /// Iterate over `b2_list[b2_range[0]..b2_range[1]]` (events, recorded indices)
+    /// instead of `0..n`.
+    pub list: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { workgroup_size: 64 }
+        Self {
+            workgroup_size: 64,
+            list: false,
+        }
     }
 }
 
@@ -52,6 +58,10 @@ pub struct WgslKernel {
     pub entry: String,
     pub bindings: Vec<Binding>,
     pub workgroup_size: u32,
+    /// Bindings of `b2_list` (then `b2_range` right after) in list mode.
+    pub list_binding: Option<u32>,
+    /// Binding of `b2_posbase` (the record length) when the kernel writes records.
+    pub pos_binding: Option<u32>,
 }
 
 /// Number of u32 words before the per-variable offsets in a parameter block:

@@ -369,7 +369,8 @@ pub fn write_function(
         match k.vars[v].index {
             Index::Elem => "b2_i".into(),
             Index::Zero => "0u".into(),
-            Index::Pos => "(b2_params[b2_pbase + 6u] + b2_k)".into(),
+            Index::Pos if arena => "(b2_params[b2_pbase + 6u] + b2_k)".into(),
+            Index::Pos => "(b2_posbase[0] + b2_k)".into(),
             Index::Var(iv) => format!("u32({})", local_name(k, k.vars[iv].local)),
         }
     };
@@ -472,22 +473,57 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
     }
     src.push_str(&polyfill::collect(&helpers));
     src.push_str(&func);
+    // Iteration over a list (events, recorded indices) and record positions.
+    let list_binding = opts.list.then(|| {
+        writeln!(
+            src,
+            "@group(0) @binding({binding}) var<storage, read> b2_list: array<i32>;\n@group(0) @binding({}) var<storage, read> b2_range: array<u32>;",
+            binding + 1
+        )
+        .unwrap();
+        binding += 2;
+        binding - 2
+    });
+    let uses_pos = k
+        .vars
+        .iter()
+        .any(|v| v.index == Index::Pos && (v.read || v.written));
+    let pos_binding = uses_pos.then(|| {
+        writeln!(
+            src,
+            "@group(0) @binding({binding}) var<storage, read> b2_posbase: array<u32>;"
+        )
+        .unwrap();
+        binding += 1;
+        binding - 1
+    });
     let wg = opts.workgroup_size;
-    src.push_str(&main_fn(
-        wg,
-        &format!(
+    let body = if opts.list {
+        format!(
+            "    let b2_kk = gid.x + gid.y * nwg.x * {wg}u;
+    _ = b2_params[0]; // keeps binding 0 in the layout, as in element mode
+    let b2_lo = b2_range[0];
+    if (b2_lo + b2_kk >= b2_range[1]) {{ return; }}
+    b2_kernel(u32(b2_list[b2_lo + b2_kk]), b2_kk, 0u);
+"
+        )
+    } else {
+        format!(
             "    // 2-D dispatch when there are more workgroups than one dimension allows.
     let b2_i = gid.x + gid.y * nwg.x * {wg}u;
     if (b2_i >= b2_params[0]) {{ return; }}
     b2_kernel(b2_i, b2_i, 0u);
 "
-        ),
-    ));
+        )
+    };
+    src.push_str(&main_fn(wg, &body));
     Ok(WgslKernel {
         source: src,
         entry: "main".into(),
         bindings,
         workgroup_size: wg,
+        list_binding,
+        pos_binding,
     })
 }
 

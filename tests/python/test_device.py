@@ -9,7 +9,7 @@ from brian2 import (NeuronGroup, Network, SpikeMonitor, StateMonitor, Population
 
 import brian2wgpu  # noqa: F401  (registers the device)
 
-BACKENDS = ["cpu"]
+BACKENDS = ["cpu", "gpu"]
 
 
 def run_with(device_name, build, backend="cpu"):

@@ -1,0 +1,73 @@
+// Support kernels of the GPU engine: the bookkeeping Brian2's monitor templates do around
+// the generated code. Each section below is compiled as its own module (sections start at
+// a line `//! section <name>`), so bindings may repeat across sections.
+//
+// Conventions: a "range" buffer holds [lo, hi) positions into an event list (written by
+// b2_event_range in spikes.wgsl); a "counter" buffer holds [record length, rows].
+
+//! section count_events
+// SpikeMonitor: count[event - start] += 1 for this step's events. Events are unique
+// within a step, so no two invocations touch the same counter.
+@group(0) @binding(0) var<storage, read> params: array<u32>;   // [start]
+@group(0) @binding(1) var<storage, read> list: array<i32>;
+@group(0) @binding(2) var<storage, read> range: array<u32>;
+@group(0) @binding(3) var<storage, read_write> count: array<i32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let k = gid.x + gid.y * nwg.x * 64u;
+    let lo = range[0];
+    if (lo + k >= range[1]) { return; }
+    let i = u32(list[lo + k]) - params[0];
+    count[i] = count[i] + 1;
+}
+
+//! section bump_events
+// SpikeMonitor: after the record kernel, advance the record length and Brian2's `N`.
+@group(0) @binding(0) var<storage, read> range: array<u32>;
+@group(0) @binding(1) var<storage, read_write> counter: array<u32>;
+@group(0) @binding(2) var<storage, read_write> total: array<i32>;
+
+@compute @workgroup_size(1)
+fn main() {
+    let n = range[1] - range[0];
+    counter[0] = counter[0] + n;
+    total[0] = total[0] + i32(n);
+}
+
+//! section record_t
+// StateMonitor: after the record kernel, store t for the row and advance.
+@group(0) @binding(0) var<storage, read> params: array<u32>;   // [values per row]
+@group(0) @binding(1) var<storage, read> t: array<f64>;
+@group(0) @binding(2) var<storage, read_write> trec: array<f64>;
+@group(0) @binding(3) var<storage, read_write> counter: array<u32>;
+@group(0) @binding(4) var<storage, read_write> total: array<i32>;
+
+@compute @workgroup_size(1)
+fn main() {
+    trec[counter[1]] = t[0];
+    counter[0] = counter[0] + params[0];
+    counter[1] = counter[1] + 1u;
+    total[0] = total[0] + 1;
+}
+
+//! section record_rate
+// PopulationRateMonitor: events in [lo, hi) per second per source neuron, as Brian2's
+// template computes it: (n / dt) / n_source.
+@group(0) @binding(0) var<storage, read> fparams: array<f64>;   // [dt, n_source]
+@group(0) @binding(1) var<storage, read> range: array<u32>;
+@group(0) @binding(2) var<storage, read> t: array<f64>;
+@group(0) @binding(3) var<storage, read_write> trec: array<f64>;
+@group(0) @binding(4) var<storage, read_write> raterec: array<f64>;
+@group(0) @binding(5) var<storage, read_write> counter: array<u32>;
+@group(0) @binding(6) var<storage, read_write> total: array<i32>;
+
+@compute @workgroup_size(1)
+fn main() {
+    let row = counter[1];
+    trec[row] = t[0];
+    raterec[row] = (f64(range[1] - range[0]) / fparams[0]) / fparams[1];
+    counter[0] = counter[0] + 1u;
+    counter[1] = row + 1u;
+    total[0] = total[0] + 1;
+}

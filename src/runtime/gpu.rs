@@ -1,0 +1,659 @@
+//! The schedule on a wgpu device. Arrays are uploaded once per run and stay resident;
+//! each time step is one command submission whose dispatches read event counts and record
+//! lengths from GPU buffers, so no step waits for the host. Monitor records have capacity
+//! for the worst case of the next step before it is recorded; when a record could
+//! overflow, it is drained to the host first (so nothing is ever dropped).
+
+use std::sync::Arc;
+
+use super::{Binding, Clocks, Engine, EngineError, Op, RunStatus, elem_size};
+use crate::cpu::RawArray;
+use crate::gpu::{GpuContext, GpuError, check_features, grid};
+use crate::ir::Type;
+use crate::wgsl::{self, Options};
+
+const ENGINE_WGSL: &str = include_str!("../../shaders/engine.wgsl");
+const SPIKES_WGSL: &str = include_str!("../../shaders/spikes.wgsl");
+
+/// One section of `shaders/engine.wgsl`.
+fn section(name: &str) -> String {
+    let marker = format!("//! section {name}\n");
+    let start = ENGINE_WGSL.find(&marker).expect("engine.wgsl section") + marker.len();
+    let rest = &ENGINE_WGSL[start..];
+    let end = rest.find("//! section ").unwrap_or(rest.len());
+    rest[..end].to_string()
+}
+
+/// One dispatch: a pipeline, its bindings, the grid, and (for generated kernels) the
+/// parameter buffer to refresh each step.
+struct Pass {
+    pipeline: Arc<wgpu::ComputePipeline>,
+    bind: wgpu::BindGroup,
+    grid: [u32; 3],
+    params: Option<(wgpu::Buffer, u32, u32)>, // (buffer, n, rng kernel id)
+}
+
+/// A monitor's GPU-side records and counter.
+struct MonitorRecords {
+    counter: wgpu::Buffer,
+    records: Vec<(usize, wgpu::Buffer, usize)>, // (record id, buffer, capacity in elements)
+    /// Elements each record may gain in one step (per record).
+    worst: Vec<usize>,
+    /// Upper bound of the current lengths (host-side, no sync needed).
+    bound: Vec<usize>,
+    /// Which counter word gives each record's length: 0 (values) or 1 (rows).
+    len_word: Vec<usize>,
+}
+
+enum Prepared {
+    Passes(Vec<Pass>, Option<usize>), // passes, monitor index
+    Python(usize),
+}
+
+pub struct GpuRun {
+    ctx: &'static GpuContext,
+    /// The host arrays (kept alive by the caller for the whole run).
+    arrays: Vec<RawArray>,
+    bufs: Vec<wgpu::Buffer>,
+    prepared: Vec<Prepared>,
+    monitors: Vec<MonitorRecords>,
+    resume_at: Option<usize>,
+}
+
+fn storage(ctx: &GpuContext, label: &str, bytes: &[u8]) -> Result<wgpu::Buffer, EngineError> {
+    Ok(ctx.storage_buffer(label, bytes)?)
+}
+
+fn host_to_gpu(a: &RawArray) -> Vec<u8> {
+    if a.ptr.is_null() {
+        return vec![0; 4];
+    }
+    let bytes = unsafe { std::slice::from_raw_parts(a.ptr, a.len * elem_size(a.ty)) };
+    match a.ty {
+        Type::Bool => bytes
+            .iter()
+            .flat_map(|b| (*b as u32).to_le_bytes())
+            .collect(),
+        _ => bytes.to_vec(),
+    }
+}
+
+fn gpu_to_host(a: &RawArray, data: &[u8]) {
+    if a.ptr.is_null() {
+        return;
+    }
+    let n = a.len * elem_size(a.ty);
+    let out = unsafe { std::slice::from_raw_parts_mut(a.ptr, n) };
+    match a.ty {
+        Type::Bool => {
+            for (o, w) in out.iter_mut().zip(data.chunks_exact(4)) {
+                *o = (w[0] | w[1] | w[2] | w[3] != 0) as u8;
+            }
+        }
+        _ => out.copy_from_slice(&data[..n]),
+    }
+}
+
+impl GpuRun {
+    fn bind(
+        &self,
+        label: &str,
+        pipeline: &wgpu::ComputePipeline,
+        entries: &[(u32, &wgpu::Buffer)],
+    ) -> Result<wgpu::BindGroup, EngineError> {
+        let scope = self
+            .ctx
+            .device
+            .push_error_scope(wgpu::ErrorFilter::Validation);
+        let entries: Vec<_> = entries
+            .iter()
+            .map(|(b, buf)| wgpu::BindGroupEntry {
+                binding: *b,
+                resource: buf.as_entire_binding(),
+            })
+            .collect();
+        let group = self
+            .ctx
+            .device
+            .create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(label),
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(EngineError::Gpu(GpuError::Device {
+                label: label.into(),
+                message: format!("internal error binding buffers: {e}"),
+            }));
+        }
+        Ok(group)
+    }
+
+    fn support(
+        &self,
+        name: &str,
+        wgsl: &str,
+        entry: &str,
+        entries: &[(u32, &wgpu::Buffer)],
+        grid: [u32; 3],
+    ) -> Result<Pass, EngineError> {
+        let pipeline = self.ctx.pipeline(name, wgsl, entry)?;
+        let bind = self.bind(name, &pipeline, entries)?;
+        Ok(Pass {
+            pipeline,
+            bind,
+            grid,
+            params: None,
+        })
+    }
+
+    /// A generated kernel's pass. `list`: (list buffer, range buffer) for list mode;
+    /// `counter`: the record counter for `Index::Pos` variables.
+    fn kernel_pass(
+        &self,
+        eng: &Engine,
+        records: &[(usize, wgpu::Buffer, usize)],
+        k: usize,
+        n_max: usize,
+        list: Option<(&wgpu::Buffer, &wgpu::Buffer)>,
+        counter: Option<&wgpu::Buffer>,
+    ) -> Result<Pass, EngineError> {
+        let ek = &eng.kernels[k];
+        check_features(self.ctx, &ek.kernel)?;
+        let opts = Options {
+            list: list.is_some(),
+            ..Default::default()
+        };
+        let compiled =
+            wgsl::compile(&ek.kernel, &opts).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let pipeline = self
+            .ctx
+            .pipeline(&ek.kernel.name, &compiled.source, &compiled.entry)?;
+        let params = storage(self.ctx, "params", &[0u8; 32])?;
+        let mut entries: Vec<(u32, &wgpu::Buffer)> = vec![(0, &params)];
+        for b in &compiled.bindings {
+            let buf = match ek.bindings[b.var] {
+                Binding::Array(id) => &self.bufs[id],
+                Binding::Record(r) => {
+                    &records
+                        .iter()
+                        .find(|(id, _, _)| *id == r)
+                        .ok_or_else(|| {
+                            EngineError::Invalid(format!(
+                                "record {r} of kernel '{}' not prepared",
+                                ek.kernel.name
+                            ))
+                        })?
+                        .1
+                }
+                Binding::None => {
+                    return Err(EngineError::Invalid(format!(
+                        "kernel '{}' uses variable '{}' without data",
+                        ek.kernel.name, ek.kernel.vars[b.var].name
+                    )));
+                }
+            };
+            entries.push((b.binding, buf));
+        }
+        if let (Some(lb), Some((l, r))) = (compiled.list_binding, list) {
+            entries.push((lb, l));
+            entries.push((lb + 1, r));
+        }
+        if let Some(pb) = compiled.pos_binding {
+            entries.push((
+                pb,
+                counter.ok_or_else(|| EngineError::Invalid("record counter missing".into()))?,
+            ));
+        }
+        let bind = self.bind(&ek.kernel.name, &pipeline, &entries)?;
+        Ok(Pass {
+            pipeline,
+            bind,
+            grid: grid(self.ctx, n_max.max(1), compiled.workgroup_size),
+            params: Some((params, n_max as u32, ek.rng_id)),
+        })
+    }
+
+    fn records_for(
+        &self,
+        eng: &Engine,
+        ids: &[usize],
+        worst: &[usize],
+        len_word: &[usize],
+        steps: usize,
+    ) -> Result<MonitorRecords, EngineError> {
+        let limit = self.ctx.limits.max_storage_buffer_binding_size as usize;
+        let mut records = Vec::new();
+        for (i, &r) in ids.iter().enumerate() {
+            let size = elem_size(eng.records[r].ty);
+            let want = worst[i].saturating_mul(steps.clamp(1, 4096)).max(1024);
+            let cap = want.min(limit / size);
+            if cap < worst[i] {
+                return Err(EngineError::Gpu(GpuError::TooLarge {
+                    label: format!("record {r} (one step)"),
+                    size: (worst[i] * size) as u64,
+                    limit: limit as u64,
+                }));
+            }
+            let buf = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("record"),
+                size: (cap * size).div_ceil(4) as u64 * 4,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            records.push((r, buf, cap));
+        }
+        Ok(MonitorRecords {
+            counter: storage(self.ctx, "counter", &[0u8; 8])?,
+            records,
+            worst: worst.to_vec(),
+            bound: vec![0; ids.len()],
+            len_word: len_word.to_vec(),
+        })
+    }
+
+    /// Upload the arrays and prepare every scheduled operation.
+    pub fn new(
+        ctx: &'static GpuContext,
+        eng: &Engine,
+        arrays: Vec<RawArray>,
+        steps: usize,
+    ) -> Result<Self, EngineError> {
+        let mut bufs = Vec::with_capacity(arrays.len());
+        for (i, a) in arrays.iter().enumerate() {
+            bufs.push(storage(ctx, &format!("array {i}"), &host_to_gpu(a))?);
+        }
+        let mut run = GpuRun {
+            ctx,
+            arrays,
+            bufs,
+            prepared: Vec::new(),
+            monitors: Vec::new(),
+            resume_at: None,
+        };
+        let dummy = storage(ctx, "dummy", &[0u8; 8])?;
+        for item in &eng.items {
+            let prepared = match &item.op {
+                Op::Python { index } => Prepared::Python(*index),
+                Op::Elementwise { kernel, n } => Prepared::Passes(
+                    vec![run.kernel_pass(eng, &[], *kernel, *n, None, None)?],
+                    None,
+                ),
+                Op::Threshold {
+                    kernel,
+                    n,
+                    cond,
+                    eventspace,
+                    ..
+                } => {
+                    let k = run.kernel_pass(eng, &[], *kernel, *n, None, None)?;
+                    let p = storage(
+                        ctx,
+                        "compact params",
+                        bytemuck::cast_slice(&[*n as u32, 0, *n as u32, 0]),
+                    )?;
+                    let c = run.support(
+                        "b2_compact",
+                        SPIKES_WGSL,
+                        "b2_compact",
+                        &[
+                            (0, &p),
+                            (1, &run.bufs[*cond]),
+                            (2, &run.bufs[*eventspace]),
+                            (3, &dummy),
+                        ],
+                        [1, 1, 1],
+                    )?;
+                    Prepared::Passes(vec![k, c], None)
+                }
+                Op::Reset { kernel, eventspace } => {
+                    let n = run.arrays[*eventspace].len - 1;
+                    let (range, rp) = run.event_range(*eventspace, n, 0, n, &dummy)?;
+                    let k = run.kernel_pass(
+                        eng,
+                        &[],
+                        *kernel,
+                        n,
+                        Some((&run.bufs[*eventspace], &range)),
+                        None,
+                    )?;
+                    Prepared::Passes(vec![rp, k], None)
+                }
+                Op::SpikeMonitor {
+                    kernel,
+                    eventspace,
+                    source_n,
+                    start,
+                    stop,
+                    count,
+                    total,
+                    records,
+                } => {
+                    let width = stop - start;
+                    let mon = run.records_for(
+                        eng,
+                        records,
+                        &vec![width; records.len()],
+                        &vec![0; records.len()],
+                        steps,
+                    )?;
+                    let (range, rp) =
+                        run.event_range(*eventspace, *source_n, *start, *stop, &dummy)?;
+                    let k = run.kernel_pass(
+                        eng,
+                        &mon.records,
+                        *kernel,
+                        width,
+                        Some((&run.bufs[*eventspace], &range)),
+                        Some(&mon.counter),
+                    )?;
+                    let sp = storage(ctx, "start", bytemuck::cast_slice(&[*start as u32, 0]))?;
+                    let c = run.support(
+                        "count_events",
+                        &section("count_events"),
+                        "main",
+                        &[
+                            (0, &sp),
+                            (1, &run.bufs[*eventspace]),
+                            (2, &range),
+                            (3, &run.bufs[*count]),
+                        ],
+                        grid(ctx, width.max(1), 64),
+                    )?;
+                    let b = run.support(
+                        "bump_events",
+                        &section("bump_events"),
+                        "main",
+                        &[(0, &range), (1, &mon.counter), (2, &run.bufs[*total])],
+                        [1, 1, 1],
+                    )?;
+                    run.monitors.push(mon);
+                    Prepared::Passes(vec![rp, k, c, b], Some(run.monitors.len() - 1))
+                }
+                Op::StateMonitor {
+                    kernel,
+                    indices,
+                    n_indices,
+                    t,
+                    t_record,
+                    records,
+                    total,
+                } => {
+                    let mut ids = records.clone();
+                    ids.push(*t_record);
+                    let mut worst = vec![*n_indices; records.len()];
+                    worst.push(1);
+                    let mut len_word = vec![0; records.len()];
+                    len_word.push(1);
+                    let mon = run.records_for(eng, &ids, &worst, &len_word, steps)?;
+                    let range = storage(
+                        ctx,
+                        "range",
+                        bytemuck::cast_slice(&[0u32, *n_indices as u32]),
+                    )?;
+                    let mut passes = Vec::new();
+                    if *n_indices > 0 {
+                        passes.push(run.kernel_pass(
+                            eng,
+                            &mon.records,
+                            *kernel,
+                            *n_indices,
+                            Some((&run.bufs[*indices], &range)),
+                            Some(&mon.counter),
+                        )?);
+                    }
+                    let np = storage(ctx, "row", bytemuck::cast_slice(&[*n_indices as u32, 0]))?;
+                    let trec = &mon.records.last().unwrap().1;
+                    passes.push(run.support(
+                        "record_t",
+                        &section("record_t"),
+                        "main",
+                        &[
+                            (0, &np),
+                            (1, &run.bufs[*t]),
+                            (2, trec),
+                            (3, &mon.counter),
+                            (4, &run.bufs[*total]),
+                        ],
+                        [1, 1, 1],
+                    )?);
+                    run.monitors.push(mon);
+                    Prepared::Passes(passes, Some(run.monitors.len() - 1))
+                }
+                Op::RateMonitor {
+                    eventspace,
+                    source_n,
+                    start,
+                    stop,
+                    t,
+                    dt,
+                    t_record,
+                    rate_record,
+                    total,
+                } => {
+                    let mon =
+                        run.records_for(eng, &[*t_record, *rate_record], &[1, 1], &[1, 1], steps)?;
+                    let (range, rp) =
+                        run.event_range(*eventspace, *source_n, *start, *stop, &dummy)?;
+                    let fp = storage(
+                        ctx,
+                        "rate params",
+                        bytemuck::cast_slice(&[*dt, (*stop - *start) as f64]),
+                    )?;
+                    let r = run.support(
+                        "record_rate",
+                        &section("record_rate"),
+                        "main",
+                        &[
+                            (0, &fp),
+                            (1, &range),
+                            (2, &run.bufs[*t]),
+                            (3, &mon.records[0].1),
+                            (4, &mon.records[1].1),
+                            (5, &mon.counter),
+                            (6, &run.bufs[*total]),
+                        ],
+                        [1, 1, 1],
+                    )?;
+                    run.monitors.push(mon);
+                    Prepared::Passes(vec![rp, r], Some(run.monitors.len() - 1))
+                }
+            };
+            run.prepared.push(prepared);
+        }
+        Ok(run)
+    }
+
+    /// A pass that writes the [lo, hi) positions of events within [start, stop).
+    fn event_range(
+        &self,
+        space: usize,
+        n: usize,
+        start: usize,
+        stop: usize,
+        dummy: &wgpu::Buffer,
+    ) -> Result<(wgpu::Buffer, Pass), EngineError> {
+        let range = storage(self.ctx, "range", &[0u8; 8])?;
+        let p = storage(
+            self.ctx,
+            "range params",
+            bytemuck::cast_slice(&[n as u32, start as u32, stop as u32, 0]),
+        )?;
+        let pass = self.support(
+            "b2_event_range",
+            SPIKES_WGSL,
+            "b2_event_range",
+            &[(0, &p), (1, dummy), (2, &self.bufs[space]), (3, &range)],
+            [1, 1, 1],
+        )?;
+        Ok((range, pass))
+    }
+
+    fn write_clocks(&self, clocks: &Clocks) {
+        for c in &clocks.clocks {
+            if let Some(a) = c.t_array {
+                self.ctx
+                    .queue
+                    .write_buffer(&self.bufs[a], 0, bytemuck::bytes_of(&c.t()));
+            }
+            if let Some(a) = c.timestep_array {
+                self.ctx
+                    .queue
+                    .write_buffer(&self.bufs[a], 0, bytemuck::bytes_of(&c.timestep));
+            }
+        }
+    }
+
+    /// Copy a monitor's records to the engine's host records and reset its counter.
+    fn drain(&mut self, eng: &mut Engine, m: usize) -> Result<(), EngineError> {
+        let counter = self.ctx.read_buffer(&self.monitors[m].counter, 8)?;
+        let words: [u32; 2] = [
+            u32::from_le_bytes(counter[0..4].try_into().unwrap()),
+            u32::from_le_bytes(counter[4..8].try_into().unwrap()),
+        ];
+        let mon = &mut self.monitors[m];
+        for (i, (r, buf, _)) in mon.records.iter().enumerate() {
+            let len = words[mon.len_word[i]] as usize;
+            if len == 0 {
+                continue;
+            }
+            let size = elem_size(eng.records[*r].ty);
+            let data = self.ctx.read_buffer(buf, len * size)?;
+            eng.records[*r].data.extend_from_slice(&data);
+        }
+        self.ctx.queue.write_buffer(&mon.counter, 0, &[0u8; 8]);
+        mon.bound.iter_mut().for_each(|b| *b = 0);
+        Ok(())
+    }
+
+    /// Run the schedule (same contract as the CPU loop).
+    pub fn run(
+        &mut self,
+        eng: &mut Engine,
+        clocks: &mut Clocks,
+        should_stop: &mut dyn FnMut(&Clocks) -> bool,
+        check_every: usize,
+    ) -> Result<RunStatus, EngineError> {
+        let mut steps = 0usize;
+        let status = loop {
+            let Some((_, cur)) = clocks.next() else {
+                break RunStatus::Finished;
+            };
+            // Room for this step's worst case in every monitor that may record.
+            for m in 0..self.monitors.len() {
+                let mon = &self.monitors[m];
+                let overflow = mon
+                    .records
+                    .iter()
+                    .enumerate()
+                    .any(|(i, (_, _, cap))| mon.bound[i] + mon.worst[i] > *cap);
+                if overflow {
+                    self.drain(eng, m)?;
+                }
+            }
+            self.write_clocks(clocks);
+            let first = self.resume_at.take().unwrap_or(0);
+            let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+            let mut callback = None;
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                for (pos, (item, prep)) in
+                    eng.items.iter().zip(&self.prepared).enumerate().skip(first)
+                {
+                    if !cur[item.clock] {
+                        continue;
+                    }
+                    match prep {
+                        Prepared::Python(index) => {
+                            callback = Some((pos, *index));
+                            break;
+                        }
+                        Prepared::Passes(passes, mon) => {
+                            let step = clocks.clocks[item.clock].timestep as u64;
+                            for p in passes {
+                                if let Some((buf, n, kid)) = &p.params {
+                                    let words = [
+                                        *n,
+                                        step as u32,
+                                        (step >> 32) as u32,
+                                        eng.seed as u32,
+                                        (eng.seed >> 32) as u32,
+                                        *kid,
+                                        0,
+                                        0,
+                                    ];
+                                    // One submission per step: written before it runs.
+                                    self.ctx.queue.write_buffer(
+                                        buf,
+                                        0,
+                                        bytemuck::cast_slice(&words),
+                                    );
+                                }
+                                pass.set_pipeline(&p.pipeline);
+                                pass.set_bind_group(0, &p.bind, &[]);
+                                pass.dispatch_workgroups(p.grid[0], p.grid[1], p.grid[2]);
+                            }
+                            if let Some(m) = mon {
+                                let mon = &mut self.monitors[*m];
+                                for i in 0..mon.bound.len() {
+                                    mon.bound[i] += mon.worst[i];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            self.ctx.queue.submit([enc.finish()]);
+            if let Some((pos, index)) = callback {
+                // Python needs current state: bring arrays and records back first.
+                self.sync_to_host(eng)?;
+                self.resume_at = Some(pos + 1);
+                return Ok(RunStatus::Callback { index });
+            }
+            clocks.advance(&cur);
+            steps += 1;
+            if check_every > 0 && steps.is_multiple_of(check_every) {
+                self.ctx.wait("step")?;
+                if should_stop(clocks) {
+                    break RunStatus::Stopped;
+                }
+            }
+        };
+        self.write_clocks(clocks);
+        self.sync_to_host(eng)?;
+        Ok(status)
+    }
+
+    /// Download every array and drain every monitor.
+    pub fn sync_to_host(&mut self, eng: &mut Engine) -> Result<(), EngineError> {
+        for m in 0..self.monitors.len() {
+            self.drain(eng, m)?;
+        }
+        for (a, buf) in self.arrays.iter().zip(&self.bufs) {
+            if a.ptr.is_null() || a.len == 0 {
+                continue;
+            }
+            let n = a.len
+                * if a.ty == Type::Bool {
+                    4
+                } else {
+                    elem_size(a.ty)
+                };
+            let data = self.ctx.read_buffer(buf, n)?;
+            gpu_to_host(a, &data);
+        }
+        Ok(())
+    }
+
+    /// After a Python callback changed host arrays: upload them again.
+    pub fn upload_all(&self) {
+        for (a, buf) in self.arrays.iter().zip(&self.bufs) {
+            if a.ptr.is_null() || a.len == 0 {
+                continue;
+            }
+            self.ctx.queue.write_buffer(buf, 0, &host_to_gpu(a));
+        }
+    }
+}
