@@ -939,8 +939,14 @@ fn call(
             match d {
                 Buf::F64(_) => clip!(f64, <f64 as FloatOps>::clip),
                 Buf::F32(_) => clip!(f32, <f32 as FloatOps>::clip),
-                Buf::I32(_) => clip!(i32, |x: i32, lo: i32, hi: i32| x.max(lo).min(hi)),
-                Buf::I64(_) => clip!(i64, |x: i64, lo: i64, hi: i64| x.max(lo).min(hi)),
+                Buf::I32(_) => clip!(i32, |x: i32, lo: i32, hi: i32| {
+                    let m = if x < lo { lo } else { x };
+                    if m > hi { hi } else { m }
+                }),
+                Buf::I64(_) => clip!(i64, |x: i64, lo: i64, hi: i64| {
+                    let m = if x < lo { lo } else { x };
+                    if m > hi { hi } else { m }
+                }),
                 _ => unreachable!(),
             }
         }

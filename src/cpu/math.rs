@@ -8,7 +8,7 @@ pub fn floordiv_i32(a: i32, b: i32) -> i32 {
         return 0;
     }
     let q = a.wrapping_div(b);
-    if (a % b != 0) && ((a < 0) != (b < 0)) {
+    if (a.wrapping_rem(b) != 0) && ((a < 0) != (b < 0)) {
         q - 1
     } else {
         q
@@ -34,7 +34,7 @@ pub fn floordiv_i64(a: i64, b: i64) -> i64 {
         return 0;
     }
     let q = a.wrapping_div(b);
-    if (a % b != 0) && ((a < 0) != (b < 0)) {
+    if (a.wrapping_rem(b) != 0) && ((a < 0) != (b < 0)) {
         q - 1
     } else {
         q
@@ -162,23 +162,15 @@ macro_rules! float_semantics {
             }
         }
 
-        /// numpy's clip = minimum(maximum(x, lo), hi), propagating NaN.
+        /// numpy's clip with scalar bounds: x itself unless below `lo` or above `hi`
+        /// (so -0.0 stays -0.0), `hi` when `lo > hi`, NaN if any operand is NaN.
         #[inline]
         pub fn $clip(x: $t, lo: $t, hi: $t) -> $t {
-            let m = if x.is_nan() || lo.is_nan() {
-                <$t>::NAN
-            } else if x > lo {
-                x
-            } else {
-                lo
-            };
-            if m.is_nan() || hi.is_nan() {
-                <$t>::NAN
-            } else if m < hi {
-                m
-            } else {
-                hi
+            if x.is_nan() || lo.is_nan() || hi.is_nan() {
+                return <$t>::NAN;
             }
+            let m = if x < lo { lo } else { x };
+            if m > hi { hi } else { m }
         }
 
         /// `int(x)`: truncation toward zero; NaN and out-of-range give i32::MIN as on x86.

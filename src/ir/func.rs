@@ -158,12 +158,12 @@ impl Func {
     }
 }
 
-/// The float type numpy gives a float function of `arg`: float arrays keep their type,
-/// integers, booleans and Python literals give float64.
-pub fn float_result(arg: TypeInfo) -> Type {
-    if !arg.weak && arg.ty == Type::F32 {
-        Type::F32
-    } else {
-        Type::F64
+/// The float type of a float function of `arg`: float arrays keep their type, integers
+/// and booleans give the model's float type, Python literals float64 (numpy scalars).
+pub fn float_result(arg: TypeInfo, float: Type) -> Type {
+    match (arg.weak, arg.ty) {
+        (false, Type::F32) => Type::F32,
+        (false, Type::Bool | Type::I32 | Type::I64) => float,
+        _ => Type::F64,
     }
 }

@@ -302,7 +302,7 @@ impl<'a> Lowerer<'a> {
             parse::Expr::Compare(op, a, b) => {
                 let (a, ta) = self.expr(a)?;
                 let (b, tb) = self.expr(b)?;
-                let t = promote(ta.info, tb.info);
+                let t = promote(ta.info, tb.info, self.kernel.float);
                 let (a, b) = (cast(a, t.ty), cast(b, t.ty));
                 let out = Expr {
                     ty: Type::Bool,
@@ -387,7 +387,7 @@ impl<'a> Lowerer<'a> {
                 mk(bop, Type::Bool, a, b)
             }
             BinOp::Add | BinOp::Sub | BinOp::Mul => {
-                let t = promote(ta.info, tb.info);
+                let t = promote(ta.info, tb.info, self.kernel.float);
                 let ty = if both_weak && a.ty == Type::Bool && b.ty == Type::Bool {
                     Type::I64 // Python: True + True == 2
                 } else {
@@ -410,13 +410,19 @@ impl<'a> Lowerer<'a> {
                 }
             }
             BinOp::Div => {
-                let t = promote(ta.info, tb.info);
-                // Brian2 uses true division; integers divide as float64.
-                let ty = if t.ty.is_float() { t.ty } else { Type::F64 };
+                let t = promote(ta.info, tb.info, self.kernel.float);
+                // Brian2 uses true division; integers divide in the model's float type.
+                let ty = if t.ty.is_float() {
+                    t.ty
+                } else if both_weak {
+                    Type::F64
+                } else {
+                    self.kernel.float
+                };
                 mk(BinaryOp::Div, ty, a, b)
             }
             BinOp::FloorDiv | BinOp::Mod => {
-                let t = promote(ta.info, tb.info);
+                let t = promote(ta.info, tb.info, self.kernel.float);
                 let ty = if t.ty == Type::Bool { Type::I32 } else { t.ty };
                 let bop = if op == BinOp::Mod {
                     BinaryOp::Mod
@@ -426,7 +432,7 @@ impl<'a> Lowerer<'a> {
                 mk(bop, ty, a, b)
             }
             BinOp::Pow => {
-                let t = promote(ta.info, tb.info);
+                let t = promote(ta.info, tb.info, self.kernel.float);
                 let mut ty = if t.ty == Type::Bool { Type::I32 } else { t.ty };
                 if ty.is_int() {
                     if let Some(v) = lit_of(&b)
@@ -556,7 +562,7 @@ impl<'a> Lowerer<'a> {
             Func::Poisson { .. } => {
                 let site = self.next_site();
                 let (a, t) = lowered.pop().unwrap();
-                let fty = float_result(t.info);
+                let fty = float_result(t.info, self.kernel.float);
                 return Ok(strong(call(
                     Func::Poisson { site },
                     Type::I32,
@@ -578,23 +584,22 @@ impl<'a> Lowerer<'a> {
                 call(func, Type::I32, vec![a])
             }
             Func::Clip => {
+                let f = self.kernel.float;
                 let t = promote(
-                    promote(lowered[0].1.info, lowered[1].1.info),
+                    promote(lowered[0].1.info, lowered[1].1.info, f),
                     lowered[2].1.info,
+                    f,
                 );
                 let ty = if t.ty == Type::Bool { Type::I32 } else { t.ty };
                 let args = lowered.into_iter().map(|(e, _)| cast(e, ty)).collect();
                 call(func, ty, args)
             }
+            // floor/ceil return floats, as Brian2 declares them and its C++/Cython targets
+            // compute them (its numpy target alone casts to int32).
             Func::Ceil | Func::Floor => {
-                // Brian2's numpy target: np.int32(np.ceil(x)) -- an int32 result.
                 let (a, t) = lowered.pop().unwrap();
-                if t.info.ty.is_float() {
-                    let fty = float_result(t.info);
-                    cast(call(func, fty, vec![cast(a, fty)]), Type::I32)
-                } else {
-                    cast(a, Type::I32)
-                }
+                let ty = float_result(t.info, self.kernel.float);
+                call(func, ty, vec![cast(a, ty)])
             }
             Func::Abs | Func::Sign => {
                 let (a, t) = lowered.pop().unwrap();
@@ -607,7 +612,7 @@ impl<'a> Lowerer<'a> {
             }
             _ => {
                 let (a, t) = lowered.pop().unwrap();
-                let ty = float_result(t.info);
+                let ty = float_result(t.info, self.kernel.float);
                 call(func, ty, vec![cast(a, ty)])
             }
         };

@@ -119,8 +119,14 @@ pub struct TypeInfo {
     pub weak: bool,
 }
 
-/// The common type of two operands of an arithmetic operator or comparison.
-pub fn promote(a: TypeInfo, b: TypeInfo) -> TypeInfo {
+/// The common type of two operands of an arithmetic operator or comparison, in a kernel
+/// whose float type is `float`.
+///
+/// numpy's rules (NEP 50), except that integers meeting floats become the model's float
+/// type rather than always float64: Brian2's C++/Cython targets (and every GPU backend)
+/// compute `int * float32` in float32, and a float32 model must not turn into float64
+/// arithmetic behind the user's back. In float64 models this is exactly numpy.
+pub fn promote(a: TypeInfo, b: TypeInfo, float: Type) -> TypeInfo {
     use Type::*;
     match (a.weak, b.weak) {
         (true, true) => TypeInfo {
@@ -133,20 +139,20 @@ pub fn promote(a: TypeInfo, b: TypeInfo) -> TypeInfo {
         (true, false) | (false, true) => {
             let (w, s) = if a.weak { (a.ty, b.ty) } else { (b.ty, a.ty) };
             let ty = match (w, s) {
-                (F64, Bool | I32 | I64) => F64,
+                (F64, Bool | I32 | I64) => float,
                 (Bool | I32 | I64, Bool) => I32,
                 (_, s) => s,
             };
             TypeInfo { ty, weak: false }
         }
         (false, false) => TypeInfo {
-            ty: strong_promote(a.ty, b.ty),
+            ty: strong_promote(a.ty, b.ty, float),
             weak: false,
         },
     }
 }
 
-fn strong_promote(a: Type, b: Type) -> Type {
+fn strong_promote(a: Type, b: Type, float: Type) -> Type {
     use Type::*;
     if a == b {
         return a;
@@ -154,7 +160,7 @@ fn strong_promote(a: Type, b: Type) -> Type {
     match (a.min(b), a.max(b)) {
         (Bool, x) => x,
         (I32, I64) => I64,
-        (I32 | I64, F32) => F64, // float32 cannot hold every int32: numpy goes to float64
+        (I32 | I64, F32) => float,
         (_, F64) => F64,
         (x, y) => unreachable!("promotion of {x} and {y}"),
     }
@@ -173,12 +179,14 @@ mod tests {
     #[test]
     fn numpy_rules() {
         use Type::*;
-        assert_eq!(promote(s(F32), w(F64)).ty, F32);
-        assert_eq!(promote(s(I32), w(F64)).ty, F64);
-        assert_eq!(promote(s(I32), w(I64)).ty, I32);
-        assert_eq!(promote(s(I32), s(F32)).ty, F64);
-        assert_eq!(promote(s(Bool), s(I32)).ty, I32);
-        assert_eq!(promote(s(F32), s(F64)).ty, F64);
-        assert_eq!(promote(w(I64), w(F64)), w(F64));
+        assert_eq!(promote(s(F32), w(F64), Type::F64).ty, F32);
+        assert_eq!(promote(s(I32), w(F64), Type::F64).ty, F64);
+        assert_eq!(promote(s(I32), w(I64), Type::F64).ty, I32);
+        assert_eq!(promote(s(I32), s(F32), Type::F64).ty, F64);
+        assert_eq!(promote(s(I32), s(F32), Type::F32).ty, F32);
+        assert_eq!(promote(s(I32), w(F64), Type::F32).ty, F32);
+        assert_eq!(promote(s(Bool), s(I32), Type::F64).ty, I32);
+        assert_eq!(promote(s(F32), s(F64), Type::F64).ty, F64);
+        assert_eq!(promote(w(I64), w(F64), Type::F64), w(F64));
     }
 }

@@ -30,7 +30,9 @@ struct Pass {
     pipeline: Arc<wgpu::ComputePipeline>,
     bind: wgpu::BindGroup,
     grid: [u32; 3],
-    params: Option<(wgpu::Buffer, u32, u32)>, // (buffer, n, rng kernel id)
+    /// Kept alive with the bind group.
+    #[allow(dead_code)]
+    params: Option<wgpu::Buffer>,
 }
 
 /// A monitor's GPU-side records and counter.
@@ -157,11 +159,13 @@ impl GpuRun {
         n_max: usize,
         list: Option<(&wgpu::Buffer, &wgpu::Buffer)>,
         counter: Option<&wgpu::Buffer>,
+        step: Option<&wgpu::Buffer>,
     ) -> Result<Pass, EngineError> {
         let ek = &eng.kernels[k];
         check_features(self.ctx, &ek.kernel)?;
         let opts = Options {
             list: list.is_some(),
+            step_binding: true,
             ..Default::default()
         };
         let compiled =
@@ -169,7 +173,9 @@ impl GpuRun {
         let pipeline = self
             .ctx
             .pipeline(&ek.kernel.name, &compiled.source, &compiled.entry)?;
-        let params = storage(self.ctx, "params", &[0u8; 32])?;
+        // Static parameters: the step comes from the clock's timestep array (`b2_step`).
+        let words = [n_max as u32, 0, 0, eng.seed as u32, (eng.seed >> 32) as u32, ek.rng_id, 0, 0];
+        let params = storage(self.ctx, "params", bytemuck::cast_slice(&words))?;
         let mut entries: Vec<(u32, &wgpu::Buffer)> = vec![(0, &params)];
         for b in &compiled.bindings {
             let buf = match ek.bindings[b.var] {
@@ -199,6 +205,9 @@ impl GpuRun {
             entries.push((lb, l));
             entries.push((lb + 1, r));
         }
+        if let Some(sb) = compiled.step_binding {
+            entries.push((sb, step.ok_or_else(|| EngineError::Invalid("kernel draws random numbers but its clock has no timestep array".into()))?));
+        }
         if let Some(pb) = compiled.pos_binding {
             entries.push((
                 pb,
@@ -210,7 +219,7 @@ impl GpuRun {
             pipeline,
             bind,
             grid: grid(self.ctx, n_max.max(1), compiled.workgroup_size),
-            params: Some((params, n_max as u32, ek.rng_id)),
+            params: Some(params),
         })
     }
 
@@ -259,6 +268,7 @@ impl GpuRun {
         ctx: &'static GpuContext,
         eng: &Engine,
         arrays: Vec<RawArray>,
+        clocks: &Clocks,
         steps: usize,
     ) -> Result<Self, EngineError> {
         let mut bufs = Vec::with_capacity(arrays.len());
@@ -275,10 +285,12 @@ impl GpuRun {
         };
         let dummy = storage(ctx, "dummy", &[0u8; 8])?;
         for item in &eng.items {
+            let ts = clocks.clocks[item.clock].timestep_array;
+            let step_buf = ts.map(|a| &run.bufs[a]);
             let prepared = match &item.op {
                 Op::Python { index } => Prepared::Python(*index),
                 Op::Elementwise { kernel, n } => Prepared::Passes(
-                    vec![run.kernel_pass(eng, &[], *kernel, *n, None, None)?],
+                    vec![run.kernel_pass(eng, &[], *kernel, *n, None, None, step_buf)?],
                     None,
                 ),
                 Op::Threshold {
@@ -288,7 +300,7 @@ impl GpuRun {
                     eventspace,
                     ..
                 } => {
-                    let k = run.kernel_pass(eng, &[], *kernel, *n, None, None)?;
+                    let k = run.kernel_pass(eng, &[], *kernel, *n, None, None, step_buf)?;
                     let p = storage(
                         ctx,
                         "compact params",
@@ -318,6 +330,7 @@ impl GpuRun {
                         n,
                         Some((&run.bufs[*eventspace], &range)),
                         None,
+                        step_buf,
                     )?;
                     Prepared::Passes(vec![rp, k], None)
                 }
@@ -348,6 +361,7 @@ impl GpuRun {
                         width,
                         Some((&run.bufs[*eventspace], &range)),
                         Some(&mon.counter),
+                        step_buf,
                     )?;
                     let sp = storage(ctx, "start", bytemuck::cast_slice(&[*start as u32, 0]))?;
                     let c = run.support(
@@ -402,6 +416,7 @@ impl GpuRun {
                             *n_indices,
                             Some((&run.bufs[*indices], &range)),
                             Some(&mon.counter),
+                            step_buf,
                         )?);
                     }
                     let np = storage(ctx, "row", bytemuck::cast_slice(&[*n_indices as u32, 0]))?;
@@ -491,21 +506,6 @@ impl GpuRun {
         Ok((range, pass))
     }
 
-    fn write_clocks(&self, clocks: &Clocks) {
-        for c in &clocks.clocks {
-            if let Some(a) = c.t_array {
-                self.ctx
-                    .queue
-                    .write_buffer(&self.bufs[a], 0, bytemuck::bytes_of(&c.t()));
-            }
-            if let Some(a) = c.timestep_array {
-                self.ctx
-                    .queue
-                    .write_buffer(&self.bufs[a], 0, bytemuck::bytes_of(&c.timestep));
-            }
-        }
-    }
-
     /// Copy a monitor's records to the engine's host records and reset its counter.
     fn drain(&mut self, eng: &mut Engine, m: usize) -> Result<(), EngineError> {
         let counter = self.ctx.read_buffer(&self.monitors[m].counter, 8)?;
@@ -528,7 +528,7 @@ impl GpuRun {
         Ok(())
     }
 
-    /// Run the schedule (same contract as the CPU loop).
+    /// Run the schedule (same contract as the CPU loop), many steps per submission.
     pub fn run(
         &mut self,
         eng: &mut Engine,
@@ -536,94 +536,137 @@ impl GpuRun {
         should_stop: &mut dyn FnMut(&Clocks) -> bool,
         check_every: usize,
     ) -> Result<RunStatus, EngineError> {
-        let mut steps = 0usize;
+        let batch = check_every.max(1);
         let status = loop {
-            let Some((_, cur)) = clocks.next() else {
-                break RunStatus::Finished;
-            };
-            // Room for this step's worst case in every monitor that may record.
-            for m in 0..self.monitors.len() {
-                let mon = &self.monitors[m];
-                let overflow = mon
-                    .records
+            let first = self.resume_at.take().unwrap_or(0);
+            // Plan the batch on a copy of the clocks: which clocks tick at each step, their
+            // t and timestep, and where a Python item interrupts.
+            let mut sim = clocks.clone();
+            let mut plan: Vec<(Vec<bool>, Vec<(f64, i64)>)> = Vec::new();
+            let mut callback = None;
+            while plan.len() < batch {
+                let Some((_, cur)) = sim.next() else { break };
+                let values = sim.clocks.iter().map(|c| (c.t(), c.timestep)).collect();
+                let start = if plan.is_empty() { first } else { 0 };
+                callback = eng
+                    .items
                     .iter()
+                    .zip(&self.prepared)
                     .enumerate()
-                    .any(|(i, (_, _, cap))| mon.bound[i] + mon.worst[i] > *cap);
-                if overflow {
+                    .skip(start)
+                    .find(|(_, (it, p))| cur[it.clock] && matches!(p, Prepared::Python(_)))
+                    .map(|(pos, (_, p))| match p {
+                        Prepared::Python(i) => (pos, *i),
+                        _ => unreachable!(),
+                    });
+                plan.push((cur.clone(), values));
+                if callback.is_some() {
+                    break;
+                }
+                sim.advance(&cur);
+            }
+            if plan.is_empty() {
+                break RunStatus::Finished;
+            }
+            // Record capacity for the whole batch (monitors record at most `worst` per tick).
+            let mut keep = plan.len();
+            for m in 0..self.monitors.len() {
+                let ticks = |n: usize| plan[..n].len(); // every monitor ticks at most once per step
+                let fits = |mon: &MonitorRecords, n: usize| {
+                    mon.records.iter().enumerate().all(|(i, (_, _, cap))| mon.bound[i] + mon.worst[i] * ticks(n) <= *cap)
+                };
+                if !fits(&self.monitors[m], keep) {
                     self.drain(eng, m)?;
+                    while keep > 1 && !fits(&self.monitors[m], keep) {
+                        keep /= 2;
+                    }
                 }
             }
-            self.write_clocks(clocks);
-            let first = self.resume_at.take().unwrap_or(0);
+            if keep < plan.len() {
+                plan.truncate(keep);
+                callback = None;
+            }
             let mut enc = self.ctx.device.create_command_encoder(&Default::default());
-            let mut callback = None;
-            {
+            let tables: Vec<(wgpu::Buffer, wgpu::Buffer)> = (0..clocks.clocks.len())
+                .map(|c| {
+                    let t: Vec<f64> = plan.iter().map(|(_, v)| v[c].0).collect();
+                    let ts: Vec<i64> = plan.iter().map(|(_, v)| v[c].1).collect();
+                    Ok((
+                        storage(self.ctx, "t table", bytemuck::cast_slice(&t))?,
+                        storage(self.ctx, "timestep table", bytemuck::cast_slice(&ts))?,
+                    ))
+                })
+                .collect::<Result<_, EngineError>>()?;
+            let n_steps = plan.len();
+            for (s, (cur, _)) in plan.iter().enumerate() {
+                // Brian2's clock arrays for this step, from the tables.
+                for (c, clock) in clocks.clocks.iter().enumerate() {
+                    if let Some(a) = clock.t_array {
+                        enc.copy_buffer_to_buffer(&tables[c].0, (s * 8) as u64, &self.bufs[a], 0, 8);
+                    }
+                    if let Some(a) = clock.timestep_array {
+                        enc.copy_buffer_to_buffer(&tables[c].1, (s * 8) as u64, &self.bufs[a], 0, 8);
+                    }
+                }
+                let start = if s == 0 { first } else { 0 };
+                let end = match callback {
+                    Some((pos, _)) if s + 1 == n_steps => pos,
+                    _ => eng.items.len(),
+                };
                 let mut pass = enc.begin_compute_pass(&Default::default());
-                for (pos, (item, prep)) in
-                    eng.items.iter().zip(&self.prepared).enumerate().skip(first)
-                {
+                for (item, prep) in eng.items[start..end].iter().zip(&self.prepared[start..end]) {
                     if !cur[item.clock] {
                         continue;
                     }
-                    match prep {
-                        Prepared::Python(index) => {
-                            callback = Some((pos, *index));
-                            break;
+                    if let Prepared::Passes(passes, mon) = prep {
+                        for p in passes {
+                            pass.set_pipeline(&p.pipeline);
+                            pass.set_bind_group(0, &p.bind, &[]);
+                            pass.dispatch_workgroups(p.grid[0], p.grid[1], p.grid[2]);
                         }
-                        Prepared::Passes(passes, mon) => {
-                            let step = clocks.clocks[item.clock].timestep as u64;
-                            for p in passes {
-                                if let Some((buf, n, kid)) = &p.params {
-                                    let words = [
-                                        *n,
-                                        step as u32,
-                                        (step >> 32) as u32,
-                                        eng.seed as u32,
-                                        (eng.seed >> 32) as u32,
-                                        *kid,
-                                        0,
-                                        0,
-                                    ];
-                                    // One submission per step: written before it runs.
-                                    self.ctx.queue.write_buffer(
-                                        buf,
-                                        0,
-                                        bytemuck::cast_slice(&words),
-                                    );
-                                }
-                                pass.set_pipeline(&p.pipeline);
-                                pass.set_bind_group(0, &p.bind, &[]);
-                                pass.dispatch_workgroups(p.grid[0], p.grid[1], p.grid[2]);
-                            }
-                            if let Some(m) = mon {
-                                let mon = &mut self.monitors[*m];
-                                for i in 0..mon.bound.len() {
-                                    mon.bound[i] += mon.worst[i];
-                                }
+                        if let Some(m) = mon {
+                            let mon = &mut self.monitors[*m];
+                            for i in 0..mon.bound.len() {
+                                mon.bound[i] += mon.worst[i];
                             }
                         }
                     }
                 }
             }
             self.ctx.queue.submit([enc.finish()]);
+            // The real clocks follow the plan (the last step stays open for a callback).
+            for (s, (cur, _)) in plan.iter().enumerate() {
+                if callback.is_some() && s + 1 == n_steps {
+                    break;
+                }
+                clocks.advance(cur);
+            }
             if let Some((pos, index)) = callback {
-                // Python needs current state: bring arrays and records back first.
+                // Python needs the current state: bring arrays and records back first.
                 self.sync_to_host(eng)?;
                 self.resume_at = Some(pos + 1);
                 return Ok(RunStatus::Callback { index });
             }
-            clocks.advance(&cur);
-            steps += 1;
-            if check_every > 0 && steps.is_multiple_of(check_every) {
-                self.ctx.wait("step")?;
-                if should_stop(clocks) {
-                    break RunStatus::Stopped;
-                }
+            self.ctx.wait("batch")?;
+            if should_stop(clocks) {
+                break RunStatus::Stopped;
             }
         };
-        self.write_clocks(clocks);
         self.sync_to_host(eng)?;
+        self.write_clocks_host(clocks);
         Ok(status)
+    }
+
+    /// Brian2's clock arrays on the host after the run.
+    fn write_clocks_host(&self, clocks: &Clocks) {
+        for c in &clocks.clocks {
+            if let Some(a) = c.t_array {
+                unsafe { *(self.arrays[a].ptr as *mut f64) = c.t() };
+            }
+            if let Some(a) = c.timestep_array {
+                unsafe { *(self.arrays[a].ptr as *mut i64) = c.timestep };
+            }
+        }
     }
 
     /// Download every array and drain every monitor.

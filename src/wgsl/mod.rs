@@ -33,6 +33,10 @@ pub struct Options {
     /// Iterate over `b2_list[b2_range[0]..b2_range[1]]` (events, recorded indices)
     /// instead of `0..n`.
     pub list: bool,
+    /// Read the timestep for random streams from a `b2_step` binding (two u32 words: the
+    /// clock's int64 timestep array) instead of the parameters, so that one parameter
+    /// block serves every step of a batch.
+    pub step_binding: bool,
 }
 
 impl Default for Options {
@@ -40,6 +44,7 @@ impl Default for Options {
         Self {
             workgroup_size: 64,
             list: false,
+            step_binding: false,
         }
     }
 }
@@ -62,6 +67,8 @@ pub struct WgslKernel {
     pub list_binding: Option<u32>,
     /// Binding of `b2_posbase` (the record length) when the kernel writes records.
     pub pos_binding: Option<u32>,
+    /// Binding of `b2_step` (see [`Options::step_binding`]).
+    pub step_binding: Option<u32>,
 }
 
 /// Number of u32 words before the per-variable offsets in a parameter block:

@@ -57,9 +57,9 @@ fn suffix(t: Type) -> &'static str {
 pub fn dependencies(h: Helper) -> Vec<Helper> {
     use Helper::*;
     match h {
-        FloorDivFloat(t) | ModFloat(t) => {
-            vec![if t == Type::F64 { F64Math } else { F32Math }, IsNan(t)]
-        }
+        // b2_fmod_f32 still lives in f64_math.wgsl (TODO: move it to f32_math.wgsl so
+        // that f32 `%` needs no f64 support).
+        FloorDivFloat(t) | ModFloat(t) => vec![F64Math, F32Math, IsNan(t)],
         Clip(t) | Sign(t) | ToI32(t) | ToI64(t) if t.is_float() => vec![IsNan(t), Nan(t)],
         Timestep => vec![ToI64(Type::F64), IsNan(Type::F64), Nan(Type::F64)],
         Inf(t) | Nan(t) if t == Type::F64 => vec![],
@@ -157,14 +157,16 @@ pub fn source(h: Helper) -> String {
             format!(
                 "fn b2_clip_{ty}(x: {ty}, lo: {ty}, hi: {ty}) -> {ty} {{
     if (b2_isnan_{ty}(x) || b2_isnan_{ty}(lo) || b2_isnan_{ty}(hi)) {{ return b2_nan_{ty}(); }}
-    return min(max(x, lo), hi);
+    // numpy's clip with scalar bounds: keeps x (and its -0.0) unless out of range.
+    let m = select(x, lo, x < lo);
+    return select(m, hi, m > hi);
 }}\n"
             )
         }
         Clip(t) => {
             let ty = wgsl_type(t);
             format!(
-                "fn b2_clip_{ty}(x: {ty}, lo: {ty}, hi: {ty}) -> {ty} {{ return min(max(x, lo), hi); }}\n"
+                "fn b2_clip_{ty}(x: {ty}, lo: {ty}, hi: {ty}) -> {ty} {{ let m = select(x, lo, x < lo); return select(m, hi, m > hi); }}\n"
             )
         }
         Sign(t) => {

@@ -12,6 +12,8 @@ use crate::ir::{
 
 struct Writer<'k> {
     k: &'k Kernel,
+    /// Read the random stream's step from `b2_step` (the clock's timestep array).
+    step_binding: bool,
     helpers: BTreeSet<Helper>,
 }
 
@@ -177,6 +179,11 @@ impl Writer<'_> {
     }
 
     fn rng_counter(&self, site: u32) -> String {
+        if self.step_binding {
+            return format!(
+                "b2_counter(b2_elem, b2_step[0], b2_step[1], 0u, b2_params[b2_pbase + 5u], {site}u), vec2<u32>(b2_params[b2_pbase + 3u], b2_params[b2_pbase + 4u])"
+            );
+        }
         format!(
             "b2_counter(b2_elem, b2_params[b2_pbase + 1u], b2_params[b2_pbase + 2u], 0u, b2_params[b2_pbase + 5u], {site}u), vec2<u32>(b2_params[b2_pbase + 3u], b2_params[b2_pbase + 4u])"
         )
@@ -355,9 +362,9 @@ pub fn write_function(
     fname: &str,
     arena: bool,
 ) -> Result<(String, BTreeSet<Helper>), Error> {
-    let _ = opts;
     let mut w = Writer {
         k,
+        step_binding: opts.step_binding && !arena,
         helpers: BTreeSet::new(),
     };
     let mut body = String::new();
@@ -497,6 +504,11 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
         binding += 1;
         binding - 1
     });
+    let step_binding = (opts.step_binding && k.uses_rng()).then(|| {
+        writeln!(src, "@group(0) @binding({binding}) var<storage, read> b2_step: array<u32>;").unwrap();
+        binding += 1;
+        binding - 1
+    });
     let wg = opts.workgroup_size;
     let body = if opts.list {
         format!(
@@ -524,6 +536,7 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
         workgroup_size: wg,
         list_binding,
         pos_binding,
+        step_binding,
     })
 }
 
@@ -547,6 +560,10 @@ pub fn write_batch(kernels: &[Kernel], opts: &Options, stride: u32) -> Result<St
         .unwrap();
     }
     dispatch.push_str("        default: {}\n    }\n");
+    // Every arena is bound whether or not this batch uses it, so keep each in the layout.
+    for t in super::ARENA_TYPES {
+        writeln!(dispatch, "    _ = arrayLength(&{});", arena_name(t)).unwrap();
+    }
     let mut src = String::from("@group(0) @binding(0) var<storage, read> b2_params: array<u32>;\n");
     for (b, t) in super::ARENA_TYPES.iter().enumerate() {
         writeln!(

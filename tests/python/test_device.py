@@ -115,7 +115,8 @@ def test_matches_numpy(model, backend):
     compare(ref, got)
 
 
-def test_multiple_runs_and_set_between():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_multiple_runs_and_set_between(backend):
     def build():
         G = NeuronGroup(10, "dv/dt = (2 - v)/(10*ms) : 1", threshold="v > 1", reset="v = 0",
                         method="exact")
@@ -129,11 +130,12 @@ def test_multiple_runs_and_set_between():
         return dict(i=M.i[:].copy(), t=M.t[:].copy(), v=G.v[:].copy(),
                     tt=np.array([float(net.t)]))
     ref = run_with("numpy", build)
-    got = run_with("wgpu", build)
+    got = run_with("wgpu", build, backend)
     compare(ref, got, exact=("i", "t", "tt"))
 
 
-def test_store_restore():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_store_restore(backend):
     def build():
         G = NeuronGroup(5, "dv/dt = (2 - v)/(10*ms) : 1", threshold="v > 1", reset="v = 0",
                         method="exact")
@@ -145,11 +147,12 @@ def test_store_restore():
         net.restore()
         net.run(10 * ms)
         return dict(i1=first[0], t1=first[1], i=M.i[:].copy(), t=M.t[:].copy())
-    got = run_with("wgpu", build)
+    got = run_with("wgpu", build, backend)
     assert np.array_equal(got["i1"], got["i"]) and np.array_equal(got["t1"], got["t"])
 
 
-def test_network_operation_and_stop():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_network_operation_and_stop(backend):
     def build():
         G = NeuronGroup(3, "dv/dt = 1/(10*ms) : 1", method="euler")
         seen = []
@@ -163,18 +166,19 @@ def test_network_operation_and_stop():
         net.run(20 * ms)
         return dict(seen=np.array(seen), t=np.array([float(net.t)]))
     ref = run_with("numpy", build)
-    got = run_with("wgpu", build)
+    got = run_with("wgpu", build, backend)
     compare(ref, got, exact=("t",))
 
 
-def test_stress_every_neuron_every_step():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_stress_every_neuron_every_step(backend):
     """100,000 neurons firing every step for 200 steps: 2e7 spikes, none lost."""
     def build():
         G = NeuronGroup(100_000, "v : 1", threshold="True")
         M = SpikeMonitor(G)
         Network(G, M).run(200 * defaultclock.dt)
         return M
-    M = run_with("wgpu", build)
+    M = run_with("wgpu", build, backend)
     assert M.num_spikes == 20_000_000
     i, t = M.i[:], M.t[:]
     assert np.array_equal(i[:100_000], np.arange(100_000))
@@ -184,7 +188,8 @@ def test_stress_every_neuron_every_step():
     assert np.array_equal(M.count[:], np.full(100_000, 200))
 
 
-def test_unsupported_feature_is_clear():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unsupported_feature_is_clear(backend):
     from brian2 import Synapses
     def build():
         G = NeuronGroup(2, "v : 1", threshold="v > 1")
@@ -192,4 +197,4 @@ def test_unsupported_feature_is_clear():
         S.connect(i=0, j=1)
         Network(G, S).run(1 * ms)
     with pytest.raises(NotImplementedError, match="wgpu device: .* is not supported yet"):
-        run_with("wgpu", build)
+        run_with("wgpu", build, backend)
