@@ -35,7 +35,7 @@ py-test: develop
 test: vulkan rust-test py-test
 
 demo: vulkan develop
-	$(PY) examples/compile_cobahh.py
+	$(PY) examples/fi_curve.py
 
 bench: vulkan develop
 	cargo bench

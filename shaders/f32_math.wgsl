@@ -70,3 +70,39 @@ fn b2_pow_f32(x: f32, y: f32) -> f32 {
     if (x < 0.0f && odd) { r = -r; }
     return r;
 }
+
+// f32 fmod, exact, on the integer mantissas (independent of f64 and of how the device
+// rounds or flushes f32 subnormals: the result's bits are assembled directly).
+fn b2_fmod_f32(a: f32, b: f32) -> f32 {
+    let ua = bitcast<u32>(a) & 0x7fffffffu;
+    let ub = bitcast<u32>(b) & 0x7fffffffu;
+    let sign = bitcast<u32>(a) & 0x80000000u;
+    if (ua >= 0x7f800000u || ub > 0x7f800000u || ub == 0u) {
+        return bitcast<f32>(0x7fc00000u);
+    }
+    if (ua < ub) { return a; }
+    // Mantissas as integers (with the implicit bit for normals) and biased exponents
+    // (subnormals count as exponent 1 without the implicit bit).
+    let ea = max(i32(ua >> 23u), 1);
+    let eb = max(i32(ub >> 23u), 1);
+    let ma = (ua & 0x7fffffu) | select(0u, 0x800000u, (ua >> 23u) != 0u);
+    let mb = (ub & 0x7fffffu) | select(0u, 0x800000u, (ub >> 23u) != 0u);
+    var r = ma % mb;
+    var d = ea - eb;
+    while (d > 0 && r != 0u) {
+        // r < mb < 2^24, so 8 bits at a time fit in 32.
+        let s = min(d, 8);
+        r = (r << u32(s)) % mb;
+        d = d - s;
+    }
+    if (r == 0u) { return bitcast<f32>(sign); }
+    // Normalise r 2^(eb - 150) back into an f32 (or a subnormal when eb runs out).
+    let shift = min(i32(countLeadingZeros(r)) - 8, eb - 1);
+    r = r << u32(shift);
+    let e = eb - shift;
+    var bits = r;
+    if ((r & 0x800000u) != 0u) {
+        bits = (u32(e) << 23u) | (r & 0x7fffffu);
+    }
+    return bitcast<f32>(sign | bits);
+}

@@ -27,3 +27,24 @@ def list_adapters() -> list[dict[str, Any]]:
 
 def create_pipeline(kernel: CompiledKernel) -> float:
     """Create the kernel's compute pipeline on the default adapter; returns seconds taken."""
+
+def set_adapter(name: str | None = None) -> None:
+    """Use the first adapter whose name contains ``name`` (effective before first use)."""
+
+def current_adapter() -> str:
+    """Name of the adapter the engine runs on."""
+
+class Engine:
+    """A network's kernels, schedule and monitor records, run without Python per step."""
+
+    seed: int
+    def __init__(self) -> None: ...
+    def add_kernel(self, spec: dict[str, Any], bindings: list[tuple[str, int]]) -> int: ...
+    @staticmethod
+    def kernel_variables(spec: dict[str, Any]) -> list[str]: ...
+    def add_record(self, dtype: str) -> int: ...
+    def set_schedule(self, items: list[dict[str, Any]]) -> None: ...
+    def take_record(self, id: int) -> np.ndarray: ...
+    def run(self, arrays: list[np.ndarray], clocks: list[tuple[float, int, int, int | None, int | None]],
+            should_stop: Any, check_every: int, backend: str = "cpu",
+            steps_hint: int = 1000) -> tuple[str, int, list[int]]: ...

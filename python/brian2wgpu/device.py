@@ -119,7 +119,10 @@ class WgpuDevice(RuntimeDevice):
             raise ValueError(f"BRIAN2WGPU_BACKEND must be auto, gpu or cpu, not {choice!r}")
         if choice == "cpu":
             return "cpu"
-        adapters = _engine.list_adapters()
+        wanted = prefs["devices.wgpu.adapter"]
+        adapters = [a for a in _engine.list_adapters()
+                    if not wanted or wanted.lower() in a["name"].lower()]
+        _engine.set_adapter(wanted or None)
         if choice == "gpu" and not adapters:
             raise RuntimeError("wgpu device: backend 'gpu' was requested but wgpu finds no "
                                "adapter; install a Vulkan driver (e.g. mesa-vulkan-drivers) "

@@ -297,7 +297,7 @@ unsafe impl Sync for RawArray {}
 
 impl RawArray {
     #[inline]
-    unsafe fn slice<T>(&self) -> &mut [T] {
+    unsafe fn slice<'a, T>(self) -> &'a mut [T] {
         unsafe { std::slice::from_raw_parts_mut(self.ptr as *mut T, self.len) }
     }
 }

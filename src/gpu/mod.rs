@@ -43,6 +43,8 @@ pub enum GpuError {
     },
 }
 
+static SHARED_FILTER: Mutex<Option<String>> = Mutex::new(None);
+
 /// One wgpu device with the features this project uses where the adapter has them.
 pub struct GpuContext {
     pub device: wgpu::Device,
@@ -101,10 +103,18 @@ impl GpuContext {
         })
     }
 
-    /// A process-wide context on the default adapter, created once.
+    /// Choose the adapter (by name) of the shared context; effective before its first use.
+    pub fn set_shared_filter(filter: Option<String>) {
+        *SHARED_FILTER.lock().unwrap() = filter;
+    }
+
+    /// A process-wide context on the best adapter (or the one chosen with
+    /// [`Self::set_shared_filter`]), created once and kept (Brian2 reinitialises devices
+    /// between tests; adapters are expensive).
     pub fn shared() -> Result<&'static GpuContext, GpuError> {
         static CTX: OnceLock<Result<GpuContext, String>> = OnceLock::new();
-        match CTX.get_or_init(|| GpuContext::new(None).map_err(|e| e.to_string())) {
+        let filter = SHARED_FILTER.lock().unwrap().clone();
+        match CTX.get_or_init(|| GpuContext::new(filter.as_deref()).map_err(|e| e.to_string())) {
             Ok(ctx) => Ok(ctx),
             Err(msg) => Err(GpuError::Device {
                 label: "adapter".into(),

@@ -209,7 +209,11 @@ impl<'a> Parser<'a> {
                             if self.eat_op(")") {
                                 break;
                             }
-                            self.expect_op(",")?;
+                            if !self.eat_op(",") {
+                                return Err(self.err(format!(
+                                    "expected ',' or ')' in the arguments of {name}()"
+                                )));
+                            }
                         }
                     }
                     return Ok(Expr::Call(name, args));

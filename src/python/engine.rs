@@ -297,7 +297,9 @@ impl PyEngine {
                 match gpu_run {
                     // Resuming after a Python callback, which may have changed arrays.
                     Some(run) => run.upload_all(),
-                    None => *gpu_run = Some(runtime::GpuRun::new(ctx, engine, raws, cl, steps_hint)?),
+                    None => {
+                        *gpu_run = Some(runtime::GpuRun::new(ctx, engine, raws, cl, steps_hint)?)
+                    }
                 }
                 let run = gpu_run.as_mut().unwrap();
                 let status = run.run(engine, cl, &mut should_stop_fn, check_every);

@@ -356,11 +356,28 @@ fn create_pipeline(py: Python<'_>, kernel: &CompiledKernel) -> PyResult<f64> {
     })
 }
 
+/// Name filter for the adapter of the shared GPU context (before its first use);
+/// returns the name of the adapter in use once created.
+#[pyfunction]
+#[pyo3(signature = (name=None))]
+fn set_adapter(name: Option<String>) {
+    GpuContext::set_shared_filter(name.filter(|n| !n.is_empty()));
+}
+
+/// Name of the adapter the engine runs on (creates the shared context).
+#[pyfunction]
+fn current_adapter(py: Python<'_>) -> PyResult<String> {
+    py.detach(|| GpuContext::shared().map(|c| c.info.name.clone()))
+        .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+}
+
 #[pymodule]
 fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(compile, m)?)?;
     m.add_function(wrap_pyfunction!(list_adapters, m)?)?;
     m.add_function(wrap_pyfunction!(create_pipeline, m)?)?;
+    m.add_function(wrap_pyfunction!(set_adapter, m)?)?;
+    m.add_function(wrap_pyfunction!(current_adapter, m)?)?;
     m.add_class::<CompiledKernel>()?;
     m.add_class::<engine::PyEngine>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -166,6 +166,7 @@ impl GpuRun {
         let opts = Options {
             list: list.is_some(),
             step_binding: true,
+            f64: self.ctx.supports_f64(),
             ..Default::default()
         };
         let compiled =
@@ -174,7 +175,16 @@ impl GpuRun {
             .ctx
             .pipeline(&ek.kernel.name, &compiled.source, &compiled.entry)?;
         // Static parameters: the step comes from the clock's timestep array (`b2_step`).
-        let words = [n_max as u32, 0, 0, eng.seed as u32, (eng.seed >> 32) as u32, ek.rng_id, 0, 0];
+        let words = [
+            n_max as u32,
+            0,
+            0,
+            eng.seed as u32,
+            (eng.seed >> 32) as u32,
+            ek.rng_id,
+            0,
+            0,
+        ];
         let params = storage(self.ctx, "params", bytemuck::cast_slice(&words))?;
         let mut entries: Vec<(u32, &wgpu::Buffer)> = vec![(0, &params)];
         for b in &compiled.bindings {
@@ -206,7 +216,14 @@ impl GpuRun {
             entries.push((lb + 1, r));
         }
         if let Some(sb) = compiled.step_binding {
-            entries.push((sb, step.ok_or_else(|| EngineError::Invalid("kernel draws random numbers but its clock has no timestep array".into()))?));
+            entries.push((
+                sb,
+                step.ok_or_else(|| {
+                    EngineError::Invalid(
+                        "kernel draws random numbers but its clock has no timestep array".into(),
+                    )
+                })?,
+            ));
         }
         if let Some(pb) = compiled.pos_binding {
             entries.push((
@@ -573,7 +590,10 @@ impl GpuRun {
             for m in 0..self.monitors.len() {
                 let ticks = |n: usize| plan[..n].len(); // every monitor ticks at most once per step
                 let fits = |mon: &MonitorRecords, n: usize| {
-                    mon.records.iter().enumerate().all(|(i, (_, _, cap))| mon.bound[i] + mon.worst[i] * ticks(n) <= *cap)
+                    mon.records
+                        .iter()
+                        .enumerate()
+                        .all(|(i, (_, _, cap))| mon.bound[i] + mon.worst[i] * ticks(n) <= *cap)
                 };
                 if !fits(&self.monitors[m], keep) {
                     self.drain(eng, m)?;
@@ -602,10 +622,22 @@ impl GpuRun {
                 // Brian2's clock arrays for this step, from the tables.
                 for (c, clock) in clocks.clocks.iter().enumerate() {
                     if let Some(a) = clock.t_array {
-                        enc.copy_buffer_to_buffer(&tables[c].0, (s * 8) as u64, &self.bufs[a], 0, 8);
+                        enc.copy_buffer_to_buffer(
+                            &tables[c].0,
+                            (s * 8) as u64,
+                            &self.bufs[a],
+                            0,
+                            8,
+                        );
                     }
                     if let Some(a) = clock.timestep_array {
-                        enc.copy_buffer_to_buffer(&tables[c].1, (s * 8) as u64, &self.bufs[a], 0, 8);
+                        enc.copy_buffer_to_buffer(
+                            &tables[c].1,
+                            (s * 8) as u64,
+                            &self.bufs[a],
+                            0,
+                            8,
+                        );
                     }
                 }
                 let start = if s == 0 { first } else { 0 };

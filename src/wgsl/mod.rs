@@ -37,6 +37,9 @@ pub struct Options {
     /// clock's int64 timestep array) instead of the parameters, so that one parameter
     /// block serves every step of a batch.
     pub step_binding: bool,
+    /// The device has f64 (SHADER_F64): float32 transcendentals then use the f64
+    /// library for accuracy.
+    pub f64: bool,
 }
 
 impl Default for Options {
@@ -45,6 +48,7 @@ impl Default for Options {
             workgroup_size: 64,
             list: false,
             step_binding: false,
+            f64: true,
         }
     }
 }

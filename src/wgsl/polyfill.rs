@@ -57,9 +57,13 @@ fn suffix(t: Type) -> &'static str {
 pub fn dependencies(h: Helper) -> Vec<Helper> {
     use Helper::*;
     match h {
-        // b2_fmod_f32 still lives in f64_math.wgsl (TODO: move it to f32_math.wgsl so
-        // that f32 `%` needs no f64 support).
-        FloorDivFloat(t) | ModFloat(t) => vec![F64Math, F32Math, IsNan(t)],
+        FloorDivFloat(t) | ModFloat(t) => {
+            vec![
+                if t == Type::F64 { F64Math } else { F32Math },
+                IsNan(t),
+                Nan(t),
+            ]
+        }
         Clip(t) | Sign(t) | ToI32(t) | ToI64(t) if t.is_float() => vec![IsNan(t), Nan(t)],
         Timestep => vec![ToI64(Type::F64), IsNan(Type::F64), Nan(Type::F64)],
         Inf(t) | Nan(t) if t == Type::F64 => vec![],
@@ -124,11 +128,14 @@ pub fn source(h: Helper) -> String {
             // numpy's npy_divmod, on an exact fmod.
             format!(
                 "fn b2_floordiv_{ty}(a: {ty}, b: {ty}) -> {ty} {{
+    // NaN first, and no float `!=` below: naga emits it as an ordered comparison.
+    if (b2_isnan_{ty}(a) || b2_isnan_{ty}(b)) {{ return b2_nan_{ty}(); }}
     if (b == 0.0{s}) {{ return a / b; }}
     let m = b2_fmod_{ty}(a, b);
+    if (b2_isnan_{ty}(m)) {{ return m; }}
     var div = (a - m) / b;
-    if (m != 0.0{s} && ((b < 0.0{s}) != (m < 0.0{s}))) {{ div = div - 1.0{s}; }}
-    if (div != 0.0{s}) {{
+    if (!(m == 0.0{s}) && ((b < 0.0{s}) != (m < 0.0{s}))) {{ div = div - 1.0{s}; }}
+    if (!(div == 0.0{s})) {{
         var fd = floor(div);
         if (div - fd > 0.5{s}) {{ fd = fd + 1.0{s}; }}
         return fd;
@@ -142,9 +149,10 @@ pub fn source(h: Helper) -> String {
             let (ty, s) = (wgsl_type(t), suffix(t));
             format!(
                 "fn b2_mod_{ty}(a: {ty}, b: {ty}) -> {ty} {{
+    if (b2_isnan_{ty}(a) || b2_isnan_{ty}(b)) {{ return b2_nan_{ty}(); }}
     let m = b2_fmod_{ty}(a, b);
-    if (b == 0.0{s}) {{ return m; }}
-    if (m != 0.0{s}) {{
+    if (b == 0.0{s} || b2_isnan_{ty}(m)) {{ return m; }}
+    if (!(m == 0.0{s})) {{
         if ((b < 0.0{s}) != (m < 0.0{s})) {{ return m + b; }}
         return m;
     }}
@@ -174,10 +182,10 @@ pub fn source(h: Helper) -> String {
             if t.is_float() {
                 format!(
                     "fn b2_sign_{ty}(x: {ty}) -> {ty} {{
+    if (b2_isnan_{ty}(x)) {{ return x; }}
     if (x > 0.0{s}) {{ return 1.0{s}; }}
     if (x < 0.0{s}) {{ return -1.0{s}; }}
-    if (x == 0.0{s}) {{ return 0.0{s}; }}
-    return x;
+    return 0.0{s};
 }}\n"
                 )
             } else {
@@ -211,7 +219,9 @@ pub fn source(h: Helper) -> String {
         Inf(_) => "fn b2_inf_f32() -> f32 { return bitcast<f32>(0x7f800000u); }\n".into(),
         Nan(_) => "fn b2_nan_f32() -> f32 { return bitcast<f32>(0x7fc00000u); }\n".into(),
         IsNan(Type::F32) => String::new(), // in f32_math.wgsl
-        IsNan(_) => "fn b2_isnan_f64(x: f64) -> bool { return !(x == x); }\n".into(),
+        // Drivers may fold `x == x` to true (no NaN-preserving float controls), so test the
+        // bits of the f32 conversion, which keeps NaN-ness.
+        IsNan(_) => "fn b2_isnan_f64(x: f64) -> bool { return (bitcast<u32>(f32(x)) & 0x7fffffffu) > 0x7f800000u; }\n".into(),
     }
 }
 

@@ -14,6 +14,8 @@ struct Writer<'k> {
     k: &'k Kernel,
     /// Read the random stream's step from `b2_step` (the clock's timestep array).
     step_binding: bool,
+    /// Compute float32 transcendentals with the f64 library (device has f64).
+    f32_via_f64: bool,
     helpers: BTreeSet<Helper>,
 }
 
@@ -127,6 +129,10 @@ impl Writer<'_> {
                             Helper::ModInt(t)
                         });
                         format!("b2_mod_{ty}({x}, {y})")
+                    }
+                    BinaryOp::Pow if t == Type::F32 && self.f32_via_f64 => {
+                        self.helpers.insert(Helper::F64Math);
+                        format!("f32(b2_pow_f64(f64({x}), f64({y})))")
                     }
                     BinaryOp::Pow => {
                         self.helpers.insert(match t {
@@ -290,16 +296,23 @@ impl Writer<'_> {
             Func::Ceil => format!("ceil({})", a[0]),
             Func::Floor => format!("floor({})", a[0]),
             Func::Sqrt => format!("sqrt({})", a[0]),
-            f if ty == Type::F64 => {
+            f if ty == Type::F64 || self.f32_via_f64 => {
                 // Never a builtin transcendental on f64 (Vulkan defines them for f32 only).
-                float_lib(self, ty);
+                // float32 goes through the f64 library too where the device has f64: the
+                // drivers' f32 builtins are loose (Vulkan allows 2^-11 absolute for sin)
+                // and wrong far from 0; rounding the f64 result is within 1 ulp of numpy.
+                self.helpers.insert(Helper::F64Math);
                 let name = match f {
                     Func::Arccos => "acos",
                     Func::Arcsin => "asin",
                     Func::Arctan => "atan",
                     f => f.name(),
                 };
-                format!("b2_{name}_f64({})", a[0])
+                if ty == Type::F32 {
+                    format!("f32(b2_{name}_f64(f64({})))", a[0])
+                } else {
+                    format!("b2_{name}_f64({})", a[0])
+                }
             }
             f => {
                 let builtin = match f {
@@ -365,6 +378,7 @@ pub fn write_function(
     let mut w = Writer {
         k,
         step_binding: opts.step_binding && !arena,
+        f32_via_f64: opts.f64,
         helpers: BTreeSet::new(),
     };
     let mut body = String::new();
@@ -505,7 +519,11 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
         binding - 1
     });
     let step_binding = (opts.step_binding && k.uses_rng()).then(|| {
-        writeln!(src, "@group(0) @binding({binding}) var<storage, read> b2_step: array<u32>;").unwrap();
+        writeln!(
+            src,
+            "@group(0) @binding({binding}) var<storage, read> b2_step: array<u32>;"
+        )
+        .unwrap();
         binding += 1;
         binding - 1
     });

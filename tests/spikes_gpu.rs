@@ -1,0 +1,389 @@
+//! `shaders/spikes.wgsl`: ordered event compaction (`b2_compact`) and subgroup event
+//! ranges (`b2_event_range`), checked exactly against CPU references on whatever adapter
+//! is present (lavapipe in CI).
+
+mod common;
+
+use std::time::Instant;
+
+use brian2wgpu::gpu::GpuContext;
+
+const SPIKES_WGSL: &str = include_str!("../shaders/spikes.wgsl");
+/// Pre-filled into the eventspace; every entry the kernel must not write keeps it.
+const SENTINEL: i32 = -7;
+/// Pre-filled into buffers an entry point binds but must not write.
+const UNTOUCHED: u32 = 0xdead_beef;
+
+/// SplitMix64: a small deterministic generator, so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Uniform in [0, n) (n > 0).
+    fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+fn bytes_u32(v: &[u32]) -> Vec<u8> {
+    bytemuck::cast_slice(v).to_vec()
+}
+
+fn bytes_i32(v: &[i32]) -> Vec<u8> {
+    bytemuck::cast_slice(v).to_vec()
+}
+
+fn as_i32(b: &[u8]) -> Vec<i32> {
+    bytemuck::pod_collect_to_vec(b)
+}
+
+fn as_u32(b: &[u8]) -> Vec<u32> {
+    bytemuck::pod_collect_to_vec(b)
+}
+
+/// Flags with the given event density; events carry arbitrary nonzero values, since any
+/// nonzero flag is an event.
+fn random_flags(rng: &mut Rng, n: usize, density: f64) -> Vec<u32> {
+    (0..n)
+        .map(|_| {
+            if rng.uniform() < density {
+                (rng.next_u64() as u32).max(1)
+            } else {
+                0
+            }
+        })
+        .collect()
+}
+
+/// The eventspace `b2_compact` must produce from `flags`, starting from `before`.
+fn reference_space(flags: &[u32], before: &[i32]) -> Vec<i32> {
+    let n = flags.len();
+    let mut out = before.to_vec();
+    let mut count = 0;
+    for (i, &f) in flags.iter().enumerate() {
+        if f != 0 {
+            out[count] = i as i32;
+            count += 1;
+        }
+    }
+    out[n] = count as i32;
+    out
+}
+
+/// Run `b2_compact` over `flags` (all four bindings, as the engine binds them) and
+/// return the eventspace, which started as all `SENTINEL`.
+fn gpu_compact(ctx: &GpuContext, flags: &[u32]) -> Vec<i32> {
+    let n = flags.len();
+    let mut bufs = vec![
+        bytes_u32(&[n as u32, 0, n as u32, 0]),
+        bytes_u32(flags),
+        bytes_i32(&vec![SENTINEL; n + 1]),
+        bytes_u32(&[UNTOUCHED, UNTOUCHED]),
+    ];
+    ctx.run_compute("b2_compact", SPIKES_WGSL, "b2_compact", &mut bufs, 1)
+        .unwrap();
+    assert_eq!(as_u32(&bufs[1]), flags, "flags changed (N={n})");
+    assert_eq!(
+        as_u32(&bufs[3]),
+        [UNTOUCHED, UNTOUCHED],
+        "range written (N={n})"
+    );
+    as_i32(&bufs[2])
+}
+
+/// Compare with a readable message (no multi-million-element dumps).
+fn assert_space_eq(got: &[i32], want: &[i32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    if let Some(k) = (0..got.len()).find(|&k| got[k] != want[k]) {
+        let n = got.len() - 1;
+        panic!(
+            "{what}: first difference at position {k} (N={n}): got {}, want {}; count got {} want {}",
+            got[k], want[k], got[n], want[n]
+        );
+    }
+}
+
+#[test]
+fn compact_matches_cpu_reference() {
+    let Some(ctx) = common::gpu() else { return };
+    let mut rng = Rng(0x5eed_0001);
+    for n in [0usize, 1, 255, 256, 257, 1000, 100_000, 3_000_000] {
+        for density in [0.0, 0.001, 0.1, 0.5, 1.0] {
+            let flags = random_flags(&mut rng, n, density);
+            let want = reference_space(&flags, &vec![SENTINEL; n + 1]);
+            let got = gpu_compact(ctx, &flags);
+            assert_space_eq(&got, &want, &format!("N={n} density={density}"));
+        }
+    }
+}
+
+/// The largest eventspace the adapter can bind (on lavapipe 2^25 - 1 neurons, 128 MiB),
+/// capped at 2^25 - 1: each thread loops over a chunk of ~131,000 flags. Density 1.0 is
+/// the worst case for the write loop; lavapipe ends any shader invocation's loops after
+/// 65535 iterations in all, which the kernel must stay below.
+#[test]
+fn compact_tens_of_millions() {
+    let Some(ctx) = common::gpu() else { return };
+    let limit = ctx.limits.max_storage_buffer_binding_size as u64;
+    let n = (limit / 4 - 1).min((1 << 25) - 1) as usize;
+    let mut rng = Rng(0x5eed_0006);
+    for density in [0.01, 1.0] {
+        let flags = random_flags(&mut rng, n, density);
+        let want = reference_space(&flags, &vec![SENTINEL; n + 1]);
+        let got = gpu_compact(ctx, &flags);
+        assert_space_eq(&got, &want, &format!("N={n} density={density}"));
+    }
+    eprintln!("b2_compact: N={n} matches");
+}
+
+/// Uneven distributions: all events in one chunk, in the last chunk's tail, at the chunk
+/// boundaries, and a lone event at either end.
+#[test]
+fn compact_structured_patterns() {
+    let Some(ctx) = common::gpu() else { return };
+    for n in [1usize, 2, 255, 256, 257, 511, 513, 256 * 13 + 5, 65_537] {
+        let chunk = n.div_ceil(256);
+        let patterns: Vec<(&str, Box<dyn Fn(usize) -> bool>)> = vec![
+            ("first only", Box::new(|i| i == 0)),
+            ("last only", Box::new(move |i| i == n - 1)),
+            ("first chunk", Box::new(move |i| i < chunk)),
+            ("last half", Box::new(move |i| i >= n / 2)),
+            (
+                "chunk edges",
+                Box::new(move |i| i % chunk == 0 || i % chunk == chunk - 1),
+            ),
+            ("alternating", Box::new(|i| i % 2 == 1)),
+        ];
+        for (name, event) in patterns {
+            let flags: Vec<u32> = (0..n).map(|i| event(i) as u32).collect();
+            let want = reference_space(&flags, &vec![SENTINEL; n + 1]);
+            let got = gpu_compact(ctx, &flags);
+            assert_space_eq(&got, &want, &format!("N={n} {name}"));
+        }
+    }
+}
+
+/// A second step over the same eventspace: the new events overwrite the front, the stale
+/// entries behind the new count stay, the count is replaced.
+#[test]
+fn compact_over_previous_step() {
+    let Some(ctx) = common::gpu() else { return };
+    let mut rng = Rng(0x5eed_0002);
+    let n = 10_000;
+    let first = random_flags(&mut rng, n, 0.5);
+    let second = random_flags(&mut rng, n, 0.05);
+    let after_first = reference_space(&first, &vec![SENTINEL; n + 1]);
+    let want = reference_space(&second, &after_first);
+    let mut bufs = vec![
+        bytes_u32(&[n as u32, 0, n as u32, 0]),
+        bytes_u32(&first),
+        bytes_i32(&vec![SENTINEL; n + 1]),
+        bytes_u32(&[0, 0]),
+    ];
+    ctx.run_compute("b2_compact", SPIKES_WGSL, "b2_compact", &mut bufs, 1)
+        .unwrap();
+    assert_space_eq(&as_i32(&bufs[2]), &after_first, "first step");
+    bufs[1] = bytes_u32(&second);
+    ctx.run_compute("b2_compact", SPIKES_WGSL, "b2_compact", &mut bufs, 1)
+        .unwrap();
+    assert_space_eq(&as_i32(&bufs[2]), &want, "second step");
+}
+
+/// CPU reference: positions of the first event >= start and the first >= stop.
+fn reference_range(events: &[i32], start: u32, stop: u32) -> [u32; 2] {
+    let lo = events.partition_point(|&e| (e as i64) < start as i64) as u32;
+    let hi = events.partition_point(|&e| (e as i64) < stop as i64) as u32;
+    [lo, hi.max(lo)]
+}
+
+/// Run `b2_event_range` (all four bindings; the flags are a small dummy, as in the
+/// engine) and return [lo, hi).
+fn gpu_range(ctx: &GpuContext, space: &[i32], start: u32, stop: u32) -> [u32; 2] {
+    let n = space.len() - 1;
+    let mut bufs = vec![
+        bytes_u32(&[n as u32, start, stop, 0]),
+        bytes_u32(&[UNTOUCHED, UNTOUCHED]),
+        bytes_i32(space),
+        bytes_u32(&[UNTOUCHED, UNTOUCHED]),
+    ];
+    ctx.run_compute(
+        "b2_event_range",
+        SPIKES_WGSL,
+        "b2_event_range",
+        &mut bufs,
+        1,
+    )
+    .unwrap();
+    assert_eq!(as_u32(&bufs[1]), [UNTOUCHED, UNTOUCHED], "flags written");
+    assert_eq!(as_i32(&bufs[2]), space, "eventspace written");
+    let r = as_u32(&bufs[3]);
+    [r[0], r[1]]
+}
+
+/// A random eventspace: sorted distinct indices below N, the count at [N], junk behind
+/// the count (as a real eventspace has after a busier step).
+fn random_space(rng: &mut Rng, n: usize) -> Vec<i32> {
+    let density = [0.0, 0.01, 0.3, 1.0][rng.below(4) as usize];
+    let mut space = vec![0i32; n + 1];
+    let mut count = 0;
+    for i in 0..n {
+        if rng.uniform() < density {
+            space[count] = i as i32;
+            count += 1;
+        }
+    }
+    for s in &mut space[count..n] {
+        *s = rng.below(n as u64 + 5) as i32 - 2;
+    }
+    space[n] = count as i32;
+    space
+}
+
+#[test]
+fn event_range_matches_binary_search() {
+    let Some(ctx) = common::gpu() else { return };
+    let mut rng = Rng(0x5eed_0003);
+    let mut cases = 0;
+    for n in [0usize, 1, 2, 7, 100, 1000, 4097] {
+        for _ in 0..12 {
+            let space = random_space(&mut rng, n);
+            let count = space[n] as usize;
+            let events = &space[..count];
+            let pick = |rng: &mut Rng| -> u32 {
+                // Mostly inside [0, N], sometimes exactly on an event, sometimes beyond N.
+                match rng.below(4) {
+                    0 if count > 0 => events[rng.below(count as u64) as usize] as u32,
+                    1 => n as u32 + rng.below(3) as u32,
+                    _ => rng.below(n as u64 + 1) as u32,
+                }
+            };
+            let mut pairs = vec![(0, n as u32), (0, 0), (n as u32, n as u32)];
+            for _ in 0..4 {
+                let a = pick(&mut rng);
+                let b = pick(&mut rng);
+                pairs.push((a.min(b), a.max(b)));
+            }
+            // An inverted range must come out empty.
+            let (a, b) = (pick(&mut rng), pick(&mut rng));
+            pairs.push((a.max(b), a.min(b)));
+            for (start, stop) in pairs {
+                let want = reference_range(events, start, stop);
+                let got = gpu_range(ctx, &space, start, stop);
+                assert_eq!(got, want, "N={n} count={count} start={start} stop={stop}");
+                cases += 1;
+            }
+        }
+    }
+    eprintln!("b2_event_range: {cases} cases match");
+}
+
+/// An eventspace whose count is garbage (never written yet) must not send the search out
+/// of bounds: the count is clamped to [0, N].
+#[test]
+fn event_range_clamps_count() {
+    let Some(ctx) = common::gpu() else { return };
+    let n = 16;
+    let ascending: Vec<i32> = (0..n as i32).collect();
+    for (stored, count) in [(-1, 0), (i32::MIN, 0), (n as i32 + 100, n), (i32::MAX, n)] {
+        let mut space = ascending.clone();
+        space.push(stored);
+        let want = reference_range(&ascending[..count], 3, 9);
+        assert_eq!(gpu_range(ctx, &space, 3, 9), want, "stored count {stored}");
+    }
+}
+
+/// Compaction followed by the range search on the GPU's own output, for a few subgroups.
+#[test]
+fn compact_then_subgroup_ranges() {
+    let Some(ctx) = common::gpu() else { return };
+    let mut rng = Rng(0x5eed_0004);
+    let n = 50_000;
+    let flags = random_flags(&mut rng, n, 0.02);
+    let space = gpu_compact(ctx, &flags);
+    let count = space[n] as usize;
+    for (start, stop) in [(0, n), (0, 1), (100, 2_000), (25_000, 25_001), (49_000, n)] {
+        let [lo, hi] = gpu_range(ctx, &space, start as u32, stop as u32);
+        let want: Vec<i32> = (start..stop)
+            .filter(|&i| flags[i] != 0)
+            .map(|i| i as i32)
+            .collect();
+        assert!(hi as usize <= count);
+        assert_eq!(
+            &space[lo as usize..hi as usize],
+            &want[..],
+            "[{start}, {stop})"
+        );
+    }
+}
+
+/// Informative: the time of one compaction of 3,000,000 flags at density 0.1, with the
+/// buffers resident (no upload or readback in the timed part).
+#[test]
+fn compact_timing_3m() {
+    let Some(ctx) = common::gpu() else { return };
+    let n = 3_000_000;
+    let mut rng = Rng(0x5eed_0005);
+    let flags = random_flags(&mut rng, n, 0.1);
+    let want = reference_space(&flags, &vec![SENTINEL; n + 1]);
+
+    let pipeline = ctx
+        .pipeline("b2_compact", SPIKES_WGSL, "b2_compact")
+        .unwrap();
+    let bufs = [
+        ctx.storage_buffer("params", &bytes_u32(&[n as u32, 0, n as u32, 0]))
+            .unwrap(),
+        ctx.storage_buffer("flags", &bytes_u32(&flags)).unwrap(),
+        ctx.storage_buffer("space", &bytes_i32(&vec![SENTINEL; n + 1]))
+            .unwrap(),
+        ctx.storage_buffer("range", &[0u8; 8]).unwrap(),
+    ];
+    let entries: Vec<_> = bufs
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: b.as_entire_binding(),
+        })
+        .collect();
+    let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("b2_compact timing"),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &entries,
+    });
+    let once = || {
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &bind, &[]);
+            pass.dispatch_workgroups(1, 1, 1);
+        }
+        let t = Instant::now();
+        ctx.queue.submit([enc.finish()]);
+        ctx.wait("b2_compact timing").unwrap();
+        t.elapsed().as_secs_f64()
+    };
+    once(); // warm-up
+    let mut times: Vec<f64> = (0..5).map(|_| once()).collect();
+    times.sort_by(f64::total_cmp);
+    let got = as_i32(&ctx.read_buffer(&bufs[2], (n + 1) * 4).unwrap());
+    assert_space_eq(&got, &want, "timing run");
+    eprintln!(
+        "b2_compact on '{}' ({:?}): N={n}, density 0.1, {} events: min {:.2} ms, median {:.2} ms (5 runs, submit to idle)",
+        ctx.info.name,
+        ctx.info.device_type,
+        want[n],
+        times[0] * 1e3,
+        times[2] * 1e3
+    );
+}
