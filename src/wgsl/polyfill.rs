@@ -225,7 +225,94 @@ pub fn source(h: Helper) -> String {
     }
 }
 
-/// All helpers needed (with dependencies), as one source text.
+/// Top-level items (`fn` and `const`) of a WGSL library, with their names.
+fn items(lib: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut current: Option<(String, String)> = None;
+    for line in lib.lines() {
+        let name = ["fn ", "const "].iter().find_map(|kw| {
+            line.strip_prefix(kw).map(|rest| {
+                rest.chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect::<String>()
+            })
+        });
+        if let Some(name) = name {
+            if let Some(item) = current.take() {
+                out.push(item);
+            }
+            current = Some((name, String::new()));
+        }
+        if let Some((_, text)) = current.as_mut() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    out.extend(current);
+    out
+}
+
+fn identifiers(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+}
+
+/// The items of `libs` that `roots` (kernel and helper code) reach, in library order:
+/// naga and the driver then see only what the kernel calls, not the whole f64 library.
+fn shake(libs: &[&str], roots: &str) -> String {
+    use std::collections::{HashMap, HashSet};
+    let all: Vec<(String, String)> = libs.iter().flat_map(|l| items(l)).collect();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for (i, (name, _)) in all.iter().enumerate() {
+        index.entry(name.as_str()).or_insert(i);
+    }
+    let mut keep = HashSet::new();
+    let mut stack: Vec<usize> = identifiers(roots)
+        .filter_map(|w| index.get(w).copied())
+        .collect();
+    while let Some(i) = stack.pop() {
+        if keep.insert(i) {
+            let body = &all[i].1;
+            stack.extend(identifiers(body).filter_map(|w| index.get(w).copied()));
+        }
+    }
+    let mut order: Vec<usize> = keep.into_iter().collect();
+    order.sort_unstable();
+    order.into_iter().map(|i| all[i].1.as_str()).collect()
+}
+
+/// All helpers needed (with dependencies), as one source text. The hand-written
+/// libraries are reduced to what `code` (the kernels) and the other helpers reach.
+pub fn collect_for(used: &BTreeSet<Helper>, code: &str) -> String {
+    let mut all = BTreeSet::new();
+    let mut stack: Vec<Helper> = used.iter().copied().collect();
+    while let Some(h) = stack.pop() {
+        if all.insert(h) {
+            stack.extend(dependencies(h));
+            if let Helper::IsNan(Type::F32) | Helper::Nan(Type::F32) = h {
+                stack.push(Helper::F32Math);
+            }
+        }
+    }
+    let mut small = String::new();
+    let mut libs: Vec<String> = Vec::new();
+    for h in all {
+        match h {
+            Helper::F64Math | Helper::F32Math | Helper::Philox | Helper::PhiloxF64 => {
+                libs.push(source(h))
+            }
+            h => {
+                small.push_str(&source(h));
+                small.push('\n');
+            }
+        }
+    }
+    let lib_refs: Vec<&str> = libs.iter().map(String::as_str).collect();
+    let roots = format!("{small}\n{code}");
+    format!("{}\n{small}", shake(&lib_refs, &roots))
+}
+
+/// All helpers needed (with dependencies), as one source text (libraries whole).
 pub fn collect(used: &BTreeSet<Helper>) -> String {
     let mut all = BTreeSet::new();
     let mut stack: Vec<Helper> = used.iter().copied().collect();

@@ -492,7 +492,12 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
             src.push('\n');
         }
     }
-    src.push_str(&polyfill::collect(&helpers));
+    let user: String = k
+        .user_functions
+        .iter()
+        .filter_map(|u| u.wgsl.clone())
+        .collect();
+    src.push_str(&polyfill::collect_for(&helpers, &format!("{user}\n{func}")));
     src.push_str(&func);
     // Iteration over a list (events, recorded indices) and record positions.
     let list_binding = opts.list.then(|| {
@@ -593,7 +598,7 @@ pub fn write_batch(kernels: &[Kernel], opts: &Options, stride: u32) -> Result<St
         )
         .unwrap();
     }
-    src.push_str(&polyfill::collect(&helpers));
+    src.push_str(&polyfill::collect_for(&helpers, &funcs));
     src.push_str(&funcs);
     src.push_str(&main_fn(opts.workgroup_size, &dispatch));
     Ok(src)
