@@ -13,6 +13,8 @@ mod common;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
 const LIB: &str = include_str!("../shaders/f64_math.wgsl");
+/// `b2_fmod_f32` lives with the other float32 helpers (it needs no f64).
+const F32_LIB: &str = include_str!("../shaders/f32_math.wgsl");
 
 /// The bound stated at the top of `shaders/f64_math.wgsl`.
 const BOUND_ULP: u64 = 2;
@@ -274,6 +276,7 @@ fn run<T: bytemuck::Pod>(name: &str, ty: &str, call: &str, xs: &[T], ys: &[T]) -
     let ctx = gpu_f64().expect("checked by the caller");
     let src = format!(
         "{LIB}
+{F32_LIB}
 @group(0) @binding(0) var<storage, read_write> b2t_x: array<{ty}>;
 @group(0) @binding(1) var<storage, read_write> b2t_y: array<{ty}>;
 @group(0) @binding(2) var<storage, read_write> b2t_out: array<{ty}>;
@@ -939,7 +942,7 @@ fn fmod_f32() {
     println!("fmod_f32 {:>6} inputs  {bad} inexact", xs.len());
     assert_eq!(
         bad, 0,
-        "b2_fmod_f32 must be exact (stated in shaders/f64_math.wgsl)"
+        "b2_fmod_f32 must be exact (stated in shaders/f64_math.wgsl; it lives in f32_math.wgsl)"
     );
 }
 
