@@ -2,8 +2,12 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-# Brian2 2.11 needs Python >= 3.13; pyenv's 3.13 is on every machine of this kind.
-PY313 := $(shell command -v python3.13 2>/dev/null || ls -d $(HOME)/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | head -1)
+# Brian2 2.11 needs Python >= 3.13; pyenv's 3.13 is on every machine of this kind. Its real
+# binary first: pyenv's shim fails when 3.13 is not the selected version.
+PY313 := $(shell ls -d $(HOME)/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | head -1)
+ifeq ($(PY313),)
+PY313 := $(shell for p in python3.13 python3; do c=$$(command -v $$p) && $$c -c 'import sys; assert sys.version_info >= (3, 13)' 2>/dev/null && echo $$c && break; done)
+endif
 PYDEPS := "brian2==2.11.0" "maturin>=1.5,<2" pytest pytest-timeout matplotlib cython
 
 .PHONY: test demo vulkan venv develop rust-test py-test bench clean
