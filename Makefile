@@ -10,7 +10,7 @@ PY313 := $(shell for p in python3.13 python3; do c=$$(command -v $$p) && $$c -c 
 endif
 PYDEPS := "brian2==2.11.0" "maturin>=1.5,<2" pytest pytest-timeout matplotlib cython
 
-.PHONY: test demo vulkan venv develop rust-test py-test bench clean
+.PHONY: test demo vulkan venv develop lint rust-test py-test bench clean
 
 # Lavapipe (Mesa's software Vulkan) when the machine has no Vulkan driver at all.
 vulkan:
@@ -30,13 +30,17 @@ venv: $(PY)
 develop: venv
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/maturin develop --release -q
 
+lint:
+	cargo fmt --check
+	cargo clippy --features python --tests -- -D warnings
+
 rust-test: vulkan
 	cargo test --release
 
 py-test: develop
 	$(PY) -m pytest -q
 
-test: vulkan rust-test py-test
+test: vulkan lint rust-test py-test
 
 demo: vulkan develop
 	$(PY) examples/fi_curve.py

@@ -68,6 +68,7 @@ fn ctx(f64: bool) -> Option<&'static GpuContext> {
 /// draw-0 counter), `key`, `n` (i32) and `x` (the item's parameter, of the float type);
 /// the body writes `out_u[i * nu + j]` and `out_f[i * nf + j]`. With `f64`, the float
 /// type is f64 and the whole library is included, else f32 and only its f32 part.
+#[allow(clippy::too_many_arguments)]
 fn run(
     ctx: &GpuContext,
     label: &str,
@@ -174,7 +175,11 @@ fn varied_streams(count: usize) -> Vec<Stream> {
                     2 => (i as i64) << 33,
                     _ => 0x7fff_ffff_ffff - i as i64,
                 },
-                element: if i % 3 == 0 { u32::MAX - i } else { i * 97 },
+                element: if i.is_multiple_of(3) {
+                    u32::MAX - i
+                } else {
+                    i * 97
+                },
             }
         })
         .collect()

@@ -134,7 +134,7 @@ fn compact_matches_cpu_reference() {
 #[test]
 fn compact_tens_of_millions() {
     let Some(ctx) = common::gpu() else { return };
-    let limit = ctx.limits.max_storage_buffer_binding_size as u64;
+    let limit = ctx.limits.max_storage_buffer_binding_size;
     let n = (limit / 4 - 1).min((1 << 25) - 1) as usize;
     let mut rng = Rng(0x5eed_0006);
     for density in [0.01, 1.0] {
@@ -153,6 +153,7 @@ fn compact_structured_patterns() {
     let Some(ctx) = common::gpu() else { return };
     for n in [1usize, 2, 255, 256, 257, 511, 513, 256 * 13 + 5, 65_537] {
         let chunk = n.div_ceil(256);
+        #[allow(clippy::type_complexity)]
         let patterns: Vec<(&str, Box<dyn Fn(usize) -> bool>)> = vec![
             ("first only", Box::new(|i| i == 0)),
             ("last only", Box::new(move |i| i == n - 1)),

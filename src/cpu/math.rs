@@ -176,7 +176,7 @@ macro_rules! float_semantics {
         /// `int(x)`: truncation toward zero; NaN and out-of-range give i32::MIN as on x86.
         #[inline]
         pub fn $to_i32(x: $t) -> i32 {
-            if x.is_nan() || x >= 2147483648.0 || x < -2147483648.0 {
+            if x.is_nan() || !(-2147483648.0..2147483648.0).contains(&x) {
                 i32::MIN
             } else {
                 x as i32
@@ -208,7 +208,7 @@ float_semantics!(
 #[inline]
 pub fn timestep(t: f64, dt: f64) -> i64 {
     let x = (t + 1e-3 * dt) / dt;
-    if x.is_nan() || x >= 9.223372036854775807e18 || x < -9.223372036854775808e18 {
+    if x.is_nan() || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&x) {
         i64::MIN
     } else {
         x as i64

@@ -40,7 +40,7 @@ pub enum ArrayMut<'a> {
 impl ArrayMut<'_> {
     fn raw(&mut self) -> RawArray {
         let (ptr, len, ty) = match self {
-            ArrayMut::Bool(s) => (s.as_mut_ptr() as *mut u8, s.len(), Type::Bool),
+            ArrayMut::Bool(s) => (s.as_mut_ptr(), s.len(), Type::Bool),
             ArrayMut::I32(s) => (s.as_mut_ptr() as *mut u8, s.len(), Type::I32),
             ArrayMut::I64(s) => (s.as_mut_ptr() as *mut u8, s.len(), Type::I64),
             ArrayMut::F32(s) => (s.as_mut_ptr() as *mut u8, s.len(), Type::F32),

@@ -63,7 +63,7 @@ fn report(adapter: &wgpu::Adapter) -> AdapterReport {
         f64: features.contains(wgpu::Features::SHADER_F64),
         i64: features.contains(wgpu::Features::SHADER_INT64),
         f32_atomics: features.contains(wgpu::Features::SHADER_FLOAT32_ATOMIC),
-        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size as u64,
+        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
         max_buffer_size: limits.max_buffer_size,
         max_storage_buffers_per_shader_stage: limits.max_storage_buffers_per_shader_stage,
         max_compute_workgroup_size_x: limits.max_compute_workgroup_size_x,

@@ -178,7 +178,7 @@ impl GpuContext {
     /// Create a storage buffer initialised with `data` (at least 4 bytes, padded to 4).
     pub fn storage_buffer(&self, label: &str, data: &[u8]) -> Result<wgpu::Buffer, GpuError> {
         let size = (data.len().max(4) as u64).div_ceil(4) * 4;
-        let limit = self.limits.max_storage_buffer_binding_size as u64;
+        let limit = self.limits.max_storage_buffer_binding_size;
         if size > limit {
             return Err(GpuError::TooLarge {
                 label: label.into(),

@@ -434,17 +434,16 @@ impl<'a> Lowerer<'a> {
             BinOp::Pow => {
                 let t = promote(ta.info, tb.info, self.kernel.float);
                 let mut ty = if t.ty == Type::Bool { Type::I32 } else { t.ty };
-                if ty.is_int() {
-                    if let Some(v) = lit_of(&b)
-                        && v.as_i64() < 0
-                    {
-                        if both_weak {
-                            ty = Type::F64; // Python: 2 ** -1 == 0.5
-                        } else {
-                            return Err(self.err(
+                if ty.is_int()
+                    && let Some(v) = lit_of(&b)
+                    && v.as_i64() < 0
+                {
+                    if both_weak {
+                        ty = Type::F64; // Python: 2 ** -1 == 0.5
+                    } else {
+                        return Err(self.err(
                                 "integers to negative integer powers are not allowed (write the base as a float, e.g. 2.0)",
                             ));
-                        }
                     }
                 }
                 if ty.is_float()

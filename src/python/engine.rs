@@ -222,7 +222,7 @@ impl PyEngine {
     /// (dt, timestep, i_end, t_array_id | None, timestep_array_id | None). `should_stop`
     /// is called with the leading clock's timestep every `check_every` steps and returns
     /// True to stop. Returns (status, callback index or -1, [timestep per clock]).
-    #[allow(clippy::type_complexity)]
+    #[allow(clippy::type_complexity, clippy::too_many_arguments)]
     #[pyo3(signature = (arrays, clocks, should_stop, check_every, backend="cpu", steps_hint=1000))]
     fn run(
         &mut self,

@@ -47,6 +47,9 @@ struct MonitorRecords {
     len_word: Vec<usize>,
 }
 
+/// One step of a batch: which clocks tick, and every clock's (t, timestep).
+type PlannedStep = (Vec<bool>, Vec<(f64, i64)>);
+
 enum Prepared {
     Passes(Vec<Pass>, Option<usize>), // passes, monitor index
     Python(usize),
@@ -149,6 +152,7 @@ impl GpuRun {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     /// A generated kernel's pass. `list`: (list buffer, range buffer) for list mode;
     /// `counter`: the record counter for `Index::Pos` variables.
     fn kernel_pass(
@@ -559,7 +563,7 @@ impl GpuRun {
             // Plan the batch on a copy of the clocks: which clocks tick at each step, their
             // t and timestep, and where a Python item interrupts.
             let mut sim = clocks.clone();
-            let mut plan: Vec<(Vec<bool>, Vec<(f64, i64)>)> = Vec::new();
+            let mut plan: Vec<PlannedStep> = Vec::new();
             let mut callback = None;
             while plan.len() < batch {
                 let Some((_, cur)) = sim.next() else { break };

@@ -64,15 +64,8 @@ impl Writer<'_> {
                 "(i64(bitcast<i32>(0x80000000u)) * 4294967296li)".into()
             }
             Value::I64(i) => format!("({i}li)"),
-            Value::F32(x) => {
-                if x.is_nan() {
-                    "bitcast<f32>(0x7fc00000u)".into()
-                } else if x.is_infinite() {
-                    format!("bitcast<f32>({:#x}u)", x.to_bits())
-                } else {
-                    format!("bitcast<f32>({:#x}u)", x.to_bits())
-                }
-            }
+            // Exact for every value, inf and NaN included (WGSL has no literals for those).
+            Value::F32(x) => format!("bitcast<f32>({:#x}u)", x.to_bits()),
             Value::F64(x) => {
                 if x.is_nan() {
                     self.helpers.insert(Helper::Nan(Type::F64));
