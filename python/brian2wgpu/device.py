@@ -328,7 +328,7 @@ class WgpuDevice(RuntimeDevice):
                              guarded={"not_refractory": "_cond", "lastspike": "_cond"} if refractory else None)
             space = state.array(kw["eventspace_variable"], "eventspace")
             return {"op": "threshold", "kernel": k, "n": n, "cond": state.extra["_cond"],
-                    "eventspace": space, "refractory": None}, None
+                    "eventspace": space}, None
         if tmpl == "reset":
             space = state.array(kw["eventspace_variable"], "eventspace")
             return {"op": "reset", "kernel": self._kernel(engine, state, codeobj),

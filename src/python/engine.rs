@@ -9,7 +9,7 @@ use super::spec_from_dict;
 use crate::cpu::RawArray;
 use crate::gpu::GpuContext;
 use crate::ir::{self, Type};
-use crate::runtime::{self, Binding, Clock, Clocks, Engine, Item, Op, Refractory, RunStatus};
+use crate::runtime::{self, Binding, Clock, Clocks, Engine, Item, Op, RunStatus};
 
 fn engine_err(e: runtime::EngineError) -> PyErr {
     match e {
@@ -42,17 +42,6 @@ fn parse_op(d: &Bound<'_, PyDict>) -> PyResult<Op> {
             n: item(d, "n")?,
             cond: item(d, "cond")?,
             eventspace: item(d, "eventspace")?,
-            refractory: match d.get_item("refractory")? {
-                Some(r) if !r.is_none() => {
-                    let (not_refractory, lastspike, t): (usize, usize, usize) = r.extract()?;
-                    Some(Refractory {
-                        not_refractory,
-                        lastspike,
-                        t,
-                    })
-                }
-                _ => None,
-            },
         },
         "reset" => Op::Reset {
             kernel: item(d, "kernel")?,

@@ -3,6 +3,7 @@
 //! dt) ticks with it.
 
 use super::ArrayId;
+use crate::cpu::RawArray;
 
 /// Brian2's `Clock.epsilon_dt`.
 pub const EPSILON_DT: f64 = 1e-4;
@@ -56,6 +57,21 @@ impl Clocks {
             })
             .collect();
         Some((lead, cur))
+    }
+
+    /// Write each clock's `t` and `timestep` into Brian2's host arrays.
+    ///
+    /// # Safety
+    /// The clock arrays in `arrays` must be valid f64 / i64 arrays of at least one element.
+    pub unsafe fn write_host(&self, arrays: &[RawArray]) {
+        for c in &self.clocks {
+            if let Some(a) = c.t_array {
+                unsafe { *(arrays[a].ptr as *mut f64) = c.t() };
+            }
+            if let Some(a) = c.timestep_array {
+                unsafe { *(arrays[a].ptr as *mut i64) = c.timestep };
+            }
+        }
     }
 
     pub fn advance(&mut self, cur: &[bool]) {

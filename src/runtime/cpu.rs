@@ -135,7 +135,6 @@ unsafe fn execute(
             n,
             cond,
             eventspace,
-            refractory,
         } => {
             unsafe { run_kernel(eng, *kernel, arrays, *n, None, 0, step)? };
             let (c, space) = (&arrays[*cond], &arrays[*eventspace]);
@@ -151,15 +150,6 @@ unsafe fn execute(
                 }
             }
             out[*n] = count as i32;
-            if let Some(r) = refractory {
-                let nr: &mut [u8] = unsafe { slice(&arrays[r.not_refractory]) };
-                let ls: &mut [f64] = unsafe { slice(&arrays[r.lastspike]) };
-                let t: &[f64] = unsafe { slice(&arrays[r.t]) };
-                for &i in &out[..count] {
-                    nr[i as usize] = 0;
-                    ls[i as usize] = t[0];
-                }
-            }
             Ok(())
         }
         Op::Reset { kernel, eventspace } => {
@@ -238,20 +228,6 @@ unsafe fn execute(
     }
 }
 
-/// Write each clock's `t` and `timestep` into Brian2's arrays.
-unsafe fn sync_clock_arrays(clocks: &Clocks, arrays: &[RawArray]) {
-    for c in &clocks.clocks {
-        if let Some(a) = c.t_array {
-            let t: &mut [f64] = unsafe { slice(&arrays[a]) };
-            t[0] = c.t();
-        }
-        if let Some(a) = c.timestep_array {
-            let ts: &mut [i64] = unsafe { slice(&arrays[a]) };
-            ts[0] = c.timestep;
-        }
-    }
-}
-
 pub unsafe fn run(
     eng: &mut Engine,
     arrays: &[RawArray],
@@ -271,9 +247,8 @@ pub unsafe fn run(
     }
     let items = eng.items.clone();
     let mut steps = 0usize;
-    while let Some((lead, cur)) = clocks.next() {
-        unsafe { sync_clock_arrays(clocks, arrays) };
-        let _ = lead;
+    while let Some((_, cur)) = clocks.next() {
+        unsafe { clocks.write_host(arrays) };
         let first = eng.resume_at.take().unwrap_or(0);
         for (pos, item) in items.iter().enumerate().skip(first) {
             if !cur[item.clock] {
@@ -286,12 +261,12 @@ pub unsafe fn run(
             unsafe { execute(eng, &item.op, arrays, clocks.clocks[item.clock].timestep)? };
         }
         clocks.advance(&cur);
-        unsafe { sync_clock_arrays(clocks, arrays) };
         steps += 1;
         if check_every > 0 && steps.is_multiple_of(check_every) && should_stop(clocks) {
+            unsafe { clocks.write_host(arrays) };
             return Ok(RunStatus::Stopped);
         }
     }
-    unsafe { sync_clock_arrays(clocks, arrays) };
+    unsafe { clocks.write_host(arrays) };
     Ok(RunStatus::Finished)
 }

@@ -689,20 +689,8 @@ impl GpuRun {
             }
         };
         self.sync_to_host(eng)?;
-        self.write_clocks_host(clocks);
+        unsafe { clocks.write_host(&self.arrays) };
         Ok(status)
-    }
-
-    /// Brian2's clock arrays on the host after the run.
-    fn write_clocks_host(&self, clocks: &Clocks) {
-        for c in &clocks.clocks {
-            if let Some(a) = c.t_array {
-                unsafe { *(self.arrays[a].ptr as *mut f64) = c.t() };
-            }
-            if let Some(a) = c.timestep_array {
-                unsafe { *(self.arrays[a].ptr as *mut i64) = c.timestep };
-            }
-        }
     }
 
     /// Download every array and drain every monitor.

@@ -46,27 +46,19 @@ pub struct EngineKernel {
     pub rng_id: u32,
 }
 
-/// Refractoriness bookkeeping of Brian2's threshold template.
-#[derive(Debug, Clone, Copy)]
-pub struct Refractory {
-    pub not_refractory: ArrayId,
-    pub lastspike: ArrayId,
-    pub t: ArrayId,
-}
-
 /// One entry of the schedule, named after the Brian2 template it implements.
 #[derive(Debug, Clone)]
 pub enum Op {
     /// `stateupdate` and other per-element templates: the kernel over 0..n.
     Elementwise { kernel: usize, n: usize },
-    /// `threshold`: the kernel writes `cond` (bool per element); the engine compacts the
-    /// events into `eventspace` (ascending, count last) and updates refractoriness.
+    /// `threshold`: the kernel writes `cond` (bool per element) and, where it holds, marks
+    /// the neuron refractory; the engine compacts the events into `eventspace` (ascending,
+    /// count last).
     Threshold {
         kernel: usize,
         n: usize,
         cond: ArrayId,
         eventspace: ArrayId,
-        refractory: Option<Refractory>,
     },
     /// `reset` (and `run_on_event`): the kernel over this step's events.
     Reset { kernel: usize, eventspace: ArrayId },

@@ -311,23 +311,3 @@ pub fn collect_for(used: &BTreeSet<Helper>, code: &str) -> String {
     let roots = format!("{small}\n{code}");
     format!("{}\n{small}", shake(&lib_refs, &roots))
 }
-
-/// All helpers needed (with dependencies), as one source text (libraries whole).
-pub fn collect(used: &BTreeSet<Helper>) -> String {
-    let mut all = BTreeSet::new();
-    let mut stack: Vec<Helper> = used.iter().copied().collect();
-    while let Some(h) = stack.pop() {
-        if all.insert(h) {
-            stack.extend(dependencies(h));
-            if let Helper::IsNan(Type::F32) | Helper::Nan(Type::F32) = h {
-                stack.push(Helper::F32Math);
-            }
-        }
-    }
-    let mut out = String::new();
-    for h in all {
-        out.push_str(&source(h));
-        out.push('\n');
-    }
-    out
-}
