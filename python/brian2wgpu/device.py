@@ -50,7 +50,11 @@ prefs.register_preferences(
 )
 
 # Templates the engine executes every time step.
-PER_STEP_TEMPLATES = {"stateupdate", "threshold", "reset", "spikemonitor", "statemonitor", "ratemonitor"}
+PER_STEP_TEMPLATES = {"stateupdate", "threshold", "reset", "spikemonitor", "statemonitor",
+                      "ratemonitor", "synapses_push_spikes", "synapses", "summed_variable",
+                      "spikegenerator"}
+# Operations only the CPU interpreter runs so far.
+CPU_ONLY_OPS = {"push_spikes", "synapses", "summed_variable", "spikegenerator"}
 
 
 def _unsupported(feature, obj):
@@ -64,6 +68,9 @@ class _RunState:
         self.device = device
         self.arrays = []
         self.ids = {}
+        self.extra = {}
+        # Spike queue id per synaptic pathway (push_spikes creates it, synapses uses it).
+        self.queues = {}
 
     def array(self, var, what=""):
         key = id(var)
@@ -112,11 +119,15 @@ class WgpuDevice(RuntimeDevice):
         return codeobj
 
     # -- backend --------------------------------------------------------------------
-    def backend(self):
-        """'gpu' or 'cpu', as chosen by preference/environment and the adapters present."""
+    def _backend_choice(self):
         choice = os.environ.get("BRIAN2WGPU_BACKEND", prefs["devices.wgpu.backend"])
         if choice not in ("auto", "gpu", "cpu"):
             raise ValueError(f"BRIAN2WGPU_BACKEND must be auto, gpu or cpu, not {choice!r}")
+        return choice
+
+    def backend(self):
+        """'gpu' or 'cpu', as chosen by preference/environment and the adapters present."""
+        choice = self._backend_choice()
         if choice == "cpu":
             return "cpu"
         wanted = prefs["devices.wgpu.adapter"]
@@ -180,6 +191,17 @@ class WgpuDevice(RuntimeDevice):
                 items.append(op)
                 if finish is not None:
                     post.append(finish)
+        if backend == "gpu" and any(it["op"] in CPU_ONLY_OPS for it in items):
+            if self._backend_choice() == "auto":
+                logger.info("wgpu device: synapses and SpikeGeneratorGroup run on the CPU "
+                            "interpreter only so far; using backend 'cpu' for this run",
+                            "cpu_fallback", once=True)
+                backend = "cpu"
+            else:
+                op = next(it for it in items if it["op"] in CPU_ONLY_OPS)
+                raise NotImplementedError(
+                    f"wgpu device: the '{op['op']}' operation on the gpu backend is not "
+                    "supported yet; use prefs.devices.wgpu.backend = 'cpu' (or 'auto')")
         engine.set_schedule(items)
         clock_specs = [(float(c.dt_), int(c.variables["timestep"].get_value()[0]), int(c._i_end),
                         state.array(c.variables["t"], "t"),
@@ -313,10 +335,10 @@ class WgpuDevice(RuntimeDevice):
             raise _unsupported(f"the '{tmpl}' template", obj.name)
         V = codeobj.variables
         if tmpl == "stateupdate":
-            n = int(V["N"].get_value())
+            n = _scalar_int(V["N"].get_value())
             return {"op": "elementwise", "kernel": self._kernel(engine, state, codeobj), "n": n}, None
         if tmpl == "threshold":
-            n = int(V["N"].get_value())
+            n = _scalar_int(V["N"].get_value())
             cond = np.zeros(n, dtype=bool)
             state.extra = {"_cond": state.scratch(cond)}
             # Brian2's threshold template marks spiking neurons refractory; as statements
@@ -333,6 +355,23 @@ class WgpuDevice(RuntimeDevice):
             space = state.array(kw["eventspace_variable"], "eventspace")
             return {"op": "reset", "kernel": self._kernel(engine, state, codeobj),
                     "eventspace": space}, None
+        if tmpl == "synapses_push_spikes":
+            return self._push_spikes(engine, state, obj, codeobj)
+        if tmpl == "synapses":
+            queue = state.queues.get(id(obj))
+            if queue is None:
+                raise _unsupported("a pathway without its push_spikes code object", obj.name)
+            return {"op": "synapses", "kernel": self._kernel(engine, state, codeobj),
+                    "queue": queue}, None
+        if tmpl == "summed_variable":
+            return self._summed_variable(engine, state, obj, codeobj)
+        if tmpl == "spikegenerator":
+            return {"op": "spikegenerator",
+                    "eventspace": state.array(V["_spikespace"], "_spikespace"),
+                    "neuron_index": state.array(V["neuron_index"], "neuron_index"),
+                    "timebins": state.array(V["_timebins"], "_timebins"),
+                    "lastindex": state.array(V["_lastindex"], "_lastindex"),
+                    "period": _scalar_int(V["_period_bins"].get_value())}, None
         if tmpl == "spikemonitor":
             return self._spikemonitor(engine, state, obj, codeobj)
         if tmpl == "statemonitor":
@@ -340,6 +379,47 @@ class WgpuDevice(RuntimeDevice):
         if tmpl == "ratemonitor":
             return self._ratemonitor(engine, state, obj, codeobj)
         raise _unsupported(f"the '{tmpl}' template", obj.name)
+
+    def _push_spikes(self, engine, state, pathway, codeobj):
+        """The pathway's spike queue moves into the engine for the run and back after it,
+        so queued spikes survive between runs and in store()/restore()."""
+        queue = pathway.queue
+        offset, slots = queue._full_state()
+        dt = float(pathway.source.clock.dt_)
+        delays = np.asarray(pathway._delays.get_value(), dtype=np.float64).reshape(-1)
+        # Brian2's rounding of delays to steps (its C++ queue: int(d / dt + 0.5)).
+        steps = (delays / dt + 0.5).astype(np.int64)
+        if len(steps) and steps.min() < 0:
+            raise ValueError(f"Synaptic pathway '{pathway.name}' has negative delays")
+        sources = np.ascontiguousarray(pathway.synapse_sources.get_value(), dtype=np.int32)
+        qid = engine.add_queue(int(pathway.source.start), int(pathway.source.stop), sources,
+                               [int(s) for s in steps],
+                               [np.asarray(s, dtype=np.int32).tolist() for s in slots],
+                               int(offset))
+        state.queues[id(pathway)] = qid
+
+        def finish(engine):
+            queue._restore_from_full_state(engine.queue_state(qid))
+        space = state.array(codeobj.wgpu_template_kwds["eventspace_variable"], "eventspace")
+        return {"op": "push_spikes", "queue": qid, "eventspace": space}, finish
+
+    def _summed_variable(self, engine, state, obj, codeobj):
+        V, kw = codeobj.variables, codeobj.wgpu_template_kwds
+        n = _scalar_int(V["N"].get_value())
+        target = kw["_target_var"]
+        start, stop = int(kw["_target_start"]), int(kw["_target_stop"])
+        if stop < 0:
+            stop = _scalar_int(V[kw["_target_size_name"]].get_value())
+        dtype = np.dtype(target.dtype)
+        values = np.zeros(n, dtype=dtype)
+        state.extra = {"_synaptic_var": state.scratch(values)}
+        k = self._kernel(engine, state, codeobj, extra_vars=[
+            {"name": "_synaptic_var", "dtype": _dtype_name(dtype), "index": "_idx"}])
+        return {"op": "summed_variable", "kernel": k, "n": n,
+                "values": state.extra["_synaptic_var"],
+                "index": state.array(kw["_index_var"], "summed variable index"),
+                "target": state.array(target, "summed variable target"),
+                "start": start, "stop": stop}, None
 
     def _spikemonitor(self, engine, state, obj, codeobj):
         V, kw = codeobj.variables, codeobj.wgpu_template_kwds
@@ -417,6 +497,10 @@ class WgpuDevice(RuntimeDevice):
               "t": state.array(obj.clock.variables["t"], "t"), "dt": float(obj.clock.dt_),
               "t_record": t_record, "rate_record": rate_record, "total": total}
         return op, finish
+
+
+def _scalar_int(value):
+    return int(np.asarray(value).reshape(-1)[0])
 
 
 def zip_spec(spec, names):

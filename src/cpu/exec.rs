@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use super::CpuError;
 use super::math;
 use super::program::{Instr, Place, Program, Reg};
-use crate::ir::{BinaryOp, CmpOp, Func, Type, UnaryOp, Value};
+use crate::ir::{BinaryOp, CmpOp, Func, Index, Type, UnaryOp, Value};
 use crate::rng::Stream;
 
 /// Elements per block: large enough to amortise dispatch, small enough for L1/L2.
@@ -1016,19 +1016,112 @@ pub fn run(ctx: &RunCtx, n: usize) -> Result<Vec<Buf>, CpuError> {
         }
         Ok(())
     };
-    let blocks: Vec<usize> = (0..n).step_by(BLOCK).collect();
-    if prog.parallel_safe && blocks.len() > 1 {
-        blocks
-            .par_iter()
-            .try_for_each_init(new_file, |loc, &start| run_block(loc, start))?;
-    } else {
+    if !prog.access.is_empty() {
+        // Stores through index variables: blocks of elements that touch distinct slots,
+        // in order, give the serial loop's result.
         let mut loc = new_file();
-        for &start in &blocks {
-            run_block(&mut loc, start)?;
+        for (start, len) in ordered_chunks(ctx, n)? {
+            for i in &prog.body {
+                run_instr(i, &mut loc, &uni, false, ctx, start, len)?;
+            }
+        }
+    } else {
+        let blocks: Vec<usize> = (0..n).step_by(BLOCK).collect();
+        if prog.parallel_safe && blocks.len() > 1 {
+            blocks
+                .par_iter()
+                .try_for_each_init(new_file, |loc, &start| run_block(loc, start))?;
+        } else {
+            let mut loc = new_file();
+            for &start in &blocks {
+                run_block(&mut loc, start)?;
+            }
         }
     }
     for i in &prog.epilogue {
         run_instr(i, &mut uni, &[], true, ctx, 0, 1)?;
     }
     Ok(uni)
+}
+
+/// Split positions `0..n` into consecutive chunks (at most [`BLOCK`] long) in which no two
+/// elements touch the same slot of an array that the kernel stores to through an index
+/// variable. Within a chunk every element loads before any stores, so running chunks in
+/// order equals the serial loop (Brian2's semantics for `v_post += w` with repeated
+/// targets), while chunks still amortise dispatch like blocks.
+fn ordered_chunks(ctx: &RunCtx, n: usize) -> Result<Vec<(usize, usize)>, CpuError> {
+    let prog = ctx.prog;
+    let scattered: Vec<*mut u8> = prog
+        .access
+        .iter()
+        .filter(|(v, ix)| matches!(ix, Index::Var(_)) && prog_writes(prog, *v))
+        .map(|(v, _)| ctx.arrays[*v].ptr)
+        .collect();
+    // Every access to those arrays, whatever the variable's name (v_pre and v_post may
+    // be the same array).
+    let touches: Vec<(usize, &Index)> = prog
+        .access
+        .iter()
+        .filter(|(v, _)| scattered.contains(&ctx.arrays[*v].ptr))
+        .map(|(v, ix)| (*v, ix))
+        .collect();
+    let element = |pos: usize| -> usize {
+        match ctx.list {
+            Some(l) => l[pos] as usize,
+            None => pos,
+        }
+    };
+    let index_of = |iv: usize, e: usize| -> Result<i64, CpuError> {
+        let a = &ctx.arrays[iv];
+        if e >= a.len {
+            return Err(CpuError::Index {
+                var: format!("#{iv}"),
+                index: e as i64,
+                len: a.len,
+            });
+        }
+        Ok(match a.ty {
+            Type::I32 => unsafe { a.slice::<i32>()[e] as i64 },
+            Type::I64 => unsafe { a.slice::<i64>()[e] },
+            t => {
+                return Err(CpuError::Unsupported(format!(
+                    "index variable #{iv} has type {t}"
+                )));
+            }
+        })
+    };
+    let mut chunks = Vec::new();
+    let mut seen: std::collections::HashSet<(usize, i64)> = Default::default();
+    let mut mine: Vec<(usize, i64)> = Vec::new();
+    let mut start = 0;
+    for pos in 0..n {
+        let e = element(pos);
+        mine.clear();
+        for &(v, ix) in &touches {
+            let slot = match ix {
+                Index::Elem => e as i64,
+                Index::Zero => 0,
+                Index::Var(iv) => index_of(*iv, e)?,
+                Index::Pos => continue,
+            };
+            mine.push((ctx.arrays[v].ptr as usize, slot));
+        }
+        if pos - start == BLOCK || mine.iter().any(|k| seen.contains(k)) {
+            chunks.push((start, pos - start));
+            start = pos;
+            seen.clear();
+        }
+        seen.extend(mine.iter().copied());
+    }
+    if n > start {
+        chunks.push((start, n - start));
+    }
+    Ok(chunks)
+}
+
+fn prog_writes(prog: &Program, var: usize) -> bool {
+    prog.body
+        .iter()
+        .chain(&prog.epilogue)
+        .any(|i| matches!(i, Instr::Store { var: v, .. } if *v == var))
 }

@@ -89,6 +89,10 @@ pub struct Program {
     pub var_is_array: Vec<bool>,
     /// Every store goes to the element's own index, so blocks may run in parallel.
     pub parallel_safe: bool,
+    /// Array variables and their index, for kernels that store through an index variable
+    /// (`v_post += w`): elements that touch the same slot must not share a block, so that
+    /// blocks give the serial loop's result (see `exec::ordered_chunks`).
+    pub access: Vec<(usize, Index)>,
     pub rng_sites: u32,
 }
 
@@ -300,6 +304,16 @@ pub fn compile(k: &Kernel) -> Result<Program, CpuError> {
             .map(|v| matches!(v.kind, VarKind::Array) && (v.read || v.written))
             .collect(),
         parallel_safe,
+        access: if parallel_safe {
+            Vec::new()
+        } else {
+            k.vars
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| matches!(v.kind, VarKind::Array) && (v.read || v.written))
+                .map(|(i, v)| (i, v.index))
+                .collect()
+        },
         rng_sites: k.rng_sites,
     })
 }

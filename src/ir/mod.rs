@@ -21,7 +21,7 @@ pub type VarId = usize;
 pub type LocalId = usize;
 
 /// Where a variable's element for the current `_idx` lives.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Index {
     /// `_idx` (and `_vectorisation_idx`): the element itself.
     Elem,

@@ -13,7 +13,8 @@ use crate::runtime::{self, Binding, Clock, Clocks, Engine, Item, Op, RunStatus};
 
 fn engine_err(e: runtime::EngineError) -> PyErr {
     match e {
-        runtime::EngineError::Cpu(crate::cpu::CpuError::Unsupported(m)) => {
+        runtime::EngineError::Cpu(crate::cpu::CpuError::Unsupported(m))
+        | runtime::EngineError::Unsupported(m) => {
             pyo3::exceptions::PyNotImplementedError::new_err(m)
         }
         e => PyRuntimeError::new_err(e.to_string()),
@@ -76,6 +77,30 @@ fn parse_op(d: &Bound<'_, PyDict>) -> PyResult<Op> {
             t_record: item(d, "t_record")?,
             rate_record: item(d, "rate_record")?,
             total: item(d, "total")?,
+        },
+        "push_spikes" => Op::PushSpikes {
+            queue: item(d, "queue")?,
+            eventspace: item(d, "eventspace")?,
+        },
+        "synapses" => Op::Synapses {
+            kernel: item(d, "kernel")?,
+            queue: item(d, "queue")?,
+        },
+        "summed_variable" => Op::SummedVariable {
+            kernel: item(d, "kernel")?,
+            n: item(d, "n")?,
+            values: item(d, "values")?,
+            index: item(d, "index")?,
+            target: item(d, "target")?,
+            start: item(d, "start")?,
+            stop: item(d, "stop")?,
+        },
+        "spikegenerator" => Op::SpikeGenerator {
+            eventspace: item(d, "eventspace")?,
+            neuron_index: item(d, "neuron_index")?,
+            timebins: item(d, "timebins")?,
+            lastindex: item(d, "lastindex")?,
+            period: item(d, "period")?,
         },
         "python" => Op::Python {
             index: item(d, "index")?,
@@ -163,6 +188,41 @@ impl PyEngine {
         let ty = Type::from_name(dtype)
             .ok_or_else(|| PyValueError::new_err(format!("dtype {dtype}")))?;
         Ok(self.engine.add_record(ty))
+    }
+
+    /// A synaptic pathway's spike queue: `sources` (presynaptic index per synapse),
+    /// `delays` in steps (per synapse or one), and the queued synapses left by earlier runs
+    /// (`slots[(offset + d) % len]` due in `d` steps, Brian2's `_full_state`).
+    fn add_queue(
+        &mut self,
+        source_start: usize,
+        source_stop: usize,
+        sources: numpy::PyReadonlyArray1<'_, i32>,
+        delays: Vec<u32>,
+        slots: Vec<Vec<i32>>,
+        offset: usize,
+    ) -> PyResult<usize> {
+        let q = runtime::SpikeQueue::new(
+            source_start,
+            source_stop,
+            sources.as_slice()?,
+            delays,
+            slots,
+            offset,
+        )
+        .map_err(engine_err)?;
+        self.engine.queues.push(q);
+        Ok(self.engine.queues.len() - 1)
+    }
+
+    /// A queue's state after a run: (offset, slots), for Brian2's `_restore_from_full_state`.
+    fn queue_state(&self, id: usize) -> PyResult<(usize, Vec<Vec<i32>>)> {
+        let q = self
+            .engine
+            .queues
+            .get(id)
+            .ok_or_else(|| PyValueError::new_err(format!("no queue {id}")))?;
+        Ok((q.offset, q.slots.clone()))
     }
 
     fn set_schedule(&mut self, items: &Bound<'_, PyList>) -> PyResult<()> {

@@ -224,6 +224,99 @@ unsafe fn execute(
             tot[0] += 1;
             Ok(())
         }
+        Op::PushSpikes { queue, eventspace } => {
+            let space = &arrays[*eventspace];
+            let ev = unsafe { events(space, space.len - 1, 0, space.len - 1)? };
+            eng.queues[*queue].push(ev);
+            Ok(())
+        }
+        Op::Synapses { kernel, queue } => {
+            let q = &mut eng.queues[*queue];
+            let due = std::mem::take(&mut q.slots[q.offset]);
+            let res = if due.is_empty() {
+                Ok(())
+            } else {
+                unsafe { run_kernel(eng, *kernel, arrays, due.len(), Some(&due), 0, step) }
+            };
+            let q = &mut eng.queues[*queue];
+            q.slots[q.offset] = due;
+            q.advance();
+            res
+        }
+        Op::SummedVariable {
+            kernel,
+            n,
+            values,
+            index,
+            target,
+            start,
+            stop,
+        } => {
+            unsafe { run_kernel(eng, *kernel, arrays, *n, None, 0, step)? };
+            let (vals, idx, tgt) = (&arrays[*values], &arrays[*index], &arrays[*target]);
+            check(idx, Type::I32, "summed variable index")?;
+            check(vals, tgt.ty, "summed variable values")?;
+            let idx: &[i32] = unsafe { slice(idx) };
+            if idx.len() < *n || vals.len < *n || *stop > tgt.len {
+                return Err(EngineError::Invalid(
+                    "summed variable: arrays shorter than the synapses".into(),
+                ));
+            }
+            macro_rules! sum {
+                ($t:ty) => {{
+                    let v: &[$t] = unsafe { slice(vals) };
+                    let out: &mut [$t] = unsafe { slice(tgt) };
+                    out[*start..*stop].iter_mut().for_each(|x| *x = 0.0);
+                    for (&i, &x) in idx[..*n].iter().zip(&v[..*n]) {
+                        let i = i as usize;
+                        if i < *start || i >= *stop {
+                            return Err(EngineError::Invalid(format!(
+                                "summed variable: target index {i} outside [{start}, {stop})"
+                            )));
+                        }
+                        out[i] += x;
+                    }
+                }};
+            }
+            match tgt.ty {
+                Type::F64 => sum!(f64),
+                Type::F32 => sum!(f32),
+                t => {
+                    return Err(EngineError::Invalid(format!(
+                        "summed variable of type {t} (only float variables can be summed)"
+                    )));
+                }
+            }
+            Ok(())
+        }
+        Op::SpikeGenerator {
+            eventspace,
+            neuron_index,
+            timebins,
+            lastindex,
+            period,
+        } => {
+            let space = &arrays[*eventspace];
+            check(space, Type::I32, "eventspace")?;
+            check(&arrays[*neuron_index], Type::I32, "spike generator indices")?;
+            check(&arrays[*timebins], Type::I32, "spike generator time bins")?;
+            check(&arrays[*lastindex], Type::I32, "spike generator _lastindex")?;
+            let out: &mut [i32] = unsafe { slice(space) };
+            let idx: &[i32] = unsafe { slice(&arrays[*neuron_index]) };
+            let bins: &[i32] = unsafe { slice(&arrays[*timebins]) };
+            let last: &mut [i32] = unsafe { slice(&arrays[*lastindex]) };
+            let (from, count) = spikegenerator_step(bins, last[0] as usize, step, *period);
+            let n = out.len() - 1;
+            if count > n {
+                return Err(EngineError::Invalid(format!(
+                    "spike generator: {count} spikes in one step for {n} neurons"
+                )));
+            }
+            out[..count].copy_from_slice(&idx[from..from + count]);
+            out[n] = count as i32;
+            last[0] = (from + count) as i32;
+            Ok(())
+        }
         Op::Python { .. } => unreachable!("handled by the run loop"),
     }
 }
@@ -269,4 +362,19 @@ pub unsafe fn run(
     }
     unsafe { clocks.write_host(arrays) };
     Ok(RunStatus::Finished)
+}
+
+/// Brian2's `spikegenerator` template: with `last` spikes already emitted, the spikes of
+/// time bin `step` (modulo `period` bins when > 0) are `from..from + count`.
+pub fn spikegenerator_step(bins: &[i32], last: usize, step: i64, period: i64) -> (usize, usize) {
+    let mut bin = step;
+    let mut from = last.min(bins.len());
+    if period > 0 {
+        bin = step.rem_euclid(period);
+        if from > 0 && bins[from - 1] as i64 >= bin {
+            from = 0;
+        }
+    }
+    let count = bins[from..].partition_point(|&b| b as i64 <= bin);
+    (from, count)
 }

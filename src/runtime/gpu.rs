@@ -310,6 +310,17 @@ impl GpuRun {
             let step_buf = ts.map(|a| &run.bufs[a]);
             let prepared = match &item.op {
                 Op::Python { index } => Prepared::Python(*index),
+                Op::PushSpikes { .. }
+                | Op::Synapses { .. }
+                | Op::SummedVariable { .. }
+                | Op::SpikeGenerator { .. } => {
+                    return Err(EngineError::Unsupported(
+                        "wgpu device: synapses, summed variables and SpikeGeneratorGroup are \
+                         not supported on the gpu backend yet; use backend 'cpu' \
+                         (prefs.devices.wgpu.backend = 'cpu')"
+                            .into(),
+                    ));
+                }
                 Op::Elementwise { kernel, n } => Prepared::Passes(
                     vec![run.kernel_pass(eng, &[], *kernel, *n, None, None, step_buf)?],
                     None,

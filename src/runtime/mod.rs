@@ -4,9 +4,11 @@
 mod clocks;
 mod cpu;
 mod gpu;
+mod queue;
 
 pub use clocks::{Clock, Clocks};
 pub use gpu::GpuRun;
+pub use queue::SpikeQueue;
 
 use thiserror::Error;
 
@@ -21,6 +23,9 @@ pub enum EngineError {
     Gpu(#[from] crate::gpu::GpuError),
     #[error("engine: {0}")]
     Invalid(String),
+    /// A model feature this backend does not run (yet).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 pub type ArrayId = usize;
@@ -97,6 +102,33 @@ pub enum Op {
         rate_record: RecordId,
         total: ArrayId,
     },
+    /// `synapses_push_spikes`: queue the synapses of this step's events.
+    PushSpikes { queue: usize, eventspace: ArrayId },
+    /// `synapses` (a pathway's `on_pre`/`on_post`): the kernel over the synapses due now,
+    /// in queue order with the serial loop's semantics for repeated targets; then the
+    /// queue advances.
+    Synapses { kernel: usize, queue: usize },
+    /// `summed_variable`: the kernel writes each synapse's term into `values`; then
+    /// `target[start..stop]` becomes the per-target sum over `index` (Brian2's bincount,
+    /// summed in synapse order).
+    SummedVariable {
+        kernel: usize,
+        n: usize,
+        values: ArrayId,
+        index: ArrayId,
+        target: ArrayId,
+        start: usize,
+        stop: usize,
+    },
+    /// `spikegenerator`: the events whose time bin is this step (`period` bins > 0
+    /// repeats them).
+    SpikeGenerator {
+        eventspace: ArrayId,
+        neuron_index: ArrayId,
+        timebins: ArrayId,
+        lastindex: ArrayId,
+        period: i64,
+    },
     /// Hand control back to Python (network_operation and anything else we do not run):
     /// the run stops here and resumes after the callback.
     Python { index: usize },
@@ -148,6 +180,7 @@ pub struct Engine {
     pub kernels: Vec<EngineKernel>,
     pub items: Vec<Item>,
     pub records: Vec<Record>,
+    pub queues: Vec<SpikeQueue>,
     pub seed: u64,
     /// Resume point inside a step after a Python callback.
     resume_at: Option<usize>,
@@ -165,6 +198,7 @@ impl Engine {
             kernels: Vec::new(),
             items: Vec::new(),
             records: Vec::new(),
+            queues: Vec::new(),
             seed: 0,
             resume_at: None,
         }
