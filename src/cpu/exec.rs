@@ -12,6 +12,9 @@ use crate::rng::Stream;
 /// Elements per block: large enough to amortise dispatch, small enough for L1/L2.
 pub const BLOCK: usize = 256;
 
+/// Element-instructions below which a kernel runs on the calling thread.
+const PARALLEL_WORK: usize = 1 << 20;
+
 /// One register's storage.
 #[derive(Debug, Clone, Default)]
 pub enum Buf {
@@ -1027,7 +1030,10 @@ pub fn run(ctx: &RunCtx, n: usize) -> Result<Vec<Buf>, CpuError> {
         }
     } else {
         let blocks: Vec<usize> = (0..n).step_by(BLOCK).collect();
-        if prog.parallel_safe && blocks.len() > 1 {
+        // Handing blocks to rayon's pool costs a cross-thread wake-up per call (tens of
+        // microseconds on a loaded VM): only worth it for enough work.
+        let work = n.saturating_mul(prog.body.len());
+        if prog.parallel_safe && blocks.len() > 1 && work >= PARALLEL_WORK {
             blocks
                 .par_iter()
                 .try_for_each_init(new_file, |loc, &start| run_block(loc, start))?;

@@ -105,6 +105,19 @@ struct Builder<'k> {
     local_regs: Vec<Reg>,
     /// Lowering the scalar block: everything there is uniform, random draws included.
     in_scalar: bool,
+    /// Common subexpressions of the current statement (Brian2's exact integrators repeat
+    /// e.g. `exp(_lio_7*int(not_refractory))`): structural key → register.
+    memo: std::collections::HashMap<String, Reg>,
+}
+
+/// Whether an expression draws random numbers (such calls are never shared).
+fn draws(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Lit(_) | ExprKind::Local(_) | ExprKind::ElemIndex => false,
+        ExprKind::Unary(_, a) | ExprKind::Cast(a) => draws(a),
+        ExprKind::Binary(_, a, b) => draws(a) || draws(b),
+        ExprKind::Call(f, args) => f.uses_rng() || args.iter().any(draws),
+    }
 }
 
 impl Builder<'_> {
@@ -122,6 +135,23 @@ impl Builder<'_> {
     }
 
     fn expr(&mut self, e: &Expr) -> Result<Reg, CpuError> {
+        let shareable = matches!(
+            e.kind,
+            ExprKind::Unary(..) | ExprKind::Binary(..) | ExprKind::Cast(_) | ExprKind::Call(..)
+        ) && !draws(e);
+        if !shareable {
+            return self.expr_uncached(e);
+        }
+        let key = format!("{:?}|{:?}", e.kind, e.ty);
+        if let Some(&r) = self.memo.get(&key) {
+            return Ok(r);
+        }
+        let r = self.expr_uncached(e)?;
+        self.memo.insert(key, r);
+        Ok(r)
+    }
+
+    fn expr_uncached(&mut self, e: &Expr) -> Result<Reg, CpuError> {
         Ok(match &e.kind {
             ExprKind::Lit(v) => {
                 let dst = self.reg(e.ty, true);
@@ -199,6 +229,7 @@ pub fn compile(k: &Kernel) -> Result<Program, CpuError> {
         epilogue: Vec::new(),
         local_regs: Vec::new(),
         in_scalar: false,
+        memo: Default::default(),
     };
     let assigned_in_vector: Vec<bool> = (0..k.locals.len())
         .map(|id| {
@@ -248,6 +279,8 @@ pub fn compile(k: &Kernel) -> Result<Program, CpuError> {
         b.in_scalar = in_scalar;
         for s in stmts.iter() {
             let Stmt::Assign { local, value, cond } = s;
+            // Registers of locals change between statements: share within one only.
+            b.memo.clear();
             let src = b.expr(value)?;
             let dst = b.local_regs[*local];
             let emit_uniform = in_scalar && b.regs[dst as usize].uniform;

@@ -1,0 +1,155 @@
+"""Run Brian2's own example scripts on the wgpu device and on the numpy target, and
+compare their spike counts.
+
+    python scripts/brian2_examples.py [--backend cpu|gpu|auto] [--only PATTERN]
+                                      [--timeout SECONDS] [--json OUT]
+
+Downloads Brian2's source distribution (the examples are not in the wheel) into
+``~/.cache/brian2wgpu`` once. Each example runs unchanged in a subprocess with a headless
+matplotlib backend; a small preamble sets the device (``wgpu`` or ``runtime`` with
+``codegen.target='numpy'``) and, at exit, prints the total number of spikes recorded by
+every SpikeMonitor. Simulated durations are scaled by ``--scale`` (default 1: unchanged)
+for both targets alike. Examples for the standalone device (``examples/standalone``,
+``multiprocessing``) are listed as not applicable.
+
+An example *matches* when it runs on both targets and the wgpu spike count is within 10%
+of numpy's (or both record no spikes).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+VERSION = "2.11.0"
+CACHE = Path(os.environ.get("BRIAN2WGPU_CACHE", Path.home() / ".cache" / "brian2wgpu"))
+NOT_APPLICABLE = ("standalone/", "multiprocessing/")
+
+PREAMBLE = r'''
+import atexit, json, os, sys, gc
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as _plt
+_plt.show = lambda *a, **k: None
+import brian2
+from brian2 import set_device, prefs
+_target = os.environ["B2EX_TARGET"]
+if _target == "wgpu":
+    import brian2wgpu
+    set_device("wgpu")
+    prefs.devices.wgpu.backend = os.environ.get("B2EX_BACKEND", "auto")
+else:
+    set_device("runtime")
+    prefs.codegen.target = "numpy"
+# Examples must not switch the device or target themselves.
+brian2.set_device = lambda *a, **k: None
+import brian2.devices.device as _dd
+_dd.set_device = lambda *a, **k: None
+_scale = float(os.environ.get("B2EX_SCALE", "1"))
+if _scale != 1:
+    from brian2.core.network import Network
+    _orig_run = Network.run
+    def _run(self, duration, *a, **k):
+        return _orig_run(self, duration * _scale, *a, **k)
+    Network.run = _run
+# The same host-side random initialisation on both targets.
+brian2.seed(int(os.environ.get("B2EX_SEED", "2011")))
+_monitors = []
+_orig_init = brian2.SpikeMonitor.__init__
+def _init(self, *a, **k):
+    _orig_init(self, *a, **k)
+    _monitors.append(self)
+brian2.SpikeMonitor.__init__ = _init
+def _report():
+    total = 0
+    for m in _monitors:
+        try:
+            total += int(m.num_spikes)
+        except Exception:
+            pass
+    print("B2EX_SPIKES " + json.dumps(total), flush=True)
+atexit.register(_report)
+sys.argv = [os.environ["B2EX_FILE"]]
+__file__ = os.environ["B2EX_FILE"]
+exec(compile(open(__file__).read(), __file__, "exec"), {"__name__": "__main__", "__file__": __file__})
+'''
+
+
+def examples_dir():
+    root = CACHE / f"brian2-{VERSION}"
+    if not (root / "examples").is_dir():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+                        "--no-binary", "brian2", f"brian2=={VERSION}", "-d", str(CACHE)],
+                       check=True)
+        with tarfile.open(CACHE / f"brian2-{VERSION}.tar.gz") as tar:
+            tar.extractall(CACHE, filter="data")
+    return root / "examples"
+
+
+def run_one(path, target, backend, timeout, scale):
+    env = dict(os.environ, B2EX_TARGET=target, B2EX_BACKEND=backend, B2EX_FILE=str(path),
+               B2EX_SCALE=str(scale), MPLBACKEND="Agg")
+    t0 = time.time()
+    try:
+        p = subprocess.run([sys.executable, "-c", PREAMBLE], cwd=path.parent, env=env,
+                           capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"status": "timeout", "seconds": timeout}
+    out = {"seconds": round(time.time() - t0, 2)}
+    spikes = [line for line in p.stdout.splitlines() if line.startswith("B2EX_SPIKES ")]
+    if p.returncode != 0:
+        lines = [ln for ln in p.stderr.strip().splitlines() if ln.strip()]
+        out.update(status="error", error=lines[-1][:300] if lines else f"exit {p.returncode}")
+    else:
+        out["status"] = "ok"
+    if spikes:
+        out["spikes"] = json.loads(spikes[-1].split(" ", 1)[1])
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--backend", default="auto")
+    ap.add_argument("--only", default="")
+    ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--json", default="")
+    args = ap.parse_args()
+    root = examples_dir()
+    paths = sorted(p for p in root.rglob("*.py") if args.only in str(p.relative_to(root)))
+    results = {}
+    for path in paths:
+        rel = str(path.relative_to(root))
+        if rel.startswith(NOT_APPLICABLE):
+            results[rel] = {"verdict": "n/a (standalone device)"}
+            print(f"{rel:60s} n/a", flush=True)
+            continue
+        ours = run_one(path, "wgpu", args.backend, args.timeout, args.scale)
+        ref = run_one(path, "numpy", "", args.timeout, args.scale)
+        if ours["status"] != "ok":
+            verdict = f"wgpu {ours['status']}: {ours.get('error', '')}"
+        elif ref["status"] != "ok":
+            verdict = f"numpy {ref['status']}"
+        else:
+            a, b = ours.get("spikes", 0), ref.get("spikes", 0)
+            ok = (a == b == 0) or (b > 0 and abs(a - b) <= 0.1 * b)
+            verdict = "match" if ok else f"differs: {a} vs numpy {b} spikes"
+        results[rel] = {"verdict": verdict, "wgpu": ours, "numpy": ref}
+        print(f"{rel:60s} {verdict} (wgpu {ours.get('seconds')} s, numpy {ref.get('seconds')} s)",
+              flush=True)
+    applicable = [r for r in results.values() if not r["verdict"].startswith("n/a")]
+    ran = [r for r in applicable if r.get("wgpu", {}).get("status") == "ok"]
+    match = [r for r in applicable if r["verdict"] == "match"]
+    print(f"\n{len(applicable)} examples: {len(ran)} run on wgpu, {len(match)} match numpy's "
+          f"spike count within 10% ({100 * len(match) / max(1, len(applicable)):.0f}%)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
