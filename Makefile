@@ -43,7 +43,7 @@ py-test: develop
 test: vulkan lint rust-test py-test
 
 demo: vulkan develop
-	$(PY) examples/fi_curve.py
+	$(PY) examples/cuba.py
 
 bench: vulkan develop
 	cargo bench

@@ -43,6 +43,29 @@ def statements_text(statements):
     return "\n".join(lines)
 
 
+def _timed_array_spec(name, func, clock_dt):
+    """A TimedArray becomes a table lookup in the kernel: its values travel as an array
+    variable (``tables`` of the spec), sampled with Brian2's own rounding rule."""
+    from brian2.input.timedarray import _find_K
+
+    values = np.ascontiguousarray(np.asarray(func.values))
+    if values.ndim not in (1, 2) or values.size == 0:
+        raise NotImplementedError(
+            f"wgpu device: TimedArray '{name}' with {values.ndim} dimensions is not supported yet")
+    if values.dtype.kind not in "fiub":
+        raise NotImplementedError(
+            f"wgpu device: TimedArray '{name}' of dtype {values.dtype} is not supported yet")
+    dt = float(func.dt)
+    k = int(_find_K(float(clock_dt), dt))
+    rows = values.shape[0]
+    cols = values.shape[1] if values.ndim == 2 else 1
+    table = f"_timedarray_{name}_values"
+    spec = {"kind": "timedarray", "name": name, "values": table, "dt": dt, "k": k,
+            "rows": int(rows), "cols": int(cols)}
+    var = {"name": table, "dtype": _dtype_name(values.dtype), "index": "0"}
+    return spec, var, values.reshape(-1)
+
+
 def _function_spec(name, func, owner_name):
     from brian2.input.binomial import BinomialFunction
 
@@ -69,7 +92,7 @@ def _function_spec(name, func, owner_name):
 
 
 def kernel_spec(name, template, code, variables, variable_indices, float_dtype=np.float64,
-                owner_name=None, extra_read=(), override_conditional_write=()):
+                owner_name=None, extra_read=(), override_conditional_write=(), clock_dt=None):
     """Translate abstract ``code`` with Brian2 ``variables`` into a kernel spec dict.
 
     ``extra_read`` names variables the template itself reads or writes beyond the code.
@@ -90,7 +113,7 @@ def kernel_spec(name, template, code, variables, variable_indices, float_dtype=n
             cw_name = next((k for k, x in variables.items() if x is cw), None)
             if cw_name:
                 used.add(cw_name)
-    specs, functions = [], []
+    specs, functions, tables = [], [], {}
     pending = sorted(used)
     seen = set()
     while pending:
@@ -100,7 +123,17 @@ def kernel_spec(name, template, code, variables, variable_indices, float_dtype=n
         seen.add(v)
         var = variables[v]
         if isinstance(var, Function):
-            if v not in BUILTIN_FUNCTIONS:
+            from brian2.input.timedarray import TimedArray
+
+            if isinstance(var, TimedArray):
+                if clock_dt is None:
+                    raise NotImplementedError(
+                        f"wgpu device: TimedArray '{v}' in '{owner_name}' needs the clock's dt")
+                fspec, tvar, values = _timed_array_spec(v, var, clock_dt)
+                functions.append(fspec)
+                specs.append(tvar)
+                tables[tvar["name"]] = values
+            elif v not in BUILTIN_FUNCTIONS:
                 functions.append(_function_spec(v, var, owner_name))
             continue
         if isinstance(var, (AuxiliaryVariable, Subexpression)):
@@ -135,4 +168,7 @@ def kernel_spec(name, template, code, variables, variable_indices, float_dtype=n
         "scalar_code": scalar_text,
         "vector_code": vector_text,
         "functions": functions,
+        # Arrays the kernel reads that Brian2 does not hold as variables (TimedArray
+        # tables), by spec variable name.
+        "tables": tables,
     }

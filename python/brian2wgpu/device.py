@@ -69,6 +69,7 @@ class _RunState:
         self.arrays = []
         self.ids = {}
         self.extra = {}
+        self.keep = []
         # Spike queue id per synaptic pathway (push_spikes creates it, synapses uses it).
         self.queues = {}
 
@@ -84,6 +85,14 @@ class _RunState:
             raise _unsupported(f"non-contiguous or multi-dimensional variable '{what}'", what)
         self.ids[key] = len(self.arrays)
         self.arrays.append(value)
+        return self.ids[key]
+
+    def table(self, values):
+        """A read-only table (TimedArray values), shared by every kernel that reads it."""
+        key = ("table", id(values))
+        if key not in self.ids:
+            self.ids[key] = self.scratch(values)
+            self.keep.append(values)
         return self.ids[key]
 
     def scratch(self, array):
@@ -309,7 +318,10 @@ class WgpuDevice(RuntimeDevice):
         spec = kernel_spec(codeobj.name, codeobj.template_name, code, codeobj.variables,
                            codeobj.variable_indices, float_dtype=float_dtype,
                            owner_name=codeobj.owner.name,
-                           override_conditional_write=codeobj.wgpu_override_conditional_write)
+                           override_conditional_write=codeobj.wgpu_override_conditional_write,
+                           clock_dt=codeobj.owner.clock.dt_)
+        for tname, values in spec.pop("tables").items():
+            state.extra[tname] = state.table(values)
         spec["variables"].extend(extra_vars)
         for entry in spec["variables"]:
             if guarded and entry["name"] in guarded:

@@ -117,6 +117,7 @@ fn draws(e: &Expr) -> bool {
         ExprKind::Unary(_, a) | ExprKind::Cast(a) => draws(a),
         ExprKind::Binary(_, a, b) => draws(a) || draws(b),
         ExprKind::Call(f, args) => f.uses_rng() || args.iter().any(draws),
+        ExprKind::Gather(_, i) => draws(i),
     }
 }
 
@@ -177,6 +178,20 @@ impl Builder<'_> {
                 let u = self.regs[a as usize].uniform && self.regs[b as usize].uniform;
                 let dst = self.reg(e.ty, u);
                 self.emit(u, Instr::Binary { op: *op, dst, a, b });
+                dst
+            }
+            ExprKind::Gather(var, index) => {
+                let at = self.expr(index)?;
+                let u = self.regs[at as usize].uniform;
+                let dst = self.reg(e.ty, u);
+                self.emit(
+                    u,
+                    Instr::Load {
+                        dst,
+                        var: *var,
+                        at: Place::At(at),
+                    },
+                );
                 dst
             }
             ExprKind::Cast(a) => {

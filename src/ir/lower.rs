@@ -62,6 +62,17 @@ impl VariableSpec {
 pub enum FunctionSpec {
     /// A Brian2 `BinomialFunction` under its generated name.
     Binomial { name: String, n: i32, p: f64 },
+    /// A Brian2 `TimedArray`: `values` (a kernel variable holding the table, `rows` ×
+    /// `cols`, row-major) sampled at `t` with Brian2's rule: row
+    /// `clip(int(round(t / (dt / k)) / k), 0, rows - 1)`, column `i` for 2-D tables.
+    TimedArray {
+        name: String,
+        values: String,
+        dt: f64,
+        k: i64,
+        rows: i32,
+        cols: i32,
+    },
     /// A user `Function` with (optionally) a `'wgpu'` WGSL implementation.
     User {
         name: String,
@@ -350,10 +361,22 @@ impl<'a> Lowerer<'a> {
     fn maybe_fold(&self, e: Expr, is_weak: bool) -> Result<(Expr, Typed), LowerError> {
         if is_weak {
             let v = fold(&e).ok_or_else(|| self.err("cannot evaluate this literal expression"))?;
-            Ok(weak(v))
-        } else {
-            Ok(strong(e))
+            return Ok(weak(v));
         }
+        // Operations on strong literals (Brian2 constants) fold to strong literals.
+        let literal = |x: &Expr| matches!(x.kind, ExprKind::Lit(_));
+        let all_lit = match &e.kind {
+            ExprKind::Unary(_, a) | ExprKind::Cast(a) => literal(a),
+            ExprKind::Binary(_, a, b) => literal(a) && literal(b),
+            _ => false,
+        };
+        if all_lit && let Some(v) = fold(&e) {
+            return Ok(strong(Expr {
+                ty: e.ty,
+                kind: ExprKind::Lit(v.cast(e.ty)),
+            }));
+        }
+        Ok(strong(e))
     }
 
     fn binary(
@@ -465,10 +488,17 @@ impl<'a> Lowerer<'a> {
                         0.0 => Some(one),
                         _ => None,
                     };
-                    if let Some(out) = out {
-                        return Ok(strong(out));
+                    let out = out.unwrap_or_else(|| mk(BinaryOp::Pow, ty, a, b));
+                    if let ExprKind::Call(_, args) = &out.kind
+                        && args.iter().all(|x| matches!(x.kind, ExprKind::Lit(_)))
+                        && let Some(v) = fold(&out)
+                    {
+                        return Ok(strong(Expr {
+                            ty: out.ty,
+                            kind: ExprKind::Lit(v.cast(out.ty)),
+                        }));
                     }
-                    return Ok(strong(mk(BinaryOp::Pow, ty, a, b)));
+                    return self.maybe_fold(out, false);
                 }
                 mk(BinaryOp::Pow, ty, a, b)
             }
@@ -479,12 +509,20 @@ impl<'a> Lowerer<'a> {
     fn call(&mut self, name: &str, args: &[parse::Expr]) -> Result<(Expr, Typed), LowerError> {
         // Brian2 functions generated for this code object (binomial, user functions).
         let spec_fn = self.spec.functions.iter().find(|f| match f {
-            FunctionSpec::Binomial { name: n, .. } | FunctionSpec::User { name: n, .. } => {
-                n == name
-            }
+            FunctionSpec::Binomial { name: n, .. }
+            | FunctionSpec::User { name: n, .. }
+            | FunctionSpec::TimedArray { name: n, .. } => n == name,
         });
         if let Some(f) = spec_fn {
             return match f {
+                FunctionSpec::TimedArray {
+                    values,
+                    dt,
+                    k,
+                    rows,
+                    cols,
+                    ..
+                } => self.timed_array(name, args, values, *dt, *k, *rows, *cols),
                 FunctionSpec::Binomial { n, p, .. } => {
                     // Brian2 types it as float: the normal approximation is not rounded.
                     let site = self.next_site();
@@ -622,7 +660,97 @@ impl<'a> Lowerer<'a> {
             let (e, t) = weak(v);
             return Ok(if is_float_fn { strong(e) } else { (e, t) });
         }
+        // Strong literals (Brian2 constants such as `second`): fold with numpy's semantics
+        // too; WGSL's constant evaluator rejects e.g. `sqrt` of an f64 literal.
+        if let ExprKind::Call(f, args) = &out.kind
+            && !f.uses_rng()
+            && !matches!(f, Func::User(_))
+            && args.iter().all(|a| matches!(a.kind, ExprKind::Lit(_)))
+            && let Some(v) = fold(&out)
+        {
+            return Ok(strong(Expr {
+                ty: out.ty,
+                kind: ExprKind::Lit(v.cast(out.ty)),
+            }));
+        }
         Ok(strong(out))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn timed_array(
+        &mut self,
+        name: &str,
+        args: &[parse::Expr],
+        values: &str,
+        dt: f64,
+        k: i64,
+        rows: i32,
+        cols: i32,
+    ) -> Result<(Expr, Typed), LowerError> {
+        let want = if cols > 1 { 2 } else { 1 };
+        if args.len() != want {
+            return Err(self.err(format!(
+                "TimedArray '{name}' takes {want} argument(s), got {}",
+                args.len()
+            )));
+        }
+        let var = self
+            .spec
+            .variables
+            .iter()
+            .position(|v| v.name == values)
+            .ok_or_else(|| self.err(format!("table '{values}' of '{name}' is missing")))?;
+        self.kernel.vars[var].read = true;
+        let f64_ = |v: f64| Expr {
+            ty: Type::F64,
+            kind: ExprKind::Lit(Value::F64(v)),
+        };
+        let i32_ = |v: i32| Expr {
+            ty: Type::I32,
+            kind: ExprKind::Lit(Value::I32(v)),
+        };
+        let bin = |op: BinaryOp, ty: Type, a: Expr, b: Expr| Expr {
+            ty,
+            kind: ExprKind::Binary(op, Box::new(a), Box::new(b)),
+        };
+        let call = |f: Func, ty: Type, args: Vec<Expr>| Expr {
+            ty,
+            kind: ExprKind::Call(f, args),
+        };
+        // In f64 whatever the model's float type: time must not lose steps.
+        let (t, _) = self.expr(&args[0])?;
+        let steps = bin(
+            BinaryOp::Div,
+            Type::F64,
+            cast(t, Type::F64),
+            f64_(dt / k as f64),
+        );
+        let rounded = call(
+            Func::Floor,
+            Type::F64,
+            vec![bin(BinaryOp::Add, Type::F64, steps, f64_(0.5))],
+        );
+        let row = call(
+            Func::Int,
+            Type::I32,
+            vec![bin(BinaryOp::Div, Type::F64, rounded, f64_(k as f64))],
+        );
+        let mut index = call(Func::Clip, Type::I32, vec![row, i32_(0), i32_(rows - 1)]);
+        if cols > 1 {
+            let (i, _) = self.expr(&args[1])?;
+            let col = cast(i, Type::I32);
+            index = bin(
+                BinaryOp::Add,
+                Type::I32,
+                bin(BinaryOp::Mul, Type::I32, index, i32_(cols)),
+                col,
+            );
+        }
+        let ty = self.spec.variables[var].ty;
+        Ok(strong(Expr {
+            ty,
+            kind: ExprKind::Gather(var, Box::new(index)),
+        }))
     }
 
     fn next_site(&mut self) -> u32 {

@@ -106,6 +106,9 @@ pub enum ExprKind {
     Call(Func, Vec<Expr>),
     /// Convert the operand to `Expr::ty`.
     Cast(Box<Expr>),
+    /// Element `index` (i32, in range by construction) of an array variable: a
+    /// TimedArray's table.
+    Gather(VarId, Box<Expr>),
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -70,6 +70,14 @@ pub(crate) fn spec_from_dict(d: &Bound<'_, PyDict>) -> PyResult<KernelSpec> {
                     n: get(&f, "n")?,
                     p: get(&f, "p")?,
                 },
+                "timedarray" => FunctionSpec::TimedArray {
+                    name: get(&f, "name")?,
+                    values: get(&f, "values")?,
+                    dt: get(&f, "dt")?,
+                    k: get(&f, "k")?,
+                    rows: get(&f, "rows")?,
+                    cols: get(&f, "cols")?,
+                },
                 "user" => FunctionSpec::User {
                     name: get(&f, "name")?,
                     args: get::<Vec<String>>(&f, "args")?

@@ -17,6 +17,8 @@ struct Writer<'k> {
     /// Compute float32 transcendentals with the f64 library (device has f64).
     f32_via_f64: bool,
     helpers: BTreeSet<Helper>,
+    /// Batched layout: arrays live in typed arenas.
+    arena: bool,
 }
 
 /// Storage type of an array element: booleans are stored as u32.
@@ -92,6 +94,10 @@ impl Writer<'_> {
             ExprKind::Lit(v) => self.lit(*v),
             ExprKind::Local(id) => local_name(self.k, *id),
             ExprKind::ElemIndex => "i32(b2_i)".into(),
+            ExprKind::Gather(v, index) => {
+                let i = format!("u32({})", self.expr(index)?);
+                load_expr(self.k, *v, &i, self.arena)
+            }
             ExprKind::Unary(UnaryOp::Neg, a) => format!("(-{})", self.expr(a)?),
             ExprKind::Unary(UnaryOp::Not, a) => format!("(!{})", self.expr(a)?),
             ExprKind::Cast(a) => self.cast(a, e.ty)?,
@@ -373,6 +379,7 @@ pub fn write_function(
         step_binding: opts.step_binding && !arena,
         f32_via_f64: opts.f64,
         helpers: BTreeSet::new(),
+        arena,
     };
     let mut body = String::new();
     // Declarations of every local, then loads of what is read.

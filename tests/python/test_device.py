@@ -95,6 +95,22 @@ def custom_events_and_clocks():
                 ev=E.v[:].copy(), v=S.v[:].copy(), x=S.x[:].copy(), st=S.t[:].copy())
 
 
+def timed_array_input():
+    # 1-D and 2-D TimedArrays in equations, a subexpression and run_regularly; a dt that
+    # does not divide the table's (Brian2's K rule decides the rows).
+    from brian2 import TimedArray
+    ta = TimedArray(np.array([0, 1.5, 0.2, 3.0, 0.7]), dt=1.2 * ms)
+    ta2 = TimedArray(np.arange(12).reshape(4, 3) * 0.1, dt=2 * ms)
+    G = NeuronGroup(3, """dv/dt = (ta(t) + ta2(t, i) - v)/(5*ms) : 1
+                          x = ta2(t, i) : 1""", threshold="v > 0.6", reset="v = 0",
+                    method="euler")
+    G.run_regularly("v += 0.01*ta(t)", dt=0.5 * ms)
+    M = SpikeMonitor(G)
+    S = StateMonitor(G, ["v", "x"], record=True)
+    Network(G, M, S).run(12 * ms)
+    return dict(i=M.i[:].copy(), t=M.t[:].copy(), v=S.v[:].copy(), x=S.x[:].copy())
+
+
 def compare(ref, got, exact=("i", "t", "ei", "et", "count", "st"), rtol=1e-9):
     for k in ref:
         if k in exact:
@@ -105,7 +121,8 @@ def compare(ref, got, exact=("i", "t", "ei", "et", "count", "st"), rtol=1e-9):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("model", [lif, hh_fi_curve, adaptive_threshold, custom_events_and_clocks])
+@pytest.mark.parametrize("model", [lif, hh_fi_curve, adaptive_threshold, custom_events_and_clocks,
+                                   timed_array_input])
 def test_matches_numpy(model, backend):
     seed(11)
     ref = run_with("numpy", model)
