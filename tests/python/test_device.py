@@ -111,6 +111,17 @@ def timed_array_input():
     return dict(i=M.i[:].copy(), t=M.t[:].copy(), v=S.v[:].copy(), x=S.x[:].copy())
 
 
+def shared_variable_recorded():
+    G = NeuronGroup(3, """dv/dt = -v/(10*ms) + 1/ms : 1
+                          vc : 1 (shared)""", threshold="v > 1", reset="v = 0",
+                    method="euler")
+    G.run_regularly("vc = vc + 0.5", dt=1 * ms)
+    S = StateMonitor(G, ["vc", "v"], record=[0, 2])
+    M = SpikeMonitor(G)
+    Network(G, S, M).run(3 * ms)
+    return dict(i=M.i[:].copy(), t=M.t[:].copy(), vc=S.vc[:].copy(), v=S.v[:].copy())
+
+
 def compare(ref, got, exact=("i", "t", "ei", "et", "count", "st"), rtol=1e-9):
     for k in ref:
         if k in exact:
@@ -122,7 +133,7 @@ def compare(ref, got, exact=("i", "t", "ei", "et", "count", "st"), rtol=1e-9):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("model", [lif, hh_fi_curve, adaptive_threshold, custom_events_and_clocks,
-                                   timed_array_input])
+                                   timed_array_input, shared_variable_recorded])
 def test_matches_numpy(model, backend):
     seed(11)
     ref = run_with("numpy", model)
