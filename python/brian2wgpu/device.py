@@ -147,14 +147,18 @@ class WgpuDevice(RuntimeDevice):
             raise RuntimeError("wgpu device: backend 'gpu' was requested but wgpu finds no "
                                "adapter; install a Vulkan driver (e.g. mesa-vulkan-drivers) "
                                "or use backend 'cpu'")
-        if adapters:
+        from . import auto_backend
+
+        picked = adapters[0] if choice == "gpu" else auto_backend(adapters)[1]
+        if picked is not None:
             if self._backend != "gpu":
-                a = adapters[0]
+                a = picked
                 logger.info(f"wgpu device: using {a['name']} ({a['device_type']}, {a['backend']})")
             self._backend = "gpu"
             return "gpu"
         if self._backend != "cpu":
-            logger.info("wgpu device: no wgpu adapter found, using the CPU interpreter")
+            logger.info("wgpu device: no hardware wgpu adapter found (software adapters "
+                        "only with backend 'gpu'), using the CPU interpreter")
         self._backend = "cpu"
         return "cpu"
 
