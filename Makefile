@@ -10,7 +10,7 @@ PY313 := $(shell for p in python3.13 python3; do c=$$(command -v $$p) && $$c -c 
 endif
 PYDEPS := "brian2==2.11.0" "maturin>=1.5,<2" pytest pytest-timeout matplotlib cython
 
-.PHONY: test demo vulkan venv develop lint rust-test py-test bench clean
+.PHONY: test demo vulkan venv develop lint rust-test py-test bench clean brian2-suite
 
 # Lavapipe (Mesa's software Vulkan) when the machine has no Vulkan driver at all.
 vulkan:
@@ -51,3 +51,8 @@ bench: vulkan develop
 
 clean:
 	rm -rf $(VENV) target
+
+# Brian2's own test suite on the wgpu device (runtime selection, both backends).
+brian2-suite: vulkan develop
+	$(PY) scripts/brian2_suite.py --backend cpu
+	$(PY) scripts/brian2_suite.py --backend gpu

@@ -66,11 +66,48 @@ def _timed_array_spec(name, func, clock_dt):
     return spec, var, values.reshape(-1)
 
 
+def _binomial_params(func):
+    """(n, p, approximate) of a Brian2 BinomialFunction, which does not keep them: recorded
+    by our constructor hook below, else recovered from its numpy sampler's closure."""
+    if hasattr(func, "_wgpu_params"):
+        return func._wgpu_params
+    sampler = func.implementations["numpy"].get_code(None)
+    cells = dict(zip(sampler.__code__.co_freevars,
+                     (c.cell_contents for c in sampler.__closure__ or ())))
+    if "n" in cells and "p" in cells:
+        return int(cells["n"]), float(cells["p"]), True
+    loc, scale = float(cells["loc"]), float(cells["scale"])  # normal approximation
+    p = 1.0 - scale * scale / loc
+    return int(round(loc / p)), p, True
+
+
+def _record_binomial_params():
+    from brian2.input.binomial import BinomialFunction
+
+    original = BinomialFunction.__init__
+    if getattr(original, "_wgpu_hook", False):
+        return
+
+    def __init__(self, n, p, approximate=True, name="_binomial*"):
+        original(self, n, p, approximate=approximate, name=name)
+        self._wgpu_params = (int(n), float(p), bool(approximate))
+    __init__._wgpu_hook = True
+    BinomialFunction.__init__ = __init__
+
+
+_record_binomial_params()
+
+
 def _function_spec(name, func, owner_name):
     from brian2.input.binomial import BinomialFunction
 
     if isinstance(func, BinomialFunction):
-        return {"kind": "binomial", "name": name, "n": int(func.n), "p": float(func.p)}
+        n, p, approximate = _binomial_params(func)
+        if not approximate and n * p > 5 and n * (1 - p) > 5:
+            raise NotImplementedError(
+                f"wgpu device: exact binomial sampling (approximate=False) in '{owner_name}' "
+                "is not supported yet; the device draws the normal approximation")
+        return {"kind": "binomial", "name": name, "n": n, "p": p}
     impl = None
     try:
         impl = func.implementations["wgpu"]
@@ -101,9 +138,12 @@ def kernel_spec(name, template, code, variables, variable_indices, float_dtype=n
     scalar, vector = make_statements(code, variables, float_dtype, optimise=True)
     # A monitor recording a shared variable gets `_to_record_x := _source_x` in scalar
     # code, but the record is written once per recorded index: move it to vector code.
-    moved = [st for st in scalar if st.var.startswith("_to_record_")]
+    # Likewise a summed variable's constant term (`_synaptic_var := 1`).
+    def per_element(st):
+        return st.var.startswith("_to_record_") or st.var == "_synaptic_var"
+    moved = [st for st in scalar if per_element(st)]
     if moved:
-        scalar = [st for st in scalar if not st.var.startswith("_to_record_")]
+        scalar = [st for st in scalar if not per_element(st)]
         vector = moved + list(vector)
     scalar_text = statements_text(scalar)
     vector_text = statements_text(vector)

@@ -899,13 +899,19 @@ fn call(
                 .enumerate()
                 .for_each(|(k, o)| *o = stream(site, k).poisson(lam[k]));
         }
-        Func::Binomial { site, n: bn, p } => {
-            let Buf::I32(v) = d else { unreachable!() };
-            v[..n]
+        // Typed as the kernel's float, like Brian2 (its normal approximation is not
+        // rounded); float32 kernels draw the rounded f32 variant, as the GPU does.
+        Func::Binomial { site, n: bn, p } => match d {
+            Buf::F64(v) => v[..n]
                 .iter_mut()
                 .enumerate()
-                .for_each(|(k, o)| *o = stream(site, k).binomial(bn, p));
-        }
+                .for_each(|(k, o)| *o = stream(site, k).binomial_value(bn, p)),
+            Buf::F32(v) => v[..n]
+                .iter_mut()
+                .enumerate()
+                .for_each(|(k, o)| *o = stream(site, k).binomial_f32(bn, p as f32) as f32),
+            _ => unreachable!("binomial is typed as the kernel's float"),
+        },
         Func::Timestep => {
             let Buf::I64(v) = d else { unreachable!() };
             map2(

@@ -278,12 +278,34 @@ unsafe fn execute(
                     }
                 }};
             }
+            // Integer targets: numpy's bincount sums in float64, the assignment truncates.
+            macro_rules! sum_int {
+                ($t:ty) => {{
+                    let v: &[$t] = unsafe { slice(vals) };
+                    let out: &mut [$t] = unsafe { slice(tgt) };
+                    let mut acc = vec![0f64; *stop - *start];
+                    for (&i, &x) in idx[..*n].iter().zip(&v[..*n]) {
+                        let i = i as usize;
+                        if i < *start || i >= *stop {
+                            return Err(EngineError::Invalid(format!(
+                                "summed variable: target index {i} outside [{start}, {stop})"
+                            )));
+                        }
+                        acc[i - *start] += x as f64;
+                    }
+                    for (o, a) in out[*start..*stop].iter_mut().zip(acc) {
+                        *o = a as $t;
+                    }
+                }};
+            }
             match tgt.ty {
                 Type::F64 => sum!(f64),
                 Type::F32 => sum!(f32),
+                Type::I32 => sum_int!(i32),
+                Type::I64 => sum_int!(i64),
                 t => {
                     return Err(EngineError::Invalid(format!(
-                        "summed variable of type {t} (only float variables can be summed)"
+                        "summed variable of type {t} cannot be summed"
                     )));
                 }
             }

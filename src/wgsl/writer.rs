@@ -236,13 +236,13 @@ impl Writer<'_> {
                 if self.k.float == Type::F64 {
                     self.helpers.insert(Helper::F64Math);
                     format!(
-                        "b2_binomial({}, {n}i, {})",
+                        "b2_binomial_value({}, {n}i, {})",
                         self.rng_counter(site),
                         self.lit(Value::F64(p))
                     )
                 } else {
                     format!(
-                        "b2_binomial_f32({}, {n}i, {})",
+                        "f32(b2_binomial_f32({}, {n}i, {}))",
                         self.rng_counter(site),
                         self.lit(Value::F32(p as f32))
                     )
