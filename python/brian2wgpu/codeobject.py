@@ -136,15 +136,6 @@ def kernel_spec(name, template, code, variables, variable_indices, float_dtype=n
     """
     owner_name = owner_name or name
     scalar, vector = make_statements(code, variables, float_dtype, optimise=True)
-    # A monitor recording a shared variable gets `_to_record_x := _source_x` in scalar
-    # code, but the record is written once per recorded index: move it to vector code.
-    # Likewise a summed variable's constant term (`_synaptic_var := 1`).
-    def per_element(st):
-        return st.var.startswith("_to_record_") or st.var == "_synaptic_var"
-    moved = [st for st in scalar if per_element(st)]
-    if moved:
-        scalar = [st for st in scalar if not per_element(st)]
-        vector = moved + list(vector)
     scalar_text = statements_text(scalar)
     vector_text = statements_text(vector)
     used = set(extra_read)

@@ -69,7 +69,6 @@ class _RunState:
         self.arrays = []
         self.ids = {}
         self.extra = {}
-        self.keep = []
         # Spike queue id per synaptic pathway (push_spikes creates it, synapses uses it).
         self.queues = {}
 
@@ -88,11 +87,11 @@ class _RunState:
         return self.ids[key]
 
     def table(self, values):
-        """A read-only table (TimedArray values), shared by every kernel that reads it."""
-        key = ("table", id(values))
+        """A read-only table (TimedArray values), shared by every kernel that reads it
+        (each kernel's spec holds a new view of the same buffer)."""
+        key = ("table", values.ctypes.data, values.size, values.dtype.str)
         if key not in self.ids:
             self.ids[key] = self.scratch(values)
-            self.keep.append(values)
         return self.ids[key]
 
     def scratch(self, array):

@@ -1066,16 +1066,16 @@ fn ordered_chunks(ctx: &RunCtx, n: usize) -> Result<Vec<(usize, usize)>, CpuErro
     let scattered: Vec<*mut u8> = prog
         .access
         .iter()
-        .filter(|(v, ix)| matches!(ix, Index::Var(_)) && prog_writes(prog, *v))
-        .map(|(v, _)| ctx.arrays[*v].ptr)
+        .filter(|(_, ix, written)| *written && matches!(ix, Index::Var(_)))
+        .map(|(v, _, _)| ctx.arrays[*v].ptr)
         .collect();
     // Every access to those arrays, whatever the variable's name (v_pre and v_post may
     // be the same array).
     let touches: Vec<(usize, &Index)> = prog
         .access
         .iter()
-        .filter(|(v, _)| scattered.contains(&ctx.arrays[*v].ptr))
-        .map(|(v, ix)| (*v, ix))
+        .filter(|(v, _, _)| scattered.contains(&ctx.arrays[*v].ptr))
+        .map(|(v, ix, _)| (*v, ix))
         .collect();
     let element = |pos: usize| -> usize {
         match ctx.list {
@@ -1129,11 +1129,4 @@ fn ordered_chunks(ctx: &RunCtx, n: usize) -> Result<Vec<(usize, usize)>, CpuErro
         chunks.push((start, n - start));
     }
     Ok(chunks)
-}
-
-fn prog_writes(prog: &Program, var: usize) -> bool {
-    prog.body
-        .iter()
-        .chain(&prog.epilogue)
-        .any(|i| matches!(i, Instr::Store { var: v, .. } if *v == var))
 }

@@ -89,10 +89,11 @@ pub struct Program {
     pub var_is_array: Vec<bool>,
     /// Every store goes to the element's own index, so blocks may run in parallel.
     pub parallel_safe: bool,
-    /// Array variables and their index, for kernels that store through an index variable
-    /// (`v_post += w`): elements that touch the same slot must not share a block, so that
-    /// blocks give the serial loop's result (see `exec::ordered_chunks`).
-    pub access: Vec<(usize, Index)>,
+    /// Array variables, their index and whether they are written, for kernels that store
+    /// through an index variable (`v_post += w`): elements that touch the same slot must
+    /// not share a block, so that blocks give the serial loop's result (see
+    /// `exec::ordered_chunks`). Empty for `parallel_safe` kernels.
+    pub access: Vec<(usize, Index, bool)>,
     pub rng_sites: u32,
 }
 
@@ -359,7 +360,7 @@ pub fn compile(k: &Kernel) -> Result<Program, CpuError> {
                 .iter()
                 .enumerate()
                 .filter(|(_, v)| matches!(v.kind, VarKind::Array) && (v.read || v.written))
-                .map(|(i, v)| (i, v.index))
+                .map(|(i, v)| (i, v.index, v.written))
                 .collect()
         },
         rng_sites: k.rng_sites,

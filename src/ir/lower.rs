@@ -363,11 +363,16 @@ impl<'a> Lowerer<'a> {
             let v = fold(&e).ok_or_else(|| self.err("cannot evaluate this literal expression"))?;
             return Ok(weak(v));
         }
-        // Operations on strong literals (Brian2 constants) fold to strong literals.
+        // Operations on strong literals (Brian2 constants such as `second`) fold to strong
+        // literals with numpy's semantics; WGSL's constant evaluator rejects some of them
+        // (e.g. `sqrt` of an f64 literal).
         let literal = |x: &Expr| matches!(x.kind, ExprKind::Lit(_));
         let all_lit = match &e.kind {
             ExprKind::Unary(_, a) | ExprKind::Cast(a) => literal(a),
             ExprKind::Binary(_, a, b) => literal(a) && literal(b),
+            ExprKind::Call(f, args) => {
+                !f.uses_rng() && !matches!(f, Func::User(_)) && args.iter().all(literal)
+            }
             _ => false,
         };
         if all_lit && let Some(v) = fold(&e) {
@@ -489,15 +494,6 @@ impl<'a> Lowerer<'a> {
                         _ => None,
                     };
                     let out = out.unwrap_or_else(|| mk(BinaryOp::Pow, ty, a, b));
-                    if let ExprKind::Call(_, args) = &out.kind
-                        && args.iter().all(|x| matches!(x.kind, ExprKind::Lit(_)))
-                        && let Some(v) = fold(&out)
-                    {
-                        return Ok(strong(Expr {
-                            ty: out.ty,
-                            kind: ExprKind::Lit(v.cast(out.ty)),
-                        }));
-                    }
                     return self.maybe_fold(out, false);
                 }
                 mk(BinaryOp::Pow, ty, a, b)
@@ -660,20 +656,7 @@ impl<'a> Lowerer<'a> {
             let (e, t) = weak(v);
             return Ok(if is_float_fn { strong(e) } else { (e, t) });
         }
-        // Strong literals (Brian2 constants such as `second`): fold with numpy's semantics
-        // too; WGSL's constant evaluator rejects e.g. `sqrt` of an f64 literal.
-        if let ExprKind::Call(f, args) = &out.kind
-            && !f.uses_rng()
-            && !matches!(f, Func::User(_))
-            && args.iter().all(|a| matches!(a.kind, ExprKind::Lit(_)))
-            && let Some(v) = fold(&out)
-        {
-            return Ok(strong(Expr {
-                ty: out.ty,
-                kind: ExprKind::Lit(v.cast(out.ty)),
-            }));
-        }
-        Ok(strong(out))
+        self.maybe_fold(out, false)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -880,11 +863,20 @@ pub fn lower(spec: &KernelSpec) -> Result<Kernel, LowerError> {
         in_scalar: true,
     };
     l.setup_vars()?;
+    // Brian2's loop-invariant hoisting puts `x := <scalar expression>` into scalar code
+    // when it does not know `x` is a per-element array (a monitor's record, a summed
+    // variable's term): such a write belongs at the start of the vector code.
+    let per_element = |s: &parse::Statement| {
+        spec.variables
+            .iter()
+            .any(|v| v.name == s.target && v.constant.is_none() && v.index != "0")
+    };
+    let (hoisted, scalar): (Vec<_>, Vec<_>) = scalar.into_iter().partition(per_element);
     for s in &scalar {
         l.statement(s)?;
     }
     l.in_scalar = false;
-    for s in &vector {
+    for s in hoisted.iter().chain(&vector) {
         l.statement(s)?;
     }
     let kernel = l.kernel;
@@ -898,4 +890,57 @@ pub fn lower(spec: &KernelSpec) -> Result<Kernel, LowerError> {
 /// Evaluate a literal-only expression (Python semantics for weak operands).
 fn fold(e: &Expr) -> Option<Value> {
     crate::cpu::eval_scalar(e, &[]).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(vars: Vec<VariableSpec>, scalar: &str, vector: &str) -> KernelSpec {
+        KernelSpec {
+            name: "k".into(),
+            template: "statemonitor".into(),
+            float: Type::F64,
+            variables: vars,
+            scalar_code: scalar.into(),
+            vector_code: vector.into(),
+            functions: vec![],
+        }
+    }
+
+    #[test]
+    fn scalar_writes_to_per_element_arrays_move_to_vector_code() {
+        let shared = VariableSpec {
+            index: "0".into(),
+            ..VariableSpec::array("x", Type::F64)
+        };
+        let record = VariableSpec {
+            index: "_pos".into(),
+            ..VariableSpec::array("_to_record_x", Type::F64)
+        };
+        let k = lower(&spec(vec![shared, record], "_to_record_x := x", "")).unwrap();
+        assert!(k.scalar.is_empty());
+        assert_eq!(k.vector.len(), 1);
+        assert!(k.vars[1].written);
+    }
+
+    #[test]
+    fn functions_of_strong_literals_fold() {
+        let second = VariableSpec {
+            constant: Some(Value::F64(1.0)),
+            ..VariableSpec::array("second", Type::F64)
+        };
+        let k = lower(&spec(
+            vec![second, VariableSpec::array("y", Type::F64)],
+            "",
+            "y = sqrt(second) * second ** 0.5 * y",
+        ))
+        .unwrap();
+        let mut calls = 0;
+        k.any_expr(&mut |e| {
+            calls += matches!(e.kind, ExprKind::Call(..)) as usize;
+            false
+        });
+        assert_eq!(calls, 0, "{:?}", k.vector);
+    }
 }

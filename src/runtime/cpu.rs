@@ -262,28 +262,12 @@ unsafe fn execute(
                     "summed variable: arrays shorter than the synapses".into(),
                 ));
             }
+            // numpy's bincount sums in float64 (in synapse order); the assignment to the
+            // target then rounds (float32) or truncates (integers).
+            let mut acc = vec![0f64; *stop - *start];
             macro_rules! sum {
                 ($t:ty) => {{
                     let v: &[$t] = unsafe { slice(vals) };
-                    let out: &mut [$t] = unsafe { slice(tgt) };
-                    out[*start..*stop].iter_mut().for_each(|x| *x = 0.0);
-                    for (&i, &x) in idx[..*n].iter().zip(&v[..*n]) {
-                        let i = i as usize;
-                        if i < *start || i >= *stop {
-                            return Err(EngineError::Invalid(format!(
-                                "summed variable: target index {i} outside [{start}, {stop})"
-                            )));
-                        }
-                        out[i] += x;
-                    }
-                }};
-            }
-            // Integer targets: numpy's bincount sums in float64, the assignment truncates.
-            macro_rules! sum_int {
-                ($t:ty) => {{
-                    let v: &[$t] = unsafe { slice(vals) };
-                    let out: &mut [$t] = unsafe { slice(tgt) };
-                    let mut acc = vec![0f64; *stop - *start];
                     for (&i, &x) in idx[..*n].iter().zip(&v[..*n]) {
                         let i = i as usize;
                         if i < *start || i >= *stop {
@@ -293,6 +277,7 @@ unsafe fn execute(
                         }
                         acc[i - *start] += x as f64;
                     }
+                    let out: &mut [$t] = unsafe { slice(tgt) };
                     for (o, a) in out[*start..*stop].iter_mut().zip(acc) {
                         *o = a as $t;
                     }
@@ -301,8 +286,8 @@ unsafe fn execute(
             match tgt.ty {
                 Type::F64 => sum!(f64),
                 Type::F32 => sum!(f32),
-                Type::I32 => sum_int!(i32),
-                Type::I64 => sum_int!(i64),
+                Type::I32 => sum!(i32),
+                Type::I64 => sum!(i64),
                 t => {
                     return Err(EngineError::Invalid(format!(
                         "summed variable of type {t} cannot be summed"
