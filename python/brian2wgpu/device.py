@@ -53,8 +53,6 @@ prefs.register_preferences(
 PER_STEP_TEMPLATES = {"stateupdate", "threshold", "reset", "spikemonitor", "statemonitor",
                       "ratemonitor", "synapses_push_spikes", "synapses", "summed_variable",
                       "spikegenerator"}
-# Operations only the CPU interpreter runs so far.
-CPU_ONLY_OPS = {"push_spikes", "synapses", "summed_variable", "spikegenerator"}
 
 
 def _unsupported(feature, obj):
@@ -203,17 +201,6 @@ class WgpuDevice(RuntimeDevice):
                 items.append(op)
                 if finish is not None:
                     post.append(finish)
-        if backend == "gpu" and any(it["op"] in CPU_ONLY_OPS for it in items):
-            if self._backend_choice() == "auto":
-                logger.info("wgpu device: synapses and SpikeGeneratorGroup run on the CPU "
-                            "interpreter only so far; using backend 'cpu' for this run",
-                            "cpu_fallback", once=True)
-                backend = "cpu"
-            else:
-                op = next(it for it in items if it["op"] in CPU_ONLY_OPS)
-                raise NotImplementedError(
-                    f"wgpu device: the '{op['op']}' operation on the gpu backend is not "
-                    "supported yet; use prefs.devices.wgpu.backend = 'cpu' (or 'auto')")
         engine.set_schedule(items)
         clock_specs = [(float(c.dt_), int(c.variables["timestep"].get_value()[0]), int(c._i_end),
                         state.array(c.variables["t"], "t"),

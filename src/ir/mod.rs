@@ -5,11 +5,13 @@
 //! statements operate on locals, and written variables are stored back at the end.
 //! Scalar statements run once per kernel invocation before the vector statements.
 
+mod access;
 mod func;
 mod lower;
 mod types;
 mod validate;
 
+pub use access::{Parallel, accumulation, parallel};
 pub use func::{Func, float_result};
 pub use lower::{FunctionSpec, KernelSpec, LowerError, VariableSpec, lower};
 pub use types::{Type, TypeInfo, Value, promote};

@@ -6,22 +6,40 @@
 
 use std::sync::Arc;
 
+use super::gpu_queue::{GpuQueue, SERIAL_CHUNK};
 use super::{Binding, Clocks, Engine, EngineError, Op, RunStatus, elem_size};
 use crate::cpu::RawArray;
 use crate::gpu::{GpuContext, GpuError, check_features, grid};
-use crate::ir::Type;
+use crate::ir::{Parallel, Type};
 use crate::wgsl::{self, Options};
 
 const ENGINE_WGSL: &str = include_str!("../../shaders/engine.wgsl");
 const SPIKES_WGSL: &str = include_str!("../../shaders/spikes.wgsl");
+const SYNAPSES_WGSL: &str = include_str!("../../shaders/synapses.wgsl");
 
-/// One section of `shaders/engine.wgsl`.
-fn section(name: &str) -> String {
+/// One section (from a line `//! section {name}` to the next) of a support shader file.
+fn section_of(file: &str, name: &str) -> String {
     let marker = format!("//! section {name}\n");
-    let start = ENGINE_WGSL.find(&marker).expect("engine.wgsl section") + marker.len();
-    let rest = &ENGINE_WGSL[start..];
+    let start = file.find(&marker).expect("shader section") + marker.len();
+    let rest = &file[start..];
     let end = rest.find("//! section ").unwrap_or(rest.len());
     rest[..end].to_string()
+}
+
+fn section(name: &str) -> String {
+    section_of(ENGINE_WGSL, name)
+}
+
+/// How a generated kernel iterates.
+#[derive(Clone, Copy)]
+enum Mode<'a> {
+    /// Over `0..n`.
+    Elements,
+    /// Over `list[range[0]..range[1]]`, one invocation per entry; `atomic`: variables
+    /// accumulated atomically.
+    List(&'a wgpu::Buffer, &'a wgpu::Buffer, &'a [usize]),
+    /// Over the same list in order, in one invocation: `SERIAL_CHUNK` entries from `start`.
+    Serial(&'a wgpu::Buffer, &'a wgpu::Buffer, usize),
 }
 
 /// One dispatch: a pipeline, its bindings, the grid, and (for generated kernels) the
@@ -33,6 +51,8 @@ struct Pass {
     /// Kept alive with the bind group.
     #[allow(dead_code)]
     params: Option<wgpu::Buffer>,
+    /// Dispatch size read from this buffer at this byte offset (sizes the GPU computed).
+    indirect: Option<(wgpu::Buffer, u64)>,
 }
 
 /// A monitor's GPU-side records and counter.
@@ -62,6 +82,10 @@ pub struct GpuRun {
     bufs: Vec<wgpu::Buffer>,
     prepared: Vec<Prepared>,
     monitors: Vec<MonitorRecords>,
+    /// The spike queue of each engine queue that a pathway of this run uses.
+    queues: Vec<Option<GpuQueue>>,
+    /// Tables the passes read (kept alive for the run).
+    keep: Vec<wgpu::Buffer>,
     resume_at: Option<usize>,
 }
 
@@ -149,6 +173,7 @@ impl GpuRun {
             bind,
             grid,
             params: None,
+            indirect: None,
         })
     }
 
@@ -161,17 +186,24 @@ impl GpuRun {
         records: &[(usize, wgpu::Buffer, usize)],
         k: usize,
         n_max: usize,
-        list: Option<(&wgpu::Buffer, &wgpu::Buffer)>,
+        mode: Mode,
         counter: Option<&wgpu::Buffer>,
         step: Option<&wgpu::Buffer>,
     ) -> Result<Pass, EngineError> {
         let ek = &eng.kernels[k];
         check_features(self.ctx, &ek.kernel)?;
+        let (list, atomic, serial) = match mode {
+            Mode::Elements => (None, &[][..], None),
+            Mode::List(l, r, atomic) => (Some((l, r)), atomic, None),
+            Mode::Serial(l, r, start) => (Some((l, r)), &[][..], Some(start)),
+        };
         let opts = Options {
             list: list.is_some(),
             step_binding: true,
             f64: self.ctx.supports_f64(),
-            ..Default::default()
+            atomic: atomic.to_vec(),
+            serial: serial.is_some(),
+            workgroup_size: if serial.is_some() { 1 } else { 64 },
         };
         let compiled =
             wgsl::compile(&ek.kernel, &opts).map_err(|e| EngineError::Invalid(e.to_string()))?;
@@ -181,8 +213,8 @@ impl GpuRun {
         // Static parameters: the step comes from the clock's timestep array (`b2_step`).
         let words = [
             n_max as u32,
-            0,
-            0,
+            serial.unwrap_or(0) as u32,
+            SERIAL_CHUNK as u32,
             eng.seed as u32,
             (eng.seed >> 32) as u32,
             ek.rng_id,
@@ -241,6 +273,7 @@ impl GpuRun {
             bind,
             grid: grid(self.ctx, n_max.max(1), compiled.workgroup_size),
             params: Some(params),
+            indirect: None,
         })
     }
 
@@ -302,27 +335,161 @@ impl GpuRun {
             bufs,
             prepared: Vec::new(),
             monitors: Vec::new(),
+            queues: (0..eng.queues.len()).map(|_| None).collect(),
+            keep: Vec::new(),
             resume_at: None,
         };
+        // Spike queues, each sized for its pathway's kernel (serial or parallel).
+        for item in &eng.items {
+            if let Op::PushSpikes { queue, eventspace } = &item.op {
+                let serial = eng.items.iter().any(|it| {
+                    matches!(&it.op, Op::Synapses { kernel, queue: q } if q == queue
+                        && ir_parallel(eng, *kernel) == Parallel::Serial)
+                });
+                let n_space = run.arrays[*eventspace].len.saturating_sub(1);
+                run.queues[*queue] = Some(GpuQueue::new(
+                    ctx,
+                    &eng.queues[*queue],
+                    n_space,
+                    64,
+                    serial,
+                )?);
+            }
+        }
         let dummy = storage(ctx, "dummy", &[0u8; 8])?;
         for item in &eng.items {
             let ts = clocks.clocks[item.clock].timestep_array;
             let step_buf = ts.map(|a| &run.bufs[a]);
             let prepared = match &item.op {
                 Op::Python { index } => Prepared::Python(*index),
-                Op::PushSpikes { .. }
-                | Op::Synapses { .. }
-                | Op::SummedVariable { .. }
-                | Op::SpikeGenerator { .. } => {
-                    return Err(EngineError::Unsupported(
-                        "wgpu device: synapses, summed variables and SpikeGeneratorGroup are \
-                         not supported on the gpu backend yet; use backend 'cpu' \
-                         (prefs.devices.wgpu.backend = 'cpu')"
-                            .into(),
-                    ));
+                Op::PushSpikes { queue, eventspace } => {
+                    let q = queue_of(&run.queues, *queue)?;
+                    let p = run.support(
+                        "queue_push",
+                        &section_of(SYNAPSES_WGSL, "queue_push"),
+                        "main",
+                        &[
+                            (0, &q.params),
+                            (1, &run.bufs[*eventspace]),
+                            (2, &q.state),
+                            (3, &q.ring),
+                        ],
+                        [1, 1, 1],
+                    )?;
+                    Prepared::Passes(vec![p], None)
+                }
+                Op::Synapses { kernel, queue } => {
+                    let q = queue_of(&run.queues, *queue)?;
+                    let deliver = run.support(
+                        "queue_deliver",
+                        &section_of(SYNAPSES_WGSL, "queue_deliver"),
+                        "main",
+                        &[
+                            (0, &q.params),
+                            (1, &q.state),
+                            (2, &q.ring),
+                            (3, &q.tables),
+                            (4, &q.entries),
+                            (5, &q.range),
+                            (6, &q.indirect),
+                        ],
+                        [1, 1, 1],
+                    )?;
+                    let mut expand = run.support(
+                        "queue_expand",
+                        &section_of(SYNAPSES_WGSL, "queue_expand"),
+                        "main",
+                        &[
+                            (0, &q.state),
+                            (1, &q.entries),
+                            (2, &q.perm_buf),
+                            (3, &q.due),
+                        ],
+                        [1, 1, 1],
+                    )?;
+                    expand.indirect = Some((q.indirect.clone(), 0));
+                    let mut passes = vec![deliver, expand];
+                    let n_max = (q.due.size() / 4) as usize;
+                    match ir_parallel(eng, *kernel) {
+                        Parallel::Serial => {
+                            for c in 0..q.serial_chunks {
+                                let mode = Mode::Serial(&q.due, &q.range, c * SERIAL_CHUNK);
+                                let mut p =
+                                    run.kernel_pass(eng, &[], *kernel, 1, mode, None, step_buf)?;
+                                p.indirect = Some((q.indirect.clone(), (24 + 12 * c) as u64));
+                                passes.push(p);
+                            }
+                        }
+                        par => {
+                            let atomic = match &par {
+                                Parallel::Atomic(v) => v.clone(),
+                                _ => Vec::new(),
+                            };
+                            let mode = Mode::List(&q.due, &q.range, &atomic);
+                            let mut p =
+                                run.kernel_pass(eng, &[], *kernel, n_max, mode, None, step_buf)?;
+                            p.indirect = Some((q.indirect.clone(), 12));
+                            passes.push(p);
+                        }
+                    }
+                    Prepared::Passes(passes, None)
+                }
+                Op::SummedVariable {
+                    kernel,
+                    n,
+                    values,
+                    index,
+                    target,
+                    start,
+                    stop,
+                } => {
+                    let k =
+                        run.kernel_pass(eng, &[], *kernel, *n, Mode::Elements, None, step_buf)?;
+                    let (s, csr) = run.summed_pass(*n, *values, *index, *target, *start, *stop)?;
+                    run.keep.push(csr);
+                    Prepared::Passes(vec![k, s], None)
+                }
+                Op::SpikeGenerator {
+                    eventspace,
+                    neuron_index,
+                    timebins,
+                    lastindex,
+                    period,
+                } => {
+                    let step = step_buf.ok_or_else(|| {
+                        EngineError::Invalid("spike generator: clock has no timestep".into())
+                    })?;
+                    let n = run.arrays[*eventspace].len.saturating_sub(1);
+                    let bins = run.arrays[*timebins].len;
+                    if run.arrays[*neuron_index].len < bins || *period > i32::MAX as i64 {
+                        return Err(EngineError::Invalid(
+                            "spike generator: inconsistent arrays".into(),
+                        ));
+                    }
+                    let params = storage(
+                        ctx,
+                        "spikegen params",
+                        bytemuck::cast_slice(&[*period as i32, n as i32, bins as i32, 0]),
+                    )?;
+                    let mut p = run.support(
+                        "spikegen",
+                        &section_of(SYNAPSES_WGSL, "spikegen"),
+                        "main",
+                        &[
+                            (0, &params),
+                            (1, step),
+                            (2, &run.bufs[*timebins]),
+                            (3, &run.bufs[*neuron_index]),
+                            (4, &run.bufs[*lastindex]),
+                            (5, &run.bufs[*eventspace]),
+                        ],
+                        [1, 1, 1],
+                    )?;
+                    p.params = Some(params);
+                    Prepared::Passes(vec![p], None)
                 }
                 Op::Elementwise { kernel, n } => Prepared::Passes(
-                    vec![run.kernel_pass(eng, &[], *kernel, *n, None, None, step_buf)?],
+                    vec![run.kernel_pass(eng, &[], *kernel, *n, Mode::Elements, None, step_buf)?],
                     None,
                 ),
                 Op::Threshold {
@@ -332,7 +499,8 @@ impl GpuRun {
                     eventspace,
                     ..
                 } => {
-                    let k = run.kernel_pass(eng, &[], *kernel, *n, None, None, step_buf)?;
+                    let k =
+                        run.kernel_pass(eng, &[], *kernel, *n, Mode::Elements, None, step_buf)?;
                     let p = storage(
                         ctx,
                         "compact params",
@@ -360,7 +528,7 @@ impl GpuRun {
                         &[],
                         *kernel,
                         n,
-                        Some((&run.bufs[*eventspace], &range)),
+                        Mode::List(&run.bufs[*eventspace], &range, &[]),
                         None,
                         step_buf,
                     )?;
@@ -391,7 +559,7 @@ impl GpuRun {
                         &mon.records,
                         *kernel,
                         width,
-                        Some((&run.bufs[*eventspace], &range)),
+                        Mode::List(&run.bufs[*eventspace], &range, &[]),
                         Some(&mon.counter),
                         step_buf,
                     )?;
@@ -446,7 +614,7 @@ impl GpuRun {
                             &mon.records,
                             *kernel,
                             *n_indices,
-                            Some((&run.bufs[*indices], &range)),
+                            Mode::List(&run.bufs[*indices], &range, &[]),
                             Some(&mon.counter),
                             step_buf,
                         )?);
@@ -669,7 +837,12 @@ impl GpuRun {
                         for p in passes {
                             pass.set_pipeline(&p.pipeline);
                             pass.set_bind_group(0, &p.bind, &[]);
-                            pass.dispatch_workgroups(p.grid[0], p.grid[1], p.grid[2]);
+                            match &p.indirect {
+                                Some((buf, offset)) => {
+                                    pass.dispatch_workgroups_indirect(buf, *offset)
+                                }
+                                None => pass.dispatch_workgroups(p.grid[0], p.grid[1], p.grid[2]),
+                            }
                         }
                         if let Some(m) = mon {
                             let mon = &mut self.monitors[*m];
@@ -709,6 +882,11 @@ impl GpuRun {
         for m in 0..self.monitors.len() {
             self.drain(eng, m)?;
         }
+        for (q, gq) in self.queues.iter().enumerate() {
+            if let Some(gq) = gq {
+                gq.download(self.ctx, &mut eng.queues[q])?;
+            }
+        }
         for (a, buf) in self.arrays.iter().zip(&self.bufs) {
             if a.ptr.is_null() || a.len == 0 {
                 continue;
@@ -733,5 +911,97 @@ impl GpuRun {
             }
             self.ctx.queue.write_buffer(buf, 0, &host_to_gpu(a));
         }
+    }
+}
+
+fn ir_parallel(eng: &Engine, kernel: usize) -> Parallel {
+    crate::ir::parallel(&eng.kernels[kernel].kernel)
+}
+
+fn queue_of(queues: &[Option<GpuQueue>], q: usize) -> Result<&GpuQueue, EngineError> {
+    queues
+        .get(q)
+        .and_then(|q| q.as_ref())
+        .ok_or_else(|| EngineError::Invalid(format!("spike queue {q} has no push operation")))
+}
+
+impl GpuRun {
+    /// `summed_variable`'s sum: per target, the values of its synapses in ascending
+    /// synapse order (numpy's bincount), accumulated in float64 where the device has it.
+    fn summed_pass(
+        &self,
+        n: usize,
+        values: usize,
+        index: usize,
+        target: usize,
+        start: usize,
+        stop: usize,
+    ) -> Result<(Pass, wgpu::Buffer), EngineError> {
+        let (vals, idx) = (&self.arrays[values], &self.arrays[index]);
+        if idx.ty != Type::I32 || idx.len < n || vals.len < n || stop > self.arrays[target].len {
+            return Err(EngineError::Invalid(
+                "summed variable: arrays shorter than the synapses".into(),
+            ));
+        }
+        let value_ty = match vals.ty {
+            t @ (Type::F32 | Type::F64 | Type::I32) if t == self.arrays[target].ty => t,
+            t => {
+                return Err(EngineError::Unsupported(format!(
+                    "wgpu gpu backend: summed variable of type {t:?}; use backend 'cpu'"
+                )));
+            }
+        };
+        let idx: &[i32] = if n == 0 {
+            &[]
+        } else {
+            unsafe { std::slice::from_raw_parts(idx.ptr as *const i32, n) }
+        };
+        let width = stop - start;
+        let mut csr = vec![0u32; width + 1 + n];
+        for &i in idx {
+            let j = (i as usize)
+                .checked_sub(start)
+                .filter(|&j| j < width)
+                .ok_or_else(|| {
+                    EngineError::Invalid(format!(
+                        "summed variable: target index {i} outside [{start}, {stop})"
+                    ))
+                })?;
+            csr[j + 1] += 1;
+        }
+        for j in 0..width {
+            csr[j + 1] += csr[j];
+        }
+        let mut fill: Vec<u32> = csr[..width].to_vec();
+        for (s, &i) in idx.iter().enumerate() {
+            let j = i as usize - start;
+            csr[width + 1 + fill[j] as usize] = s as u32;
+            fill[j] += 1;
+        }
+        let ty = crate::wgsl::polyfill::wgsl_type(value_ty);
+        let acc = if self.ctx.supports_f64() { "f64" } else { ty };
+        let src = section_of(SYNAPSES_WGSL, "summed")
+            .replace("VALUE", ty)
+            .replace("ACC", acc);
+        let params = storage(
+            self.ctx,
+            "summed params",
+            bytemuck::cast_slice(&[start as u32, width as u32]),
+        )?;
+        let csr = storage(self.ctx, "summed csr", bytemuck::cast_slice(&csr))?;
+        let mut p = self.support(
+            "summed",
+            &src,
+            "main",
+            &[
+                (0, &params),
+                (1, &csr),
+                (2, &self.bufs[values]),
+                (3, &self.bufs[target]),
+            ],
+            grid(self.ctx, width.max(1), 64),
+        )?;
+        p.params = Some(params);
+        Ok((p, csr))
     }
 }

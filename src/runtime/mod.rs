@@ -4,6 +4,7 @@
 mod clocks;
 mod cpu;
 mod gpu;
+mod gpu_queue;
 mod queue;
 
 pub use clocks::{Clock, Clocks};

@@ -10,11 +10,11 @@ pub struct SpikeQueue {
     pub source_start: usize,
     pub source_stop: usize,
     /// Delay of each synapse in steps; one entry for a homogeneous delay.
-    delays: Vec<u32>,
+    pub(crate) delays: Vec<u32>,
     /// Synapses of source neuron `i` (relative to `source_start`):
     /// `by_source[row_start[i]..row_start[i + 1]]`, ascending.
-    row_start: Vec<usize>,
-    by_source: Vec<i32>,
+    pub(crate) row_start: Vec<usize>,
+    pub(crate) by_source: Vec<i32>,
     /// `slots[(offset + d) % len]` holds the synapses due in `d` steps.
     pub slots: Vec<Vec<i32>>,
     pub offset: usize,

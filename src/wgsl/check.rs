@@ -7,7 +7,10 @@ use super::Error;
 
 /// The capabilities our kernels may use; the device check happens at pipeline creation.
 fn capabilities() -> Capabilities {
-    Capabilities::FLOAT64 | Capabilities::SHADER_INT64 | Capabilities::SHADER_FLOAT32_ATOMIC
+    Capabilities::FLOAT64
+        | Capabilities::SHADER_INT64
+        | Capabilities::SHADER_FLOAT32_ATOMIC
+        | Capabilities::SHADER_INT64_ATOMIC_ALL_OPS
 }
 
 fn excerpt(src: &str, line: Option<u32>) -> String {

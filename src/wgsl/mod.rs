@@ -17,6 +17,8 @@ pub enum Error {
         "kernel '{kernel}' calls '{function}', which has no 'wgpu' implementation; add one with Function.implementations.add_implementation('wgpu', code=WGSL_SOURCE)"
     )]
     MissingImplementation { kernel: String, function: String },
+    #[error("{0} is not supported in WGSL kernels")]
+    Unsupported(String),
     #[error(
         "internal error: WGSL for kernel '{kernel}' failed naga validation:\n{message}\n{excerpt}"
     )]
@@ -40,6 +42,12 @@ pub struct Options {
     /// The device has f64 (SHADER_F64): float32 transcendentals then use the f64
     /// library for accuracy.
     pub f64: bool,
+    /// Variables written by several elements through pure accumulation
+    /// ([`crate::ir::Parallel::Atomic`]): added atomically, never loaded or stored.
+    pub atomic: Vec<usize>,
+    /// With `list`: one invocation walks `b2_list[lo + b2_params[1] ..][.. b2_params[2]]`
+    /// in order (the serial loop's semantics), dispatched as one workgroup of one.
+    pub serial: bool,
 }
 
 impl Default for Options {
@@ -49,6 +57,8 @@ impl Default for Options {
             list: false,
             step_binding: false,
             f64: true,
+            atomic: Vec::new(),
+            serial: false,
         }
     }
 }

@@ -19,6 +19,8 @@ struct Writer<'k> {
     helpers: BTreeSet<Helper>,
     /// Batched layout: arrays live in typed arenas.
     arena: bool,
+    /// Locals of atomically accumulated variables: (accumulate function, element index).
+    atomic: Vec<(usize, String, String)>,
 }
 
 /// Storage type of an array element: booleans are stored as u32.
@@ -339,6 +341,25 @@ impl Writer<'_> {
 
     fn stmt(&mut self, s: &Stmt, out: &mut String) -> Result<(), Error> {
         let Stmt::Assign { local, value, cond } = s;
+        if let Some((_, func, index)) = self.atomic.iter().find(|(l, _, _)| l == local).cloned() {
+            let (op, inc) = crate::ir::accumulation(value, *local)
+                .expect("atomic variables are written by accumulation only");
+            let inc = self.expr(inc)?;
+            let inc = if op == BinaryOp::Sub {
+                format!("(-{inc})")
+            } else {
+                inc
+            };
+            let call = format!("{func}({index}, {inc});");
+            match cond {
+                None => writeln!(out, "    {call}").unwrap(),
+                Some(c) => {
+                    let c = self.expr(c)?;
+                    writeln!(out, "    if ({c}) {{ {call} }}").unwrap()
+                }
+            }
+            return Ok(());
+        }
         let v = self.expr(value)?;
         let name = local_name(self.k, *local);
         match cond {
@@ -380,7 +401,9 @@ pub fn write_function(
         f32_via_f64: opts.f64,
         helpers: BTreeSet::new(),
         arena,
+        atomic: Vec::new(),
     };
+    let atomic = |v: usize| !arena && opts.atomic.contains(&v);
     let mut body = String::new();
     // Declarations of every local, then loads of what is read.
     for (id, l) in k.locals.iter().enumerate() {
@@ -395,6 +418,13 @@ pub fn write_function(
             Index::Var(iv) => format!("u32({})", local_name(k, k.vars[iv].local)),
         }
     };
+    for &v in opts.atomic.iter().filter(|_| !arena) {
+        w.atomic.push((
+            k.vars[v].local,
+            format!("b2_acc_{}", array_name(k, v)),
+            index_of(v),
+        ));
+    }
     let mut order: Vec<usize> = (0..k.vars.len()).collect();
     order.sort_by_key(|&v| matches!(k.vars[v].index, Index::Var(_)));
     for &v in &order {
@@ -405,6 +435,7 @@ pub fn write_function(
                 let lit = w.lit(*c);
                 writeln!(body, "    {local} = {lit};").unwrap();
             }
+            VarKind::Array if atomic(v) => {}
             VarKind::Array if var.read || var.written => {
                 writeln!(
                     body,
@@ -421,7 +452,7 @@ pub fn write_function(
     }
     for v in 0..k.vars.len() {
         let var = &k.vars[v];
-        if !var.written {
+        if !var.written || atomic(v) {
             continue;
         }
         let local = local_name(k, var.local);
@@ -472,13 +503,46 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
             continue;
         }
         let access = if var.written { "read_write" } else { "read" };
-        writeln!(
-            src,
-            "@group(0) @binding({binding}) var<storage, {access}> {}: array<{}>;",
-            array_name(k, v),
-            storage_type(var.ty)
-        )
-        .unwrap();
+        let name = array_name(k, v);
+        if opts.atomic.contains(&v) {
+            // Floats are added by compare-and-swap on their bits.
+            let (cell, add) = match var.ty {
+                Type::I32 => ("i32", None),
+                Type::F32 => ("u32", Some(("f32", "u32"))),
+                Type::F64 => ("u64", Some(("f64", "u64"))),
+                t => return Err(Error::Unsupported(format!("atomic accumulation of {t:?}"))),
+            };
+            writeln!(
+                src,
+                "@group(0) @binding({binding}) var<storage, read_write> {name}: array<atomic<{cell}>>;"
+            )
+            .unwrap();
+            match add {
+                None => writeln!(
+                    src,
+                    "fn b2_acc_{name}(i: u32, x: i32) {{ atomicAdd(&{name}[i], x); }}"
+                ),
+                Some((f, u)) => writeln!(
+                    src,
+                    "fn b2_acc_{name}(i: u32, x: {f}) {{
+    var old = atomicLoad(&{name}[i]);
+    loop {{
+        let r = atomicCompareExchangeWeak(&{name}[i], old, bitcast<{u}>(bitcast<{f}>(old) + x));
+        if (r.exchanged) {{ break; }}
+        old = r.old_value;
+    }}
+}}"
+                ),
+            }
+            .unwrap();
+        } else {
+            writeln!(
+                src,
+                "@group(0) @binding({binding}) var<storage, {access}> {name}: array<{}>;",
+                storage_type(var.ty)
+            )
+            .unwrap();
+        }
         bindings.push(Binding {
             var: v,
             binding,
@@ -533,7 +597,16 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
         binding - 1
     });
     let wg = opts.workgroup_size;
-    let body = if opts.list {
+    let body = if opts.list && opts.serial {
+        "    _ = b2_params[0];
+    let b2_lo = b2_range[0] + b2_params[1];
+    let b2_hi = min(b2_range[1], b2_lo + b2_params[2]);
+    for (var b2_kk = b2_lo; b2_kk < b2_hi; b2_kk++) {
+        b2_kernel(u32(b2_list[b2_kk]), b2_kk - b2_range[0], 0u);
+    }
+"
+        .to_string()
+    } else if opts.list {
         format!(
             "    let b2_kk = gid.x + gid.y * nwg.x * {wg}u;
     _ = b2_params[0]; // keeps binding 0 in the layout, as in element mode

@@ -10,8 +10,7 @@ from brian2 import (NeuronGroup, Network, SpikeMonitor, StateMonitor, SpikeGener
 
 from test_device import run_with, compare
 
-# Synapses run on the CPU interpreter so far; `auto` falls back to it.
-BACKENDS = ["cpu", "auto"]
+BACKENDS = ["cpu", "gpu"]
 
 
 def delays_and_summed():
@@ -162,7 +161,7 @@ def cuba(n=4000, duration=300 * ms):
     return dict(rate=np.array([M.num_spikes / n / float(duration)]))
 
 
-@pytest.mark.parametrize("backend", ["cpu"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_cuba_rate_matches_numpy(backend):
     seed(3)
     ref = run_with("numpy", cuba)
@@ -170,13 +169,3 @@ def test_cuba_rate_matches_numpy(backend):
     got = run_with("wgpu", cuba, backend)
     assert ref["rate"][0] > 5
     assert abs(got["rate"][0] - ref["rate"][0]) <= 0.1 * ref["rate"][0]
-
-
-def test_synapses_on_forced_gpu_backend_are_a_clear_error(gpu):
-    def build():
-        G = NeuronGroup(2, "v : 1", threshold="v > 1")
-        S = Synapses(G, G, on_pre="v += 1")
-        S.connect(i=0, j=1)
-        Network(G, S).run(1 * ms)
-    with pytest.raises(NotImplementedError, match="gpu backend is not supported yet"):
-        run_with("wgpu", build, "gpu")

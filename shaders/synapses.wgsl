@@ -1,0 +1,315 @@
+// Support kernels for synapses on the GPU: the spike queue of a synaptic pathway, summed
+// variables and SpikeGeneratorGroup. Each section is compiled as its own module (sections
+// start at a line `//! section <name>`), so bindings repeat across sections.
+//
+// The spike queue keeps a ring of the pathway's last D event lists (D = longest delay in
+// steps + 1) instead of per-slot synapse lists: memory is D * (sources + 1), whatever the
+// rate, so no spike can be dropped. Synapses are grouped on the host by (source, delay),
+// each group a contiguous range of `perm` in ascending synapse order. The synapses due at
+// relative step r are then, in Brian2's queue order (oldest push first, then ascending
+// source, then ascending synapse):
+//   the queue state left by earlier runs for step r ("extra", one range), then
+//   for each distinct delay d, largest first: for each event k pushed at step r - d, the
+//   group (source k, delay d) if it exists.
+// `queue_deliver` enumerates those groups into entries [lo, hi, out] (one workgroup, an
+// ordered scan), `queue_expand` writes the synapse ids (one thread per entry), and the
+// pathway's kernel runs over them with indirect dispatch sizes.
+//
+// Queue params (u32): [0] source start, [1] source stop, [2] D, [3] width (stop - start),
+// [4] number of distinct delays, [5] number of "extra" ranges, [6] serial chunk length,
+// [7] serial chunks, [8] N of the eventspace, [9] tables offset of src_group,
+// [10] of group_delay, [11] of group_start, [12] of extra, [13] of delays (descending),
+// [14] kernel workgroup size, [15] max workgroups per dimension.
+// Queue state (u32): [0] r (steps delivered in this run), [1] due synapses M, [2] entries E,
+// [3] spare, [4..] per-delay prefix of pair counts.
+
+//! section queue_push
+// Copy this step's events within [start, stop) (relative indices) into ring slot r % D.
+@group(0) @binding(0) var<storage, read> params: array<u32>;
+@group(0) @binding(1) var<storage, read> space: array<i32>;
+@group(0) @binding(2) var<storage, read> qstate: array<u32>;
+@group(0) @binding(3) var<storage, read_write> ring: array<i32>;
+
+// First position in space[0..count) whose value is >= x (the list is ascending).
+fn lower_bound(count: u32, x: i32) -> u32 {
+    var lo = 0u;
+    var hi = count;
+    while (lo < hi) {
+        let mid = (lo + hi) / 2u;
+        if (space[mid] < x) { lo = mid + 1u; } else { hi = mid; }
+    }
+    return lo;
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) t: u32) {
+    let n = params[8];
+    let count = u32(space[n]);
+    let lo = lower_bound(count, i32(params[0]));
+    let hi = lower_bound(count, i32(params[1]));
+    let width = params[3];
+    let base = (qstate[0] % params[2]) * (width + 1u);
+    for (var k = lo + t; k < hi; k += 256u) {
+        ring[base + k - lo] = space[k] - i32(params[0]);
+    }
+    if (t == 0u) {
+        ring[base + width] = i32(hi - lo);
+    }
+}
+
+//! section queue_deliver
+@group(0) @binding(0) var<storage, read> params: array<u32>;
+@group(0) @binding(1) var<storage, read_write> qstate: array<u32>;
+@group(0) @binding(2) var<storage, read> ring: array<i32>;
+@group(0) @binding(3) var<storage, read> tables: array<u32>;
+@group(0) @binding(4) var<storage, read_write> entries: array<u32>;
+@group(0) @binding(5) var<storage, read_write> due_range: array<u32>;
+@group(0) @binding(6) var<storage, read_write> indirect: array<u32>;
+
+const WG: u32 = 256u;
+var<workgroup> wg_groups: array<u32, 256>;
+var<workgroup> wg_syns: array<u32, 256>;
+var<workgroup> wg_pairs: u32;
+var<workgroup> wg_r: u32;
+
+// Group of relative source `src` with delay `d` (ascending delays within a source), or
+// 0xffffffff.
+fn group_of(src: u32, d: u32) -> u32 {
+    let sg = params[9];
+    let gd = params[10];
+    let end = tables[sg + src + 1u];
+    var lo = tables[sg + src];
+    var hi = end;
+    while (lo < hi) {
+        let mid = (lo + hi) / 2u;
+        if (tables[gd + mid] < d) { lo = mid + 1u; } else { hi = mid; }
+    }
+    if (lo < end && tables[gd + lo] == d) { return lo; }
+    return 0xffffffffu;
+}
+
+fn slot_base(r: u32, d: u32) -> u32 {
+    let dd = params[2];
+    return ((r + dd - d) % dd) * (params[3] + 1u);
+}
+
+// Pair x (counted over delays, largest first, then events): (delay position, event).
+fn pair_delay(x: u32) -> u32 {
+    var lo = 0u;
+    var hi = params[4];
+    // Largest o with prefix[o] <= x.
+    while (hi - lo > 1u) {
+        let mid = (lo + hi) / 2u;
+        if (qstate[4u + mid] <= x) { lo = mid; } else { hi = mid; }
+    }
+    return lo;
+}
+
+fn dispatch_args(at: u32, items: u32, wg: u32) {
+    let groups = (items + wg - 1u) / wg;
+    let x = min(groups, params[15]);
+    indirect[at] = x;
+    indirect[at + 1u] = select(1u, (groups + x - 1u) / max(x, 1u), x > 0u);
+    indirect[at + 2u] = 1u;
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) t: u32) {
+    let nd = params[4];
+    let width = params[3];
+    if (t == 0u) {
+        let r = qstate[0];
+        wg_r = r;
+        var total = 0u;
+        for (var o = 0u; o < nd; o++) {
+            qstate[4u + o] = total;
+            let d = tables[params[13] + o];
+            if (d <= r) {
+                total += u32(ring[slot_base(r, d) + width]);
+            }
+        }
+        qstate[4u + nd] = total;
+        wg_pairs = total;
+    }
+    workgroupBarrier();
+    storageBarrier();
+    let r = wg_r;
+    let pairs = wg_pairs;
+    let chunk = (pairs + WG - 1u) / WG;
+    let begin = min(t * chunk, pairs);
+    let end = min(begin + chunk, pairs);
+    // 1. Count this thread's groups and synapses.
+    var ng = 0u;
+    var ns = 0u;
+    if (begin < end) {
+        var o = pair_delay(begin);
+        for (var x = begin; x < end; x++) {
+            while (qstate[4u + o + 1u] <= x) { o++; }
+            let d = tables[params[13] + o];
+            let src = u32(ring[slot_base(r, d) + x - qstate[4u + o]]);
+            let g = group_of(src, d);
+            if (g != 0xffffffffu) {
+                ng++;
+                ns += tables[params[11] + g + 1u] - tables[params[11] + g];
+            }
+        }
+    }
+    wg_groups[t] = ng;
+    wg_syns[t] = ns;
+    workgroupBarrier();
+    // 2. Exclusive prefix sums (thread 0; 256 steps).
+    if (t == 0u) {
+        var eg = 0u;
+        var es = 0u;
+        // The state left by earlier runs comes first.
+        if (r < params[5]) {
+            let lo = tables[params[12] + 2u * r];
+            let hi = tables[params[12] + 2u * r + 1u];
+            if (hi > lo) {
+                entries[0] = lo;
+                entries[1] = hi;
+                entries[2] = 0u;
+                eg = 1u;
+                es = hi - lo;
+            }
+        }
+        for (var i = 0u; i < WG; i++) {
+            let g = wg_groups[i];
+            let s = wg_syns[i];
+            wg_groups[i] = eg;
+            wg_syns[i] = es;
+            eg += g;
+            es += s;
+        }
+        qstate[1] = es;
+        qstate[2] = eg;
+        due_range[0] = 0u;
+        due_range[1] = es;
+        dispatch_args(0u, eg, 64u);
+        dispatch_args(3u, es, params[14]);
+        for (var c = 0u; c < params[7]; c++) {
+            indirect[6u + 3u * c] = select(0u, 1u, es > c * params[6]);
+            indirect[7u + 3u * c] = 1u;
+            indirect[8u + 3u * c] = 1u;
+        }
+    }
+    workgroupBarrier();
+    // 3. Write the entries in order.
+    var eg = wg_groups[t];
+    var es = wg_syns[t];
+    if (begin < end) {
+        var o = pair_delay(begin);
+        for (var x = begin; x < end; x++) {
+            while (qstate[4u + o + 1u] <= x) { o++; }
+            let d = tables[params[13] + o];
+            let src = u32(ring[slot_base(r, d) + x - qstate[4u + o]]);
+            let g = group_of(src, d);
+            if (g != 0xffffffffu) {
+                let lo = tables[params[11] + g];
+                let hi = tables[params[11] + g + 1u];
+                entries[3u * eg] = lo;
+                entries[3u * eg + 1u] = hi;
+                entries[3u * eg + 2u] = es;
+                eg++;
+                es += hi - lo;
+            }
+        }
+    }
+    workgroupBarrier();
+    if (t == 0u) {
+        qstate[0] = r + 1u;
+    }
+}
+
+//! section queue_expand
+@group(0) @binding(0) var<storage, read> qstate: array<u32>;
+@group(0) @binding(1) var<storage, read> entries: array<u32>;
+@group(0) @binding(2) var<storage, read> perm: array<i32>;
+@group(0) @binding(3) var<storage, read_write> due: array<i32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let e = gid.x + gid.y * nwg.x * 64u;
+    if (e >= qstate[2]) { return; }
+    let lo = entries[3u * e];
+    let hi = entries[3u * e + 1u];
+    let out = entries[3u * e + 2u];
+    for (var s = lo; s < hi; s++) {
+        due[out + s - lo] = perm[s];
+    }
+}
+
+//! section summed
+// target[start + j] = sum of values over the synapses of target j, in ascending synapse
+// order, accumulated in ACC (float64 like numpy's bincount where the device has it).
+@group(0) @binding(0) var<storage, read> params: array<u32>;   // [start, width]
+@group(0) @binding(1) var<storage, read> csr: array<u32>;      // offsets (width + 1), ids
+@group(0) @binding(2) var<storage, read> values: array<VALUE>;
+@group(0) @binding(3) var<storage, read_write> tgt: array<VALUE>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = gid.x + gid.y * nwg.x * 64u;
+    let width = params[1];
+    if (j >= width) { return; }
+    let base = width + 1u;
+    var acc = ACC(0);
+    let hi = csr[j + 1u];
+    var s = csr[j];
+    // Four per iteration: lavapipe ends loops after 65535 iterations per invocation.
+    for (; s + 4u <= hi; s += 4u) {
+        acc += ACC(values[csr[base + s]]);
+        acc += ACC(values[csr[base + s + 1u]]);
+        acc += ACC(values[csr[base + s + 2u]]);
+        acc += ACC(values[csr[base + s + 3u]]);
+    }
+    for (; s < hi; s++) {
+        acc += ACC(values[csr[base + s]]);
+    }
+    tgt[params[0] + j] = VALUE(acc);
+}
+
+//! section spikegen
+// SpikeGeneratorGroup: the events of this time bin (Brian2's spikegenerator template).
+@group(0) @binding(0) var<storage, read> params: array<i32>;   // [period bins, N, spikes]
+@group(0) @binding(1) var<storage, read> clock_step: array<u32>;     // the clock's int64 timestep
+@group(0) @binding(2) var<storage, read> bins: array<i32>;
+@group(0) @binding(3) var<storage, read> neuron: array<i32>;
+@group(0) @binding(4) var<storage, read_write> lastidx: array<i32>;
+@group(0) @binding(5) var<storage, read_write> space: array<i32>;
+
+var<workgroup> wg_from: u32;
+var<workgroup> wg_count: u32;
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) t: u32) {
+    let n = u32(params[1]);
+    if (t == 0u) {
+        let nb = u32(params[2]);
+        let period = params[0];
+        // Runs stay below 2^31 steps (the host checks), so the low word is the step.
+        var bin = bitcast<i32>(clock_step[0]);
+        var first = min(u32(lastidx[0]), nb);
+        if (period > 0) {
+            bin = bin % period;
+            if (first > 0u && bins[first - 1u] >= bin) { first = 0u; }
+        }
+        var lo = first;
+        var hi = nb;
+        while (lo < hi) {
+            let mid = (lo + hi) / 2u;
+            if (bins[mid] <= bin) { lo = mid + 1u; } else { hi = mid; }
+        }
+        let count = min(lo - first, n);
+        wg_from = first;
+        wg_count = count;
+        space[n] = i32(count);
+        lastidx[0] = i32(first + count);
+    }
+    workgroupBarrier();
+    let first = wg_from;
+    let count = wg_count;
+    for (var k = t; k < count; k += 256u) {
+        space[k] = neuron[first + k];
+    }
+}

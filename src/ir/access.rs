@@ -1,0 +1,140 @@
+//! How a kernel over a list of elements (a pathway's due synapses) may run in parallel.
+//! Brian2's semantics are those of a serial loop over the list. Several elements may
+//! write the same element of a neuron variable (`v_post += w` with many synapses onto
+//! one neuron): a pure accumulation is order-free up to rounding, so the GPU adds
+//! atomically; anything else (`v_post = v_post * 0.5`, a read of the written value) needs
+//! the serial order. Writes through the element's own index never conflict.
+
+use super::{BinaryOp, Expr, ExprKind, Index, Kernel, LocalId, Stmt, Type, VarId, VarKind};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parallel {
+    /// No two elements write the same place.
+    Free,
+    /// Only these variables are written by several elements, each by pure accumulation
+    /// (`x = x + e` / `x = x - e`, `x` read nowhere else).
+    Atomic(Vec<VarId>),
+    /// The serial loop's order matters.
+    Serial,
+}
+
+fn mentions(e: &Expr, l: LocalId) -> bool {
+    match &e.kind {
+        ExprKind::Local(x) => *x == l,
+        ExprKind::Unary(_, a) | ExprKind::Cast(a) | ExprKind::Gather(_, a) => mentions(a, l),
+        ExprKind::Binary(_, a, b) => mentions(a, l) || mentions(b, l),
+        ExprKind::Call(_, args) => args.iter().any(|a| mentions(a, l)),
+        ExprKind::Lit(_) | ExprKind::ElemIndex => false,
+    }
+}
+
+/// The increment if `value` is `local + e` or `local - e` (with `e` free of `local`).
+pub fn accumulation(value: &Expr, local: LocalId) -> Option<(BinaryOp, &Expr)> {
+    match &value.kind {
+        ExprKind::Binary(op @ (BinaryOp::Add | BinaryOp::Sub), a, b)
+            if matches!(a.kind, ExprKind::Local(x) if x == local) && !mentions(b, local) =>
+        {
+            Some((*op, b))
+        }
+        _ => None,
+    }
+}
+
+fn pure_accumulation(k: &Kernel, v: VarId) -> bool {
+    let var = &k.vars[v];
+    if !matches!(var.ty, Type::F32 | Type::F64 | Type::I32) {
+        return false;
+    }
+    let l = var.local;
+    let scalar_touch = k.scalar.iter().any(|Stmt::Assign { local, value, cond }| {
+        *local == l || mentions(value, l) || cond.as_ref().is_some_and(|c| mentions(c, l))
+    });
+    if scalar_touch {
+        return false;
+    }
+    k.vector.iter().all(|Stmt::Assign { local, value, cond }| {
+        if cond.as_ref().is_some_and(|c| mentions(c, l)) {
+            return false;
+        }
+        if *local == l {
+            accumulation(value, l).is_some()
+        } else {
+            !mentions(value, l)
+        }
+    })
+}
+
+/// Classify a list kernel's writes.
+pub fn parallel(k: &Kernel) -> Parallel {
+    let shared: Vec<VarId> = (0..k.vars.len())
+        .filter(|&v| {
+            let var = &k.vars[v];
+            var.written
+                && matches!(var.kind, VarKind::Array)
+                && matches!(var.index, Index::Var(_) | Index::Zero)
+        })
+        .collect();
+    if shared.is_empty() {
+        Parallel::Free
+    } else if shared.iter().all(|&v| pure_accumulation(k, v)) {
+        Parallel::Atomic(shared)
+    } else {
+        Parallel::Serial
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{KernelSpec, VariableSpec, lower};
+
+    fn kernel(code: &str) -> Kernel {
+        let post = |name: &str| VariableSpec {
+            index: "_postsynaptic_idx".into(),
+            ..VariableSpec::array(name, Type::F64)
+        };
+        let vars = vec![
+            VariableSpec::array("_postsynaptic_idx", Type::I32),
+            VariableSpec::array("w", Type::F64),
+            post("v_post"),
+            post("x_post"),
+        ];
+        lower(&KernelSpec {
+            name: "k".into(),
+            template: "synapses".into(),
+            float: Type::F64,
+            variables: vars,
+            scalar_code: String::new(),
+            vector_code: code.into(),
+            functions: vec![],
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn pure_accumulations_are_atomic() {
+        let k = kernel("v_post += w\nx_post -= 2*w\nw = w*0.5");
+        let Parallel::Atomic(vars) = parallel(&k) else {
+            panic!("{:?}", parallel(&k))
+        };
+        assert_eq!(vars.len(), 2);
+    }
+
+    #[test]
+    fn order_dependent_writes_are_serial() {
+        assert_eq!(
+            parallel(&kernel("v_post = v_post*0.5 + w")),
+            Parallel::Serial
+        );
+        assert_eq!(
+            parallel(&kernel("v_post += w\nw = v_post")),
+            Parallel::Serial
+        );
+        assert_eq!(parallel(&kernel("v_post += v_post")), Parallel::Serial);
+    }
+
+    #[test]
+    fn synaptic_writes_are_free() {
+        assert_eq!(parallel(&kernel("w = w + v_post")), Parallel::Free);
+    }
+}

@@ -1,0 +1,219 @@
+//! A synaptic pathway's spike queue on the GPU (see `shaders/synapses.wgsl` for the
+//! layout): host-side tables built from the engine's [`SpikeQueue`] at the start of a run,
+//! and the conversion back into Brian2's queue state (synapses per future step) after it.
+
+use super::{EngineError, SpikeQueue};
+use crate::gpu::{GpuContext, GpuError};
+
+/// Synapses one serial-mode dispatch walks (lavapipe ends a shader's loops after 65535
+/// iterations in all, and a kernel body may loop too).
+pub const SERIAL_CHUNK: usize = 8192;
+
+pub struct GpuQueue {
+    d: usize,
+    width: usize,
+    start: usize,
+    /// Groups of relative source i: `src_group[i]..src_group[i + 1]`, ascending delays.
+    src_group: Vec<u32>,
+    group_delay: Vec<u32>,
+    /// Group g is `perm[group_start[g]..group_start[g + 1]]` (ascending synapses).
+    group_start: Vec<u32>,
+    /// Synapses grouped by (source, delay), then the queue state of earlier runs.
+    perm: Vec<i32>,
+    /// Per future step j < d: the range of `perm` queued before this run.
+    extra: Vec<(u32, u32)>,
+    delays_desc: Vec<u32>,
+    pub serial_chunks: usize,
+    pub params: wgpu::Buffer,
+    pub state: wgpu::Buffer,
+    pub ring: wgpu::Buffer,
+    pub tables: wgpu::Buffer,
+    pub entries: wgpu::Buffer,
+    pub range: wgpu::Buffer,
+    pub indirect: wgpu::Buffer,
+    pub perm_buf: wgpu::Buffer,
+    pub due: wgpu::Buffer,
+}
+
+fn zeros(ctx: &GpuContext, label: &str, words: usize) -> Result<wgpu::Buffer, GpuError> {
+    ctx.storage_buffer(label, &vec![0u8; words.max(1) * 4])
+}
+
+impl GpuQueue {
+    /// `n_space`: N of the source's eventspace; `kernel_wg`: the pathway kernel's
+    /// workgroup size; `serial`: the kernel walks the due list in one invocation.
+    pub fn new(
+        ctx: &GpuContext,
+        q: &SpikeQueue,
+        n_space: usize,
+        kernel_wg: u32,
+        serial: bool,
+    ) -> Result<Self, EngineError> {
+        let width = q.source_stop - q.source_start;
+        let d = q.slots.len();
+        let homogeneous = q.delays.len() == 1;
+        let mut src_group = Vec::with_capacity(width + 1);
+        let mut group_delay = Vec::new();
+        let mut group_start = Vec::new();
+        let mut perm: Vec<i32> = Vec::with_capacity(q.by_source.len());
+        src_group.push(0u32);
+        for i in 0..width {
+            let syns = &q.by_source[q.row_start[i]..q.row_start[i + 1]];
+            if homogeneous {
+                group_delay.push(q.delays[0]);
+                group_start.push(perm.len() as u32);
+                perm.extend_from_slice(syns);
+            } else {
+                let mut sorted = syns.to_vec();
+                sorted.sort_by_key(|&s| q.delays[s as usize]); // stable: ascending synapses
+                let mut prev = None;
+                for s in sorted {
+                    let dl = q.delays[s as usize];
+                    if prev != Some(dl) {
+                        group_delay.push(dl);
+                        group_start.push(perm.len() as u32);
+                        prev = Some(dl);
+                    }
+                    perm.push(s);
+                }
+            }
+            src_group.push(group_delay.len() as u32);
+        }
+        let n_groups = group_delay.len();
+        group_start.push(perm.len() as u32);
+        let n_syn = perm.len();
+        let mut extra = Vec::with_capacity(d);
+        let mut longest_extra = 0;
+        for j in 0..d {
+            let slot = &q.slots[(q.offset + j) % d];
+            extra.push((perm.len() as u32, (perm.len() + slot.len()) as u32));
+            perm.extend_from_slice(slot);
+            longest_extra = longest_extra.max(slot.len());
+        }
+        let mut delays_desc: Vec<u32> = group_delay.clone();
+        delays_desc.sort_unstable_by(|a, b| b.cmp(a));
+        delays_desc.dedup();
+        if delays_desc.len() > 60_000 {
+            return Err(EngineError::Unsupported(format!(
+                "wgpu gpu backend: a synaptic pathway with {} distinct delays (at most 60000); \
+                 use backend 'cpu'",
+                delays_desc.len()
+            )));
+        }
+        let nd = delays_desc.len();
+        // tables: src_group | group_delay | group_start | extra | delays (descending)
+        let mut tables: Vec<u32> = Vec::new();
+        let off_sg = 0;
+        tables.extend(&src_group);
+        let off_gd = tables.len();
+        tables.extend(&group_delay);
+        let off_gs = tables.len();
+        tables.extend(&group_start);
+        let off_ex = tables.len();
+        tables.extend(extra.iter().flat_map(|&(a, b)| [a, b]));
+        let off_dl = tables.len();
+        tables.extend(&delays_desc);
+        let due_cap = n_syn + longest_extra;
+        let serial_chunks = if serial {
+            due_cap.div_ceil(SERIAL_CHUNK).max(1)
+        } else {
+            0
+        };
+        let params: [u32; 16] = [
+            q.source_start as u32,
+            q.source_stop as u32,
+            d as u32,
+            width as u32,
+            nd as u32,
+            d as u32,
+            SERIAL_CHUNK as u32,
+            serial_chunks as u32,
+            n_space as u32,
+            off_sg as u32,
+            off_gd as u32,
+            off_gs as u32,
+            off_ex as u32,
+            off_dl as u32,
+            kernel_wg,
+            ctx.limits.max_compute_workgroups_per_dimension,
+        ];
+        let indirect = {
+            let words = 6 + 3 * serial_chunks;
+            let size = (words * 4) as u64;
+            ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("queue indirect"),
+                size,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::INDIRECT
+                    | wgpu::BufferUsages::COPY_DST
+                    | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            })
+        };
+        Ok(Self {
+            d,
+            width,
+            start: q.source_start,
+            params: ctx.storage_buffer("queue params", bytemuck::cast_slice(&params))?,
+            state: zeros(ctx, "queue state", 5 + nd)?,
+            ring: zeros(ctx, "queue ring", d * (width + 1))?,
+            tables: ctx.storage_buffer("queue tables", bytemuck::cast_slice(&tables))?,
+            entries: zeros(ctx, "queue entries", 3 * (n_groups + 1))?,
+            range: zeros(ctx, "queue range", 2)?,
+            indirect,
+            perm_buf: ctx.storage_buffer("queue synapses", bytemuck::cast_slice(&perm))?,
+            due: zeros(ctx, "due synapses", due_cap)?,
+            serial_chunks,
+            src_group,
+            group_delay,
+            group_start,
+            perm,
+            extra,
+            delays_desc,
+        })
+    }
+
+    fn group_of(&self, src: usize, d: u32) -> Option<usize> {
+        let (lo, hi) = (
+            self.src_group[src] as usize,
+            self.src_group[src + 1] as usize,
+        );
+        let g = lo + self.group_delay[lo..hi].partition_point(|&x| x < d);
+        (g < hi && self.group_delay[g] == d).then_some(g)
+    }
+
+    /// Write the queued synapses back into `q` (slot j due in j steps, offset 0), in the
+    /// order the GPU would deliver them.
+    pub fn download(&self, ctx: &GpuContext, q: &mut SpikeQueue) -> Result<(), EngineError> {
+        let state = ctx.read_buffer(&self.state, 4)?;
+        let r = u32::from_le_bytes(state[..4].try_into().unwrap()) as usize;
+        let ring_bytes = ctx.read_buffer(&self.ring, self.d * (self.width + 1) * 4)?;
+        let ring: &[i32] = bytemuck::cast_slice(&ring_bytes);
+        let mut slots = vec![Vec::new(); self.d];
+        for (j, slot) in slots.iter_mut().enumerate() {
+            let u = r + j;
+            if let Some(&(lo, hi)) = self.extra.get(u) {
+                slot.extend_from_slice(&self.perm[lo as usize..hi as usize]);
+            }
+            for &dl in &self.delays_desc {
+                let dl = dl as usize;
+                // Pushed before now (step u - dl <= r - 1) and in this run.
+                if dl <= j || dl > u {
+                    continue;
+                }
+                let base = ((u - dl) % self.d) * (self.width + 1);
+                let count = ring[base + self.width] as usize;
+                for &src in &ring[base..base + count] {
+                    if let Some(g) = self.group_of(src as usize, dl as u32) {
+                        let (a, b) = (self.group_start[g], self.group_start[g + 1]);
+                        slot.extend_from_slice(&self.perm[a as usize..b as usize]);
+                    }
+                }
+            }
+        }
+        debug_assert_eq!(q.source_start, self.start);
+        q.slots = slots;
+        q.offset = 0;
+        Ok(())
+    }
+}
