@@ -74,8 +74,10 @@ def _report():
     print("B2EX_SPIKES " + json.dumps(total), flush=True)
 atexit.register(_report)
 sys.argv = [os.environ["B2EX_FILE"]]
-__file__ = os.environ["B2EX_FILE"]
-exec(compile(open(__file__).read(), __file__, "exec"), {"__name__": "__main__", "__file__": __file__})
+# runpy makes the example the real __main__ module, so multiprocessing can pickle its
+# functions.
+import runpy
+runpy.run_path(os.environ["B2EX_FILE"], run_name="__main__")
 '''
 
 

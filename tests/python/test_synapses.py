@@ -139,7 +139,7 @@ def test_dt_change_between_runs_rebins_queue(backend):
     compare(ref, got, exact=("i", "t"))
 
 
-def cuba(n=4000, duration=300 * ms):
+def cuba(n=4000, duration=1 * second):
     # Brian2's examples/CUBA.py
     taum, taue, taui = 20 * ms, 5 * ms, 10 * ms
     Vt, Vr, El = -50 * mV, -60 * mV, -49 * mV
@@ -161,11 +161,36 @@ def cuba(n=4000, duration=300 * ms):
     return dict(rate=np.array([M.num_spikes / n / float(duration)]))
 
 
+def cobahh(n=4000, duration=1 * second):
+    # Brian2's examples/COBAHH.py (Brette et al. 2007)
+    from models import COBAHH_EQS, COBAHH_NAMESPACE
+    ns = dict(COBAHH_NAMESPACE)
+    P = NeuronGroup(n, model=COBAHH_EQS, threshold="v>-20*mV", refractory=3 * ms,
+                    method="exponential_euler", namespace=ns)
+    P.v = "El + (randn() * 5 - 5)*mV"
+    P.ge = "(randn() * 1.5 + 4) * 10.*nS"
+    P.gi = "(randn() * 12 + 20) * 10.*nS"
+    Ce = Synapses(P, P, on_pre="ge+=we", namespace=ns)
+    Ci = Synapses(P, P, on_pre="gi+=wi", namespace=ns)
+    Ce.connect("i<3200", p=0.02)
+    Ci.connect("i>=3200", p=0.02)
+    M = SpikeMonitor(P)
+    Network(P, Ce, Ci, M).run(duration)
+    return dict(rate=np.array([M.num_spikes / n / float(duration)]))
+
+
+_numpy_rates = {}
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_cuba_rate_matches_numpy(backend):
+@pytest.mark.parametrize("model", [cuba, cobahh])
+def test_network_rate_matches_numpy(model, backend):
+    """4,000 neurons, 80 synapses each, 1 s: the mean rate within 10% of numpy's."""
+    if model not in _numpy_rates:
+        seed(3)
+        _numpy_rates[model] = run_with("numpy", model)["rate"][0]
     seed(3)
-    ref = run_with("numpy", cuba)
-    seed(3)
-    got = run_with("wgpu", cuba, backend)
-    assert ref["rate"][0] > 5
-    assert abs(got["rate"][0] - ref["rate"][0]) <= 0.1 * ref["rate"][0]
+    got = run_with("wgpu", model, backend)["rate"][0]
+    ref = _numpy_rates[model]
+    assert ref > 5
+    assert abs(got - ref) <= 0.1 * ref

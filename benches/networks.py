@@ -1,0 +1,156 @@
+"""CUBA and COBAHH (Brette et al. 2007, as in Brian2's examples) at 4,000 and 40,000
+neurons with 80 synapses per neuron, on every backend in one invocation.
+
+Each (model, size, backend) runs in its own fresh Python process, so imports, code
+generation and compilation count where a user pays them. Backends: wgpu on the GPU adapter
+(lavapipe here), wgpu on the CPU interpreter, Brian2's numpy target, Cython with an empty
+cache ("fresh") and with the cache the fresh run left ("cached"), and C++ standalone
+(code generation + compilation + run). Reported: total time to result (from
+`from brian2 import *` to having the spike count), Brian2's simulation time
+(``device._last_run_time``), the mean rate, and the ratios to cpp_standalone.
+
+Rerun: ``.venv/bin/python benches/networks.py [--models cuba,cobahh] [--sizes 4000,40000]
+[--duration 1.0] [--backends wgpu-gpu,wgpu-cpu,...]``. Writes ``benches/out/networks.json``.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BACKENDS = ["wgpu-gpu", "wgpu-cpu", "numpy", "cython-fresh", "cython-cached", "cpp_standalone"]
+
+WORKER = r"""
+import json, sys, time
+t_start = time.perf_counter()
+model, n, duration, backend, outdir, cache = sys.argv[1:7]
+n, duration = int(n), float(duration)
+from brian2 import *
+if backend.startswith("wgpu"):
+    import brian2wgpu
+    set_device("wgpu")
+    prefs.devices.wgpu.backend = backend.split("-")[1]
+elif backend == "cpp_standalone":
+    set_device("cpp_standalone", directory=outdir, build_on_run=True)
+else:
+    prefs.codegen.target = backend.split("-")[0]
+    prefs.codegen.runtime.cython.cache_dir = cache
+seed(2007)
+p = 80.0 / n
+ne = int(0.8 * n)
+if model == "cuba":
+    taum, taue, taui = 20*ms, 5*ms, 10*ms
+    Vt, Vr, El = -50*mV, -60*mV, -49*mV
+    eqs = '''dv/dt  = (ge+gi-(v-El))/taum : volt (unless refractory)
+             dge/dt = -ge/taue : volt
+             dgi/dt = -gi/taui : volt'''
+    P = NeuronGroup(n, eqs, threshold='v>Vt', reset='v = Vr', refractory=5*ms,
+                    method='exact')
+    P.v = 'Vr + rand() * (Vt - Vr)'
+    P.ge = 0*mV
+    P.gi = 0*mV
+    we = (60 * 0.27 / 10) * mV
+    wi = (-20 * 4.5 / 10) * mV
+    Ce = Synapses(P, P, on_pre='ge += we')
+    Ci = Synapses(P, P, on_pre='gi += wi')
+else:
+    area = 20000*umetre**2
+    Cm = (1*ufarad*cm**-2) * area
+    gl = (5e-5*siemens*cm**-2) * area
+    El = -60*mV; EK = -90*mV; ENa = 50*mV
+    g_na = (100*msiemens*cm**-2) * area
+    g_kd = (30*msiemens*cm**-2) * area
+    VT = -63*mV
+    taue = 5*ms; taui = 10*ms
+    Ee = 0*mV; Ei = -80*mV
+    we = 6*nS; wi = 67*nS
+    eqs = Equations('''
+    dv/dt = (gl*(El-v)+ge*(Ee-v)+gi*(Ei-v)-
+             g_na*(m*m*m)*h*(v-ENa)-
+             g_kd*(n*n*n*n)*(v-EK))/Cm : volt
+    dm/dt = alpha_m*(1-m)-beta_m*m : 1
+    dn/dt = alpha_n*(1-n)-beta_n*n : 1
+    dh/dt = alpha_h*(1-h)-beta_h*h : 1
+    dge/dt = -ge*(1./taue) : siemens
+    dgi/dt = -gi*(1./taui) : siemens
+    alpha_m = 0.32*(mV**-1)*4*mV/exprel((13*mV-v+VT)/(4*mV))/ms : Hz
+    beta_m = 0.28*(mV**-1)*5*mV/exprel((v-VT-40*mV)/(5*mV))/ms : Hz
+    alpha_h = 0.128*exp((17*mV-v+VT)/(18*mV))/ms : Hz
+    beta_h = 4./(1+exp((40*mV-v+VT)/(5*mV)))/ms : Hz
+    alpha_n = 0.032*(mV**-1)*5*mV/exprel((15*mV-v+VT)/(5*mV))/ms : Hz
+    beta_n = .5*exp((10*mV-v+VT)/(40*mV))/ms : Hz
+    ''')
+    P = NeuronGroup(n, model=eqs, threshold='v>-20*mV', refractory=3*ms,
+                    method='exponential_euler')
+    P.v = 'El + (randn() * 5 - 5)*mV'
+    P.ge = '(randn() * 1.5 + 4) * 10.*nS'
+    P.gi = '(randn() * 12 + 20) * 10.*nS'
+    Ce = Synapses(P, P, on_pre='ge+=we')
+    Ci = Synapses(P, P, on_pre='gi+=wi')
+Ce.connect('i<ne', p=p)
+Ci.connect('i>=ne', p=p)
+M = SpikeMonitor(P)
+t_run = time.perf_counter()
+run(duration * second)
+spikes = int(M.num_spikes)
+t_end = time.perf_counter()
+print(json.dumps({"total_s": t_end - t_start, "build_s": t_run - t_start,
+                  "run_call_s": t_end - t_run, "sim_s": float(device._last_run_time),
+                  "spikes": spikes, "rate_hz": spikes / n / duration}))
+"""
+
+
+def run_one(model, n, duration, backend, cache):
+    with tempfile.TemporaryDirectory() as outdir:
+        out = subprocess.run(
+            [sys.executable, "-c", WORKER, model, str(n), str(duration), backend, outdir, cache],
+            capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"error": (out.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="cuba,cobahh")
+    ap.add_argument("--sizes", default="4000,40000")
+    ap.add_argument("--duration", type=float, default=1.0, help="simulated seconds")
+    ap.add_argument("--backends", default=",".join(BACKENDS))
+    args = ap.parse_args()
+    backends = args.backends.split(",")
+    results = []
+    for model in args.models.split(","):
+        for n in map(int, args.sizes.split(",")):
+            with tempfile.TemporaryDirectory() as cache:
+                rows = {}
+                for b in backends:
+                    if b == "cython-cached" and "cython-fresh" not in rows:
+                        run_one(model, n, 0.001, "cython-fresh", cache)  # warm the cache
+                    rows[b] = run_one(model, n, args.duration, b, cache)
+                    print(json.dumps({"model": model, "n": n, "backend": b, **rows[b]}),
+                          flush=True)
+            results.append({"model": model, "n": n, "rows": rows})
+    print(f"\n{args.duration} s simulated, {os.cpu_count()} cores; ratios to cpp_standalone")
+    print(f"{'model':7s} {'n':>6s} {'backend':15s} {'total':>8s} {'sim':>8s} {'rate':>6s} "
+          f"{'tot/cpp':>8s} {'sim/cpp':>8s}")
+    for res in results:
+        ref = res["rows"].get("cpp_standalone", {})
+        for b, r in res["rows"].items():
+            if "error" in r:
+                print(f"{res['model']:7s} {res['n']:6d} {b:15s} failed: {r['error']}")
+                continue
+            tot = r["total_s"] / ref["total_s"] if "total_s" in ref else float("nan")
+            sim = r["sim_s"] / ref["sim_s"] if "sim_s" in ref else float("nan")
+            print(f"{res['model']:7s} {res['n']:6d} {b:15s} {r['total_s']:8.2f} "
+                  f"{r['sim_s']:8.2f} {r['rate_hz']:6.2f} {tot:8.2f} {sim:8.2f}")
+    os.makedirs(os.path.join(HERE, "out"), exist_ok=True)
+    with open(os.path.join(HERE, "out", "networks.json"), "w") as f:
+        json.dump({"duration_s": args.duration, "results": results}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
