@@ -55,6 +55,18 @@ PER_STEP_TEMPLATES = {"stateupdate", "threshold", "reset", "spikemonitor", "stat
                       "spikegenerator"}
 
 
+def _clock_times(clock):
+    """An EventClock's times (ending with inf) as floats; None for a regular Clock."""
+    if "times" not in clock.variables:
+        return None
+    return [float(t) for t in np.asarray(clock.variables["times"].get_value(), dtype=float)]
+
+
+def _clock_dt(clock):
+    """A regular clock's dt in seconds (EventClocks have none: 0)."""
+    return float(clock.dt_) if _clock_times(clock) is None else 0.0
+
+
 def _unsupported(feature, obj):
     return NotImplementedError(f"wgpu device: {feature} in '{obj}' is not supported yet")
 
@@ -202,9 +214,10 @@ class WgpuDevice(RuntimeDevice):
                 if finish is not None:
                     post.append(finish)
         engine.set_schedule(items)
-        clock_specs = [(float(c.dt_), int(c.variables["timestep"].get_value()[0]), int(c._i_end),
+        clock_specs = [(_clock_dt(c), int(c.variables["timestep"].get_value()[0]), int(c._i_end),
                         state.array(c.variables["t"], "t"),
-                        state.array(c.variables["timestep"], "timestep")) for c in clocks]
+                        state.array(c.variables["timestep"], "timestep"), _clock_times(c))
+                       for c in clocks]
         compile_time = time.time() - t0
         logger.debug(f"wgpu: prepared {len(items)} scheduled operations on backend '{backend}' "
                      f"in {compile_time * 1000:.1f} ms", "run")
@@ -226,7 +239,8 @@ class WgpuDevice(RuntimeDevice):
                                 f"it is of type {type(report)}")
             report_callback(0 * second, 0.0, t_start, duration)
         next_report = [start_time + (report_period if report is not None else 0)]
-        lead = min(clocks, key=lambda c: c.dt_)
+        regular = [c for c in clocks if _clock_times(c) is None] or clocks
+        lead = min(regular, key=_clock_dt)
         i_start = int(lead.variables["timestep"].get_value()[0])
         i_end = int(lead._i_end)
 
@@ -250,12 +264,12 @@ class WgpuDevice(RuntimeDevice):
             while True:
                 status, cb, timesteps = engine.run(state.arrays, clock_specs, should_stop,
                                                    check_every, backend, steps_hint)
-                clock_specs = [(s[0], ts, s[2], s[3], s[4]) for s, ts in zip(clock_specs, timesteps)]
+                clock_specs = [(s[0], ts, *s[2:]) for s, ts in zip(clock_specs, timesteps)]
                 if status == "callback":
                     callbacks[cb]()
                     if net._stopped or Network._globally_stopped:
                         # A network_operation called stop(): end after this step.
-                        engine.run(state.arrays, [(s[0], s[1], s[1] + 1, s[3], s[4]) for s in clock_specs],
+                        engine.run(state.arrays, [(s[0], s[1], s[1] + 1, *s[3:]) for s in clock_specs],
                                    lambda ts: False, 0, backend, 1)
                         break
                     continue
@@ -309,7 +323,7 @@ class WgpuDevice(RuntimeDevice):
                            codeobj.variable_indices, float_dtype=float_dtype,
                            owner_name=codeobj.owner.name,
                            override_conditional_write=codeobj.wgpu_override_conditional_write,
-                           clock_dt=codeobj.owner.clock.dt_)
+                           clock_dt=_clock_dt(codeobj.owner.clock))
         for tname, values in spec.pop("tables").items():
             state.extra[tname] = state.table(values)
         spec["variables"].extend(extra_vars)

@@ -369,6 +369,32 @@ fn load_range(arr: &RawArray, d: &mut Buf, start: usize, n: usize) {
     }
 }
 
+/// Store `n` values of `src` (per element, or a uniform one broadcast) at `b..b + n`.
+fn store_range(arr: &RawArray, src: &Buf, uniform: bool, b: usize, n: usize) {
+    macro_rules! put {
+        ($t:ty, $s:expr, $conv:expr) => {{
+            let d = &mut arr.slice::<$t>()[b..b + n];
+            if uniform {
+                d.fill($conv($s[0]));
+            } else {
+                for (o, &x) in d.iter_mut().zip(&$s[..n]) {
+                    *o = $conv(x);
+                }
+            }
+        }};
+    }
+    unsafe {
+        match (arr.ty, src) {
+            (Type::Bool, Buf::B(s)) => put!(u8, s, |x: bool| x as u8),
+            (Type::I32, Buf::I32(s)) => put!(i32, s, |x| x),
+            (Type::I64, Buf::I64(s)) => put!(i64, s, |x| x),
+            (Type::F32, Buf::F32(s)) => put!(f32, s, |x| x),
+            (Type::F64, Buf::F64(s)) => put!(f64, s, |x| x),
+            _ => unreachable!("array and register types differ"),
+        }
+    }
+}
+
 /// Store `n` values of `src` (a per-element register, or a uniform one broadcast).
 fn store(arr: &RawArray, src: &Buf, uniform: bool, idx: &[usize]) {
     let pick = |i: usize| if uniform { 0 } else { i };
@@ -659,6 +685,16 @@ fn run_instr(
             } else {
                 &loc[*src as usize]
             };
+            // Contiguous stores (the common case) copy a slice.
+            let range = match at {
+                Place::Elem if ctx.list.is_none() && start + n <= arr.len => Some(start),
+                Place::Pos if ctx.pos_base + start + n <= arr.len => Some(ctx.pos_base + start),
+                _ => None,
+            };
+            if let Some(b) = range {
+                store_range(arr, buf, uniform, b, n);
+                return Ok(());
+            }
             let idx: Vec<usize> = match at {
                 Place::Elem => elem_indices(ctx, start, n, arr.len, *var)?,
                 Place::Pos => {

@@ -53,6 +53,8 @@ pub struct GpuContext {
     pub features: wgpu::Features,
     pub limits: wgpu::Limits,
     pipelines: Mutex<HashMap<u64, Arc<wgpu::ComputePipeline>>>,
+    /// Errors no error scope caught (see `check_uncaptured`).
+    uncaptured: Arc<Mutex<Vec<String>>>,
 }
 
 /// Features requested when the adapter offers them; none is required.
@@ -88,10 +90,13 @@ impl GpuContext {
                 message: e.to_string(),
             }
         })?;
-        // Errors are caught by error scopes where they can occur; anything else is logged
-        // rather than aborting the host process.
-        device.on_uncaptured_error(Arc::new(|e: wgpu::Error| {
-            eprintln!("brian2wgpu: uncaptured wgpu error: {e}");
+        // Errors are caught by error scopes where they can occur; anything else is kept
+        // and reported by the next `wait` or read-back (never silently ignored, and never
+        // aborting the host process).
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            sink.lock().unwrap().push(e.to_string());
         }));
         Ok(Self {
             device,
@@ -100,6 +105,7 @@ impl GpuContext {
             features,
             limits,
             pipelines: Mutex::new(HashMap::new()),
+            uncaptured,
         })
     }
 
@@ -242,6 +248,7 @@ impl GpuContext {
             })?
             .to_vec();
         staging.unmap();
+        self.check_uncaptured("readback")?;
         Ok(out[..len].to_vec())
     }
 
@@ -253,7 +260,20 @@ impl GpuContext {
             .map_err(|e| GpuError::Device {
                 label: label.into(),
                 message: e.to_string(),
-            })
+            })?;
+        self.check_uncaptured(label)
+    }
+
+    /// An error no error scope caught since the last check (a failed submission).
+    pub fn check_uncaptured(&self, label: &str) -> Result<(), GpuError> {
+        let errors = std::mem::take(&mut *self.uncaptured.lock().unwrap());
+        match errors.first() {
+            None => Ok(()),
+            Some(e) => Err(GpuError::Device {
+                label: label.into(),
+                message: format!("internal error (the GPU work was not done): {e}"),
+            }),
+        }
     }
 
     /// Run `entry` of `wgsl` once with `workgroups` workgroups; binding `i` of group 0 is

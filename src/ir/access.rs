@@ -64,8 +64,10 @@ fn pure_accumulation(k: &Kernel, v: VarId) -> bool {
     })
 }
 
-/// Classify a list kernel's writes.
-pub fn parallel(k: &Kernel) -> Parallel {
+/// Classify a list kernel's writes. `alias[v]`: the first variable on the same array as
+/// `v` (empty: all distinct). An accumulated array that is also reached through another
+/// variable (`A_pre += 1` beside a read of `A_post`) needs the serial order.
+pub fn parallel(k: &Kernel, alias: &[usize]) -> Parallel {
     let shared: Vec<VarId> = (0..k.vars.len())
         .filter(|&v| {
             let var = &k.vars[v];
@@ -74,9 +76,17 @@ pub fn parallel(k: &Kernel) -> Parallel {
                 && matches!(var.index, Index::Var(_) | Index::Zero)
         })
         .collect();
+    let rep = |v: usize| alias.get(v).copied().unwrap_or(v);
+    let aliased = |v: usize| {
+        (0..k.vars.len())
+            .any(|u| u != v && rep(u) == rep(v) && (k.vars[u].read || k.vars[u].written))
+    };
     if shared.is_empty() {
         Parallel::Free
-    } else if shared.iter().all(|&v| pure_accumulation(k, v)) {
+    } else if shared
+        .iter()
+        .all(|&v| pure_accumulation(k, v) && !aliased(v))
+    {
         Parallel::Atomic(shared)
     } else {
         Parallel::Serial
@@ -114,8 +124,8 @@ mod tests {
     #[test]
     fn pure_accumulations_are_atomic() {
         let k = kernel("v_post += w\nx_post -= 2*w\nw = w*0.5");
-        let Parallel::Atomic(vars) = parallel(&k) else {
-            panic!("{:?}", parallel(&k))
+        let Parallel::Atomic(vars) = parallel(&k, &[]) else {
+            panic!("{:?}", parallel(&k, &[]))
         };
         assert_eq!(vars.len(), 2);
     }
@@ -123,18 +133,22 @@ mod tests {
     #[test]
     fn order_dependent_writes_are_serial() {
         assert_eq!(
-            parallel(&kernel("v_post = v_post*0.5 + w")),
+            parallel(&kernel("v_post = v_post*0.5 + w"), &[]),
             Parallel::Serial
         );
         assert_eq!(
-            parallel(&kernel("v_post += w\nw = v_post")),
+            parallel(&kernel("v_post += w\nw = v_post"), &[]),
             Parallel::Serial
         );
-        assert_eq!(parallel(&kernel("v_post += v_post")), Parallel::Serial);
+        assert_eq!(parallel(&kernel("v_post += v_post"), &[]), Parallel::Serial);
+        // x_post on the same array as v_post: the accumulation is read elsewhere.
+        let k = kernel("v_post += w\nw = x_post");
+        assert_eq!(parallel(&k, &[0, 1, 2, 2]), Parallel::Serial);
+        assert!(matches!(parallel(&k, &[]), Parallel::Atomic(_)));
     }
 
     #[test]
     fn synaptic_writes_are_free() {
-        assert_eq!(parallel(&kernel("w = w + v_post")), Parallel::Free);
+        assert_eq!(parallel(&kernel("w = w + v_post"), &[]), Parallel::Free);
     }
 }

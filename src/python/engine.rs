@@ -268,7 +268,8 @@ impl PyEngine {
     }
 
     /// Run on the CPU. `arrays`: contiguous 1-D numpy arrays by id; `clocks`: list of
-    /// (dt, timestep, i_end, t_array_id | None, timestep_array_id | None). `should_stop`
+    /// (dt, timestep, i_end, t_array_id | None, timestep_array_id | None, EventClock times
+    /// | None). `should_stop`
     /// is called with the leading clock's timestep every `check_every` steps and returns
     /// True to stop. Returns (status, callback index or -1, [timestep per clock]).
     #[allow(clippy::type_complexity, clippy::too_many_arguments)]
@@ -277,7 +278,14 @@ impl PyEngine {
         &mut self,
         py: Python<'_>,
         arrays: Vec<Bound<'_, PyUntypedArray>>,
-        clocks: Vec<(f64, i64, i64, Option<usize>, Option<usize>)>,
+        clocks: Vec<(
+            f64,
+            i64,
+            i64,
+            Option<usize>,
+            Option<usize>,
+            Option<Vec<f64>>,
+        )>,
         should_stop: Bound<'_, PyAny>,
         check_every: usize,
         backend: &str,
@@ -301,13 +309,16 @@ impl PyEngine {
         let mut cl = Clocks {
             clocks: clocks
                 .into_iter()
-                .map(|(dt, timestep, i_end, t_array, timestep_array)| Clock {
-                    dt,
-                    timestep,
-                    i_end,
-                    t_array,
-                    timestep_array,
-                })
+                .map(
+                    |(dt, timestep, i_end, t_array, timestep_array, times)| Clock {
+                        dt,
+                        timestep,
+                        i_end,
+                        t_array,
+                        timestep_array,
+                        times,
+                    },
+                )
                 .collect(),
         };
         let engine = &mut self.engine;

@@ -7,6 +7,8 @@ use crate::cpu::RawArray;
 
 /// Brian2's `Clock.epsilon_dt`.
 pub const EPSILON_DT: f64 = 1e-4;
+/// Brian2's `EventClock.epsilon` (absolute, between two event clocks).
+pub const EPSILON_EVENT: f64 = 1e-14;
 
 #[derive(Debug, Clone)]
 pub struct Clock {
@@ -17,11 +19,33 @@ pub struct Clock {
     /// Brian2's `t` and `timestep` arrays of this clock, kept up to date.
     pub t_array: Option<ArrayId>,
     pub timestep_array: Option<ArrayId>,
+    /// An `EventClock`: its times (ending with +inf), indexed by `timestep`; `dt` unused.
+    pub times: Option<Vec<f64>>,
 }
 
 impl Clock {
     pub fn t(&self) -> f64 {
-        self.timestep as f64 * self.dt
+        match &self.times {
+            Some(times) => times
+                .get(self.timestep.max(0) as usize)
+                .copied()
+                .unwrap_or(f64::INFINITY),
+            None => self.timestep as f64 * self.dt,
+        }
+    }
+
+    /// Brian2's `same_time(self, other)` (`Clock` and `EventClock` rules).
+    fn same_time(&self, other: &Clock) -> bool {
+        let (t1, t2) = (self.t(), other.t());
+        if t1 == t2 {
+            return true;
+        }
+        match (&self.times, &other.times) {
+            (None, None) => (t1 - t2).abs() / self.dt.min(other.dt) < EPSILON_DT,
+            (None, Some(_)) => (t1 - t2).abs() / self.dt < EPSILON_DT,
+            (Some(_), None) => (t1 - t2).abs() / other.dt < EPSILON_DT,
+            (Some(_), Some(_)) => (t1 - t2).abs() < EPSILON_EVENT,
+        }
     }
 }
 
@@ -47,15 +71,7 @@ impl Clocks {
         if l.timestep >= l.i_end {
             return None;
         }
-        let tl = l.t();
-        let cur = self
-            .clocks
-            .iter()
-            .map(|c| {
-                let dt = c.dt.min(l.dt);
-                c.t() == tl || (c.t() - tl).abs() / dt < EPSILON_DT
-            })
-            .collect();
+        let cur = self.clocks.iter().map(|c| c.same_time(l)).collect();
         Some((lead, cur))
     }
 
@@ -94,6 +110,7 @@ mod tests {
             i_end,
             t_array: None,
             timestep_array: None,
+            times: None,
         }
     }
 
@@ -116,5 +133,35 @@ mod tests {
             .collect();
         assert_eq!(ticks.len(), 6);
         assert_eq!(slow, vec![0, 3]);
+    }
+
+    #[test]
+    fn event_clock_ticks_at_its_times_with_the_regular_clock() {
+        // dt 0.1 ms for 0.5 ms; events at 0.2 ms and 0.35 ms (the latter alone).
+        let event = Clock {
+            dt: 0.0,
+            timestep: 0,
+            i_end: 2,
+            t_array: None,
+            timestep_array: None,
+            times: Some(vec![2e-4, 3.5e-4, f64::INFINITY]),
+        };
+        let mut cs = Clocks {
+            clocks: vec![clock(1e-4, 5), event],
+        };
+        let mut ticks = vec![];
+        while let Some((_, cur)) = cs.next() {
+            ticks.push(cur.clone());
+            cs.advance(&cur);
+        }
+        let expect = [
+            [true, false],
+            [true, false],
+            [true, true],
+            [true, false],
+            [false, true],
+            [true, false],
+        ];
+        assert_eq!(ticks, expect.map(|a| a.to_vec()).to_vec());
     }
 }

@@ -89,6 +89,11 @@ pub struct GpuRun {
     resume_at: Option<usize>,
 }
 
+/// Size of one element in GPU storage (booleans are u32 there).
+fn gpu_elem_size(t: Type) -> usize {
+    if t == Type::Bool { 4 } else { elem_size(t) }
+}
+
 fn storage(ctx: &GpuContext, label: &str, bytes: &[u8]) -> Result<wgpu::Buffer, EngineError> {
     Ok(ctx.storage_buffer(label, bytes)?)
 }
@@ -198,6 +203,7 @@ impl GpuRun {
             Mode::Serial(l, r, start) => (Some((l, r)), &[][..], Some(start)),
         };
         let opts = Options {
+            alias: alias_of(ek),
             list: list.is_some(),
             step_binding: true,
             f64: self.ctx.supports_f64(),
@@ -288,7 +294,7 @@ impl GpuRun {
         let limit = self.ctx.limits.max_storage_buffer_binding_size as usize;
         let mut records = Vec::new();
         for (i, &r) in ids.iter().enumerate() {
-            let size = elem_size(eng.records[r].ty);
+            let size = gpu_elem_size(eng.records[r].ty);
             let want = worst[i].saturating_mul(steps.clamp(1, 4096)).max(1024);
             let cap = want.min(limit / size);
             if cap < worst[i] {
@@ -719,9 +725,17 @@ impl GpuRun {
             if len == 0 {
                 continue;
             }
-            let size = elem_size(eng.records[*r].ty);
-            let data = self.ctx.read_buffer(buf, len * size)?;
-            eng.records[*r].data.extend_from_slice(&data);
+            let ty = eng.records[*r].ty;
+            let data = self.ctx.read_buffer(buf, len * gpu_elem_size(ty))?;
+            if ty == Type::Bool {
+                // Stored as u32 on the GPU, one byte on the host (numpy's bool).
+                let bytes = data
+                    .chunks_exact(4)
+                    .map(|w| (w.iter().any(|&b| b != 0)) as u8);
+                eng.records[*r].data.extend(bytes);
+            } else {
+                eng.records[*r].data.extend_from_slice(&data);
+            }
         }
         self.ctx.queue.write_buffer(&mon.counter, 0, &[0u8; 8]);
         mon.bound.iter_mut().for_each(|b| *b = 0);
@@ -915,7 +929,19 @@ impl GpuRun {
 }
 
 fn ir_parallel(eng: &Engine, kernel: usize) -> Parallel {
-    crate::ir::parallel(&eng.kernels[kernel].kernel)
+    let ek = &eng.kernels[kernel];
+    crate::ir::parallel(&ek.kernel, &alias_of(ek))
+}
+
+/// Per kernel variable, the first variable bound to the same buffer.
+fn alias_of(ek: &super::EngineKernel) -> Vec<usize> {
+    let b = &ek.bindings;
+    (0..b.len())
+        .map(|v| match b[v] {
+            Binding::None => v,
+            other => b.iter().position(|&x| x == other).unwrap_or(v),
+        })
+        .collect()
 }
 
 fn queue_of(queues: &[Option<GpuQueue>], q: usize) -> Result<&GpuQueue, EngineError> {

@@ -48,6 +48,10 @@ pub struct Options {
     /// With `list`: one invocation walks `b2_list[lo + b2_params[1] ..][.. b2_params[2]]`
     /// in order (the serial loop's semantics), dispatched as one workgroup of one.
     pub serial: bool,
+    /// Per variable, the variable whose binding it uses: variables on one array (`A_pre`
+    /// and `A_post` of one group) must share a binding, as a dispatch may not bind a
+    /// buffer twice when one binding writes. Empty: each its own.
+    pub alias: Vec<usize>,
 }
 
 impl Default for Options {
@@ -59,6 +63,7 @@ impl Default for Options {
             f64: true,
             atomic: Vec::new(),
             serial: false,
+            alias: Vec::new(),
         }
     }
 }

@@ -21,6 +21,8 @@ struct Writer<'k> {
     arena: bool,
     /// Locals of atomically accumulated variables: (accumulate function, element index).
     atomic: Vec<(usize, String, String)>,
+    /// The variable whose binding each variable uses (see [`Options::alias`]).
+    alias: Vec<usize>,
 }
 
 /// Storage type of an array element: booleans are stored as u32.
@@ -98,7 +100,7 @@ impl Writer<'_> {
             ExprKind::ElemIndex => "i32(b2_i)".into(),
             ExprKind::Gather(v, index) => {
                 let i = format!("u32({})", self.expr(index)?);
-                load_expr(self.k, *v, &i, self.arena)
+                load_expr(self.k, self.alias[*v], &i, self.arena)
             }
             ExprKind::Unary(UnaryOp::Neg, a) => format!("(-{})", self.expr(a)?),
             ExprKind::Unary(UnaryOp::Not, a) => format!("(!{})", self.expr(a)?),
@@ -236,7 +238,8 @@ impl Writer<'_> {
             Func::Binomial { site, n, p } => {
                 self.helpers.insert(Helper::Philox);
                 if self.k.float == Type::F64 {
-                    self.helpers.insert(Helper::F64Math);
+                    // b2_binomial_value lives in the f64 part of the Philox library.
+                    self.helpers.insert(Helper::PhiloxF64);
                     format!(
                         "b2_binomial_value({}, {n}i, {})",
                         self.rng_counter(site),
@@ -377,6 +380,15 @@ fn fsuf(t: Type) -> &'static str {
     if t == Type::F64 { "lf" } else { "f" }
 }
 
+/// `opts.alias`, or every variable its own binding (also in arena mode).
+fn alias_map(k: &Kernel, opts: &Options, arena: bool) -> Vec<usize> {
+    if arena || opts.alias.len() != k.vars.len() {
+        (0..k.vars.len()).collect()
+    } else {
+        opts.alias.clone()
+    }
+}
+
 fn load_expr(k: &Kernel, v: usize, index: &str, arena: bool) -> String {
     let e = element(k, v, index, arena);
     if k.vars[v].ty == Type::Bool {
@@ -402,6 +414,7 @@ pub fn write_function(
         helpers: BTreeSet::new(),
         arena,
         atomic: Vec::new(),
+        alias: alias_map(k, opts, arena),
     };
     let atomic = |v: usize| !arena && opts.atomic.contains(&v);
     let mut body = String::new();
@@ -421,7 +434,7 @@ pub fn write_function(
     for &v in opts.atomic.iter().filter(|_| !arena) {
         w.atomic.push((
             k.vars[v].local,
-            format!("b2_acc_{}", array_name(k, v)),
+            format!("b2_acc_{}", array_name(k, w.alias[v])),
             index_of(v),
         ));
     }
@@ -440,7 +453,7 @@ pub fn write_function(
                 writeln!(
                     body,
                     "    {local} = {};",
-                    load_expr(k, v, &index_of(v), arena)
+                    load_expr(k, w.alias[v], &index_of(v), arena)
                 )
                 .unwrap();
             }
@@ -461,7 +474,7 @@ pub fn write_function(
         } else {
             local
         };
-        let store = format!("{} = {val};", element(k, v, &index_of(v), arena));
+        let store = format!("{} = {val};", element(k, w.alias[v], &index_of(v), arena));
         match var.index {
             // Every invocation computed the same value; one writes it.
             Index::Zero => writeln!(body, "    if (b2_i == 0u) {{ {store} }}").unwrap(),
@@ -498,11 +511,16 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
     )
     .unwrap();
     let mut binding = 1u32;
+    let alias = alias_map(k, opts, false);
     for (v, var) in k.vars.iter().enumerate() {
-        if !matches!(var.kind, VarKind::Array) || !(var.read || var.written) {
+        // One binding per array: variables sharing it (`A_pre`, `A_post`) use the first's.
+        let group = || (0..k.vars.len()).filter(|&u| alias[u] == v);
+        let used = group().any(|u| k.vars[u].read || k.vars[u].written);
+        if alias[v] != v || !matches!(var.kind, VarKind::Array) || !used {
             continue;
         }
-        let access = if var.written { "read_write" } else { "read" };
+        let written = group().any(|u| k.vars[u].written);
+        let access = if written { "read_write" } else { "read" };
         let name = array_name(k, v);
         if opts.atomic.contains(&v) {
             // Floats are added by compare-and-swap on their bits.
@@ -546,7 +564,7 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
         bindings.push(Binding {
             var: v,
             binding,
-            read_only: !var.written,
+            read_only: !written,
         });
         binding += 1;
     }

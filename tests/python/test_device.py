@@ -34,12 +34,13 @@ def lif():
     G.I = "0.9 + 0.5*i/100.0"
     G.v = "i/100.0"
     M = SpikeMonitor(G)
-    S = StateMonitor(G, "v", record=[0, 50, 99])
+    S = StateMonitor(G, ["v", "not_refractory"], record=[0, 50, 99])
     R = PopulationRateMonitor(G)
     net = Network(G, M, S, R)
     net.run(100 * ms)
     return dict(i=M.i[:].copy(), t=M.t[:].copy(), v=S.v[:].copy(), st=S.t[:].copy(),
-                rate=R.rate[:].copy(), count=M.count[:].copy())
+                rate=R.rate[:].copy(), count=M.count[:].copy(),
+                nr=S.not_refractory[:].copy())
 
 
 def hh_fi_curve():
@@ -122,7 +123,20 @@ def shared_variable_recorded():
     return dict(i=M.i[:].copy(), t=M.t[:].copy(), vc=S.vc[:].copy(), v=S.v[:].copy())
 
 
-def compare(ref, got, exact=("i", "t", "ei", "et", "count", "st"), rtol=1e-9):
+def event_clock_inputs():
+    # run_at (an EventClock) kicks the neurons at given times, between and on the steps of
+    # the regular clock; a StateMonitor on its own EventClock samples irregularly.
+    from brian2 import EventClock
+    G = NeuronGroup(4, "dv/dt = -v/(10*ms) : 1", threshold="v > 1", reset="v = 0",
+                    method="exact")
+    G.run_at("v += 0.3 + 0.1*i", times=[1, 2.05, 3, 3.5, 7] * ms)
+    S = StateMonitor(G, "v", record=True, clock=EventClock([0.5, 2, 2.05, 6.3] * ms))
+    M = SpikeMonitor(G)
+    Network(G, S, M).run(10 * ms)
+    return dict(i=M.i[:].copy(), t=M.t[:].copy(), v=S.v[:].copy(), st=S.t[:].copy())
+
+
+def compare(ref, got, exact=("i", "t", "ei", "et", "count", "st", "nr"), rtol=1e-9):
     for k in ref:
         if k in exact:
             assert np.array_equal(np.asarray(ref[k]), np.asarray(got[k])), k
@@ -133,6 +147,7 @@ def compare(ref, got, exact=("i", "t", "ei", "et", "count", "st"), rtol=1e-9):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("model", [lif, hh_fi_curve, adaptive_threshold, custom_events_and_clocks,
+                                   event_clock_inputs,
                                    timed_array_input, shared_variable_recorded])
 def test_matches_numpy(model, backend):
     seed(11)

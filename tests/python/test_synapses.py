@@ -82,8 +82,32 @@ def ring_with_delays():
     return dict(i=M.i[:].copy(), t=M.t[:].copy())
 
 
+def traces_on_neurons():
+    # Pre- and postsynaptic traces stored in one neuron group reached from both pathways
+    # through subgroups: `A_pre += 1` and a read of `A_post` are the same array.
+    G = NeuronGroup(6, """dv/dt = rate : 1
+                          ge : 1
+                          rate : Hz
+                          dA/dt = -A/(1*ms) : 1""", threshold="v>1", reset="v=0",
+                    method="euler")
+    S = Synapses(G[:3], G[3:], "w_dep : 1\nw_fac : 1",
+                 on_pre="""ge_post += w_dep - w_fac
+                           A_pre += 1
+                           w_dep = clip(w_dep + A_post, 0, 10)""",
+                 on_post="""A_post += 1
+                            w_fac = clip(w_fac + A_pre, 0, 10)""")
+    S.connect()
+    G.rate = 1000 * Hz
+    G.v = "abs(3-i)*0.1 + 0.7"
+    M = SpikeMonitor(G)
+    Network(G, S, M).run(2 * ms)
+    return dict(i=M.i[:].copy(), t=M.t[:].copy(), w_dep=S.w_dep[:].copy(),
+                w_fac=S.w_fac[:].copy(), A=G.A[:].copy(), ge=G.ge[:].copy())
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("model", [delays_and_summed, stdp, repeated_targets, ring_with_delays])
+@pytest.mark.parametrize("model", [delays_and_summed, stdp, repeated_targets, ring_with_delays,
+                                   traces_on_neurons])
 def test_matches_numpy(model, backend):
     seed(5)
     ref = run_with("numpy", model)
@@ -194,3 +218,21 @@ def test_network_rate_matches_numpy(model, backend):
     ref = _numpy_rates[model]
     assert ref > 5
     assert abs(got - ref) <= 0.1 * ref
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_poisson_input_counts(backend):
+    """PoissonInput draws binomial counts: 100 inputs at 20 Hz for 200 ms give each neuron
+    Binomial(100 * 2000, 20 Hz * dt) increments (mean 400, sd 20)."""
+    from brian2 import PoissonInput
+
+    def build():
+        G = NeuronGroup(200, "v : 1")
+        P = PoissonInput(G, "v", N=100, rate=20 * Hz, weight=1)
+        Network(G, P).run(200 * ms)
+        return G.v[:].copy()
+    seed(11)
+    v = run_with("wgpu", build, backend)
+    assert np.all(v == np.round(v))
+    assert abs(v.mean() - 400) < 5 * 20 / np.sqrt(200)
+    assert 12 < v.std() < 30
