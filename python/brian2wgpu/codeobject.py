@@ -23,6 +23,15 @@ BUILTIN_FUNCTIONS = {
 }
 
 
+def _builtin_objects():
+    from brian2.core.functions import DEFAULT_FUNCTIONS
+    return {name: DEFAULT_FUNCTIONS[name] for name in BUILTIN_FUNCTIONS}
+
+
+# Brian2's own Function objects, taken when this module is imported.
+_BUILTIN_OBJECTS = _builtin_objects()
+
+
 def _dtype_name(dtype):
     dtype = np.dtype(dtype)
     if dtype == np.bool_:
@@ -170,7 +179,9 @@ def kernel_spec(name, template, code, variables, variable_indices, float_dtype=n
                 functions.append(fspec)
                 specs.append(tvar)
                 tables[tvar["name"]] = values
-            elif v not in BUILTIN_FUNCTIONS:
+            elif v not in BUILTIN_FUNCTIONS or var is not _BUILTIN_OBJECTS.get(v):
+                # A function that only shares a builtin's name (a replaced randn, say) is a
+                # user function.
                 functions.append(_function_spec(v, var, owner_name))
             continue
         if isinstance(var, (AuxiliaryVariable, Subexpression)):

@@ -197,12 +197,14 @@ class WgpuDevice(RuntimeDevice):
         clocks = sorted(net._clocks, key=lambda c: c.name)
         clock_index = {c: i for i, c in enumerate(clocks)}
         items, post, callbacks = [], [], []
+        names = []  # per item, the code object (or object) it runs: profiling names
         for obj in all_objects:
             if not obj.active:
                 continue
             ci = clock_index[obj.clock]
             if type(obj).run is not BrianObject.run:
                 items.append({"clock": ci, "op": "python", "index": len(callbacks)})
+                names.append(obj.name)
                 callbacks.append(obj.run)
                 continue
             for codeobj in obj._code_objects:
@@ -211,9 +213,13 @@ class WgpuDevice(RuntimeDevice):
                 op, finish = self._translate(engine, state, obj, codeobj)
                 op["clock"] = ci
                 items.append(op)
+                names.append(codeobj.name)
                 if finish is not None:
                     post.append(finish)
         engine.set_schedule(items)
+        if profile is None:
+            profile = getattr(self, "build_options", {}).get("profile", False)
+        engine.set_profiling(bool(profile))
         clock_specs = [(_clock_dt(c), int(c.variables["timestep"].get_value()[0]), int(c._i_end),
                         state.array(c.variables["t"], "t"),
                         state.array(c.variables["timestep"], "timestep"), _clock_times(c))
@@ -283,6 +289,13 @@ class WgpuDevice(RuntimeDevice):
             net.t_ = min(c.t_ for c in clocks)
         else:
             net.t_ = float(t_end)
+        if profile:
+            # Brian2's runtime profile: seconds per code object (on the gpu backend each
+            # item is then submitted and waited for alone).
+            totals = {}
+            for name, seconds in zip(names, engine.profiling()):
+                totals[name] = totals.get(name, 0.0) + seconds
+            net._profiling_info = [(name, seconds * second) for name, seconds in totals.items()]
         self._last_run_time = end_time - start_time
         self._last_run_completed_fraction = (
             float((net.t - t_start) / duration) if float(duration) > 0 else 1.0)

@@ -225,6 +225,16 @@ impl PyEngine {
         Ok((q.offset, q.slots.clone()))
     }
 
+    /// Time every schedule item from now on (Brian2's `profile=True`), or stop timing.
+    fn set_profiling(&mut self, on: bool) {
+        self.engine.profile = on.then(|| vec![0.0; self.engine.items.len()]);
+    }
+
+    /// Seconds spent in each schedule item since `set_profiling(True)`.
+    fn profiling(&self) -> Vec<f64> {
+        self.engine.profile.clone().unwrap_or_default()
+    }
+
     fn set_schedule(&mut self, items: &Bound<'_, PyList>) -> PyResult<()> {
         let mut out = Vec::new();
         for it in items.iter() {

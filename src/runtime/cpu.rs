@@ -358,7 +358,11 @@ pub unsafe fn run(
                 eng.resume_at = Some(pos + 1);
                 return Ok(RunStatus::Callback { index });
             }
+            let t0 = eng.profile.is_some().then(std::time::Instant::now);
             unsafe { execute(eng, &item.op, arrays, clocks.clocks[item.clock].timestep)? };
+            if let (Some(t0), Some(p)) = (t0, eng.profile.as_mut()) {
+                p[pos] += t0.elapsed().as_secs_f64();
+            }
         }
         clocks.advance(&cur);
         steps += 1;

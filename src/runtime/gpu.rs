@@ -843,20 +843,45 @@ impl GpuRun {
                     _ => eng.items.len(),
                 };
                 let mut pass = enc.begin_compute_pass(&Default::default());
-                for (item, prep) in eng.items[start..end].iter().zip(&self.prepared[start..end]) {
+                for (pos, (item, prep)) in eng.items[start..end]
+                    .iter()
+                    .zip(&self.prepared[start..end])
+                    .enumerate()
+                {
                     if !cur[item.clock] {
                         continue;
                     }
                     if let Prepared::Passes(passes, mon) = prep {
-                        for p in passes {
-                            pass.set_pipeline(&p.pipeline);
-                            pass.set_bind_group(0, &p.bind, &[]);
-                            match &p.indirect {
-                                Some((buf, offset)) => {
-                                    pass.dispatch_workgroups_indirect(buf, *offset)
+                        if eng.profile.is_some() {
+                            // Profiling: this item's work alone, timed to completion.
+                            drop(pass);
+                            self.ctx.queue.submit([enc.finish()]);
+                            self.ctx.wait("profile")?;
+                            let t0 = std::time::Instant::now();
+                            let mut e = self.ctx.device.create_command_encoder(&Default::default());
+                            {
+                                let mut ps = e.begin_compute_pass(&Default::default());
+                                for p in passes {
+                                    dispatch(&mut ps, p);
                                 }
-                                None => pass.dispatch_workgroups(p.grid[0], p.grid[1], p.grid[2]),
                             }
+                            self.ctx.queue.submit([e.finish()]);
+                            self.ctx.wait("profile")?;
+                            if let Some(prof) = eng.profile.as_mut() {
+                                prof[start + pos] += t0.elapsed().as_secs_f64();
+                            }
+                            enc = self.ctx.device.create_command_encoder(&Default::default());
+                            pass = enc.begin_compute_pass(&Default::default());
+                            if let Some(m) = mon {
+                                let mon = &mut self.monitors[*m];
+                                for i in 0..mon.bound.len() {
+                                    mon.bound[i] += mon.worst[i];
+                                }
+                            }
+                            continue;
+                        }
+                        for p in passes {
+                            dispatch(&mut pass, p);
                         }
                         if let Some(m) = mon {
                             let mon = &mut self.monitors[*m];
@@ -1029,5 +1054,14 @@ impl GpuRun {
         )?;
         p.params = Some(params);
         Ok((p, csr))
+    }
+}
+
+fn dispatch(pass: &mut wgpu::ComputePass<'_>, p: &Pass) {
+    pass.set_pipeline(&p.pipeline);
+    pass.set_bind_group(0, &p.bind, &[]);
+    match &p.indirect {
+        Some((buf, offset)) => pass.dispatch_workgroups_indirect(buf, *offset),
+        None => pass.dispatch_workgroups(p.grid[0], p.grid[1], p.grid[2]),
     }
 }

@@ -183,6 +183,8 @@ pub struct Engine {
     pub records: Vec<Record>,
     pub queues: Vec<SpikeQueue>,
     pub seed: u64,
+    /// Seconds spent in each schedule item (Brian2's `profile=True`), when enabled.
+    pub profile: Option<Vec<f64>>,
     /// Resume point inside a step after a Python callback.
     resume_at: Option<usize>,
 }
@@ -201,6 +203,7 @@ impl Engine {
             records: Vec::new(),
             queues: Vec::new(),
             seed: 0,
+            profile: None,
             resume_at: None,
         }
     }
