@@ -220,6 +220,9 @@ class WgpuDevice(RuntimeDevice):
         if profile is None:
             profile = getattr(self, "build_options", {}).get("profile", False)
         engine.set_profiling(bool(profile))
+        # Random streams count steps from this run's start, keyed by a seed drawn from
+        # numpy's generator: get/set_random_state and seed() then replay runs exactly.
+        engine.set_step_base([int(c.variables["timestep"].get_value()[0]) for c in clocks])
         clock_specs = [(_clock_dt(c), int(c.variables["timestep"].get_value()[0]), int(c._i_end),
                         state.array(c.variables["t"], "t"),
                         state.array(c.variables["timestep"], "timestep"), _clock_times(c))

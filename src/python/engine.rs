@@ -225,6 +225,12 @@ impl PyEngine {
         Ok((q.offset, q.slots.clone()))
     }
 
+    /// Per clock, the timestep from which the random streams count steps (the network
+    /// run's first step): a restored random state then replays the same numbers.
+    fn set_step_base(&mut self, base: Vec<i64>) {
+        self.engine.step_base = base;
+    }
+
     /// Time every schedule item from now on (Brian2's `profile=True`), or stop timing.
     fn set_profiling(&mut self, on: bool) {
         self.engine.profile = on.then(|| vec![0.0; self.engine.items.len()]);

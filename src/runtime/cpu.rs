@@ -120,15 +120,18 @@ fn push<T: bytemuck::Pod>(rec: &mut Record, v: T) {
     rec.data.extend_from_slice(bytemuck::bytes_of(&v));
 }
 
+/// `step`: the clock's timestep; `rng_step`: the step counted from the run's start (the
+/// random streams' counter, so that a restored random state replays the same numbers).
 unsafe fn execute(
     eng: &mut Engine,
     op: &Op,
     arrays: &[RawArray],
     step: i64,
+    rng_step: i64,
 ) -> Result<(), EngineError> {
     match op {
         Op::Elementwise { kernel, n } => unsafe {
-            run_kernel(eng, *kernel, arrays, *n, None, 0, step)
+            run_kernel(eng, *kernel, arrays, *n, None, 0, rng_step)
         },
         Op::Threshold {
             kernel,
@@ -136,7 +139,7 @@ unsafe fn execute(
             cond,
             eventspace,
         } => {
-            unsafe { run_kernel(eng, *kernel, arrays, *n, None, 0, step)? };
+            unsafe { run_kernel(eng, *kernel, arrays, *n, None, 0, rng_step)? };
             let (c, space) = (&arrays[*cond], &arrays[*eventspace]);
             check(c, Type::Bool, "threshold condition")?;
             check(space, Type::I32, "eventspace")?;
@@ -159,7 +162,7 @@ unsafe fn execute(
             if ev.is_empty() {
                 return Ok(());
             }
-            unsafe { run_kernel(eng, *kernel, arrays, ev.len(), Some(ev), 0, step) }
+            unsafe { run_kernel(eng, *kernel, arrays, ev.len(), Some(ev), 0, rng_step) }
         }
         Op::SpikeMonitor {
             kernel,
@@ -175,7 +178,7 @@ unsafe fn execute(
             if ev.is_empty() {
                 return Ok(());
             }
-            unsafe { run_kernel(eng, *kernel, arrays, ev.len(), Some(ev), ev.len(), step)? };
+            unsafe { run_kernel(eng, *kernel, arrays, ev.len(), Some(ev), ev.len(), rng_step)? };
             let cnt: &mut [i32] = unsafe { slice(&arrays[*count]) };
             for &i in ev {
                 cnt[i as usize - start] += 1;
@@ -198,7 +201,17 @@ unsafe fn execute(
             let tv: &[f64] = unsafe { slice(&arrays[*t]) };
             push(&mut eng.records[*t_record], tv[0]);
             if !idx.is_empty() {
-                unsafe { run_kernel(eng, *kernel, arrays, idx.len(), Some(idx), idx.len(), step)? };
+                unsafe {
+                    run_kernel(
+                        eng,
+                        *kernel,
+                        arrays,
+                        idx.len(),
+                        Some(idx),
+                        idx.len(),
+                        rng_step,
+                    )?
+                };
             }
             let tot: &mut [i32] = unsafe { slice(&arrays[*total]) };
             tot[0] += 1;
@@ -236,7 +249,7 @@ unsafe fn execute(
             let res = if due.is_empty() {
                 Ok(())
             } else {
-                unsafe { run_kernel(eng, *kernel, arrays, due.len(), Some(&due), 0, step) }
+                unsafe { run_kernel(eng, *kernel, arrays, due.len(), Some(&due), 0, rng_step) }
             };
             let q = &mut eng.queues[*queue];
             q.slots[q.offset] = due;
@@ -252,7 +265,7 @@ unsafe fn execute(
             start,
             stop,
         } => {
-            unsafe { run_kernel(eng, *kernel, arrays, *n, None, 0, step)? };
+            unsafe { run_kernel(eng, *kernel, arrays, *n, None, 0, rng_step)? };
             let (vals, idx, tgt) = (&arrays[*values], &arrays[*index], &arrays[*target]);
             check(idx, Type::I32, "summed variable index")?;
             check(vals, tgt.ty, "summed variable values")?;
@@ -359,7 +372,9 @@ pub unsafe fn run(
                 return Ok(RunStatus::Callback { index });
             }
             let t0 = eng.profile.is_some().then(std::time::Instant::now);
-            unsafe { execute(eng, &item.op, arrays, clocks.clocks[item.clock].timestep)? };
+            let step = clocks.clocks[item.clock].timestep;
+            let rng_step = step - eng.step_base.get(item.clock).copied().unwrap_or(0);
+            unsafe { execute(eng, &item.op, arrays, step, rng_step)? };
             if let (Some(t0), Some(p)) = (t0, eng.profile.as_mut()) {
                 p[pos] += t0.elapsed().as_secs_f64();
             }

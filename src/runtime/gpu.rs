@@ -86,6 +86,8 @@ pub struct GpuRun {
     queues: Vec<Option<GpuQueue>>,
     /// Tables the passes read (kept alive for the run).
     keep: Vec<wgpu::Buffer>,
+    /// Per clock, the random streams' step (timestep minus the run's first; 2 u32 words).
+    rng_steps: Vec<wgpu::Buffer>,
     resume_at: Option<usize>,
 }
 
@@ -343,6 +345,9 @@ impl GpuRun {
             monitors: Vec::new(),
             queues: (0..eng.queues.len()).map(|_| None).collect(),
             keep: Vec::new(),
+            rng_steps: (0..clocks.clocks.len())
+                .map(|_| storage(ctx, "rng step", &[0u8; 8]))
+                .collect::<Result<_, _>>()?,
             resume_at: None,
         };
         // Spike queues, each sized for its pathway's kernel (serial or parallel).
@@ -365,7 +370,8 @@ impl GpuRun {
         let dummy = storage(ctx, "dummy", &[0u8; 8])?;
         for item in &eng.items {
             let ts = clocks.clocks[item.clock].timestep_array;
-            let step_buf = ts.map(|a| &run.bufs[a]);
+            let clock_step = ts.map(|a| &run.bufs[a]);
+            let step_buf = Some(&run.rng_steps[item.clock]);
             let prepared = match &item.op {
                 Op::Python { index } => Prepared::Python(*index),
                 Op::PushSpikes { queue, eventspace } => {
@@ -462,7 +468,7 @@ impl GpuRun {
                     lastindex,
                     period,
                 } => {
-                    let step = step_buf.ok_or_else(|| {
+                    let step = clock_step.ok_or_else(|| {
                         EngineError::Invalid("spike generator: clock has no timestep".into())
                     })?;
                     let n = run.arrays[*eventspace].len.saturating_sub(1);
@@ -804,13 +810,16 @@ impl GpuRun {
                 callback = None;
             }
             let mut enc = self.ctx.device.create_command_encoder(&Default::default());
-            let tables: Vec<(wgpu::Buffer, wgpu::Buffer)> = (0..clocks.clocks.len())
+            let tables: Vec<(wgpu::Buffer, wgpu::Buffer, wgpu::Buffer)> = (0..clocks.clocks.len())
                 .map(|c| {
                     let t: Vec<f64> = plan.iter().map(|(_, v)| v[c].0).collect();
                     let ts: Vec<i64> = plan.iter().map(|(_, v)| v[c].1).collect();
+                    let base = eng.step_base.get(c).copied().unwrap_or(0);
+                    let rng: Vec<i64> = ts.iter().map(|s| s - base).collect();
                     Ok((
                         storage(self.ctx, "t table", bytemuck::cast_slice(&t))?,
                         storage(self.ctx, "timestep table", bytemuck::cast_slice(&ts))?,
+                        storage(self.ctx, "rng step table", bytemuck::cast_slice(&rng))?,
                     ))
                 })
                 .collect::<Result<_, EngineError>>()?;
@@ -836,6 +845,13 @@ impl GpuRun {
                             8,
                         );
                     }
+                    enc.copy_buffer_to_buffer(
+                        &tables[c].2,
+                        (s * 8) as u64,
+                        &self.rng_steps[c],
+                        0,
+                        8,
+                    );
                 }
                 let start = if s == 0 { first } else { 0 };
                 let end = match callback {

@@ -183,6 +183,9 @@ pub struct Engine {
     pub records: Vec<Record>,
     pub queues: Vec<SpikeQueue>,
     pub seed: u64,
+    /// Per clock, the timestep at which the random streams' step counter starts (the
+    /// network run's first step); missing clocks count from 0.
+    pub step_base: Vec<i64>,
     /// Seconds spent in each schedule item (Brian2's `profile=True`), when enabled.
     pub profile: Option<Vec<f64>>,
     /// Resume point inside a step after a Python callback.
@@ -203,6 +206,7 @@ impl Engine {
             records: Vec::new(),
             queues: Vec::new(),
             seed: 0,
+            step_base: Vec::new(),
             profile: None,
             resume_at: None,
         }
