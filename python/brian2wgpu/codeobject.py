@@ -43,13 +43,44 @@ def _dtype_name(dtype):
     raise NotImplementedError(f"wgpu device: variables of dtype {dtype} are not supported yet")
 
 
+def _render(expr):
+    return NodeRenderer().render_expr(str(expr)) if not isinstance(expr, str) else expr
+
+
+def _boolean_select(statement):
+    """Brian2's optimiser simplifies an expression separately for each value of the
+    boolean variables it uses (`int(not_refractory)` in exact integrators); its numpy and
+    C++ generators then pick one per element (`where`, `if`). The same here, as nested
+    `_wgpu_where` calls; None when the statement has no such simplification."""
+    names = getattr(statement, "used_boolean_variables", None)
+    simplified = getattr(statement, "boolean_simplified_expressions", None)
+    if not names or not simplified:
+        return None
+    # Only where that saves work (evaluating both sides costs their sum).
+    complexities = getattr(statement, "complexities", None) or {}
+    std = getattr(statement, "complexity_std", None)
+    if std is not None and complexities and std <= sum(complexities.values()):
+        return None
+
+    def pick(fixed):
+        if len(fixed) == len(names):
+            return f"({_render(simplified[tuple(fixed)])})"
+        var = names[len(fixed)]
+        yes, no = pick(fixed + [(var, True)]), pick(fixed + [(var, False)])
+        return f"{WHERE}({var}, {yes}, {no})"
+    return pick([])
+
+
 def statements_text(statements):
     """Render Brian2 `Statement` objects as the lines our parser reads."""
     lines = []
     for st in statements:
-        expr = NodeRenderer().render_expr(str(st.expr)) if not isinstance(st.expr, str) else st.expr
+        expr = _boolean_select(st) or _render(st.expr)
         lines.append(f"{st.var} {st.op} {expr}")
     return "\n".join(lines)
+
+
+WHERE = "_wgpu_where"  # src/ir/func.rs: Func::Where
 
 
 def _timed_array_spec(name, func, clock_dt):

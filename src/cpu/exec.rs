@@ -995,6 +995,26 @@ fn call(
                 _ => unreachable!(),
             }
         }
+        Func::Where => {
+            let c = regs.src::<bool>(args[0]);
+            macro_rules! pick {
+                ($t:ty) => {{
+                    let (a, b) = (regs.src::<$t>(args[1]), regs.src::<$t>(args[2]));
+                    let v = <$t>::take_mut(d);
+                    for (k, o) in v[..n].iter_mut().enumerate() {
+                        *o = if get(&c, k) { get(&a, k) } else { get(&b, k) };
+                    }
+                }};
+            }
+            match d {
+                Buf::F64(_) => pick!(f64),
+                Buf::F32(_) => pick!(f32),
+                Buf::I32(_) => pick!(i32),
+                Buf::I64(_) => pick!(i64),
+                Buf::B(_) => pick!(bool),
+                Buf::Empty => unreachable!(),
+            }
+        }
         Func::User(_) => unreachable!("rejected at compile time"),
         f => match d {
             Buf::F64(v) => map1(

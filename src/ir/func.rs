@@ -2,6 +2,9 @@
 
 use super::types::{Type, TypeInfo};
 
+/// The name under which the device's statement text calls [`Func::Where`].
+pub const WHERE: &str = "_wgpu_where";
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Func {
     Cos,
@@ -25,6 +28,11 @@ pub enum Func {
     Abs,
     Sign,
     Clip,
+    /// `where(cond, a, b)`: `a` where `cond` holds, else `b` (both evaluated, as numpy's
+    /// `where`). Not a Brian2 function: the device writes it for statements Brian2 has
+    /// simplified per value of boolean variables (`int(not_refractory)` in exact
+    /// integrators), as Brian2's numpy and C++ generators do.
+    Where,
     /// `int(x)`: truncation toward zero to int32 (Brian2's numpy target uses `np.int32`).
     Int,
     /// `timestep(t, dt)`: the int64 step index of time `t`.
@@ -75,6 +83,7 @@ impl Func {
             "abs" => Func::Abs,
             "sign" => Func::Sign,
             "clip" => Func::Clip,
+            WHERE => Func::Where,
             "int" => Func::Int,
             "timestep" => Func::Timestep,
             "rand" => Func::Rand { site: 0 },
@@ -107,6 +116,7 @@ impl Func {
             Func::Abs => "abs",
             Func::Sign => "sign",
             Func::Clip => "clip",
+            Func::Where => WHERE,
             Func::Int => "int",
             Func::Timestep => "timestep",
             Func::Rand { .. } => "rand",
@@ -120,7 +130,7 @@ impl Func {
     /// Number of arguments Brian2's abstract code passes.
     pub fn arity(self) -> Option<usize> {
         Some(match self {
-            Func::Clip => 3,
+            Func::Clip | Func::Where => 3,
             Func::Timestep => 2,
             Func::Rand { .. } | Func::Randn { .. } | Func::Binomial { .. } => 0,
             Func::User(_) => return None,

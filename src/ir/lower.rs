@@ -627,6 +627,14 @@ impl<'a> Lowerer<'a> {
                 let args = lowered.into_iter().map(|(e, _)| cast(e, ty)).collect();
                 call(func, ty, args)
             }
+            Func::Where => {
+                let f = self.kernel.float;
+                let ty = promote(lowered[1].1.info, lowered[2].1.info, f).ty;
+                let mut it = lowered.into_iter().map(|(e, _)| e);
+                let c = cast(it.next().unwrap(), Type::Bool);
+                let (a, b) = (it.next().unwrap(), it.next().unwrap());
+                call(func, ty, vec![c, cast(a, ty), cast(b, ty)])
+            }
             // floor/ceil return floats, as Brian2 declares them and its C++/Cython targets
             // compute them (its numpy target alone casts to int32).
             Func::Ceil | Func::Floor => {
@@ -652,7 +660,7 @@ impl<'a> Lowerer<'a> {
         if all_weak {
             // numpy functions of Python scalars return numpy scalars: strong.
             let v = fold(&out).ok_or_else(|| self.err("cannot evaluate this literal call"))?;
-            let is_float_fn = !matches!(func, Func::Abs | Func::Sign | Func::Clip);
+            let is_float_fn = !matches!(func, Func::Abs | Func::Sign | Func::Clip | Func::Where);
             let (e, t) = weak(v);
             return Ok(if is_float_fn { strong(e) } else { (e, t) });
         }

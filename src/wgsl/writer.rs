@@ -285,6 +285,7 @@ impl Writer<'_> {
                 }
                 format!("b2_clip_{tn}({}, {}, {})", a[0], a[1], a[2])
             }
+            Func::Where => format!("select({}, {}, {})", a[2], a[1], a[0]),
             Func::Sign => {
                 self.helpers.insert(Helper::Sign(ty));
                 format!("b2_sign_{tn}({})", a[0])
