@@ -138,7 +138,7 @@ def _record_binomial_params():
 _record_binomial_params()
 
 
-def _function_spec(name, func, owner_name):
+def _function_spec(name, func, owner_name, float_dtype=np.float64):
     from brian2.input.binomial import BinomialFunction
 
     if isinstance(func, BinomialFunction):
@@ -162,9 +162,12 @@ def _function_spec(name, func, owner_name):
     code = impl.get_code(None)
     if isinstance(code, dict):
         code = code.get("support_code") or code.get("code")
-    arg_types = [("float64" if t == "float" else "int32" if t == "integer" else "bool")
-                 for t in (func.arg_types or ["float"] * len(func.arg_units))]
-    ret = {"float": "float64", "integer": "int32", "boolean": "bool"}.get(func.return_type, "float64")
+    # Brian2 keeps the declared types privately; "any" and "float" take the model's float.
+    fname = _dtype_name(float_dtype)
+    types = getattr(func, "_arg_types", None) or ["float"] * len(func._arg_units)
+    arg_types = [{"integer": "int32", "boolean": "bool"}.get(t, fname) for t in types]
+    ret = {"integer": "int32", "boolean": "bool"}.get(getattr(func, "_return_type", "float"),
+                                                      fname)
     return {"kind": "user", "name": impl.name or name, "args": arg_types, "ret": ret, "wgsl": code}
 
 
@@ -213,7 +216,7 @@ def kernel_spec(name, template, code, variables, variable_indices, float_dtype=n
             elif v not in BUILTIN_FUNCTIONS or var is not _BUILTIN_OBJECTS.get(v):
                 # A function that only shares a builtin's name (a replaced randn, say) is a
                 # user function.
-                functions.append(_function_spec(v, var, owner_name))
+                functions.append(_function_spec(v, var, owner_name, float_dtype))
             continue
         if isinstance(var, (AuxiliaryVariable, Subexpression)):
             continue

@@ -1158,28 +1158,51 @@ fn ordered_chunks(ctx: &RunCtx, n: usize) -> Result<Vec<(usize, usize)>, CpuErro
             }
         })
     };
+    // Per touched array, the chunk that last touched each slot (chunk ids start at 1, so
+    // a new chunk needs no clearing).
+    let mut stamps: Vec<Vec<u32>> = touches
+        .iter()
+        .map(|&(v, _)| vec![0u32; ctx.arrays[v].len.max(1)])
+        .collect();
     let mut chunks = Vec::new();
-    let mut seen: std::collections::HashSet<(usize, i64)> = Default::default();
-    let mut mine: Vec<(usize, i64)> = Vec::new();
+    let mut chunk = 1u32;
+    let mut mine: Vec<(usize, usize)> = Vec::new();
     let mut start = 0;
     for pos in 0..n {
         let e = element(pos);
         mine.clear();
-        for &(v, ix) in &touches {
+        let mut clash = false;
+        for (t, &(v, ix)) in touches.iter().enumerate() {
             let slot = match ix {
                 Index::Elem => e as i64,
                 Index::Zero => 0,
                 Index::Var(iv) => index_of(*iv, e)?,
                 Index::Pos => continue,
             };
-            mine.push((ctx.arrays[v].ptr as usize, slot));
+            let len = ctx.arrays[v].len;
+            if slot < 0 || slot as usize >= len.max(1) {
+                return Err(CpuError::Index {
+                    var: format!("#{v}"),
+                    index: slot,
+                    len,
+                });
+            }
+            // Arrays reached through several variables share their stamps.
+            let owner = touches
+                .iter()
+                .position(|&(u, _)| ctx.arrays[u].ptr == ctx.arrays[v].ptr)
+                .unwrap_or(t);
+            clash |= stamps[owner][slot as usize] == chunk;
+            mine.push((owner, slot as usize));
         }
-        if pos - start == BLOCK || mine.iter().any(|k| seen.contains(k)) {
+        if pos - start == BLOCK || clash {
             chunks.push((start, pos - start));
             start = pos;
-            seen.clear();
+            chunk += 1;
         }
-        seen.extend(mine.iter().copied());
+        for &(owner, slot) in &mine {
+            stamps[owner][slot] = chunk;
+        }
     }
     if n > start {
         chunks.push((start, n - start));

@@ -80,7 +80,10 @@ unsafe fn run_kernel(
             }
         });
     }
-    let prog = ek.program.as_ref().expect("kernel compiled for the CPU");
+    let prog = ek
+        .program
+        .as_ref()
+        .map_err(|why| EngineError::Unsupported(why.clone()))?;
     let args = RunArgs {
         n,
         seed,
@@ -357,6 +360,15 @@ pub unsafe fn run(
             };
             check(&arrays[a], want, "clock array")?;
         }
+    }
+    // Kernels the interpreter cannot run fail the run before its first step.
+    if let Some(Err(why)) = eng
+        .kernels
+        .iter()
+        .map(|k| k.program.as_ref())
+        .find(|p| p.is_err())
+    {
+        return Err(EngineError::Unsupported(why.clone()));
     }
     let items = eng.items.clone();
     let mut steps = 0usize;

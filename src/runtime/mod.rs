@@ -46,7 +46,9 @@ pub enum Binding {
 /// A compiled kernel with its data bindings.
 pub struct EngineKernel {
     pub kernel: Kernel,
-    pub program: Option<Program>,
+    /// The interpreter's program; `Err` (why not) for kernels only the GPU runs (user
+    /// functions with WGSL code), reported when a CPU run starts.
+    pub program: Result<Program, String>,
     pub bindings: Vec<Binding>,
     /// Distinct per kernel: part of the random stream's key.
     pub rng_id: u32,
@@ -225,7 +227,11 @@ impl Engine {
                 bindings.len()
             )));
         }
-        let program = Some(Program::new(&kernel)?);
+        let program = match Program::new(&kernel) {
+            Ok(p) => Ok(p),
+            Err(CpuError::Unsupported(why)) if !kernel.user_functions.is_empty() => Err(why),
+            Err(e) => return Err(e.into()),
+        };
         let rng_id = self.kernels.len() as u32;
         self.kernels.push(EngineKernel {
             kernel,

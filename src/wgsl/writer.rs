@@ -261,6 +261,10 @@ impl Writer<'_> {
                         function: u.name.clone(),
                     });
                 }
+                // User WGSL may call our math libraries (b2_exp_f64, ...): offer them; the
+                // tree shaker keeps only what the code reaches.
+                self.helpers.insert(Helper::F64Math);
+                self.helpers.insert(Helper::F32Math);
                 format!("{}({})", u.name, a.join(", "))
             }
             Func::Timestep => {

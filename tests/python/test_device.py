@@ -241,3 +241,34 @@ def test_unsupported_feature_is_clear(backend):
         Network(G).run(1 * ms)
     with pytest.raises(NotImplementedError, match="wgpu device: .* is not supported yet"):
         run_with("wgpu", build, backend)
+
+
+def _softclip():
+    """A user function with a numpy and a 'wgpu' (WGSL) implementation (README example)."""
+    from brian2 import Function
+    f = Function(lambda x: 2 * np.tanh(x), arg_units=[1], return_unit=1)
+    f.implementations.add_implementation("wgpu", code="""
+fn softclip(x: f64) -> f64 {
+    // 2 tanh(x) = 2 (1 - e^-2x) / (1 + e^-2x); f64 arithmetic only, no f64 builtin
+    let e = b2_exp_f64(-2.0 * x);
+    return 2.0 * (1.0 - e) / (1.0 + e);
+}
+""")
+    return f
+
+
+def test_user_function_with_wgsl_implementation(gpu):
+    f = _softclip()
+
+    def build():
+        G = NeuronGroup(5, "dv/dt = (softclip(I) - v)/(10*ms) : 1\nI : 1", method="euler",
+                        namespace={"softclip": f})
+        G.I = "i*0.3"
+        Network(G).run(10 * ms)
+        return dict(v=G.v[:].copy())
+    ref = run_with("numpy", build)
+    got = run_with("wgpu", build, "gpu")
+    compare(ref, got, rtol=1e-12)
+    # The interpreter has no WGSL: a clear error before the first step.
+    with pytest.raises(NotImplementedError, match="softclip"):
+        run_with("wgpu", build, "cpu")
