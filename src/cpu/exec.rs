@@ -1081,15 +1081,32 @@ pub fn run(ctx: &RunCtx, n: usize) -> Result<Vec<Buf>, CpuError> {
         }
         Ok(())
     };
+    // A per-element register file from an earlier call, if any (returned below).
+    let pooled = || {
+        prog.files
+            .0
+            .lock()
+            .ok()
+            .and_then(|mut p| p.pop())
+            .map(|(_, loc)| loc)
+            .filter(|loc: &Vec<Buf>| loc.len() == prog.regs.len())
+            .unwrap_or_else(new_file)
+    };
+    let give_back = |loc: Vec<Buf>| {
+        if let Ok(mut p) = prog.files.0.lock() {
+            p.push((Vec::new(), loc));
+        }
+    };
     if !prog.access.is_empty() {
         // Stores through index variables: blocks of elements that touch distinct slots,
         // in order, give the serial loop's result.
-        let mut loc = new_file();
+        let mut loc = pooled();
         for (start, len) in ordered_chunks(ctx, n)? {
             for i in &prog.body {
                 run_instr(i, &mut loc, &uni, false, ctx, start, len)?;
             }
         }
+        give_back(loc);
     } else {
         let blocks: Vec<usize> = (0..n).step_by(BLOCK).collect();
         // Handing blocks to rayon's pool costs a cross-thread wake-up per call (tens of
@@ -1100,10 +1117,11 @@ pub fn run(ctx: &RunCtx, n: usize) -> Result<Vec<Buf>, CpuError> {
                 .par_iter()
                 .try_for_each_init(new_file, |loc, &start| run_block(loc, start))?;
         } else {
-            let mut loc = new_file();
+            let mut loc = pooled();
             for &start in &blocks {
                 run_block(&mut loc, start)?;
             }
+            give_back(loc);
         }
     }
     for i in &prog.epilogue {

@@ -3,7 +3,7 @@
 
 use super::CpuError;
 use crate::ir::{
-    BinaryOp, Expr, ExprKind, Func, Index, Kernel, Stmt, Type, UnaryOp, Value, VarKind,
+    BinaryOp, Expr, ExprKind, Func, Index, Kernel, LocalId, Stmt, Type, UnaryOp, Value, VarKind,
 };
 
 pub type Reg = u32;
@@ -95,6 +95,21 @@ pub struct Program {
     /// `exec::ordered_chunks`). Empty for `parallel_safe` kernels.
     pub access: Vec<(usize, Index, bool)>,
     pub rng_sites: u32,
+    /// Register files of earlier runs, reused: allocating one per call cost microseconds
+    /// per kernel and step.
+    pub(crate) files: RegisterPool,
+}
+
+/// Reusable register files (uniform, per-element); a clone starts empty.
+#[derive(Debug, Default)]
+pub struct RegisterPool(
+    pub(crate) std::sync::Mutex<Vec<(Vec<super::exec::Buf>, Vec<super::exec::Buf>)>>,
+);
+
+impl Clone for RegisterPool {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
 }
 
 struct Builder<'k> {
@@ -106,9 +121,23 @@ struct Builder<'k> {
     local_regs: Vec<Reg>,
     /// Lowering the scalar block: everything there is uniform, random draws included.
     in_scalar: bool,
-    /// Common subexpressions of the current statement (Brian2's exact integrators repeat
-    /// e.g. `exp(_lio_7*int(not_refractory))`): structural key → register.
-    memo: std::collections::HashMap<String, Reg>,
+    /// Common subexpressions (Brian2's integrators repeat e.g. the same `exprel(...)` in
+    /// `_BA_m` and `_m`): structural key → (register, locals it reads). An assignment to
+    /// a local drops the entries that read it.
+    memo: std::collections::HashMap<String, (Reg, Vec<LocalId>)>,
+}
+
+fn locals_read(e: &Expr, out: &mut Vec<LocalId>) {
+    match &e.kind {
+        ExprKind::Local(l) => out.push(*l),
+        ExprKind::Lit(_) | ExprKind::ElemIndex => {}
+        ExprKind::Unary(_, a) | ExprKind::Cast(a) | ExprKind::Gather(_, a) => locals_read(a, out),
+        ExprKind::Binary(_, a, b) => {
+            locals_read(a, out);
+            locals_read(b, out);
+        }
+        ExprKind::Call(_, args) => args.iter().for_each(|a| locals_read(a, out)),
+    }
 }
 
 /// Whether an expression draws random numbers (such calls are never shared).
@@ -145,11 +174,13 @@ impl Builder<'_> {
             return self.expr_uncached(e);
         }
         let key = format!("{:?}|{:?}", e.kind, e.ty);
-        if let Some(&r) = self.memo.get(&key) {
+        if let Some(&(r, _)) = self.memo.get(&key) {
             return Ok(r);
         }
         let r = self.expr_uncached(e)?;
-        self.memo.insert(key, r);
+        let mut reads = Vec::new();
+        locals_read(e, &mut reads);
+        self.memo.insert(key, (r, reads));
         Ok(r)
     }
 
@@ -295,8 +326,6 @@ pub fn compile(k: &Kernel) -> Result<Program, CpuError> {
         b.in_scalar = in_scalar;
         for s in stmts.iter() {
             let Stmt::Assign { local, value, cond } = s;
-            // Registers of locals change between statements: share within one only.
-            b.memo.clear();
             let src = b.expr(value)?;
             let dst = b.local_regs[*local];
             let emit_uniform = in_scalar && b.regs[dst as usize].uniform;
@@ -308,6 +337,10 @@ pub fn compile(k: &Kernel) -> Result<Program, CpuError> {
                     b.emit(u, Instr::CondCopy { dst, src, cond })
                 }
             }
+            // The local's register changes here: results that read it are stale, and so
+            // is any result held in that very register.
+            b.memo
+                .retain(|_, (r, reads)| *r != dst && !reads.contains(local));
         }
     }
     let mut parallel_safe = true;
@@ -341,6 +374,7 @@ pub fn compile(k: &Kernel) -> Result<Program, CpuError> {
         }
     }
     Ok(Program {
+        files: RegisterPool::default(),
         name: k.name.clone(),
         regs: b.regs,
         prologue: b.prologue,

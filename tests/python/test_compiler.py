@@ -149,3 +149,27 @@ def test_adapter_listing_cli():
     out = subprocess.run([sys.executable, "-m", "brian2wgpu"], capture_output=True, text=True,
                          check=True).stdout
     assert "backend 'auto' picks:" in out
+
+
+def test_shared_subexpressions_follow_reassignments():
+    """The interpreter shares `exp(x)` across statements only while `x` is unchanged."""
+    spec = {"name": "cse", "variables": [{"name": n, "dtype": "float64"} for n in "xyz"],
+            "vector_code": "y = exp(x) + 1\nx = x + 1\nz = exp(x) + 1\ny = y + exp(x) + 1"}
+    k = brian2wgpu.compile(spec, wgsl=False)
+    x = np.linspace(-1, 1, 7)
+    arrays = {"x": x.copy(), "y": np.zeros(7), "z": np.zeros(7)}
+    k.run_cpu(arrays, 7)
+    # (within rounding: numpy's SIMD exp and libm's may differ in the last bit)
+    assert np.allclose(arrays["z"], np.exp(x + 1) + 1, rtol=1e-14, atol=0)
+    assert np.allclose(arrays["y"], (np.exp(x) + 1) + np.exp(x + 1) + 1, rtol=1e-14, atol=0)
+
+
+def test_boolean_select():
+    """`_wgpu_where` (Brian2's per-boolean simplification) picks per element."""
+    spec = {"name": "sel", "variables": [{"name": "b", "dtype": "bool"},
+                                         {"name": "v", "dtype": "float64"}],
+            "vector_code": "v = _wgpu_where(b, v * 2, v - 1)"}
+    k = brian2wgpu.compile(spec, wgsl=False)
+    arrays = {"b": np.array([True, False, True]), "v": np.array([1.0, 2.0, 3.0])}
+    k.run_cpu(arrays, 3)
+    assert np.array_equal(arrays["v"], [2.0, 1.0, 6.0])
