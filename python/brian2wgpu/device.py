@@ -49,6 +49,10 @@ prefs.register_preferences(
     ),
 )
 
+# Per-step templates without an engine kernel yet, run through Brian2's numpy code object
+# on the host arrays (SpatialNeuron's cable equation: a tridiagonal solve per branch).
+HOST_TEMPLATES = {"spatialstateupdate"}
+
 # Templates the engine executes every time step.
 PER_STEP_TEMPLATES = {"stateupdate", "threshold", "reset", "spikemonitor", "statemonitor",
                       "ratemonitor", "synapses_push_spikes", "synapses", "summed_variable",
@@ -211,6 +215,15 @@ class WgpuDevice(RuntimeDevice):
                 if codeobj is None:
                     continue
                 op, finish = self._translate(engine, state, obj, codeobj)
+                if op["op"] == "host":
+                    # Brian2's own numpy code object, run on the host arrays each step.
+                    logger.warn(f"wgpu device: the '{codeobj.template_name}' template of "
+                                f"'{obj.name}' has no engine kernel yet; it runs on the host "
+                                "through Brian2's numpy code every step (slow, and on the gpu "
+                                "backend every step copies the arrays both ways)",
+                                "host_template", once=True)
+                    op = {"op": "python", "index": len(callbacks)}
+                    callbacks.append(codeobj)
                 op["clock"] = ci
                 items.append(op)
                 names.append(codeobj.name)
@@ -364,6 +377,8 @@ class WgpuDevice(RuntimeDevice):
         kw = codeobj.wgpu_template_kwds
         state.extra = {}
         if tmpl not in PER_STEP_TEMPLATES:
+            if tmpl in HOST_TEMPLATES:
+                return {"op": "host", "codeobj": codeobj}, None
             raise _unsupported(f"the '{tmpl}' template", obj.name)
         V = codeobj.variables
         if tmpl == "stateupdate":

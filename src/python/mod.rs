@@ -135,6 +135,24 @@ impl CompiledKernel {
         self.kernel.vars.iter().map(|v| v.name.clone()).collect()
     }
 
+    /// The interpreter's program, one instruction per line (for inspection and tuning).
+    #[getter]
+    fn program_text(&self) -> String {
+        match &self.program {
+            Some(p) => {
+                let mut out = String::new();
+                for (part, instrs) in [("prologue", &p.prologue), ("body", &p.body), ("epilogue", &p.epilogue)] {
+                    out.push_str(&format!("# {part}\n"));
+                    for i in instrs.iter() {
+                        out.push_str(&format!("{i:?}\n"));
+                    }
+                }
+                out
+            }
+            None => String::new(),
+        }
+    }
+
     /// Run on the CPU interpreter over `n` elements; `arrays` maps variable names to 1-D
     /// numpy arrays of the declared dtypes (updated in place).
     #[pyo3(signature = (arrays, n, seed=0, step=0))]

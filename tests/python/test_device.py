@@ -272,3 +272,32 @@ def test_user_function_with_wgsl_implementation(gpu):
     # The interpreter has no WGSL: a clear error before the first step.
     with pytest.raises(NotImplementedError, match="softclip"):
         run_with("wgpu", build, "cpu")
+
+
+def cable():
+    # A passive cylinder with a spiking soma condition: SpatialNeuron's cable equation
+    # (Brian2's numpy code object on the host) with engine kernels around it.
+    from brian2 import Cylinder, SpatialNeuron, uF, cm, ohm, siemens, nA, um
+    morpho = Cylinder(length=300 * um, diameter=1 * um, n=30)
+    eqs = """Im = gL * (EL - v) : amp/meter**2
+             I : amp (point current)"""
+    neuron = SpatialNeuron(morphology=morpho, model=eqs, Cm=1 * uF / cm**2, Ri=100 * ohm * cm,
+                           namespace=dict(gL=1e-4 * siemens / cm**2, EL=-70 * mV),
+                           threshold="v > -60*mV", reset="v = -70*mV", refractory=2 * ms,
+                           method="exponential_euler")
+    neuron.v = -70 * mV
+    neuron.I[0] = 0.02 * nA
+    S = StateMonitor(neuron, "v", record=[0, 15, 29])
+    M = SpikeMonitor(neuron)
+    Network(neuron, S, M).run(20 * ms)
+    return dict(v=S.v[:].copy(), i=M.i[:].copy(), t=M.t[:].copy())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_spatial_neuron_runs_on_the_host(backend):
+    """SpatialNeuron's cable equation has no engine kernel: Brian2's numpy code runs it on
+    the host arrays every step, between the engine's kernels."""
+    ref = run_with("numpy", cable)
+    got = run_with("wgpu", cable, backend)
+    assert len(ref["i"]) > 0
+    compare(ref, got, exact=("i", "t"), rtol=1e-9)
