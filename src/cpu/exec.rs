@@ -473,21 +473,28 @@ fn elem_indices(
 
 fn index_values(regs: &Regs, r: Reg, arr_len: usize, var: &str) -> Result<Vec<usize>, CpuError> {
     let ty = regs.prog.regs[r as usize].ty;
+    let bad = |v: i64| CpuError::Index {
+        var: var.to_string(),
+        index: v,
+        len: arr_len,
+    };
     let mut out = Vec::with_capacity(regs.n);
-    for i in 0..regs.n {
-        let v = match ty {
-            Type::I32 => get(&regs.src::<i32>(r), i) as i64,
-            Type::I64 => get(&regs.src::<i64>(r), i),
-            _ => unreachable!("index register is not an integer"),
-        };
-        if v < 0 || v as usize >= arr_len {
-            return Err(CpuError::Index {
-                var: var.to_string(),
-                index: v,
-                len: arr_len,
-            });
-        }
-        out.push(v as usize);
+    macro_rules! collect {
+        ($t:ty) => {{
+            let s = regs.src::<$t>(r);
+            for i in 0..regs.n {
+                let v = get(&s, i) as i64;
+                if v < 0 || v as usize >= arr_len {
+                    return Err(bad(v));
+                }
+                out.push(v as usize);
+            }
+        }};
+    }
+    match ty {
+        Type::I32 => collect!(i32),
+        Type::I64 => collect!(i64),
+        _ => unreachable!("index register is not an integer"),
     }
     Ok(out)
 }
@@ -669,6 +676,45 @@ fn run_instr(
                     }
                 }
             })
+        }
+        Instr::Accumulate {
+            var,
+            src,
+            index,
+            cond,
+        } => {
+            let arr = &ctx.arrays[*var];
+            let regs = Regs {
+                prog,
+                loc: &*loc,
+                uni,
+                prologue,
+                n,
+            };
+            let idx = index_values(&regs, *index, arr.len, &format!("#{var}"))?;
+            let c = cond.map(|c| regs.src::<bool>(c));
+            let on = |k: usize| c.as_ref().is_none_or(|c| get(c, k));
+            macro_rules! acc {
+                ($t:ty, $add:expr) => {{
+                    let s = regs.src::<$t>(*src);
+                    let d = unsafe { arr.slice::<$t>() };
+                    for (k, &i) in idx.iter().enumerate() {
+                        if on(k) {
+                            d[i] = $add(d[i], get(&s, k));
+                        }
+                    }
+                }};
+            }
+            match arr.ty {
+                Type::F64 => acc!(f64, |a: f64, b: f64| a + b),
+                Type::F32 => acc!(f32, |a: f32, b: f32| a + b),
+                Type::I32 => acc!(i32, |a: i32, b: i32| a.wrapping_add(b)),
+                Type::I64 => acc!(i64, |a: i64, b: i64| a.wrapping_add(b)),
+                t => {
+                    return Err(CpuError::Unsupported(format!("accumulation into {t}")));
+                }
+            }
+            Ok(())
         }
         Instr::Store { var, src, at } => {
             let arr = &ctx.arrays[*var];

@@ -92,8 +92,12 @@ impl Program {
     /// # Safety
     /// Every pointer must be valid for its length and type for the duration of the call.
     pub unsafe fn run_raw(&self, arrays: &[RawArray], args: &RunArgs) -> Result<(), CpuError> {
+        let prog = match &self.accumulating {
+            Some(acc) if !acc.accumulated_array_aliased(arrays) => acc,
+            _ => self,
+        };
         let ctx = exec::RunCtx {
-            prog: self,
+            prog,
             arrays,
             list: args.list,
             pos_base: args.pos_base,
@@ -103,6 +107,16 @@ impl Program {
         };
         exec::run(&ctx, args.n)?;
         Ok(())
+    }
+
+    /// Whether an accumulated array is also reached through another variable (then the
+    /// serial order of reads and adds matters: the chunked program runs instead).
+    fn accumulated_array_aliased(&self, arrays: &[RawArray]) -> bool {
+        self.accumulated.iter().any(|&v| {
+            arrays.iter().enumerate().any(|(u, a)| {
+                u != v && self.var_is_array[u] && !a.ptr.is_null() && a.ptr == arrays[v].ptr
+            })
+        })
     }
 
     fn check_arrays(&self, arrays: &mut [ArrayMut], n: usize) -> Result<Vec<RawArray>, CpuError> {

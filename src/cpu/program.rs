@@ -42,6 +42,14 @@ pub enum Instr {
         src: Reg,
         at: Place,
     },
+    /// `var[index] += src` for each element in order (where `cond` holds): a pure
+    /// accumulation onto repeated targets, numpy's `add.at` and the serial loop alike.
+    Accumulate {
+        var: usize,
+        src: Reg,
+        index: Reg,
+        cond: Option<Reg>,
+    },
     Copy {
         dst: Reg,
         src: Reg,
@@ -98,6 +106,12 @@ pub struct Program {
     /// Register files of earlier runs, reused: allocating one per call cost microseconds
     /// per kernel and step.
     pub(crate) files: RegisterPool,
+    /// Variables this program accumulates with [`Instr::Accumulate`] (see `accumulating`).
+    pub accumulated: Vec<usize>,
+    /// The same kernel with its pure accumulations onto repeated targets (`v_post += w`)
+    /// as ordered scatter-adds: no conflict-free chunking needed. Valid unless an
+    /// accumulated array is also reached through another variable (checked per run).
+    pub accumulating: Option<Box<Program>>,
 }
 
 /// Reusable register files (uniform, per-element); a clone starts empty.
@@ -266,8 +280,22 @@ impl Builder<'_> {
     }
 }
 
-/// Compile a kernel for the interpreter.
+/// Compile a kernel for the interpreter, with its accumulating variant where it has one.
 pub fn compile(k: &Kernel) -> Result<Program, CpuError> {
+    let mut p = compile_with(k, &[])?;
+    if let crate::ir::Parallel::Atomic(vars) = crate::ir::parallel(k, &[]) {
+        if vars
+            .iter()
+            .all(|&v| matches!(k.vars[v].index, Index::Var(_)))
+        {
+            p.accumulating = Some(Box::new(compile_with(k, &vars)?));
+        }
+    }
+    Ok(p)
+}
+
+/// `accumulate`: variables whose statements (all `x = x ± e`) become ordered scatter-adds.
+fn compile_with(k: &Kernel, accumulate: &[usize]) -> Result<Program, CpuError> {
     let mut b = Builder {
         k,
         regs: Vec::new(),
@@ -309,7 +337,7 @@ pub fn compile(k: &Kernel) -> Result<Program, CpuError> {
             b.emit(uniform, Instr::Const { dst, v: c });
             continue;
         }
-        if !var.read && !var.written {
+        if (!var.read && !var.written) || accumulate.contains(&v) {
             continue;
         }
         let at = match var.index {
@@ -326,6 +354,39 @@ pub fn compile(k: &Kernel) -> Result<Program, CpuError> {
         b.in_scalar = in_scalar;
         for s in stmts.iter() {
             let Stmt::Assign { local, value, cond } = s;
+            if let Some(&v) = accumulate.iter().find(|&&v| k.vars[v].local == *local) {
+                let (op, inc) = crate::ir::accumulation(value, *local)
+                    .expect("accumulated variables are written by accumulation only");
+                let mut src = b.expr(inc)?;
+                if op == BinaryOp::Sub {
+                    // x - e == x + (-e) exactly, in floats and in wrapping integers.
+                    let neg = b.reg(inc.ty, false);
+                    b.emit(
+                        false,
+                        Instr::Unary {
+                            op: UnaryOp::Neg,
+                            dst: neg,
+                            a: src,
+                        },
+                    );
+                    src = neg;
+                }
+                let Index::Var(iv) = k.vars[v].index else {
+                    unreachable!("accumulation through an index variable")
+                };
+                let index = b.local_regs[k.vars[iv].local];
+                let cond = cond.as_ref().map(|c| b.expr(c)).transpose()?;
+                b.emit(
+                    false,
+                    Instr::Accumulate {
+                        var: v,
+                        src,
+                        index,
+                        cond,
+                    },
+                );
+                continue;
+            }
             let src = b.expr(value)?;
             let dst = b.local_regs[*local];
             let emit_uniform = in_scalar && b.regs[dst as usize].uniform;
@@ -343,9 +404,11 @@ pub fn compile(k: &Kernel) -> Result<Program, CpuError> {
                 .retain(|_, (r, reads)| *r != dst && !reads.contains(local));
         }
     }
-    let mut parallel_safe = true;
+    // Scatter-adds are ordered: blocks must not run in parallel.
+    let mut parallel_safe = accumulate.is_empty();
+    let mut scatters = false;
     for (v, var) in k.vars.iter().enumerate() {
-        if !var.written {
+        if !var.written || accumulate.contains(&v) {
             continue;
         }
         let src = b.local_regs[var.local];
@@ -363,6 +426,7 @@ pub fn compile(k: &Kernel) -> Result<Program, CpuError> {
             }
             Index::Var(iv) => {
                 parallel_safe = false;
+                scatters = true;
                 Place::At(b.local_regs[k.vars[iv].local])
             }
         };
@@ -387,16 +451,22 @@ pub fn compile(k: &Kernel) -> Result<Program, CpuError> {
             .map(|v| matches!(v.kind, VarKind::Array) && (v.read || v.written))
             .collect(),
         parallel_safe,
-        access: if parallel_safe {
+        access: if !scatters {
             Vec::new()
         } else {
             k.vars
                 .iter()
                 .enumerate()
-                .filter(|(_, v)| matches!(v.kind, VarKind::Array) && (v.read || v.written))
+                .filter(|(i, v)| {
+                    matches!(v.kind, VarKind::Array)
+                        && (v.read || v.written)
+                        && !accumulate.contains(i)
+                })
                 .map(|(i, v)| (i, v.index, v.written))
                 .collect()
         },
         rng_sites: k.rng_sites,
+        accumulated: accumulate.to_vec(),
+        accumulating: None,
     })
 }

@@ -141,7 +141,11 @@ impl CompiledKernel {
         match &self.program {
             Some(p) => {
                 let mut out = String::new();
-                for (part, instrs) in [("prologue", &p.prologue), ("body", &p.body), ("epilogue", &p.epilogue)] {
+                for (part, instrs) in [
+                    ("prologue", &p.prologue),
+                    ("body", &p.body),
+                    ("epilogue", &p.epilogue),
+                ] {
                     out.push_str(&format!("# {part}\n"));
                     for i in instrs.iter() {
                         out.push_str(&format!("{i:?}\n"));
