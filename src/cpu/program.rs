@@ -283,13 +283,12 @@ impl Builder<'_> {
 /// Compile a kernel for the interpreter, with its accumulating variant where it has one.
 pub fn compile(k: &Kernel) -> Result<Program, CpuError> {
     let mut p = compile_with(k, &[])?;
-    if let crate::ir::Parallel::Atomic(vars) = crate::ir::parallel(k, &[]) {
-        if vars
+    if let crate::ir::Parallel::Atomic(vars) = crate::ir::parallel(k, &[])
+        && vars
             .iter()
             .all(|&v| matches!(k.vars[v].index, Index::Var(_)))
-        {
-            p.accumulating = Some(Box::new(compile_with(k, &vars)?));
-        }
+    {
+        p.accumulating = Some(Box::new(compile_with(k, &vars)?));
     }
     Ok(p)
 }
