@@ -121,7 +121,11 @@ def main():
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--json", default="")
+    ap.add_argument("--summary", default="", help="only summarize an earlier --json file")
     args = ap.parse_args()
+    if args.summary:
+        summarize(json.loads(Path(args.summary).read_text()))
+        return
     root = examples_dir()
     paths = sorted(p for p in root.rglob("*.py") if args.only in str(p.relative_to(root)))
     results = {}
@@ -144,13 +148,23 @@ def main():
         results[rel] = {"verdict": verdict, "wgpu": ours, "numpy": ref}
         print(f"{rel:60s} {verdict} (wgpu {ours.get('seconds')} s, numpy {ref.get('seconds')} s)",
               flush=True)
+    summarize(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+def summarize(results):
+    """Counts over the applicable examples; those whose numpy reference fails too (a
+    missing optional module, an example broken with current numpy) are listed apart."""
     applicable = [r for r in results.values() if not r["verdict"].startswith("n/a")]
     ran = [r for r in applicable if r.get("wgpu", {}).get("status") == "ok"]
     match = [r for r in applicable if r["verdict"] == "match"]
+    ref_ok = [r for r in applicable if r.get("numpy", {}).get("status") == "ok"]
+    match_ref_ok = [r for r in ref_ok if r["verdict"] == "match"]
     print(f"\n{len(applicable)} examples: {len(ran)} run on wgpu, {len(match)} match numpy's "
           f"spike count within 10% ({100 * len(match) / max(1, len(applicable)):.0f}%)")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+    print(f"{len(ref_ok)} of them run on numpy: {len(match_ref_ok)} match "
+          f"({100 * len(match_ref_ok) / max(1, len(ref_ok)):.0f}%)")
 
 
 if __name__ == "__main__":

@@ -1159,9 +1159,18 @@ pub fn run(ctx: &RunCtx, n: usize) -> Result<Vec<Buf>, CpuError> {
         // microseconds on a loaded VM): only worth it for enough work.
         let work = n.saturating_mul(prog.body.len());
         if prog.parallel_safe && blocks.len() > 1 && work >= PARALLEL_WORK {
-            blocks
-                .par_iter()
-                .try_for_each_init(new_file, |loc, &start| run_block(loc, start))?;
+            // One contiguous run of blocks per thread, each with a pooled register file
+            // (rayon's per-split init would allocate a file for nearly every block).
+            let parts = rayon::current_num_threads().clamp(1, blocks.len());
+            let per = blocks.len().div_ceil(parts);
+            blocks.par_chunks(per).try_for_each(|run| {
+                let mut loc = pooled();
+                for &start in run {
+                    run_block(&mut loc, start)?;
+                }
+                give_back(loc);
+                Ok::<(), CpuError>(())
+            })?;
         } else {
             let mut loc = pooled();
             for &start in &blocks {
