@@ -25,14 +25,8 @@ import json, sys, time
 t_start = time.perf_counter()
 backend, n, duration_ms, outdir = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 from brian2 import *
-if backend.startswith("wgpu"):
-    import brian2wgpu
-    set_device("wgpu")
-    prefs.devices.wgpu.backend = backend.split("-")[1]
-elif backend == "cpp_standalone":
-    set_device("cpp_standalone", directory=outdir, build_on_run=True)
-else:
-    prefs.codegen.target = backend
+from models import use_backend
+use_backend(backend, outdir)
 area = 20000*umetre**2
 Cm = 1*ufarad*cm**-2 * area
 gl = 5e-5*siemens*cm**-2 * area
@@ -64,7 +58,7 @@ print(json.dumps({"backend": backend, "total_s": t_end - t_start, "run_call_s": 
 
 def run_backend(backend, n, duration_ms):
     with tempfile.TemporaryDirectory() as outdir:
-        env = dict(os.environ)
+        env = dict(os.environ, PYTHONPATH=HERE)
         out = subprocess.run([sys.executable, "-c", WORKER, backend, str(n), str(duration_ms), outdir],
                              capture_output=True, text=True, env=env)
     if out.returncode != 0:

@@ -58,3 +58,55 @@ def stateupdate_codeobject(group):
     net.run(0 * ms, namespace={})
     runner = group.state_updater
     return runner, runner.codeobj
+
+
+def cuba_network(n):
+    """Brian2's examples/CUBA.py with n neurons (80% excitatory), 80 synapses per neuron."""
+    from brian2 import Synapses
+    ns = dict(taum=20 * ms, taue=5 * ms, taui=10 * ms, Vt=-50 * mV, Vr=-60 * mV, El=-49 * mV,
+              we=(60 * 0.27 / 10) * mV, wi=(-20 * 4.5 / 10) * mV)
+    P = NeuronGroup(n, """dv/dt  = (ge+gi-(v-El))/taum : volt (unless refractory)
+                          dge/dt = -ge/taue : volt
+                          dgi/dt = -gi/taui : volt""",
+                    threshold="v>Vt", reset="v = Vr", refractory=5 * ms, method="exact",
+                    namespace=ns)
+    P.v = "Vr + rand() * (Vt - Vr)"
+    P.ge = P.gi = 0 * mV
+    return P, _random_pathways(P, n, "ge += we", "gi += wi", ns)
+
+
+def cobahh_network(n):
+    """Brian2's examples/COBAHH.py with n neurons (80% excitatory), 80 synapses per neuron."""
+    ns = dict(COBAHH_NAMESPACE)
+    P = NeuronGroup(n, model=COBAHH_EQS, threshold="v>-20*mV", refractory=3 * ms,
+                    method="exponential_euler", namespace=ns)
+    P.v = "El + (randn() * 5 - 5)*mV"
+    P.ge = "(randn() * 1.5 + 4) * 10.*nS"
+    P.gi = "(randn() * 12 + 20) * 10.*nS"
+    return P, _random_pathways(P, n, "ge+=we", "gi+=wi", ns)
+
+
+def _random_pathways(P, n, on_exc, on_inh, ns):
+    from brian2 import Synapses
+    ne, p = int(0.8 * n), 80.0 / n
+    Ce = Synapses(P, P, on_pre=on_exc, namespace=ns)
+    Ci = Synapses(P, P, on_pre=on_inh, namespace=ns)
+    Ce.connect(f"i<{ne}", p=p)
+    Ci.connect(f"i>={ne}", p=p)
+    return [Ce, Ci]
+
+
+def use_backend(backend, outdir, cache_dir=None):
+    """In a fresh benchmark worker: select 'wgpu-gpu' / 'wgpu-cpu', 'cpp_standalone', or a
+    runtime target ('numpy', 'cython', 'cython-fresh' / 'cython-cached' with `cache_dir`)."""
+    from brian2 import set_device, prefs
+    if backend.startswith("wgpu"):
+        import brian2wgpu  # noqa: F401  (registers the device)
+        set_device("wgpu")
+        prefs.devices.wgpu.backend = backend.split("-")[1]
+    elif backend == "cpp_standalone":
+        set_device("cpp_standalone", directory=outdir, build_on_run=True)
+    else:
+        prefs.codegen.target = backend.split("-")[0]
+        if cache_dir:
+            prefs.codegen.runtime.cython.cache_dir = cache_dir

@@ -30,72 +30,13 @@ t_start = time.perf_counter()
 model, n, duration, backend, outdir, cache = sys.argv[1:7]
 n, duration = int(n), float(duration)
 from brian2 import *
-if backend.startswith("wgpu"):
-    import brian2wgpu
-    set_device("wgpu")
-    prefs.devices.wgpu.backend = backend.split("-")[1]
-elif backend == "cpp_standalone":
-    set_device("cpp_standalone", directory=outdir, build_on_run=True)
-else:
-    prefs.codegen.target = backend.split("-")[0]
-    prefs.codegen.runtime.cython.cache_dir = cache
+from models import cuba_network, cobahh_network, use_backend
+use_backend(backend, outdir, cache)
 seed(2007)
-p = 80.0 / n
-ne = int(0.8 * n)
-if model == "cuba":
-    taum, taue, taui = 20*ms, 5*ms, 10*ms
-    Vt, Vr, El = -50*mV, -60*mV, -49*mV
-    eqs = '''dv/dt  = (ge+gi-(v-El))/taum : volt (unless refractory)
-             dge/dt = -ge/taue : volt
-             dgi/dt = -gi/taui : volt'''
-    P = NeuronGroup(n, eqs, threshold='v>Vt', reset='v = Vr', refractory=5*ms,
-                    method='exact')
-    P.v = 'Vr + rand() * (Vt - Vr)'
-    P.ge = 0*mV
-    P.gi = 0*mV
-    we = (60 * 0.27 / 10) * mV
-    wi = (-20 * 4.5 / 10) * mV
-    Ce = Synapses(P, P, on_pre='ge += we')
-    Ci = Synapses(P, P, on_pre='gi += wi')
-else:
-    area = 20000*umetre**2
-    Cm = (1*ufarad*cm**-2) * area
-    gl = (5e-5*siemens*cm**-2) * area
-    El = -60*mV; EK = -90*mV; ENa = 50*mV
-    g_na = (100*msiemens*cm**-2) * area
-    g_kd = (30*msiemens*cm**-2) * area
-    VT = -63*mV
-    taue = 5*ms; taui = 10*ms
-    Ee = 0*mV; Ei = -80*mV
-    we = 6*nS; wi = 67*nS
-    eqs = Equations('''
-    dv/dt = (gl*(El-v)+ge*(Ee-v)+gi*(Ei-v)-
-             g_na*(m*m*m)*h*(v-ENa)-
-             g_kd*(n*n*n*n)*(v-EK))/Cm : volt
-    dm/dt = alpha_m*(1-m)-beta_m*m : 1
-    dn/dt = alpha_n*(1-n)-beta_n*n : 1
-    dh/dt = alpha_h*(1-h)-beta_h*h : 1
-    dge/dt = -ge*(1./taue) : siemens
-    dgi/dt = -gi*(1./taui) : siemens
-    alpha_m = 0.32*(mV**-1)*4*mV/exprel((13*mV-v+VT)/(4*mV))/ms : Hz
-    beta_m = 0.28*(mV**-1)*5*mV/exprel((v-VT-40*mV)/(5*mV))/ms : Hz
-    alpha_h = 0.128*exp((17*mV-v+VT)/(18*mV))/ms : Hz
-    beta_h = 4./(1+exp((40*mV-v+VT)/(5*mV)))/ms : Hz
-    alpha_n = 0.032*(mV**-1)*5*mV/exprel((15*mV-v+VT)/(5*mV))/ms : Hz
-    beta_n = .5*exp((10*mV-v+VT)/(40*mV))/ms : Hz
-    ''')
-    P = NeuronGroup(n, model=eqs, threshold='v>-20*mV', refractory=3*ms,
-                    method='exponential_euler')
-    P.v = 'El + (randn() * 5 - 5)*mV'
-    P.ge = '(randn() * 1.5 + 4) * 10.*nS'
-    P.gi = '(randn() * 12 + 20) * 10.*nS'
-    Ce = Synapses(P, P, on_pre='ge+=we')
-    Ci = Synapses(P, P, on_pre='gi+=wi')
-Ce.connect('i<ne', p=p)
-Ci.connect('i>=ne', p=p)
+P, pathways = (cuba_network if model == "cuba" else cobahh_network)(n)
 M = SpikeMonitor(P)
 t_run = time.perf_counter()
-run(duration * second)
+Network(P, pathways, M).run(duration * second)
 spikes = int(M.num_spikes)
 t_end = time.perf_counter()
 print(json.dumps({"total_s": t_end - t_start, "build_s": t_run - t_start,
@@ -108,7 +49,7 @@ def run_one(model, n, duration, backend, cache):
     with tempfile.TemporaryDirectory() as outdir:
         out = subprocess.run(
             [sys.executable, "-c", WORKER, model, str(n), str(duration), backend, outdir, cache],
-            capture_output=True, text=True)
+            capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=HERE))
     if out.returncode != 0:
         return {"error": (out.stderr.strip().splitlines() or ["?"])[-1]}
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -105,6 +105,35 @@ fn pair_delay(x: u32) -> u32 {
     return lo;
 }
 
+// Walk pairs [begin, end) of relative step r: count the due groups and their synapses and,
+// with `write`, write their entries from entry `eg0` / synapse offset `es0` on.
+// Returns (groups, synapses).
+fn walk(begin: u32, end: u32, r: u32, write: bool, eg0: u32, es0: u32) -> vec2<u32> {
+    var eg = eg0;
+    var es = es0;
+    if (begin < end) {
+        var o = pair_delay(begin);
+        for (var x = begin; x < end; x++) {
+            while (qstate[4u + o + 1u] <= x) { o++; }
+            let d = tables[params[13] + o];
+            let src = u32(ring[slot_base(r, d) + x - qstate[4u + o]]);
+            let g = group_of(src, d);
+            if (g != 0xffffffffu) {
+                let lo = tables[params[11] + g];
+                let hi = tables[params[11] + g + 1u];
+                if (write) {
+                    entries[3u * eg] = lo;
+                    entries[3u * eg + 1u] = hi;
+                    entries[3u * eg + 2u] = es;
+                }
+                eg++;
+                es += hi - lo;
+            }
+        }
+    }
+    return vec2<u32>(eg - eg0, es - es0);
+}
+
 fn dispatch_args(at: u32, items: u32, wg: u32) {
     let groups = (items + wg - 1u) / wg;
     let x = min(groups, params[15]);
@@ -139,23 +168,9 @@ fn main(@builtin(local_invocation_index) t: u32) {
     let begin = min(t * chunk, pairs);
     let end = min(begin + chunk, pairs);
     // 1. Count this thread's groups and synapses.
-    var ng = 0u;
-    var ns = 0u;
-    if (begin < end) {
-        var o = pair_delay(begin);
-        for (var x = begin; x < end; x++) {
-            while (qstate[4u + o + 1u] <= x) { o++; }
-            let d = tables[params[13] + o];
-            let src = u32(ring[slot_base(r, d) + x - qstate[4u + o]]);
-            let g = group_of(src, d);
-            if (g != 0xffffffffu) {
-                ng++;
-                ns += tables[params[11] + g + 1u] - tables[params[11] + g];
-            }
-        }
-    }
-    wg_groups[t] = ng;
-    wg_syns[t] = ns;
+    let mine = walk(begin, end, r, false, 0u, 0u);
+    wg_groups[t] = mine.x;
+    wg_syns[t] = mine.y;
     workgroupBarrier();
     // 2. Exclusive prefix sums (thread 0; 256 steps).
     if (t == 0u) {
@@ -195,26 +210,7 @@ fn main(@builtin(local_invocation_index) t: u32) {
     }
     workgroupBarrier();
     // 3. Write the entries in order.
-    var eg = wg_groups[t];
-    var es = wg_syns[t];
-    if (begin < end) {
-        var o = pair_delay(begin);
-        for (var x = begin; x < end; x++) {
-            while (qstate[4u + o + 1u] <= x) { o++; }
-            let d = tables[params[13] + o];
-            let src = u32(ring[slot_base(r, d) + x - qstate[4u + o]]);
-            let g = group_of(src, d);
-            if (g != 0xffffffffu) {
-                let lo = tables[params[11] + g];
-                let hi = tables[params[11] + g + 1u];
-                entries[3u * eg] = lo;
-                entries[3u * eg + 1u] = hi;
-                entries[3u * eg + 2u] = es;
-                eg++;
-                es += hi - lo;
-            }
-        }
-    }
+    _ = walk(begin, end, r, true, wg_groups[t], wg_syns[t]);
     workgroupBarrier();
     if (t == 0u) {
         qstate[0] = r + 1u;

@@ -874,30 +874,23 @@ impl GpuRun {
                             self.ctx.queue.submit([enc.finish()]);
                             self.ctx.wait("profile")?;
                             let t0 = std::time::Instant::now();
-                            let mut e = self.ctx.device.create_command_encoder(&Default::default());
-                            {
-                                let mut ps = e.begin_compute_pass(&Default::default());
-                                for p in passes {
-                                    dispatch(&mut ps, p);
-                                }
+                            enc = self.ctx.device.create_command_encoder(&Default::default());
+                            pass = enc.begin_compute_pass(&Default::default());
+                            for p in passes {
+                                dispatch(&mut pass, p);
                             }
-                            self.ctx.queue.submit([e.finish()]);
+                            drop(pass);
+                            self.ctx.queue.submit([enc.finish()]);
                             self.ctx.wait("profile")?;
                             if let Some(prof) = eng.profile.as_mut() {
                                 prof[start + pos] += t0.elapsed().as_secs_f64();
                             }
                             enc = self.ctx.device.create_command_encoder(&Default::default());
                             pass = enc.begin_compute_pass(&Default::default());
-                            if let Some(m) = mon {
-                                let mon = &mut self.monitors[*m];
-                                for i in 0..mon.bound.len() {
-                                    mon.bound[i] += mon.worst[i];
-                                }
+                        } else {
+                            for p in passes {
+                                dispatch(&mut pass, p);
                             }
-                            continue;
-                        }
-                        for p in passes {
-                            dispatch(&mut pass, p);
                         }
                         if let Some(m) = mon {
                             let mon = &mut self.monitors[*m];

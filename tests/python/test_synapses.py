@@ -163,44 +163,23 @@ def test_dt_change_between_runs_rebins_queue(backend):
     compare(ref, got, exact=("i", "t"))
 
 
-def cuba(n=4000, duration=1 * second):
-    # Brian2's examples/CUBA.py
-    taum, taue, taui = 20 * ms, 5 * ms, 10 * ms
-    Vt, Vr, El = -50 * mV, -60 * mV, -49 * mV
-    eqs = """dv/dt  = (ge+gi-(v-El))/taum : volt (unless refractory)
-             dge/dt = -ge/taue : volt
-             dgi/dt = -gi/taui : volt"""
-    P = NeuronGroup(n, eqs, threshold="v>Vt", reset="v = Vr", refractory=5 * ms,
-                    method="exact")
-    P.v = "Vr + rand() * (Vt - Vr)"
-    P.ge = P.gi = 0 * mV
-    we = (60 * 0.27 / 10) * mV
-    wi = (-20 * 4.5 / 10) * mV
-    Ce = Synapses(P, P, on_pre="ge += we")
-    Ci = Synapses(P, P, on_pre="gi += wi")
-    Ce.connect("i<3200", p=0.02)
-    Ci.connect("i>=3200", p=0.02)
+def network_rate(build, n=4000, duration=1 * second):
+    P, pathways = build(n)
     M = SpikeMonitor(P)
-    Network(P, Ce, Ci, M).run(duration)
+    Network(P, pathways, M).run(duration)
     return dict(rate=np.array([M.num_spikes / n / float(duration)]))
 
 
-def cobahh(n=4000, duration=1 * second):
-    # Brian2's examples/COBAHH.py (Brette et al. 2007)
-    from models import COBAHH_EQS, COBAHH_NAMESPACE
-    ns = dict(COBAHH_NAMESPACE)
-    P = NeuronGroup(n, model=COBAHH_EQS, threshold="v>-20*mV", refractory=3 * ms,
-                    method="exponential_euler", namespace=ns)
-    P.v = "El + (randn() * 5 - 5)*mV"
-    P.ge = "(randn() * 1.5 + 4) * 10.*nS"
-    P.gi = "(randn() * 12 + 20) * 10.*nS"
-    Ce = Synapses(P, P, on_pre="ge+=we", namespace=ns)
-    Ci = Synapses(P, P, on_pre="gi+=wi", namespace=ns)
-    Ce.connect("i<3200", p=0.02)
-    Ci.connect("i>=3200", p=0.02)
-    M = SpikeMonitor(P)
-    Network(P, Ce, Ci, M).run(duration)
-    return dict(rate=np.array([M.num_spikes / n / float(duration)]))
+def cuba():
+    # Brian2's examples/CUBA.py (benches/models.py)
+    from models import cuba_network
+    return network_rate(cuba_network)
+
+
+def cobahh():
+    # Brian2's examples/COBAHH.py (Brette et al. 2007; benches/models.py)
+    from models import cobahh_network
+    return network_rate(cobahh_network)
 
 
 _numpy_rates = {}
