@@ -10,10 +10,10 @@ use crate::ir::{BinaryOp, CmpOp, Func, Index, Type, UnaryOp, Value};
 use crate::rng::Stream;
 
 /// Elements per block: large enough to amortise dispatch, small enough for L1/L2.
-pub const BLOCK: usize = 256;
+pub const BLOCK: usize = 1024;
 
 /// Element-instructions below which a kernel runs on the calling thread.
-const PARALLEL_WORK: usize = 1 << 20;
+const PARALLEL_WORK: usize = 1 << 18;
 
 /// One register's storage.
 #[derive(Debug, Clone, Default)]
@@ -51,8 +51,6 @@ impl Buf {
 
 pub trait Elem: Copy + Default + Send + Sync + 'static {
     fn get(b: &Buf) -> &Vec<Self>;
-    fn take(b: &mut Buf) -> Vec<Self>;
-    fn wrap(v: Vec<Self>) -> Buf;
 }
 
 macro_rules! elem {
@@ -64,17 +62,6 @@ macro_rules! elem {
                     Buf::$v(v) => v,
                     other => unreachable!("register holds {:?}", std::mem::discriminant(other)),
                 }
-            }
-            #[inline]
-            fn take(b: &mut Buf) -> Vec<Self> {
-                match std::mem::take(b) {
-                    Buf::$v(v) => v,
-                    _ => unreachable!("register type mismatch"),
-                }
-            }
-            #[inline]
-            fn wrap(v: Vec<Self>) -> Buf {
-                Buf::$v(v)
             }
         }
     };
@@ -163,6 +150,53 @@ fn get<T: Copy>(s: &Src<T>, i: usize) -> T {
     match s {
         Src::S(v) => *v,
         Src::V(v) => v[i],
+    }
+}
+
+/// `d[k] = c[k] ? a[k] : b[k]`, written so that the vector cases compile to blends.
+#[inline(always)]
+fn select<T: Copy>(d: &mut [T], c: Src<bool>, a: Src<T>, b: Src<T>) {
+    match (c, a, b) {
+        (Src::S(c), a, b) => map1(d, if c { a } else { b }, |x| x),
+        (Src::V(c), Src::V(a), Src::V(b)) => {
+            for (((o, &c), &x), &y) in d.iter_mut().zip(c).zip(a).zip(b) {
+                *o = if c { x } else { y };
+            }
+        }
+        (Src::V(c), Src::V(a), Src::S(y)) => {
+            for ((o, &c), &x) in d.iter_mut().zip(c).zip(a) {
+                *o = if c { x } else { y };
+            }
+        }
+        (Src::V(c), Src::S(x), Src::V(b)) => {
+            for ((o, &c), &y) in d.iter_mut().zip(c).zip(b) {
+                *o = if c { x } else { y };
+            }
+        }
+        (Src::V(c), Src::S(x), Src::S(y)) => {
+            for (o, &c) in d.iter_mut().zip(c) {
+                *o = if c { x } else { y };
+            }
+        }
+    }
+}
+
+/// `d[k] = c[k] ? s[k] : d[k]`
+#[inline(always)]
+fn merge<T: Copy>(d: &mut [T], c: Src<bool>, s: Src<T>) {
+    match (c, s) {
+        (Src::S(false), _) => {}
+        (Src::S(true), s) => map1(d, s, |x| x),
+        (Src::V(c), Src::V(s)) => {
+            for ((o, &c), &x) in d.iter_mut().zip(c).zip(s) {
+                *o = if c { x } else { *o };
+            }
+        }
+        (Src::V(c), Src::S(x)) => {
+            for (o, &c) in d.iter_mut().zip(c) {
+                *o = if c { x } else { *o };
+            }
+        }
     }
 }
 
@@ -760,6 +794,61 @@ fn run_instr(
             store(arr, buf, uniform, &idx);
             Ok(())
         }
+        Instr::StoreIf { var, src, cond, at } => {
+            let arr = &ctx.arrays[*var];
+            let regs = Regs {
+                prog,
+                loc: &*loc,
+                uni,
+                prologue,
+                n,
+            };
+            let c = regs.src::<bool>(*cond);
+            // Where each position stores: contiguous from a base, or listed.
+            let (base, idx) = match at {
+                Place::Elem if ctx.list.is_none() && start + n <= arr.len => (start, None),
+                Place::Elem => (0, Some(elem_indices(ctx, start, n, arr.len, *var)?)),
+                _ => unreachable!("masked stores are formed for element stores only"),
+            };
+            macro_rules! put {
+                ($t:ty, $s:ty, $conv:expr) => {{
+                    let s = regs.src::<$s>(*src);
+                    let d = unsafe { arr.slice::<$t>() };
+                    match (&idx, &c) {
+                        // Contiguous: runs of 16 with no element selected are skipped,
+                        // the others blended (branch-free whether few or most are set).
+                        (None, Src::V(cv)) => {
+                            let d = &mut d[base..base + n];
+                            for (j, (dc, cc)) in d.chunks_mut(16).zip(cv.chunks(16)).enumerate() {
+                                if !cc.iter().any(|&x| x) {
+                                    continue;
+                                }
+                                for (k, (o, &on)) in dc.iter_mut().zip(cc).enumerate() {
+                                    let x = $conv(get(&s, j * 16 + k));
+                                    *o = if on { x } else { *o };
+                                }
+                            }
+                        }
+                        _ => {
+                            for k in 0..n {
+                                if get(&c, k) {
+                                    let i = idx.as_ref().map_or(base + k, |idx| idx[k]);
+                                    d[i] = $conv(get(&s, k));
+                                }
+                            }
+                        }
+                    }
+                }};
+            }
+            match arr.ty {
+                Type::Bool => put!(u8, bool, |x: bool| x as u8),
+                Type::I32 => put!(i32, i32, |x| x),
+                Type::I64 => put!(i64, i64, |x| x),
+                Type::F32 => put!(f32, f32, |x| x),
+                Type::F64 => put!(f64, f64, |x| x),
+            }
+            Ok(())
+        }
         Instr::Copy { dst, src } => {
             if dst == src {
                 return Ok(());
@@ -774,24 +863,13 @@ fn run_instr(
             let ty = prog.regs[*dst as usize].ty;
             with_dst!(*dst, |d, regs| {
                 let c = regs.src::<bool>(*cond);
-                macro_rules! sel {
-                    ($t:ty) => {{
-                        let s = regs.src::<$t>(*src);
-                        let mut v = <$t>::take(&mut d);
-                        for (k, o) in v[..n].iter_mut().enumerate() {
-                            if get(&c, k) {
-                                *o = get(&s, k);
-                            }
-                        }
-                        d = <$t>::wrap(v);
-                    }};
-                }
-                match ty {
-                    Type::Bool => sel!(bool),
-                    Type::I32 => sel!(i32),
-                    Type::I64 => sel!(i64),
-                    Type::F32 => sel!(f32),
-                    Type::F64 => sel!(f64),
+                match (ty, &mut d) {
+                    (Type::Bool, Buf::B(v)) => merge(&mut v[..n], c, regs.src::<bool>(*src)),
+                    (Type::I32, Buf::I32(v)) => merge(&mut v[..n], c, regs.src::<i32>(*src)),
+                    (Type::I64, Buf::I64(v)) => merge(&mut v[..n], c, regs.src::<i64>(*src)),
+                    (Type::F32, Buf::F32(v)) => merge(&mut v[..n], c, regs.src::<f32>(*src)),
+                    (Type::F64, Buf::F64(v)) => merge(&mut v[..n], c, regs.src::<f64>(*src)),
+                    _ => unreachable!("conditional copy type mismatch"),
                 }
                 Ok(())
             })
@@ -1046,10 +1124,7 @@ fn call(
             macro_rules! pick {
                 ($t:ty) => {{
                     let (a, b) = (regs.src::<$t>(args[1]), regs.src::<$t>(args[2]));
-                    let v = <$t>::take_mut(d);
-                    for (k, o) in v[..n].iter_mut().enumerate() {
-                        *o = if get(&c, k) { get(&a, k) } else { get(&b, k) };
-                    }
+                    select(&mut <$t>::take_mut(d)[..n], c, a, b);
                 }};
             }
             match d {

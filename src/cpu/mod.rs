@@ -3,6 +3,7 @@
 
 mod exec;
 pub mod math;
+mod optimise;
 mod program;
 
 pub use exec::{BLOCK, RawArray};

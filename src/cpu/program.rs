@@ -42,6 +42,13 @@ pub enum Instr {
         src: Reg,
         at: Place,
     },
+    /// `var[at] = src` where `cond` holds (other elements keep their value).
+    StoreIf {
+        var: usize,
+        src: Reg,
+        cond: Reg,
+        at: Place,
+    },
     /// `var[index] += src` for each element in order (where `cond` holds): a pure
     /// accumulation onto repeated targets, numpy's `add.at` and the serial loop alike.
     Accumulate {
@@ -283,18 +290,22 @@ impl Builder<'_> {
 /// Compile a kernel for the interpreter, with its accumulating variant where it has one.
 pub fn compile(k: &Kernel) -> Result<Program, CpuError> {
     let mut p = compile_with(k, &[])?;
+    super::optimise::optimise(&mut p);
     if let crate::ir::Parallel::Atomic(vars) = crate::ir::parallel(k, &[])
         && vars
             .iter()
             .all(|&v| matches!(k.vars[v].index, Index::Var(_)))
     {
-        p.accumulating = Some(Box::new(compile_with(k, &vars)?));
+        let mut acc = compile_with(k, &vars)?;
+        super::optimise::optimise(&mut acc);
+        p.accumulating = Some(Box::new(acc));
     }
     Ok(p)
 }
 
 /// `accumulate`: variables whose statements (all `x = x ± e`) become ordered scatter-adds.
-fn compile_with(k: &Kernel, accumulate: &[usize]) -> Result<Program, CpuError> {
+/// The program as lowered, before `optimise`.
+pub(crate) fn compile_with(k: &Kernel, accumulate: &[usize]) -> Result<Program, CpuError> {
     let mut b = Builder {
         k,
         regs: Vec::new(),
