@@ -1,7 +1,8 @@
-"""Interpreter cost per element for CUBA's neuron kernels (state update, threshold with its
-refractory bookkeeping), at N elements: ns per element and per body instruction.
+"""Interpreter cost per element for the neuron kernels of CUBA or COBAHH (state update,
+threshold with its refractory bookkeeping), at N elements: ns per element and per body
+instruction.
 
-Rerun: ``.venv/bin/python benches/interp_micro.py [N] [reps]``. A tuning aid for
+Rerun: ``.venv/bin/python benches/interp_micro.py [N] [reps] [cuba|cobahh] [--program]``. A tuning aid for
 ``src/cpu``; the end-to-end comparison is ``benches/networks.py``.
 """
 import sys
@@ -11,11 +12,11 @@ import numpy as np
 from brian2 import Network, ms
 
 sys.path.insert(0, __import__("os").path.dirname(__file__))
-from models import cuba_network  # noqa: E402
+from models import cuba_network, cobahh_network  # noqa: E402
 from brian2wgpu import _engine  # noqa: E402
 
 
-def kernels():
+def kernels(model="cuba"):
     """CUBA's neuron kernels as the device compiles them (specs captured on the way)."""
     import brian2wgpu  # noqa: F401
     from brian2 import set_device, prefs
@@ -29,7 +30,7 @@ def kernels():
         specs[name] = real(name, *a, **kw)
         return specs[name]
     dev.kernel_spec = capture
-    P, pw = cuba_network(4000)
+    P, pw = (cobahh_network if model == "cobahh" else cuba_network)(4000)
     Network(P, *pw).run(0.1 * ms)
     dev.kernel_spec = real
     return [(name, _engine.compile(spec, False)) for name, spec in specs.items()
@@ -37,10 +38,14 @@ def kernels():
 
 
 def main():
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 40000
-    reps = int(sys.argv[2]) if len(sys.argv) > 2 else 500
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    n = int(args[0]) if len(args) > 0 else 40000
+    reps = int(args[1]) if len(args) > 1 else 500
+    model = args[2] if len(args) > 2 else "cuba"
     rng = np.random.default_rng(1)
-    for name, ck in kernels():
+    for name, ck in kernels(model):
+        if "--program" in sys.argv:
+            print(f"# {name}\n{ck.program_text}")
         arrays = {}
         for v in ck.variables:
             arrays[v] = None

@@ -106,10 +106,11 @@ fn b2m_isnan(x: f64) -> bool {
     return (bitcast<u32>(f32(x)) & 0x7fffffffu) > 0x7f800000u;
 }
 
-// Also on the f32 bits, after scaling every finite double into f32 range, so that no
-// "infinities do not occur" assumption can fold it.
+// A comparison with DBL_MAX, not a test of scaled bits: Mesa reassociates a caller's
+// product into a scaling ((2 * z) * 2^-1000 -> z * 2^-999) and an overflowed argument
+// then reads as finite, while the comparison stays true under that algebra.
 fn b2m_isinf(x: f64) -> bool {
-    return (bitcast<u32>(f32(x * 0x1p-1000lf)) & 0x7fffffffu) == 0x7f800000u;
+    return abs(x) > 0x1.fffffffffffffp+1023lf;
 }
 
 fn b2m_inf() -> f64 {

@@ -205,10 +205,14 @@ pub trait FloatOps: Elem + PartialOrd + std::ops::Add<Output = Self> {
     fn binop(op: BinaryOp) -> fn(Self, Self) -> Self;
     fn func(f: Func) -> Option<fn(Self) -> Self>;
     fn clip(x: Self, lo: Self, hi: Self) -> Self;
+    /// `y` as an exponent that [`FloatOps::powi_block`] takes.
+    fn small_int(y: Self) -> Option<i32>;
+    fn powi_block(d: &mut [Self], x: &[Self], k: i32);
 }
 
 macro_rules! float_ops {
-    ($t:ty, $floordiv:path, $mod:path, $sign:path, $exprel:path, $clip:path, $toi:path) => {
+    ($t:ty, $floordiv:path, $mod:path, $sign:path, $exprel:path, $clip:path, $toi:path,
+     $powi:path, $powi_ok:expr) => {
         impl FloatOps for $t {
             #[inline(always)]
             fn binop(op: BinaryOp) -> fn($t, $t) -> $t {
@@ -252,6 +256,13 @@ macro_rules! float_ops {
             fn clip(x: $t, lo: $t, hi: $t) -> $t {
                 $clip(x, lo, hi)
             }
+            fn small_int(y: $t) -> Option<i32> {
+                let ok = $powi_ok && y.fract() == 0.0 && (2.0..=math::POWI_MAX as $t).contains(&y);
+                ok.then_some(y as i32)
+            }
+            fn powi_block(d: &mut [$t], x: &[$t], k: i32) {
+                $powi(d, x, k)
+            }
         }
     };
 }
@@ -262,7 +273,9 @@ float_ops!(
     math::sign_f64,
     math::exprel_f64,
     math::clip_f64,
-    math::int_f64
+    math::int_f64,
+    math::powi_block,
+    true
 );
 float_ops!(
     f32,
@@ -271,7 +284,10 @@ float_ops!(
     math::sign_f32,
     math::exprel_f32,
     math::clip_f32,
-    math::int_f32
+    math::int_f32,
+    math::powi_block_f32,
+    // f32 powers stay with powf: rounding an f64 power to f32 could round twice.
+    false
 );
 
 pub trait IntOps: Elem + Ord {
@@ -923,6 +939,15 @@ fn copy_generic(d: &mut Buf, regs: &Regs, src: Reg, ty: Type) {
     }
 }
 
+/// `x ** k` with a per-element base and a uniform integer exponent `2..=POWI_MAX`
+/// (`m**3`, `n**4` in Hodgkin-Huxley models): the exponent, if so.
+fn small_power<T: FloatOps>(a: &Src<T>, b: &Src<T>) -> Option<i32> {
+    match (a, b) {
+        (Src::V(_), Src::S(y)) => T::small_int(*y),
+        _ => None,
+    }
+}
+
 fn binary(op: BinaryOp, ty: Type, d: &mut Buf, regs: &Regs, a: Reg, b: Reg) {
     let n = regs.n;
     macro_rules! float_op {
@@ -934,6 +959,12 @@ fn binary(op: BinaryOp, ty: Type, d: &mut Buf, regs: &Regs, a: Reg, b: Reg) {
                 (BinaryOp::Sub, d) => map2(&mut <$t>::take_mut(d)[..n], sa, sb, |x, y| x - y),
                 (BinaryOp::Mul, d) => map2(&mut <$t>::take_mut(d)[..n], sa, sb, |x, y| x * y),
                 (BinaryOp::Div, d) => map2(&mut <$t>::take_mut(d)[..n], sa, sb, |x, y| x / y),
+                (BinaryOp::Pow, d) if small_power(&sa, &sb).is_some() => {
+                    let (Src::V(x), Some(k)) = (&sa, small_power(&sa, &sb)) else {
+                        unreachable!()
+                    };
+                    <$t as FloatOps>::powi_block(&mut <$t>::take_mut(d)[..n], x, k)
+                }
                 (op, d) => map2(
                     &mut <$t>::take_mut(d)[..n],
                     sa,

@@ -5,6 +5,7 @@
 
 mod adapter;
 mod kernel;
+pub mod spirv;
 
 pub use adapter::{AdapterReport, list_adapters, pick_adapter};
 pub use kernel::{check_features, grid, run_kernel};
@@ -63,6 +64,7 @@ pub fn wanted_features() -> wgpu::Features {
         | wgpu::Features::SHADER_INT64
         | wgpu::Features::SHADER_FLOAT32_ATOMIC
         | wgpu::Features::SHADER_INT64_ATOMIC_ALL_OPS
+        | wgpu::Features::PASSTHROUGH_SHADERS
 }
 
 impl GpuContext {
@@ -139,6 +141,7 @@ impl GpuContext {
 
     /// Compile (or fetch from the cache) a compute pipeline for `wgsl`'s `entry`.
     /// The layout is derived from the shader, so bind group 0 holds its bindings.
+    /// On Vulkan the module goes to the driver as IEEE-exact SPIR-V (see [`spirv`]).
     pub fn pipeline(
         &self,
         label: &str,
@@ -153,23 +156,36 @@ impl GpuContext {
         if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
             return Ok(p.clone());
         }
+        let exact = if self.exact_math() {
+            let m =
+                spirv::exact_module(wgsl, entry, (1, 3)).map_err(|message| GpuError::Shader {
+                    label: label.into(),
+                    message,
+                })?;
+            Some(m)
+        } else {
+            None
+        };
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = self
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(label),
-                source: wgpu::ShaderSource::Wgsl(wgsl.into()),
-            });
-        let pipeline = self
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(label),
-                layout: None,
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: Default::default(),
-                cache: None,
-            });
+        let pipeline = if let Some(m) = exact {
+            self.exact_pipeline(label, entry, m)
+        } else {
+            let module = self
+                .device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(label),
+                    source: wgpu::ShaderSource::Wgsl(wgsl.into()),
+                });
+            self.device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(label),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
+        };
         if let Some(err) = pollster::block_on(scope.pop()) {
             return Err(GpuError::Shader {
                 label: label.into(),
@@ -179,6 +195,66 @@ impl GpuContext {
         let p = Arc::new(pipeline);
         self.pipelines.lock().unwrap().insert(key, p.clone());
         Ok(p)
+    }
+
+    /// Whether pipelines keep IEEE NaN/inf/signed-zero semantics (see [`spirv`]): on
+    /// Vulkan with passthrough shaders, unless `BRIAN2WGPU_FAST_MATH=1` asks for the
+    /// driver's default (WGSL's "no NaN or inf" licence).
+    pub fn exact_math(&self) -> bool {
+        self.info.backend == wgpu::Backend::Vulkan
+            && self.features.contains(wgpu::Features::PASSTHROUGH_SHADERS)
+            && std::env::var("BRIAN2WGPU_FAST_MATH").map_or(true, |v| v != "1")
+    }
+
+    fn exact_pipeline(
+        &self,
+        label: &str,
+        entry: &str,
+        m: spirv::ExactModule,
+    ) -> wgpu::ComputePipeline {
+        let (x, y, z) = (
+            m.workgroup_size[0],
+            m.workgroup_size[1],
+            m.workgroup_size[2],
+        );
+        // SAFETY: the words come from naga's SPIR-V writer for a module naga validated;
+        // the pass in `spirv` only adds decorations.
+        let module = unsafe {
+            self.device
+                .create_shader_module_passthrough(wgpu::ShaderModuleDescriptorPassthrough {
+                    label: Some(label),
+                    entry_points: std::borrow::Cow::Owned(vec![
+                        wgpu::PassthroughShaderEntryPoint {
+                            name: entry.into(),
+                            workgroup_size: (x, y, z),
+                        },
+                    ]),
+                    spirv: Some(std::borrow::Cow::Owned(m.words)),
+                    ..Default::default()
+                })
+        };
+        let group = self
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(label),
+                entries: &m.layout,
+            });
+        let layout = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(label),
+                bind_group_layouts: &[Some(&group)],
+                immediate_size: 0,
+            });
+        self.device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(label),
+                layout: Some(&layout),
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            })
     }
 
     /// Create a storage buffer initialised with `data` (at least 4 bytes, padded to 4).

@@ -185,7 +185,9 @@ pub fn source(h: Helper) -> String {
     if (b2_isnan_{ty}(x)) {{ return x; }}
     if (x > 0.0{s}) {{ return 1.0{s}; }}
     if (x < 0.0{s}) {{ return -1.0{s}; }}
-    return 0.0{s};
+    // +0 for -0 too, as numpy; `abs` keeps Mesa from turning the branches into fsign,
+    // which returns -0.
+    return abs(x);
 }}\n"
                 )
             } else {
