@@ -341,8 +341,48 @@ fn gpu_matches_numpy() {
     ids.sort();
     ids.dedup();
     println!("gpu: mismatching cases {ids:?}");
-    let bad: Vec<String> = bad.into_iter().map(|(_, m)| m).collect();
+    // Cases that hit a known driver fold (see the file), excused on that driver only.
+    let known = known_gpu_mismatches(&ctx.info.name);
+    let excused: Vec<i64> = ids
+        .iter()
+        .copied()
+        .filter(|id| known.contains(id))
+        .collect();
+    let fixed: Vec<i64> = known
+        .iter()
+        .copied()
+        .filter(|id| !ids.contains(id) && cases.iter().any(|c| c.id == *id))
+        .collect();
+    println!(
+        "gpu: {} known driver folds excused {excused:?}; listed but now agreeing: {fixed:?}",
+        excused.len()
+    );
+    let bad: Vec<String> = bad
+        .into_iter()
+        .filter(|(id, _)| !known.contains(id))
+        .map(|(_, m)| m)
+        .collect();
     report("gpu", cases.len(), &bad);
+}
+
+/// Case ids of `tests/data/gpu_diff_known.json` when the adapter's name contains the
+/// driver named there.
+fn known_gpu_mismatches(adapter: &str) -> Vec<i64> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/gpu_diff_known.json"
+    );
+    let j: J = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let driver = j["adapter_contains"].as_str().unwrap();
+    if !adapter.to_lowercase().contains(&driver.to_lowercase()) {
+        return Vec::new();
+    }
+    j["cases"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.parse().unwrap())
+        .collect()
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
