@@ -46,9 +46,6 @@ def main():
     for name, ck in kernels(model):
         if "--program" in sys.argv:
             print(f"# {name}\n{ck.program_text}")
-        arrays = {}
-        for v in ck.variables:
-            arrays[v] = None
         spec_arrays = {}
         body = ck.program_text.split("# body\n")[1].split("# epilogue")[0].strip().splitlines()
         for v in ck.variables:

@@ -212,7 +212,7 @@ pub trait FloatOps: Elem + PartialOrd + std::ops::Add<Output = Self> {
 
 macro_rules! float_ops {
     ($t:ty, $floordiv:path, $mod:path, $sign:path, $exprel:path, $clip:path, $toi:path,
-     $powi:path, $powi_ok:expr) => {
+     $powi:path) => {
         impl FloatOps for $t {
             #[inline(always)]
             fn binop(op: BinaryOp) -> fn($t, $t) -> $t {
@@ -257,7 +257,7 @@ macro_rules! float_ops {
                 $clip(x, lo, hi)
             }
             fn small_int(y: $t) -> Option<i32> {
-                let ok = $powi_ok && y.fract() == 0.0 && (2.0..=math::POWI_MAX as $t).contains(&y);
+                let ok = y.fract() == 0.0 && (2.0..=math::POWI_MAX as $t).contains(&y);
                 ok.then_some(y as i32)
             }
             fn powi_block(d: &mut [$t], x: &[$t], k: i32) {
@@ -274,8 +274,7 @@ float_ops!(
     math::exprel_f64,
     math::clip_f64,
     math::int_f64,
-    math::powi_block,
-    true
+    math::powi_block
 );
 float_ops!(
     f32,
@@ -285,9 +284,7 @@ float_ops!(
     math::exprel_f32,
     math::clip_f32,
     math::int_f32,
-    math::powi_block_f32,
-    // f32 powers stay with powf: rounding an f64 power to f32 could round twice.
-    false
+    math::powi_block_f32
 );
 
 pub trait IntOps: Elem + Ord {
@@ -643,18 +640,24 @@ fn run_instr(
     n: usize,
 ) -> Result<(), CpuError> {
     let prog = ctx.prog;
+    // The register view of the current file (the destination, if any, taken out).
+    macro_rules! regs {
+        () => {
+            Regs {
+                prog,
+                loc: &*loc,
+                uni,
+                prologue,
+                n,
+            }
+        };
+    }
     macro_rules! with_dst {
         ($dst:expr, |$d:ident, $regs:ident| $body:expr) => {{
             let dst = $dst as usize;
             let mut $d = std::mem::take(&mut loc[dst]);
             let res = {
-                let $regs = Regs {
-                    prog,
-                    loc: &*loc,
-                    uni,
-                    prologue,
-                    n,
-                };
+                let $regs = regs!();
                 $body
             };
             loc[dst] = $d;
@@ -734,13 +737,7 @@ fn run_instr(
             cond,
         } => {
             let arr = &ctx.arrays[*var];
-            let regs = Regs {
-                prog,
-                loc: &*loc,
-                uni,
-                prologue,
-                n,
-            };
+            let regs = regs!();
             let idx = index_values(&regs, *index, arr.len, &format!("#{var}"))?;
             let c = cond.map(|c| regs.src::<bool>(c));
             let on = |k: usize| c.as_ref().is_none_or(|c| get(c, k));
@@ -768,13 +765,7 @@ fn run_instr(
         }
         Instr::Store { var, src, at } => {
             let arr = &ctx.arrays[*var];
-            let regs = Regs {
-                prog,
-                loc: &*loc,
-                uni,
-                prologue,
-                n,
-            };
+            let regs = regs!();
             let uniform = !prologue && prog.regs[*src as usize].uniform;
             let buf = if uniform {
                 &uni[*src as usize]
@@ -812,13 +803,7 @@ fn run_instr(
         }
         Instr::StoreIf { var, src, cond, at } => {
             let arr = &ctx.arrays[*var];
-            let regs = Regs {
-                prog,
-                loc: &*loc,
-                uni,
-                prologue,
-                n,
-            };
+            let regs = regs!();
             let c = regs.src::<bool>(*cond);
             // Where each position stores: contiguous from a base, or listed.
             let (base, idx) = match at {
@@ -940,10 +925,10 @@ fn copy_generic(d: &mut Buf, regs: &Regs, src: Reg, ty: Type) {
 }
 
 /// `x ** k` with a per-element base and a uniform integer exponent `2..=POWI_MAX`
-/// (`m**3`, `n**4` in Hodgkin-Huxley models): the exponent, if so.
-fn small_power<T: FloatOps>(a: &Src<T>, b: &Src<T>) -> Option<i32> {
+/// (`m**3`, `n**4` in Hodgkin-Huxley models): the bases and the exponent, if so.
+fn small_power<'a, T: FloatOps>(a: &Src<'a, T>, b: &Src<T>) -> Option<(&'a [T], i32)> {
     match (a, b) {
-        (Src::V(_), Src::S(y)) => T::small_int(*y),
+        (Src::V(x), Src::S(y)) => T::small_int(*y).map(|k| (*x, k)),
         _ => None,
     }
 }
@@ -953,18 +938,17 @@ fn binary(op: BinaryOp, ty: Type, d: &mut Buf, regs: &Regs, a: Reg, b: Reg) {
     macro_rules! float_op {
         ($t:ty) => {{
             let (sa, sb) = (regs.src::<$t>(a), regs.src::<$t>(b));
+            if matches!(op, BinaryOp::Pow)
+                && let Some((x, k)) = small_power(&sa, &sb)
+            {
+                return <$t as FloatOps>::powi_block(&mut <$t>::take_mut(d)[..n], x, k);
+            }
             match (op, d) {
                 (BinaryOp::Cmp(c), Buf::B(d)) => cmp(c, &mut d[..n], sa, sb),
                 (BinaryOp::Add, d) => map2(&mut <$t>::take_mut(d)[..n], sa, sb, |x, y| x + y),
                 (BinaryOp::Sub, d) => map2(&mut <$t>::take_mut(d)[..n], sa, sb, |x, y| x - y),
                 (BinaryOp::Mul, d) => map2(&mut <$t>::take_mut(d)[..n], sa, sb, |x, y| x * y),
                 (BinaryOp::Div, d) => map2(&mut <$t>::take_mut(d)[..n], sa, sb, |x, y| x / y),
-                (BinaryOp::Pow, d) if small_power(&sa, &sb).is_some() => {
-                    let (Src::V(x), Some(k)) = (&sa, small_power(&sa, &sb)) else {
-                        unreachable!()
-                    };
-                    <$t as FloatOps>::powi_block(&mut <$t>::take_mut(d)[..n], x, k)
-                }
                 (op, d) => map2(
                     &mut <$t>::take_mut(d)[..n],
                     sa,

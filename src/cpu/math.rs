@@ -213,7 +213,7 @@ pub fn timestep(t: f64, dt: f64) -> i64 {
     if inside { x as i64 } else { i64::MIN }
 }
 
-/// f32 powers are never taken through [`powi_block`] (see `small_int`).
+/// f32 integer powers stay with `powf`: rounding an f64 power to f32 could round twice.
 pub fn powi_block_f32(d: &mut [f32], x: &[f32], n: i32) {
     for (o, &b) in d.iter_mut().zip(x) {
         *o = b.powf(n as f32);

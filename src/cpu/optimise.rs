@@ -5,121 +5,87 @@
 
 use super::program::{Instr, Place, Program, Reg};
 
-/// Registers an instruction reads (a conditional copy reads its destination too).
-pub(crate) fn reads(i: &Instr) -> Vec<Reg> {
-    let at = |p: &Place| match p {
-        Place::At(r) => vec![*r],
-        _ => vec![],
-    };
-    match i {
-        Instr::Const { .. } | Instr::Index { .. } => vec![],
-        Instr::Load { at: p, .. } => at(p),
-        Instr::Store { src, at: p, .. } => [vec![*src], at(p)].concat(),
-        Instr::StoreIf {
-            src, cond, at: p, ..
-        } => [vec![*src, *cond], at(p)].concat(),
-        Instr::Accumulate {
-            src, index, cond, ..
-        } => [vec![*src, *index], cond.iter().copied().collect()].concat(),
-        Instr::Copy { src, .. } => vec![*src],
-        Instr::CondCopy { dst, src, cond } => vec![*dst, *src, *cond],
-        Instr::Unary { a, .. } | Instr::Cast { a, .. } => vec![*a],
-        Instr::Binary { a, b, .. } => vec![*a, *b],
-        Instr::Call { args, .. } => args.clone(),
-    }
-}
-
-/// The register an instruction writes.
-pub(crate) fn dst(i: &Instr) -> Option<Reg> {
-    match i {
-        Instr::Const { dst, .. }
-        | Instr::Index { dst }
-        | Instr::Load { dst, .. }
-        | Instr::Copy { dst, .. }
-        | Instr::CondCopy { dst, .. }
-        | Instr::Unary { dst, .. }
-        | Instr::Binary { dst, .. }
-        | Instr::Call { dst, .. }
-        | Instr::Cast { dst, .. } => Some(*dst),
-        Instr::Store { .. } | Instr::StoreIf { .. } | Instr::Accumulate { .. } => None,
-    }
-}
-
-fn set_dst(i: &mut Instr, r: Reg) {
-    match i {
-        Instr::Const { dst, .. }
-        | Instr::Index { dst }
-        | Instr::Load { dst, .. }
-        | Instr::Copy { dst, .. }
-        | Instr::CondCopy { dst, .. }
-        | Instr::Unary { dst, .. }
-        | Instr::Binary { dst, .. }
-        | Instr::Call { dst, .. }
-        | Instr::Cast { dst, .. } => *dst = r,
-        _ => unreachable!("instruction without a destination"),
-    }
-}
-
-/// Replace reads of `from` by `to` (not the destination read of a conditional copy).
-fn rename_reads(i: &mut Instr, from: Reg, to: Reg) {
-    let sub = |r: &mut Reg| {
-        if *r == from {
-            *r = to
-        }
-    };
-    let sub_at = |p: &mut Place| {
-        if let Place::At(r) = p
-            && *r == from
-        {
-            *r = to
+/// Visit every register an instruction reads as an operand, mutably. A conditional
+/// copy's read of its own destination is not an operand: see [`reads`].
+fn operands_mut(i: &mut Instr, mut f: impl FnMut(&mut Reg)) {
+    let at = |p: &mut Place, f: &mut dyn FnMut(&mut Reg)| {
+        if let Place::At(r) = p {
+            f(r)
         }
     };
     match i {
         Instr::Const { .. } | Instr::Index { .. } => {}
-        Instr::Load { at, .. } => sub_at(at),
-        Instr::Store { src, at, .. } => {
-            sub(src);
-            sub_at(at)
+        Instr::Load { at: p, .. } => at(p, &mut f),
+        Instr::Store { src, at: p, .. } => {
+            f(src);
+            at(p, &mut f)
         }
-        Instr::StoreIf { src, cond, at, .. } => {
-            sub(src);
-            sub(cond);
-            sub_at(at)
+        Instr::StoreIf {
+            src, cond, at: p, ..
+        } => {
+            f(src);
+            f(cond);
+            at(p, &mut f)
         }
         Instr::Accumulate {
             src, index, cond, ..
         } => {
-            sub(src);
-            sub(index);
+            f(src);
+            f(index);
             if let Some(c) = cond {
-                sub(c)
+                f(c)
             }
         }
-        Instr::Copy { src, .. } => sub(src),
+        Instr::Copy { src, .. } => f(src),
         Instr::CondCopy { src, cond, .. } => {
-            sub(src);
-            sub(cond)
+            f(src);
+            f(cond)
         }
-        Instr::Unary { a, .. } | Instr::Cast { a, .. } => sub(a),
+        Instr::Unary { a, .. } | Instr::Cast { a, .. } => f(a),
         Instr::Binary { a, b, .. } => {
-            sub(a);
-            sub(b)
+            f(a);
+            f(b)
         }
-        Instr::Call { args, .. } => args.iter_mut().for_each(sub),
+        Instr::Call { args, .. } => args.iter_mut().for_each(f),
     }
+}
+
+/// Registers an instruction reads (a conditional copy reads its destination too).
+pub(crate) fn reads(i: &Instr) -> Vec<Reg> {
+    let mut out = Vec::new();
+    operands_mut(&mut i.clone(), |r| out.push(*r));
+    if let Instr::CondCopy { dst, .. } = i {
+        out.push(*dst);
+    }
+    out
+}
+
+/// The register an instruction writes.
+fn dst_mut(i: &mut Instr) -> Option<&mut Reg> {
+    match i {
+        Instr::Const { dst, .. }
+        | Instr::Index { dst }
+        | Instr::Load { dst, .. }
+        | Instr::Copy { dst, .. }
+        | Instr::CondCopy { dst, .. }
+        | Instr::Unary { dst, .. }
+        | Instr::Binary { dst, .. }
+        | Instr::Call { dst, .. }
+        | Instr::Cast { dst, .. } => Some(dst),
+        Instr::Store { .. } | Instr::StoreIf { .. } | Instr::Accumulate { .. } => None,
+    }
+}
+
+pub(crate) fn dst(i: &Instr) -> Option<Reg> {
+    dst_mut(&mut i.clone()).copied()
 }
 
 /// Run the passes on the body of `p`.
 pub(crate) fn optimise(p: &mut Program) {
     let local = |r: Reg| !p.regs[r as usize].uniform;
     let body = std::mem::take(&mut p.body);
-    let mut body = propagate_copies(body, &local);
-    for _ in 0..2 {
-        body = remove_dead(body);
-        body = coalesce(body, p);
-    }
-    body = masked_stores(body);
-    let body = remove_dead(body);
+    let body = remove_dead(propagate_copies(body, &local));
+    let body = remove_dead(masked_stores(body));
     p.body = reuse_registers(body, p);
 }
 
@@ -129,9 +95,11 @@ fn propagate_copies(mut body: Vec<Instr>, local: &impl Fn(Reg) -> bool) -> Vec<I
     // (r, s): r currently equals s.
     let mut same: Vec<(Reg, Reg)> = Vec::new();
     for i in body.iter_mut() {
-        for &(r, s) in &same {
-            rename_reads(i, r, s);
-        }
+        operands_mut(i, |x| {
+            if let Some(&(_, s)) = same.iter().find(|(r, _)| r == x) {
+                *x = s
+            }
+        });
         if let Some(d) = dst(i) {
             same.retain(|&(r, s)| r != d && s != d);
         }
@@ -164,42 +132,6 @@ fn remove_dead(body: Vec<Instr>) -> Vec<Instr> {
         .zip(keep)
         .filter_map(|(i, k)| k.then_some(i))
         .collect()
-}
-
-/// `t = f(..); ...; r = t` with `t` used nowhere else becomes `r = f(..)`, when nothing
-/// between touches `r` and `f` does not read `r` (an instruction's destination is taken
-/// out of the register file while it runs).
-fn coalesce(mut body: Vec<Instr>, p: &Program) -> Vec<Instr> {
-    let local = |r: Reg| !p.regs[r as usize].uniform;
-    let mut k = 0;
-    while k < body.len() {
-        let Instr::Copy { dst: r, src: t } = body[k] else {
-            k += 1;
-            continue;
-        };
-        let ok_regs =
-            r != t && local(r) && local(t) && p.regs[r as usize].ty == p.regs[t as usize].ty;
-        let defs: Vec<usize> = (0..body.len())
-            .filter(|&j| dst(&body[j]) == Some(t))
-            .collect();
-        let uses = body.iter().filter(|i| reads(i).contains(&t)).count();
-        let def = match defs[..] {
-            [d] if d < k => Some(d),
-            _ => None,
-        };
-        if let (true, Some(d), 1) = (ok_regs, def, uses)
-            && !reads(&body[d]).contains(&r)
-            && body[d + 1..k]
-                .iter()
-                .all(|i| dst(i) != Some(r) && !reads(i).contains(&r))
-        {
-            set_dst(&mut body[d], r);
-            body.remove(k);
-            continue;
-        }
-        k += 1;
-    }
-    body
 }
 
 /// `r = load v; ...; r = cond ? s : r; ...; store v <- r`, where nothing reads `r` after
@@ -280,7 +212,7 @@ fn reuse_registers(mut body: Vec<Instr>, p: &Program) -> Vec<Instr> {
     let mut free: Vec<Reg> = Vec::new();
     let mut busy: Vec<(Reg, usize)> = Vec::new();
     for (k, i) in body.iter_mut().enumerate() {
-        map_reads(i, &map);
+        operands_mut(i, |r| *r = map[*r as usize]);
         // A register read here is still busy: an instruction's destination must differ
         // from its operands.
         busy.retain(|&(phys, until)| {
@@ -301,53 +233,9 @@ fn reuse_registers(mut body: Vec<Instr>, p: &Program) -> Vec<Instr> {
             map[d] = free.swap_remove(pos);
         }
         busy.push((map[d], last_use[d]));
-        set_dst(i, map[d]);
+        *dst_mut(i).unwrap() = map[d];
     }
     body
-}
-
-/// Map every register an instruction reads through `map`.
-fn map_reads(i: &mut Instr, map: &[Reg]) {
-    let m = |r: &mut Reg| *r = map[*r as usize];
-    let m_at = |p: &mut Place| {
-        if let Place::At(r) = p {
-            *r = map[*r as usize]
-        }
-    };
-    match i {
-        Instr::Const { .. } | Instr::Index { .. } => {}
-        Instr::Load { at, .. } => m_at(at),
-        Instr::Store { src, at, .. } => {
-            m(src);
-            m_at(at)
-        }
-        Instr::StoreIf { src, cond, at, .. } => {
-            m(src);
-            m(cond);
-            m_at(at)
-        }
-        Instr::Accumulate {
-            src, index, cond, ..
-        } => {
-            m(src);
-            m(index);
-            if let Some(c) = cond {
-                m(c)
-            }
-        }
-        Instr::Copy { src, .. } => m(src),
-        Instr::CondCopy { dst, src, cond } => {
-            m(dst);
-            m(src);
-            m(cond)
-        }
-        Instr::Unary { a, .. } | Instr::Cast { a, .. } => m(a),
-        Instr::Binary { a, b, .. } => {
-            m(a);
-            m(b)
-        }
-        Instr::Call { args, .. } => args.iter_mut().for_each(m),
-    }
 }
 
 #[cfg(test)]
@@ -357,16 +245,7 @@ mod tests {
     use crate::ir::{KernelSpec, Type, VariableSpec, lower};
 
     fn kernel(vars: Vec<VariableSpec>, code: &str) -> crate::ir::Kernel {
-        lower(&KernelSpec {
-            name: "k".into(),
-            template: "stateupdate".into(),
-            float: Type::F64,
-            variables: vars,
-            scalar_code: String::new(),
-            vector_code: code.into(),
-            functions: vec![],
-        })
-        .unwrap()
+        lower(&KernelSpec::vector("stateupdate", vars, code)).unwrap()
     }
 
     /// Deterministic pseudo-random values in [-1, 1).

@@ -109,16 +109,7 @@ mod tests {
             post("v_post"),
             post("x_post"),
         ];
-        lower(&KernelSpec {
-            name: "k".into(),
-            template: "synapses".into(),
-            float: Type::F64,
-            variables: vars,
-            scalar_code: String::new(),
-            vector_code: code.into(),
-            functions: vec![],
-        })
-        .unwrap()
+        lower(&KernelSpec::vector("synapses", vars, code)).unwrap()
     }
 
     #[test]

@@ -94,6 +94,21 @@ pub struct KernelSpec {
     pub functions: Vec<FunctionSpec>,
 }
 
+impl KernelSpec {
+    /// A float64 kernel named "k" with vector code only (for tests).
+    pub fn vector(template: &str, variables: Vec<VariableSpec>, code: &str) -> Self {
+        Self {
+            name: "k".into(),
+            template: template.into(),
+            float: Type::F64,
+            variables,
+            scalar_code: String::new(),
+            vector_code: code.into(),
+            functions: vec![],
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Typed {
     info: TypeInfo,
@@ -906,13 +921,8 @@ mod tests {
 
     fn spec(vars: Vec<VariableSpec>, scalar: &str, vector: &str) -> KernelSpec {
         KernelSpec {
-            name: "k".into(),
-            template: "statemonitor".into(),
-            float: Type::F64,
-            variables: vars,
             scalar_code: scalar.into(),
-            vector_code: vector.into(),
-            functions: vec![],
+            ..KernelSpec::vector("statemonitor", vars, vector)
         }
     }
 
