@@ -98,12 +98,19 @@ def _random_pathways(P, n, on_exc, on_inh, ns):
 
 def use_backend(backend, outdir, cache_dir=None):
     """In a fresh benchmark worker: select 'wgpu-gpu' / 'wgpu-cpu', 'cpp_standalone', or a
-    runtime target ('numpy', 'cython', 'cython-fresh' / 'cython-cached' with `cache_dir`)."""
+    runtime target ('numpy', 'cython', 'cython-fresh' / 'cython-cached' with `cache_dir`).
+    wgpu backends keep their state-updater cache in `cache_dir` ('wgpu-cpu' and
+    'wgpu-cpu-cached' share one, 'wgpu-gpu' has its own)."""
+    import os
     from brian2 import set_device, prefs
     if backend.startswith("wgpu"):
         import brian2wgpu  # noqa: F401  (registers the device)
         set_device("wgpu")
-        prefs.devices.wgpu.backend = backend.split("-")[1]
+        kind = backend.split("-")[1]
+        prefs.devices.wgpu.backend = kind
+        if cache_dir:
+            os.environ.pop("BRIAN2WGPU_INTEGRATOR_CACHE", None)
+            prefs.devices.wgpu.integrator_cache = os.path.join(cache_dir, "wgpu-" + kind)
     elif backend == "cpp_standalone":
         set_device("cpp_standalone", directory=outdir, build_on_run=True)
     else:

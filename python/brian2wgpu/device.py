@@ -23,7 +23,7 @@ from brian2.devices.device import RuntimeDevice, all_devices
 from brian2.units import second
 from brian2.utils.logger import get_logger
 
-from . import _engine
+from . import _engine, integrator_cache
 from .codeobject import kernel_spec
 
 __all__ = ["WgpuDevice"]
@@ -47,7 +47,14 @@ prefs.register_preferences(
         default=0,
         docs="Time steps between checks for stop requests and reports (0: automatic).",
     ),
+    integrator_cache=BrianPreference(
+        default=integrator_cache.default_directory(),
+        docs="Directory of the disk cache for state-updater code that Brian2 derives with "
+        "sympy (the 'exact' integrator takes seconds); '' turns it off. The environment "
+        "variable BRIAN2WGPU_INTEGRATOR_CACHE overrides it.",
+    ),
 )
+integrator_cache.install()
 
 # Per-step templates without an engine kernel yet, run through Brian2's numpy code object
 # on the host arrays (SpatialNeuron's cable equation: a tridiagonal solve per branch).

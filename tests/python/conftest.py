@@ -19,3 +19,12 @@ def gpu():
             pytest.fail("CI requires a wgpu adapter (install mesa-vulkan-drivers)")
         pytest.skip("no wgpu adapter")
     return True
+
+
+@pytest.fixture(autouse=True, scope="session")
+def integrator_cache_dir(tmp_path_factory):
+    """The state-updater disk cache in a fresh directory: tests never read or fill the
+    user's cache, and every model a second test builds again goes through cache hits."""
+    where = tmp_path_factory.mktemp("integrators")
+    os.environ["BRIAN2WGPU_INTEGRATOR_CACHE"] = str(where)
+    yield where
