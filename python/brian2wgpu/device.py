@@ -15,7 +15,7 @@ from collections import defaultdict
 
 import numpy as np
 from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
-from brian2.core.base import BrianObject
+from brian2.core.base import BrianObject, BrianObjectException
 from brian2.core.namespace import get_local_namespace
 from brian2.core.preferences import BrianPreference, prefs
 from brian2.core.variables import ArrayVariable, DynamicArrayVariable
@@ -131,12 +131,20 @@ class WgpuDevice(RuntimeDevice):
     # -- code objects ---------------------------------------------------------------
     def code_object_class(self, codeobj_class=None, fallback_pref="codegen.target"):
         # Host-side code always runs through numpy: never cython (it compiles for tens of
-        # seconds, the very thing this device avoids).
+        # seconds, the very thing this device avoids). GSL's class is passed on so that
+        # `code_object` can refuse it with the owner's name.
+        if codeobj_class is not None and "GSL" in codeobj_class.__name__:
+            return codeobj_class
         return NumpyCodeObject
 
     def code_object(self, owner, name, abstract_code, variables, template_name,
                     variable_indices, codeobj_class=None, template_kwds=None,
                     override_conditional_write=None, compiler_kwds=None):
+        if codeobj_class is not None and "GSL" in codeobj_class.__name__:
+            # GSL's code object integrates with the GSL library; its abstract code only
+            # computes derivatives, which run alone would leave the state unchanged.
+            raise _unsupported("integration with method 'gsl' (the GNU Scientific Library)",
+                               getattr(owner, "name", owner))
         codeobj = super().code_object(owner, name, abstract_code, variables, template_name,
                                       variable_indices, codeobj_class=NumpyCodeObject,
                                       template_kwds=template_kwds,
@@ -198,7 +206,15 @@ class WgpuDevice(RuntimeDevice):
         if namespace is None:
             namespace = get_local_namespace(level=level + 2)
         t0 = time.time()
-        net.before_run(namespace)
+        try:
+            net.before_run(namespace)
+        except BrianObjectException as exc:
+            # Brian2 wraps errors from preparing an object; a feature this device lacks
+            # stays a NotImplementedError for the user.
+            cause = exc.__cause__
+            if isinstance(cause, NotImplementedError) and str(cause).startswith("wgpu device"):
+                raise NotImplementedError(str(cause)) from exc
+            raise
         if len(all_objects) == 0:
             return
         backend = self.backend()
