@@ -131,20 +131,12 @@ class WgpuDevice(RuntimeDevice):
     # -- code objects ---------------------------------------------------------------
     def code_object_class(self, codeobj_class=None, fallback_pref="codegen.target"):
         # Host-side code always runs through numpy: never cython (it compiles for tens of
-        # seconds, the very thing this device avoids). GSL's class is passed on so that
-        # `code_object` can refuse it with the owner's name.
-        if codeobj_class is not None and "GSL" in codeobj_class.__name__:
-            return codeobj_class
+        # seconds, the very thing this device avoids).
         return NumpyCodeObject
 
     def code_object(self, owner, name, abstract_code, variables, template_name,
                     variable_indices, codeobj_class=None, template_kwds=None,
                     override_conditional_write=None, compiler_kwds=None):
-        if codeobj_class is not None and "GSL" in codeobj_class.__name__:
-            # GSL's code object integrates with the GSL library; its abstract code only
-            # computes derivatives, which run alone would leave the state unchanged.
-            raise _unsupported("integration with method 'gsl' (the GNU Scientific Library)",
-                               getattr(owner, "name", owner))
         codeobj = super().code_object(owner, name, abstract_code, variables, template_name,
                                       variable_indices, codeobj_class=NumpyCodeObject,
                                       template_kwds=template_kwds,

@@ -8,7 +8,9 @@ integration method and its options, and the cache identity of the variables invo
 (Brian2's own in-memory cache, `brian2.utils.caching`, keys on the same things), so it is
 stored on disk under a hash of those, Brian2's and sympy's versions included.
 
-Only active while the `wgpu` device is the current device; only for methods named by string
+Only active while the `wgpu` device is the current device (which also refuses state
+updaters that return a code-object factory instead of code, such as GSL, with a
+NotImplementedError); only for methods named by string
 whose registered state updater is one of Brian2's own classes; only for plain-string
 results (GSL returns a code-object factory). Anything without a stable description (an
 object whose repr is an address, for instance) is simply not cached.
@@ -122,7 +124,22 @@ _original = StateUpdateMethod.apply_stateupdater
 def _apply_stateupdater(equations, variables, method, method_options=None, group_name=None):
     from .device import WgpuDevice
 
-    where = directory() if isinstance(get_device(), WgpuDevice) else None
+    if not isinstance(get_device(), WgpuDevice):
+        return _original(equations, variables, method, method_options=method_options,
+                         group_name=group_name)
+    code = _cached(equations, variables, method, method_options, group_name)
+    if not isinstance(code, str):
+        # GSL: a factory for a code object that integrates with the GSL library; its
+        # abstract code alone only computes derivatives.
+        raise NotImplementedError(
+            f"wgpu device: integration with method {method!r} (a state updater that needs "
+            f"its own code object) in '{group_name}' is not supported yet; use a method "
+            "such as 'exact', 'exponential_euler', 'rk4' or 'euler'")
+    return code
+
+
+def _cached(equations, variables, method, method_options, group_name):
+    where = directory()
     if where is None or not isinstance(method, str):
         # Lists of methods come back here one name at a time.
         return _original(equations, variables, method, method_options=method_options,

@@ -1152,6 +1152,14 @@ fn call(
             }
         }
         Func::User(_) => unreachable!("rejected at compile time"),
+        // Vectorised exp (libm's is a call per element; see math::exp_f64).
+        Func::Exp if matches!(d, Buf::F64(_)) => {
+            let Buf::F64(v) = d else { unreachable!() };
+            match regs.src::<f64>(args[0]) {
+                Src::V(x) => math::exp_block(&mut v[..n], x),
+                Src::S(x) => v[..n].fill(math::exp_f64(x)),
+            }
+        }
         f => match d {
             Buf::F64(v) => map1(
                 &mut v[..n],

@@ -274,6 +274,46 @@ pub fn powi_block(d: &mut [f64], x: &[f64], n: i32) {
     }
 }
 
+/// `e^x` in f64, written without branches or calls so that block loops over it vectorise
+/// (glibc's `exp` is a call per element). Table-driven: x = (64 m + j) ln2/64 + r with
+/// |r| <= ln2/128, e^x = 2^m (T_j + T_j p(r)) with T_j = 2^(j/64) in double-double and a
+/// degree-6 polynomial. About 0.51 ulp: within 1 ulp of glibc everywhere, and the same
+/// double in all but about 1% of arguments (both are within 0.502-0.51 ulp of the exact
+/// value and may round a near-tie differently). Results in the subnormal range (x < -708)
+/// can round twice. inf, -inf, NaN, overflow and underflow behave as in IEEE `exp`.
+#[inline(always)]
+pub fn exp_f64(x: f64) -> f64 {
+    use super::exp_table::{C_HI, C_LO, INV_C, TABLE};
+    const SHIFT: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52: adding it rounds to an integer
+    // NaN passes both clamps (the comparisons are false) and stays NaN below.
+    let xc = if x > 710.0 { 710.0 } else { x };
+    let xc = if xc < -746.0 { -746.0 } else { xc };
+    let t = xc * INV_C + SHIFT;
+    let kf = t - SHIFT;
+    let k = t.to_bits() as i64 - SHIFT.to_bits() as i64;
+    // Exact: k * C_HI has at most 53 bits and x is within a factor 2 of it.
+    let r = (xc - kf * C_HI) - kf * C_LO;
+    let (th, tl) = TABLE[(k & 63) as usize];
+    let p = r + r
+        * r
+        * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0)))));
+    let y = th + (th * p + tl);
+    // 2^m in two factors, each a normal double for every m reached (-1077..=1024); the
+    // first product is exact, the second rounds once (into the subnormals if it must).
+    let m = k >> 6;
+    let m1 = m >> 1;
+    let s1 = f64::from_bits(((m1 + 1023) as u64) << 52);
+    let s2 = f64::from_bits(((m - m1 + 1023) as u64) << 52);
+    y * s1 * s2
+}
+
+/// `d[k] = exp(x[k])` with [`exp_f64`].
+pub fn exp_block(d: &mut [f64], x: &[f64]) {
+    for (o, &v) in d.iter_mut().zip(x) {
+        *o = exp_f64(v);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,6 +361,76 @@ mod tests {
             // one in every such case).
             assert!(off_by_one * 100 < xs.len(), "n = {n}: {off_by_one} differ");
         }
+    }
+
+    #[test]
+    fn exp_within_one_ulp_of_libm() {
+        // A spread of magnitudes over the whole domain, ties of the table, the ends of
+        // the normal and subnormal ranges, and the special values.
+        let mut xs: Vec<f64> = (0..400_000u64)
+            .map(|i| {
+                let u = (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64;
+                match i % 4 {
+                    0 => (u - 0.5) * 1460.0,
+                    1 => (u - 0.5) * 2.0,
+                    2 => (u - 0.5) * 1e-6,
+                    _ => (u - 0.5) * 60.0,
+                }
+            })
+            .collect();
+        for j in -2000..2000 {
+            xs.push(j as f64 * std::f64::consts::LN_2 / 64.0);
+        }
+        xs.extend([
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            709.78,
+            709.782712893384,
+            709.7827128933841,
+            710.0,
+            800.0,
+            -708.3,
+            -708.4,
+            -720.0,
+            -740.0,
+            -744.4,
+            -745.13,
+            -745.14,
+            -746.0,
+            -1000.0,
+            1e-300,
+            -1e-300,
+            5e-324,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::MIN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ]);
+        let mut d = vec![0.0; xs.len()];
+        exp_block(&mut d, &xs);
+        let mut differ = 0;
+        for (&x, &got) in xs.iter().zip(&d) {
+            let want = x.exp();
+            if want.to_bits() == got.to_bits() || (want.is_nan() && got.is_nan()) {
+                continue;
+            }
+            let ulps = (want.to_bits() as i64 - got.to_bits() as i64).abs();
+            assert!(
+                ulps <= 1 && want.is_finite(),
+                "exp({x:e}) = {got:e}, libm {want:e}"
+            );
+            differ += 1;
+        }
+        assert!(
+            differ * 50 < xs.len(),
+            "{differ} of {} differ from libm",
+            xs.len()
+        );
+        println!("exp: {differ} of {} differ from libm by one ulp", xs.len());
     }
 
     #[test]

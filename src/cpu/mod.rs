@@ -2,6 +2,7 @@
 //! thread pool. No JIT: it starts instantly and runs anywhere.
 
 mod exec;
+mod exp_table;
 pub mod math;
 mod optimise;
 mod program;
