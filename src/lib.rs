@@ -9,6 +9,7 @@ pub mod ir;
 pub mod parse;
 pub mod rng;
 pub mod runtime;
+pub mod simd;
 pub mod wgsl;
 
 #[cfg(feature = "python")]

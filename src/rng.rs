@@ -36,6 +36,8 @@
 //! f64: the same algorithms in f32 arithmetic on the 24-bit uniforms, so they return the
 //! same integers as the f64 ones for nearly all streams.
 
+use crate::simd::multiversion;
+
 /// The WGSL library (`shaders/philox.wgsl`).
 pub const WGSL: &str = include_str!("../shaders/philox.wgsl");
 /// The line in [`WGSL`] after which every function needs f64 (and `f64_math.wgsl`).
@@ -74,7 +76,9 @@ pub const POISSON_INVERSION_MAX_STEPS: i32 = 256;
 /// Uniforms binomial inversion may use (draws 0..this) before returning 0 successes.
 pub const BINOMIAL_MAX_DRAWS: u32 = 16;
 
-/// Philox4x32 with 10 rounds: the block `ctr` under `key`.
+/// Philox4x32 with 10 rounds: the block `ctr` under `key`. Inlined, so that loops over
+/// many counters (the `*_block` functions) run several lanes per vector instruction.
+#[inline(always)]
 pub fn philox4x32_10(ctr: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     let mut x = ctr;
     let mut k = key;
@@ -111,6 +115,100 @@ pub fn counter(element: u32, step: i64, draw: u32, kernel: u32, site: u32) -> [u
         (((s >> 32) as u32) << 16) | (draw & 0xffff),
         (kernel << 8) | (site & 0xff),
     ]
+}
+
+multiversion! {
+    /// `out[k]` = [`Stream::uniform_f64`] of `base` at element `elements[k]`, a block at a
+    /// time: the Philox rounds of neighbouring elements share vector instructions.
+    pub fn uniform_f64_block / uniform_f64_block_portable(
+        out: &mut [f64],
+        base: &Stream,
+        elements: &[u32],
+    ) {
+        let key = key(base.seed);
+        for (o, &e) in out.iter_mut().zip(elements) {
+            let w = philox4x32_10(counter(e, base.step, 0, base.kernel, base.site), key);
+            *o = u01_f64(w[0], w[1]);
+        }
+    }
+}
+
+multiversion! {
+    /// `out[k]` = [`Stream::uniform_f32`] of `base` at element `elements[k]`.
+    pub fn uniform_f32_block / uniform_f32_block_portable(
+        out: &mut [f32],
+        base: &Stream,
+        elements: &[u32],
+    ) {
+        let key = key(base.seed);
+        for (o, &e) in out.iter_mut().zip(elements) {
+            let w = philox4x32_10(counter(e, base.step, 0, base.kernel, base.site), key);
+            *o = u01_f32(w[0]);
+        }
+    }
+}
+
+multiversion! {
+    /// The uniforms `(u1, u2)` of [`Stream::normal_f64`] at elements `elements[k]`.
+    fn box_muller_uniforms_f64 / box_muller_uniforms_f64_portable(
+        u1: &mut [f64],
+        u2: &mut [f64],
+        base: &Stream,
+        elements: &[u32],
+    ) {
+        let key = key(base.seed);
+        for ((a, b), &e) in u1.iter_mut().zip(u2.iter_mut()).zip(elements) {
+            let w = philox4x32_10(counter(e, base.step, 0, base.kernel, base.site), key);
+            *a = u01_open0_f64(w[0], w[1]);
+            *b = u01_f64(w[2], w[3]);
+        }
+    }
+}
+
+multiversion! {
+    /// The uniforms `(u1, u2)` of [`Stream::normal_f32`] at elements `elements[k]`.
+    fn box_muller_uniforms_f32 / box_muller_uniforms_f32_portable(
+        u1: &mut [f32],
+        u2: &mut [f32],
+        base: &Stream,
+        elements: &[u32],
+    ) {
+        let key = key(base.seed);
+        for ((a, b), &e) in u1.iter_mut().zip(u2.iter_mut()).zip(elements) {
+            let w = philox4x32_10(counter(e, base.step, 0, base.kernel, base.site), key);
+            *a = u01_open0_f32(w[0]);
+            *b = u01_f32(w[2]);
+        }
+    }
+}
+
+/// `out[k]` = [`Stream::normal_f64`] of `base` at element `elements[k]`: the uniforms in
+/// one vectorised pass, then Box-Muller.
+pub fn normal_f64_block(out: &mut [f64], base: &Stream, elements: &[u32]) {
+    let mut u2 = vec![0.0f64; out.len()];
+    box_muller_uniforms_f64(out, &mut u2, base, elements);
+    for (o, &v) in out.iter_mut().zip(&u2) {
+        *o = box_muller_f64(*o, v);
+    }
+}
+
+/// `out[k]` = [`Stream::normal_f32`] of `base` at element `elements[k]`.
+pub fn normal_f32_block(out: &mut [f32], base: &Stream, elements: &[u32]) {
+    let mut u2 = vec![0.0f32; out.len()];
+    box_muller_uniforms_f32(out, &mut u2, base, elements);
+    for (o, &v) in out.iter_mut().zip(&u2) {
+        *o = box_muller_f32(*o, v);
+    }
+}
+
+#[inline]
+fn box_muller_f64(u1: f64, u2: f64) -> f64 {
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+#[inline]
+fn box_muller_f32(u1: f32, u2: f32) -> f32 {
+    (-2.0f32 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
 }
 
 /// A uniform in [0, 1) from 53 bits: 27 of `hi` and 26 of `lo`.
@@ -198,18 +296,14 @@ impl Stream {
     #[inline]
     pub fn normal_f64(&self) -> f64 {
         let w = self.bits(0);
-        let u1 = u01_open0_f64(w[0], w[1]);
-        let u2 = u01_f64(w[2], w[3]);
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        box_muller_f64(u01_open0_f64(w[0], w[1]), u01_f64(w[2], w[3]))
     }
 
     /// Standard normal by Box–Muller on draw 0 in f32 (24-bit uniforms from words 0, 2).
     #[inline]
     pub fn normal_f32(&self) -> f32 {
         let w = self.bits(0);
-        let u1 = u01_open0_f32(w[0]);
-        let u2 = u01_f32(w[2]);
-        (-2.0f32 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+        box_muller_f32(u01_open0_f32(w[0]), u01_f32(w[2]))
     }
 
     /// Poisson-distributed count with mean `lam` (0 for `lam <= 0` or NaN).
@@ -526,6 +620,41 @@ mod tests {
                 want,
                 "ctr {ctr:08x?} key {key:08x?}"
             );
+        }
+    }
+
+    #[test]
+    fn block_generators_match_streams() {
+        let elements: Vec<u32> = (0..3000u32).map(|k| k * 7 + (k >> 3)).collect();
+        let base = Stream {
+            seed: 0x1234_5678_9abc,
+            kernel: 3,
+            site: 2,
+            step: 1 << 40,
+            element: 0,
+        };
+        let at = |e: u32| Stream { element: e, ..base };
+        let n = elements.len();
+        let (mut a, mut b) = (vec![0.0f64; n], vec![0.0f64; n]);
+        let (mut af, mut bf) = (vec![0.0f32; n], vec![0.0f32; n]);
+        uniform_f64_block(&mut a, &base, &elements);
+        uniform_f64_block_portable(&mut b, &base, &elements);
+        uniform_f32_block(&mut af, &base, &elements);
+        uniform_f32_block_portable(&mut bf, &base, &elements);
+        for (k, &e) in elements.iter().enumerate() {
+            assert_eq!(a[k].to_bits(), at(e).uniform_f64().to_bits());
+            assert_eq!(b[k].to_bits(), a[k].to_bits());
+            assert_eq!(af[k].to_bits(), at(e).uniform_f32().to_bits());
+            assert_eq!(bf[k].to_bits(), af[k].to_bits());
+        }
+        normal_f64_block(&mut a, &base, &elements);
+        normal_f32_block(&mut af, &base, &elements);
+        let (mut u1, mut u2) = (vec![0.0f64; n], vec![0.0f64; n]);
+        box_muller_uniforms_f64_portable(&mut u1, &mut u2, &base, &elements);
+        for (k, &e) in elements.iter().enumerate() {
+            assert_eq!(a[k].to_bits(), at(e).normal_f64().to_bits());
+            assert_eq!(a[k].to_bits(), box_muller_f64(u1[k], u2[k]).to_bits());
+            assert_eq!(af[k].to_bits(), at(e).normal_f32().to_bits());
         }
     }
 

@@ -7,7 +7,7 @@ use super::CpuError;
 use super::math;
 use super::program::{Instr, Place, Program, Reg};
 use crate::ir::{BinaryOp, CmpOp, Func, Index, Type, UnaryOp, Value};
-use crate::rng::Stream;
+use crate::rng::{self, Stream};
 
 /// Elements per block: large enough to amortise dispatch, small enough for L1/L2.
 pub const BLOCK: usize = 1024;
@@ -1038,27 +1038,24 @@ fn call(
             }
         },
     };
+    // The elements of this block and the stream they share, for the block-wise generators.
+    let elements = || -> Vec<u32> { (0..n).map(|k| stream(0, k).element).collect() };
+    let base = |site: u32| Stream {
+        seed: ctx.seed,
+        kernel: ctx.kernel_id,
+        site,
+        step: ctx.step,
+        element: 0,
+    };
     match f {
         Func::Rand { site } => match d {
-            Buf::F64(v) => v[..n]
-                .iter_mut()
-                .enumerate()
-                .for_each(|(k, o)| *o = stream(site, k).uniform_f64()),
-            Buf::F32(v) => v[..n]
-                .iter_mut()
-                .enumerate()
-                .for_each(|(k, o)| *o = stream(site, k).uniform_f32()),
+            Buf::F64(v) => rng::uniform_f64_block(&mut v[..n], &base(site), &elements()),
+            Buf::F32(v) => rng::uniform_f32_block(&mut v[..n], &base(site), &elements()),
             _ => unreachable!(),
         },
         Func::Randn { site } => match d {
-            Buf::F64(v) => v[..n]
-                .iter_mut()
-                .enumerate()
-                .for_each(|(k, o)| *o = stream(site, k).normal_f64()),
-            Buf::F32(v) => v[..n]
-                .iter_mut()
-                .enumerate()
-                .for_each(|(k, o)| *o = stream(site, k).normal_f32()),
+            Buf::F64(v) => rng::normal_f64_block(&mut v[..n], &base(site), &elements()),
+            Buf::F32(v) => rng::normal_f32_block(&mut v[..n], &base(site), &elements()),
             _ => unreachable!(),
         },
         Func::Poisson { site } => {
