@@ -19,7 +19,9 @@
 //! * uniform: 53 bits from words 0 and 1 (f64) or 24 bits from word 0 (f32), in [0, 1);
 //!   the f32 value is the f64 value truncated to 24 bits.
 //! * normal: Box–Muller on draw 0: `sqrt(-2 ln u1) cos(2π u2)` with u1 from words 0, 1
-//!   in (0, 1] and u2 from words 2, 3 in [0, 1).
+//!   in (0, 1] and u2 from words 2, 3 in [0, 1). The f64 ln and cos are the
+//!   interpreter's own (`cpu::math`, within 1 ulp of glibc's), the GPU's those of
+//!   `f64_math.wgsl`: the two backends agree to a few ulp, not bit for bit.
 //! * poisson: λ < 10 by inversion (sequential search of the CDF from 0) with the uniform
 //!   of draw 0; λ ≥ 10 by Hörmann's PTRS transformed rejection, iteration i using draw i
 //!   (i = 1, 2, ...; U from words 0, 1 and V from words 2, 3). The same split as
@@ -182,14 +184,21 @@ multiversion! {
     }
 }
 
+multiversion! {
+    /// `out[k] = box_muller_f64(out[k], u2[k])`.
+    fn box_muller_block_f64 / box_muller_block_f64_portable(out: &mut [f64], u2: &[f64]) {
+        for (o, &v) in out.iter_mut().zip(u2) {
+            *o = box_muller_f64(*o, v);
+        }
+    }
+}
+
 /// `out[k]` = [`Stream::normal_f64`] of `base` at element `elements[k]`: the uniforms in
-/// one vectorised pass, then Box-Muller.
+/// one vectorised pass, then Box-Muller in another.
 pub fn normal_f64_block(out: &mut [f64], base: &Stream, elements: &[u32]) {
     let mut u2 = vec![0.0f64; out.len()];
     box_muller_uniforms_f64(out, &mut u2, base, elements);
-    for (o, &v) in out.iter_mut().zip(&u2) {
-        *o = box_muller_f64(*o, v);
-    }
+    box_muller_block_f64(out, &u2);
 }
 
 /// `out[k]` = [`Stream::normal_f32`] of `base` at element `elements[k]`.
@@ -201,9 +210,13 @@ pub fn normal_f32_block(out: &mut [f32], base: &Stream, elements: &[u32]) {
     }
 }
 
-#[inline]
+/// `sqrt(-2 ln u1) cos(2 pi u2)` for u1 in [2^-53, 1] and u2 in [0, 1), with the
+/// interpreter's branch-free ln and cos (within 1 ulp of glibc's), so that blocks of it
+/// vectorise.
+#[inline(always)]
 fn box_muller_f64(u1: f64, u2: f64) -> f64 {
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    use crate::cpu::math::{cos_reduced_f64, ln_normal_f64};
+    (-2.0 * ln_normal_f64(u1)).sqrt() * cos_reduced_f64(std::f64::consts::TAU * u2)
 }
 
 #[inline]

@@ -1149,12 +1149,21 @@ fn call(
             }
         }
         Func::User(_) => unreachable!("rejected at compile time"),
-        // Vectorised exp (libm's is a call per element; see math::exp_f64).
-        Func::Exp if matches!(d, Buf::F64(_)) => {
+        // Vectorised exp, log and cos (libm's are a call per element; see math.rs).
+        Func::Exp | Func::Log | Func::Cos if matches!(d, Buf::F64(_)) => {
             let Buf::F64(v) = d else { unreachable!() };
+            let block = match f {
+                Func::Exp => math::exp_block,
+                Func::Log => math::ln_block,
+                _ => math::cos_block,
+            };
             match regs.src::<f64>(args[0]) {
-                Src::V(x) => math::exp_block(&mut v[..n], x),
-                Src::S(x) => v[..n].fill(math::exp_f64(x)),
+                Src::V(x) => block(&mut v[..n], x),
+                Src::S(x) => {
+                    let mut one = [0.0];
+                    block(&mut one, &[x]);
+                    v[..n].fill(one[0]);
+                }
             }
         }
         f => match d {

@@ -2,8 +2,8 @@
 //! thread pool. No JIT: it starts instantly and runs anywhere.
 
 mod exec;
-mod exp_table;
 pub mod math;
+mod math_consts;
 mod optimise;
 mod program;
 
