@@ -404,7 +404,7 @@ crate::simd::multiversion! {
             *o = cos_reduced_f64(v);
         }
         for (o, &v) in d.iter_mut().zip(x) {
-            if !(v.abs() <= 524_288.0) {
+            if v.abs() > 524_288.0 || v.is_nan() {
                 *o = v.cos();
             }
         }
