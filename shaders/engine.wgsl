@@ -6,33 +6,30 @@
 // b2_event_range in spikes.wgsl); a "counter" buffer holds [record length, rows].
 
 //! section count_events
-// SpikeMonitor: count[event - start] += 1 for this step's events. Events are unique
-// within a step, so no two invocations touch the same counter.
+// SpikeMonitor, after the record kernel: count[event - start] += 1 for this step's events
+// (events are unique within a step, so no two invocations touch the same counter), and
+// invocation 0 advances the record length and Brian2's `N`. Dispatched with the sizes
+// `b2_event_range` wrote (no workgroup at all without events, when there is nothing to
+// advance either).
 @group(0) @binding(0) var<storage, read> params: array<u32>;   // [start]
 @group(0) @binding(1) var<storage, read> list: array<i32>;
 @group(0) @binding(2) var<storage, read> range: array<u32>;
 @group(0) @binding(3) var<storage, read_write> count: array<i32>;
+@group(0) @binding(4) var<storage, read_write> counter: array<u32>;
+@group(0) @binding(5) var<storage, read_write> total: array<i32>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let k = gid.x + gid.y * nwg.x * 64u;
     let lo = range[0];
+    if (k == 0u) {
+        let n = range[1] - lo;
+        counter[0] = counter[0] + n;
+        total[0] = total[0] + i32(n);
+    }
     if (lo + k >= range[1]) { return; }
     let i = u32(list[lo + k]) - params[0];
     count[i] = count[i] + 1;
-}
-
-//! section bump_events
-// SpikeMonitor: after the record kernel, advance the record length and Brian2's `N`.
-@group(0) @binding(0) var<storage, read> range: array<u32>;
-@group(0) @binding(1) var<storage, read_write> counter: array<u32>;
-@group(0) @binding(2) var<storage, read_write> total: array<i32>;
-
-@compute @workgroup_size(1)
-fn main() {
-    let n = range[1] - range[0];
-    counter[0] = counter[0] + n;
-    total[0] = total[0] + i32(n);
 }
 
 //! section record_t

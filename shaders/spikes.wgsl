@@ -18,13 +18,16 @@
 // buffers to both entry points (unused ones may be small dummies), so each entry point
 // statically uses every binding; see `b2_spk_touch`.
 
-// [0] = N, [1] = start, [2] = stop (the subgroup range for `b2_event_range`), [3..] spare.
+// [0] = N, [1] = start, [2] = stop (the subgroup range for `b2_event_range`), [3] = the
+// device's maximum workgroups per grid dimension, [4] = the workgroup size of the kernels
+// that `b2_event_range` sizes.
 @group(0) @binding(0) var<storage, read> b2_spk_params: array<u32>;
 // N flags, nonzero = event (only read here).
 @group(0) @binding(1) var<storage, read_write> b2_spk_flags: array<u32>;
 // The eventspace, N + 1 entries.
 @group(0) @binding(2) var<storage, read_write> b2_spk_space: array<i32>;
-// Output of `b2_event_range`: [lo, hi) positions in the eventspace.
+// Output of `b2_event_range`: [lo, hi) positions in the eventspace, then (from word 4)
+// the indirect dispatch arguments of a kernel with one invocation per event.
 @group(0) @binding(3) var<storage, read_write> b2_spk_range: array<u32>;
 
 const B2_SPK_WG: u32 = 256u;
@@ -155,4 +158,13 @@ fn b2_event_range() {
     let hi = b2_spk_lower_bound(count, stop);
     b2_spk_range[0] = lo;
     b2_spk_range[1] = max(lo, hi); // an empty or inverted [start, stop) gives lo == hi
+    // Per-event kernels (reset, monitor records) are dispatched with these sizes: as many
+    // workgroups as the events need, none when there are none. x is clamped to the
+    // device's limit; y covers the rest (kernels index by gid.x + gid.y * nwg.x * wg).
+    let wg = max(b2_spk_params[4], 1u);
+    let groups = (max(lo, hi) - lo + wg - 1u) / wg;
+    let x = min(groups, b2_spk_params[3]);
+    b2_spk_range[4] = x;
+    b2_spk_range[5] = select(1u, (groups + x - 1u) / max(x, 1u), x > 0u);
+    b2_spk_range[6] = 1u;
 }

@@ -208,14 +208,15 @@ fn reference_range(events: &[i32], start: u32, stop: u32) -> [u32; 2] {
 }
 
 /// Run `b2_event_range` (all four bindings; the flags are a small dummy, as in the
-/// engine) and return [lo, hi).
+/// engine) and return [lo, hi); check the indirect dispatch sizes it writes for the
+/// per-event kernels (64 per workgroup, at most 5 workgroups in x here).
 fn gpu_range(ctx: &GpuContext, space: &[i32], start: u32, stop: u32) -> [u32; 2] {
     let n = space.len() - 1;
     let mut bufs = vec![
-        bytes_u32(&[n as u32, start, stop, 0]),
+        bytes_u32(&[n as u32, start, stop, 5, 64, 0, 0, 0]),
         bytes_u32(&[UNTOUCHED, UNTOUCHED]),
         bytes_i32(space),
-        bytes_u32(&[UNTOUCHED, UNTOUCHED]),
+        bytes_u32(&[UNTOUCHED; 8]),
     ];
     ctx.run_compute(
         "b2_event_range",
@@ -228,6 +229,19 @@ fn gpu_range(ctx: &GpuContext, space: &[i32], start: u32, stop: u32) -> [u32; 2]
     assert_eq!(as_u32(&bufs[1]), [UNTOUCHED, UNTOUCHED], "flags written");
     assert_eq!(as_i32(&bufs[2]), space, "eventspace written");
     let r = as_u32(&bufs[3]);
+    let groups = (r[1] - r[0]).div_ceil(64);
+    let (x, y) = if groups == 0 {
+        (0, 1)
+    } else {
+        (groups.min(5), groups.div_ceil(groups.min(5)))
+    };
+    assert_eq!(
+        r[4..7],
+        [x, y, 1],
+        "dispatch sizes for {} events",
+        r[1] - r[0]
+    );
+    assert!(x * y * 64 >= r[1] - r[0] && x <= 5);
     [r[0], r[1]]
 }
 
@@ -341,12 +355,15 @@ fn compact_timing_3m() {
         .pipeline("b2_compact", SPIKES_WGSL, "b2_compact")
         .unwrap();
     let bufs = [
-        ctx.storage_buffer("params", &bytes_u32(&[n as u32, 0, n as u32, 0]))
-            .unwrap(),
+        ctx.storage_buffer(
+            "params",
+            &bytes_u32(&[n as u32, 0, n as u32, 0, 64, 0, 0, 0]),
+        )
+        .unwrap(),
         ctx.storage_buffer("flags", &bytes_u32(&flags)).unwrap(),
         ctx.storage_buffer("space", &bytes_i32(&vec![SENTINEL; n + 1]))
             .unwrap(),
-        ctx.storage_buffer("range", &[0u8; 8]).unwrap(),
+        ctx.storage_buffer("range", &[0u8; 32]).unwrap(),
     ];
     let entries: Vec<_> = bufs
         .iter()

@@ -31,6 +31,9 @@ def create_pipeline(kernel: CompiledKernel) -> float:
 def set_adapter(name: str | None = None) -> None:
     """Use the first adapter whose name contains ``name`` (effective before first use)."""
 
+def set_dump_shaders(dir: str | None = None) -> None:
+    """Write the WGSL of every GPU pipeline to ``dir/<kernel>.wgsl`` (None or '' stops)."""
+
 def current_adapter() -> str:
     """Name of the adapter the engine runs on."""
 

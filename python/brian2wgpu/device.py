@@ -47,6 +47,12 @@ prefs.register_preferences(
         default=0,
         docs="Time steps between checks for stop requests and reports (0: automatic).",
     ),
+    dump_shaders=BrianPreference(
+        default="",
+        docs="Directory where the gpu backend writes the WGSL of every kernel it runs, one "
+        "file per kernel named after its Brian2 code object ('' turns it off). The "
+        "environment variable BRIAN2WGPU_DUMP_SHADERS overrides it.",
+    ),
     integrator_cache=BrianPreference(
         default=integrator_cache.default_directory(),
         docs="Directory of the disk cache for state-updater code that Brian2 derives with "
@@ -64,6 +70,27 @@ HOST_TEMPLATES = {"spatialstateupdate"}
 PER_STEP_TEMPLATES = {"stateupdate", "threshold", "reset", "spikemonitor", "statemonitor",
                       "ratemonitor", "synapses_push_spikes", "synapses", "summed_variable",
                       "spikegenerator"}
+
+
+def _dispatch_info(engine, items, names, clocks):
+    """What the gpu backend records per time step: every dispatch of every schedule item
+    with its kernel and workgroup grid ('indirect' where the GPU sizes it from counts)."""
+    dispatches = []
+    per_step = {}
+    for item, name, passes in zip(items, names, engine.gpu_dispatches()):
+        clock = clocks[item["clock"]].name
+        per_step[clock] = per_step.get(clock, 0) + len(passes)
+        for kernel, grid in passes:
+            dispatches.append({"object": name, "clock": clock, "kernel": kernel,
+                               "workgroups": "indirect" if grid is None else tuple(grid)})
+    return {"gpu_dispatches": dispatches, "gpu_dispatches_per_step": per_step}
+
+
+def _log_dispatches(info):
+    lines = [f"  {d['object']}: {d['kernel']} {d['workgroups']}" for d in info["gpu_dispatches"]]
+    per_step = ", ".join(f"{n} on {c}" for c, n in info["gpu_dispatches_per_step"].items())
+    logger.info(f"gpu backend: dispatches per time step: {per_step}\n" + "\n".join(lines),
+                "dispatches")
 
 
 def _clock_times(clock):
@@ -210,6 +237,8 @@ class WgpuDevice(RuntimeDevice):
         if len(all_objects) == 0:
             return
         backend = self.backend()
+        _engine.set_dump_shaders(
+            os.environ.get("BRIAN2WGPU_DUMP_SHADERS", prefs["devices.wgpu.dump_shaders"]) or None)
         state = _RunState(self)
         engine = _engine.Engine()
         engine.seed = self._seed()
@@ -332,6 +361,10 @@ class WgpuDevice(RuntimeDevice):
             float((net.t - t_start) / duration) if float(duration) > 0 else 1.0)
         self.last_run_info = {"backend": backend, "compile_time": compile_time,
                               "run_time": self._last_run_time}
+        if backend == "gpu":
+            self.last_run_info.update(_dispatch_info(engine, items, names, clocks))
+            if profile:
+                _log_dispatches(self.last_run_info)
         for obj in all_objects:
             if isinstance(obj, Group):
                 obj._check_for_invalid_states()

@@ -861,6 +861,9 @@ fn run_instr(
             })
         }
         Instr::CondCopy { dst, src, cond } => {
+            if dst == src {
+                return Ok(());
+            }
             let ty = prog.regs[*dst as usize].ty;
             with_dst!(*dst, |d, regs| {
                 let c = regs.src::<bool>(*cond);

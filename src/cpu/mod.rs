@@ -5,6 +5,8 @@ mod exec;
 pub mod math;
 mod math_consts;
 mod optimise;
+#[cfg(test)]
+mod optimise_props;
 mod program;
 
 pub use exec::{BLOCK, RawArray};

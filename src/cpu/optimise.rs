@@ -95,8 +95,20 @@ fn propagate_copies(mut body: Vec<Instr>, local: &impl Fn(Reg) -> bool) -> Vec<I
     // (r, s): r currently equals s.
     let mut same: Vec<(Reg, Reg)> = Vec::new();
     for i in body.iter_mut() {
+        // `r = c ? s : r` where s is a copy of r is a no-op (dropped below).
+        if let Instr::CondCopy { dst, src, .. } = *i
+            && same.contains(&(src, dst))
+        {
+            *i = Instr::Copy { dst, src: dst };
+        }
+        // An instruction's destination must not be one of its operands (the executor
+        // takes the destination out of the register file while it reads the operands),
+        // so a copy is not propagated into the instruction that overwrites its source.
+        let d = dst(i);
         operands_mut(i, |x| {
-            if let Some(&(_, s)) = same.iter().find(|(r, _)| r == x) {
+            if let Some(&(_, s)) = same.iter().find(|(r, _)| r == x)
+                && Some(s) != d
+            {
                 *x = s
             }
         });
@@ -110,6 +122,7 @@ fn propagate_copies(mut body: Vec<Instr>, local: &impl Fn(Reg) -> bool) -> Vec<I
             same.push((dst, src));
         }
     }
+    body.retain(|i| !matches!(*i, Instr::CondCopy { dst, src, .. } | Instr::Copy { dst, src } if dst == src));
     body
 }
 

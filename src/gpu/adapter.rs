@@ -101,6 +101,6 @@ pub fn pick_adapter(instance: &wgpu::Instance, filter: Option<&str>) -> Option<w
 
 /// Every adapter wgpu sees, in `auto`'s order of preference.
 pub fn list_adapters() -> Vec<AdapterReport> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let instance = wgpu::Instance::new(super::instance_descriptor());
     adapters(&instance).iter().map(report).collect()
 }

@@ -46,6 +46,41 @@ pub enum GpuError {
 
 static SHARED_FILTER: Mutex<Option<String>> = Mutex::new(None);
 
+/// Where every pipeline's WGSL is written, one file per kernel (`set_dump_dir`).
+static DUMP_DIR: Mutex<Option<std::path::PathBuf>> = Mutex::new(None);
+
+/// Write the WGSL of every pipeline created or reused from now on to `dir/<label>.wgsl`
+/// (generated kernels are labelled with their Brian2 code object's name); `None` stops.
+pub fn set_dump_dir(dir: Option<std::path::PathBuf>) {
+    *DUMP_DIR.lock().unwrap() = dir;
+}
+
+fn dump(label: &str, wgsl: &str) -> Result<(), GpuError> {
+    let Some(dir) = DUMP_DIR.lock().unwrap().clone() else {
+        return Ok(());
+    };
+    let name: String = label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let path = dir.join(format!("{name}.wgsl"));
+    std::fs::create_dir_all(&dir)
+        .and_then(|_| std::fs::write(&path, wgsl))
+        .map_err(|e| GpuError::Device {
+            label: label.into(),
+            message: format!(
+                "could not write the shader dump {}: {e}; change devices.wgpu.dump_shaders",
+                path.display()
+            ),
+        })
+}
+
 /// One wgpu device with the features this project uses where the adapter has them.
 pub struct GpuContext {
     pub device: wgpu::Device,
@@ -67,10 +102,21 @@ pub fn wanted_features() -> wgpu::Features {
         | wgpu::Features::PASSTHROUGH_SHADERS
 }
 
+/// The instance every context uses. wgpu validates each indirect dispatch with a hidden
+/// compute dispatch of its own (one more per indirect dispatch, every step); the kernels
+/// that write our indirect arguments clamp them to the device's limits themselves
+/// (`dispatch_args` in shaders/synapses.wgsl), so that check is turned off.
+pub(crate) fn instance_descriptor() -> wgpu::InstanceDescriptor {
+    let mut d = wgpu::InstanceDescriptor::new_without_display_handle();
+    d.flags
+        .remove(wgpu::InstanceFlags::VALIDATION_INDIRECT_CALL);
+    d
+}
+
 impl GpuContext {
     /// Create a device on the best adapter whose name contains `filter` (case-insensitive).
     pub fn new(filter: Option<&str>) -> Result<Self, GpuError> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+        let instance = wgpu::Instance::new(instance_descriptor());
         let adapter = pick_adapter(&instance, filter).ok_or_else(|| GpuError::NoAdapter {
             filter: filter
                 .map(|f| format!(" matching '{f}'"))
@@ -135,6 +181,11 @@ impl GpuContext {
         self.features.contains(wgpu::Features::SHADER_F64)
     }
 
+    pub fn supports_f32_atomics(&self) -> bool {
+        self.features
+            .contains(wgpu::Features::SHADER_FLOAT32_ATOMIC)
+    }
+
     pub fn supports_i64(&self) -> bool {
         self.features.contains(wgpu::Features::SHADER_INT64)
     }
@@ -149,8 +200,17 @@ impl GpuContext {
         entry: &str,
     ) -> Result<Arc<wgpu::ComputePipeline>, GpuError> {
         use std::hash::{Hash, Hasher};
+        dump(label, wgsl)?;
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        wgsl.hash(&mut h);
+        // The generated code names its kernel in a comment; Brian2 numbers its code objects
+        // anew on every run(), so the name stays out of the key and an unchanged model
+        // reuses its pipelines.
+        for line in wgsl
+            .lines()
+            .filter(|l| !l.starts_with(crate::wgsl::KERNEL_NAME_COMMENT))
+        {
+            line.hash(&mut h);
+        }
         entry.hash(&mut h);
         let key = h.finish();
         if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
@@ -259,6 +319,20 @@ impl GpuContext {
 
     /// Create a storage buffer initialised with `data` (at least 4 bytes, padded to 4).
     pub fn storage_buffer(&self, label: &str, data: &[u8]) -> Result<wgpu::Buffer, GpuError> {
+        self.buffer_with(label, data, wgpu::BufferUsages::empty())
+    }
+
+    /// A storage buffer that also holds indirect dispatch arguments.
+    pub fn indirect_buffer(&self, label: &str, data: &[u8]) -> Result<wgpu::Buffer, GpuError> {
+        self.buffer_with(label, data, wgpu::BufferUsages::INDIRECT)
+    }
+
+    fn buffer_with(
+        &self,
+        label: &str,
+        data: &[u8],
+        usage: wgpu::BufferUsages,
+    ) -> Result<wgpu::Buffer, GpuError> {
         let size = (data.len().max(4) as u64).div_ceil(4) * 4;
         let limit = self.limits.max_storage_buffer_binding_size;
         if size > limit {
@@ -273,7 +347,8 @@ impl GpuContext {
             size,
             usage: wgpu::BufferUsages::STORAGE
                 | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
+                | wgpu::BufferUsages::COPY_DST
+                | usage,
             mapped_at_creation: true,
         });
         {

@@ -7,12 +7,14 @@
 
 mod access;
 mod func;
+mod hoist;
 mod lower;
 mod types;
 mod validate;
 
 pub use access::{Parallel, accumulation, parallel};
 pub use func::{Func, float_result};
+pub use hoist::{Hoisted, hoist_scalars};
 pub use lower::{FunctionSpec, KernelSpec, LowerError, VariableSpec, lower};
 pub use types::{Type, TypeInfo, Value, promote};
 pub use validate::{ValidateError, validate};
@@ -42,6 +44,9 @@ pub enum VarKind {
     Array,
     /// A value fixed for the kernel's lifetime (Brian2 `Constant`s, namespace values).
     Constant(Value),
+    /// A scalar statement's result computed on the host ([`hoist_scalars`]): element
+    /// `slot` of the kernel's table of such values of this type (GPU kernels only).
+    Hoisted { slot: u32 },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -125,6 +125,8 @@ pub struct PyEngine {
     engine: Engine,
     /// A GPU run in progress (kept across Python callbacks).
     gpu_run: Option<runtime::GpuRun>,
+    /// The dispatches of the last GPU run's schedule items (see `gpu_dispatches`).
+    dispatches: Vec<Vec<runtime::Dispatch>>,
 }
 
 #[pymethods]
@@ -134,6 +136,7 @@ impl PyEngine {
         Self {
             engine: Engine::new(),
             gpu_run: None,
+            dispatches: Vec::new(),
         }
     }
 
@@ -145,7 +148,9 @@ impl PyEngine {
         bindings: Vec<(String, usize)>,
     ) -> PyResult<usize> {
         let spec = spec_from_dict(spec)?;
-        let kernel = ir::lower(&spec).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let kernel = std::panic::catch_unwind(|| ir::lower(&spec))
+            .map_err(|p| engine_err(runtime::EngineError::panic(&spec.name, p)))?
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
         let names: Vec<&str> = kernel.vars.iter().map(|v| v.name.as_str()).collect();
         if names.len() != bindings.len() {
             return Err(PyValueError::new_err(format!(
@@ -163,7 +168,13 @@ impl PyEngine {
                 o => Err(PyValueError::new_err(format!("unknown binding kind '{o}'"))),
             })
             .collect::<PyResult<_>>()?;
-        self.engine.add_kernel(kernel, bindings).map_err(engine_err)
+        let name = kernel.name.clone();
+        let engine = &mut self.engine;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            engine.add_kernel(kernel, bindings)
+        }))
+        .unwrap_or_else(|payload| Err(runtime::EngineError::panic(&name, payload)))
+        .map_err(engine_err)
     }
 
     /// Variable names of a spec in the order the engine binds them (after lowering).
@@ -237,6 +248,12 @@ impl PyEngine {
     }
 
     /// Seconds spent in each schedule item since `set_profiling(True)`.
+    /// Per schedule item, the GPU dispatches it records each time it runs, as
+    /// (kernel, workgroup grid or None where the GPU sizes it), for the last gpu run.
+    fn gpu_dispatches(&self) -> Vec<Vec<runtime::Dispatch>> {
+        self.dispatches.clone()
+    }
+
     fn profiling(&self) -> Vec<f64> {
         self.engine.profile.clone().unwrap_or_default()
     }
@@ -364,25 +381,29 @@ impl PyEngine {
             };
             let cl = &mut cl;
             let gpu_run = &mut self.gpu_run;
+            let dispatches = &mut self.dispatches;
             let gpu = backend == "gpu";
             let r = py.detach(move || -> Result<RunStatus, runtime::EngineError> {
-                if !gpu {
-                    return unsafe { engine.run_cpu(&raws, cl, &mut should_stop_fn, check_every) };
-                }
-                let ctx = GpuContext::shared()?;
-                match gpu_run {
-                    // Resuming after a Python callback, which may have changed arrays.
-                    Some(run) => run.upload_all(),
-                    None => {
-                        *gpu_run = Some(runtime::GpuRun::new(ctx, engine, raws, cl, steps_hint)?)
-                    }
-                }
-                let run = gpu_run.as_mut().unwrap();
-                let status = run.run(engine, cl, &mut should_stop_fn, check_every);
-                if !matches!(status, Ok(RunStatus::Callback { .. })) {
+                // Kernels name themselves in a caught panic (runtime::cpu); this catches
+                // the rest of the loop, on either backend.
+                let loop_name = if gpu { "gpu run loop" } else { "cpu run loop" };
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run_backend(
+                        engine,
+                        gpu_run,
+                        dispatches,
+                        raws,
+                        cl,
+                        &mut should_stop_fn,
+                        gpu,
+                        check_every,
+                        steps_hint,
+                    )
+                }))
+                .unwrap_or_else(|payload| {
                     *gpu_run = None;
-                }
-                status
+                    Err(runtime::EngineError::panic(loop_name, payload))
+                })
             });
             if let Some(e) = stop_err {
                 return Err(e);
@@ -396,4 +417,38 @@ impl PyEngine {
             RunStatus::Callback { index } => ("callback".into(), index as i64, timesteps),
         })
     }
+}
+
+/// One run (or the part of it up to a Python callback) on the chosen backend.
+#[allow(clippy::too_many_arguments)]
+fn run_backend(
+    engine: &mut Engine,
+    gpu_run: &mut Option<runtime::GpuRun>,
+    dispatches: &mut Vec<Vec<runtime::Dispatch>>,
+    raws: Vec<RawArray>,
+    cl: &mut Clocks,
+    should_stop_fn: &mut dyn FnMut(&Clocks) -> bool,
+    gpu: bool,
+    check_every: usize,
+    steps_hint: usize,
+) -> Result<RunStatus, runtime::EngineError> {
+    if !gpu {
+        return unsafe { engine.run_cpu(&raws, cl, should_stop_fn, check_every) };
+    }
+    let ctx = GpuContext::shared()?;
+    match gpu_run {
+        // Resuming after a Python callback, which may have changed arrays.
+        Some(run) => run.upload_all()?,
+        None => {
+            let run = runtime::GpuRun::new(ctx, engine, raws, cl, steps_hint)?;
+            *dispatches = run.dispatches();
+            *gpu_run = Some(run);
+        }
+    }
+    let run = gpu_run.as_mut().unwrap();
+    let status = run.run(engine, cl, should_stop_fn, check_every);
+    if !matches!(status, Ok(RunStatus::Callback { .. })) {
+        *gpu_run = None;
+    }
+    status
 }

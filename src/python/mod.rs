@@ -394,6 +394,13 @@ fn set_adapter(name: Option<String>) {
     GpuContext::set_shared_filter(name.filter(|n| !n.is_empty()));
 }
 
+/// Write the WGSL of every GPU pipeline to `dir/<kernel>.wgsl` (None or '' stops).
+#[pyfunction]
+#[pyo3(signature = (dir=None))]
+fn set_dump_shaders(dir: Option<String>) {
+    crate::gpu::set_dump_dir(dir.filter(|d| !d.is_empty()).map(Into::into));
+}
+
 /// Name of the adapter the engine runs on (creates the shared context).
 #[pyfunction]
 fn current_adapter(py: Python<'_>) -> PyResult<String> {
@@ -407,6 +414,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(list_adapters, m)?)?;
     m.add_function(wrap_pyfunction!(create_pipeline, m)?)?;
     m.add_function(wrap_pyfunction!(set_adapter, m)?)?;
+    m.add_function(wrap_pyfunction!(set_dump_shaders, m)?)?;
     m.add_function(wrap_pyfunction!(current_adapter, m)?)?;
     m.add_class::<CompiledKernel>()?;
     m.add_class::<engine::PyEngine>()?;

@@ -92,7 +92,12 @@ unsafe fn run_kernel(
         list,
         pos_base,
     };
-    unsafe { prog.run_raw(&raws, &args)? };
+    // A panic is a bug of ours; it reaches the user as an error naming the kernel (a
+    // PanicException is a BaseException that `except Exception` would miss).
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+        prog.run_raw(&raws, &args)
+    }))
+    .map_err(|payload| EngineError::panic(&ek.kernel.name, payload))??;
     Ok(())
 }
 
@@ -415,4 +420,46 @@ pub fn spikegenerator_step(bins: &[i32], last: usize, step: i64, period: i64) ->
     }
     let count = bins[from..].partition_point(|&b| b as i64 <= bin);
     (from, count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{KernelSpec, VariableSpec, lower};
+
+    /// A panic inside a kernel (here provoked by corrupting the compiled program's register
+    /// types) comes back as an error that names the kernel, not as an unwinding panic.
+    #[test]
+    fn a_panicking_kernel_is_an_error_naming_it() {
+        let mut spec = KernelSpec::vector(
+            "stateupdate",
+            vec![VariableSpec::array("v", Type::F64)],
+            "v = v + 1",
+        );
+        spec.name = "neurongroup_stateupdater_codeobject".into();
+        let mut eng = Engine::new();
+        let k = eng
+            .add_kernel(lower(&spec).unwrap(), vec![Binding::Array(0)])
+            .unwrap();
+        let mut v = vec![0.0f64; 10];
+        let arrays = [RawArray {
+            ptr: v.as_mut_ptr() as *mut u8,
+            len: v.len(),
+            ty: Type::F64,
+        }];
+        let ok = unsafe { run_kernel(&mut eng, k, &arrays, v.len(), None, 0, 0) };
+        assert!(ok.is_ok(), "{ok:?}");
+        let prog = eng.kernels[k].program.as_mut().unwrap();
+        for r in prog.regs.iter_mut() {
+            r.ty = Type::Bool;
+        }
+        let err = unsafe { run_kernel(&mut eng, k, &arrays, v.len(), None, 0, 0) }.unwrap_err();
+        assert!(matches!(err, EngineError::Panic { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("internal error in kernel 'neurongroup_stateupdater_codeobject'"),
+            "{text}"
+        );
+        assert_eq!(v, vec![1.0; 10]);
+    }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::gpu_queue::{GpuQueue, SERIAL_CHUNK};
 use super::{Binding, Clocks, Engine, EngineError, Op, RunStatus, elem_size};
-use crate::cpu::RawArray;
+use crate::cpu::{Program, RawArray};
 use crate::gpu::{GpuContext, GpuError, check_features, grid};
 use crate::ir::{Parallel, Type};
 use crate::wgsl::{self, Options};
@@ -45,6 +45,8 @@ enum Mode<'a> {
 /// One dispatch: a pipeline, its bindings, the grid, and (for generated kernels) the
 /// parameter buffer to refresh each step.
 struct Pass {
+    /// The pipeline's label: the Brian2 code object, or the support kernel's name.
+    label: String,
     pipeline: Arc<wgpu::ComputePipeline>,
     bind: wgpu::BindGroup,
     grid: [u32; 3],
@@ -53,6 +55,62 @@ struct Pass {
     params: Option<wgpu::Buffer>,
     /// Dispatch size read from this buffer at this byte offset (sizes the GPU computed).
     indirect: Option<(wgpu::Buffer, u64)>,
+    /// The kernel's run-invariant scalar values, computed on the host.
+    scalars: Option<HoistedScalars>,
+}
+
+/// A generated kernel's scalar statements that do not change during a run
+/// ([`crate::ir::hoist_scalars`]): evaluated once by the interpreter, read by every
+/// invocation from one small buffer each, instead of being recomputed per element.
+struct HoistedScalars {
+    eval: Program,
+    /// Bindings of the evaluation's inputs (the kernel's own variables).
+    inputs: Vec<Binding>,
+    /// Types of the outputs, in order (each type's values fill its table in that order).
+    types: Vec<Type>,
+    /// One table per type.
+    bufs: Vec<(Type, wgpu::Buffer)>,
+}
+
+impl HoistedScalars {
+    /// The values, one table per type as the GPU stores them (booleans as u32), in the
+    /// order the types first appear.
+    fn values(&self, arrays: &[RawArray]) -> Result<Vec<(Type, Vec<u8>)>, EngineError> {
+        let mut out: Vec<Vec<u64>> = self.types.iter().map(|_| vec![0u64]).collect();
+        let mut raws: Vec<RawArray> = self
+            .inputs
+            .iter()
+            .map(|b| match *b {
+                Binding::Array(id) => arrays[id],
+                _ => RawArray {
+                    ptr: std::ptr::null_mut(),
+                    len: 0,
+                    ty: Type::Bool,
+                },
+            })
+            .collect();
+        for (ty, o) in self.types.iter().zip(out.iter_mut()) {
+            raws.push(RawArray {
+                ptr: o.as_mut_ptr() as *mut u8,
+                len: 1,
+                ty: *ty,
+            });
+        }
+        let args = crate::cpu::RunArgs {
+            n: 1,
+            ..Default::default()
+        };
+        unsafe { self.eval.run_raw(&raws, &args)? };
+        let mut tables: Vec<(Type, Vec<u8>)> = Vec::new();
+        for (ty, raw) in self.types.iter().zip(&raws[self.inputs.len()..]) {
+            let bytes = host_to_gpu(raw);
+            match tables.iter_mut().find(|(t, _)| t == ty) {
+                Some((_, table)) => table.extend(bytes),
+                None => tables.push((*ty, bytes)),
+            }
+        }
+        Ok(tables)
+    }
 }
 
 /// A monitor's GPU-side records and counter.
@@ -65,6 +123,26 @@ struct MonitorRecords {
     bound: Vec<usize>,
     /// Which counter word gives each record's length: 0 (values) or 1 (rows).
     len_word: Vec<usize>,
+}
+
+/// A dispatch as `profile` reports it: the kernel, and its workgroup grid (`None` where
+/// the GPU computes it: indirect dispatch).
+pub type Dispatch = (String, Option<[u32; 3]>);
+
+/// Workgroup size of the per-event kernels (generated list-mode kernels, count_events).
+const EVENT_WG: u32 = 64;
+/// Byte offset of the indirect dispatch sizes in a range buffer.
+const RANGE_INDIRECT: u64 = 16;
+
+/// An event range computed once per step and shared by the operations that need it:
+/// the eventspace, its length, the subgroup, and the clock of the operations.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct RangeKey {
+    space: usize,
+    n: usize,
+    start: usize,
+    stop: usize,
+    clock: usize,
 }
 
 /// One step of a batch: which clocks tick, and every clock's (t, timestep).
@@ -89,6 +167,106 @@ pub struct GpuRun {
     /// Per clock, the random streams' step (timestep minus the run's first; 2 u32 words).
     rng_steps: Vec<wgpu::Buffer>,
     resume_at: Option<usize>,
+    /// Per array: nothing writes it while the engine runs (scalar code reading only such
+    /// arrays is evaluated once, on the host).
+    invariant: Vec<bool>,
+}
+
+/// Per array, whether no scheduled operation or clock writes it during a run (Python
+/// callbacks may; [`GpuRun::upload_all`] then refreshes what depends on it).
+fn invariant_arrays(eng: &Engine, clocks: &Clocks, n: usize) -> Vec<bool> {
+    let mut inv = vec![true; n];
+    let mut mark = |id: usize| {
+        if let Some(x) = inv.get_mut(id) {
+            *x = false
+        }
+    };
+    for c in &clocks.clocks {
+        c.t_array
+            .into_iter()
+            .chain(c.timestep_array)
+            .for_each(&mut mark);
+    }
+    for item in &eng.items {
+        let kernel = match &item.op {
+            Op::Elementwise { kernel, .. } | Op::Synapses { kernel, .. } => Some(*kernel),
+            Op::Threshold {
+                kernel,
+                cond,
+                eventspace,
+                ..
+            } => {
+                mark(*cond);
+                mark(*eventspace);
+                Some(*kernel)
+            }
+            Op::Reset { kernel, eventspace } => {
+                mark(*eventspace);
+                Some(*kernel)
+            }
+            Op::SpikeMonitor {
+                kernel,
+                eventspace,
+                count,
+                total,
+                ..
+            } => {
+                [*eventspace, *count, *total]
+                    .into_iter()
+                    .for_each(&mut mark);
+                Some(*kernel)
+            }
+            Op::StateMonitor {
+                kernel, t, total, ..
+            } => {
+                mark(*t);
+                mark(*total);
+                Some(*kernel)
+            }
+            Op::RateMonitor {
+                eventspace,
+                t,
+                total,
+                ..
+            } => {
+                [*eventspace, *t, *total].into_iter().for_each(&mut mark);
+                None
+            }
+            Op::PushSpikes { eventspace, .. } => {
+                mark(*eventspace);
+                None
+            }
+            Op::SummedVariable {
+                kernel,
+                values,
+                target,
+                ..
+            } => {
+                mark(*values);
+                mark(*target);
+                Some(*kernel)
+            }
+            Op::SpikeGenerator {
+                eventspace,
+                lastindex,
+                ..
+            } => {
+                mark(*eventspace);
+                mark(*lastindex);
+                None
+            }
+            Op::Python { .. } => None,
+        };
+        if let Some(k) = kernel {
+            let ek = &eng.kernels[k];
+            for (var, b) in ek.kernel.vars.iter().zip(&ek.bindings) {
+                if let (true, Binding::Array(id)) = (var.written, *b) {
+                    mark(id)
+                }
+            }
+        }
+    }
+    inv
 }
 
 /// Size of one element in GPU storage (booleans are u32 there).
@@ -176,11 +354,13 @@ impl GpuRun {
         let pipeline = self.ctx.pipeline(name, wgsl, entry)?;
         let bind = self.bind(name, &pipeline, entries)?;
         Ok(Pass {
+            label: name.to_string(),
             pipeline,
             bind,
             grid,
             params: None,
             indirect: None,
+            scalars: None,
         })
     }
 
@@ -198,26 +378,51 @@ impl GpuRun {
         step: Option<&wgpu::Buffer>,
     ) -> Result<Pass, EngineError> {
         let ek = &eng.kernels[k];
-        check_features(self.ctx, &ek.kernel)?;
+        let hoisted = crate::ir::hoist_scalars(
+            &ek.kernel,
+            |v| matches!(ek.bindings[v], Binding::Array(id) if self.invariant[id]),
+        );
+        let kernel = hoisted.as_ref().map_or(&ek.kernel, |h| &h.kernel);
+        check_features(self.ctx, kernel)?;
         let (list, atomic, serial) = match mode {
             Mode::Elements => (None, &[][..], None),
             Mode::List(l, r, atomic) => (Some((l, r)), atomic, None),
             Mode::Serial(l, r, start) => (Some((l, r)), &[][..], Some(start)),
         };
+        let mut alias = alias_of(ek);
+        alias.extend(alias.len()..kernel.vars.len());
         let opts = Options {
-            alias: alias_of(ek),
+            alias,
             list: list.is_some(),
             step_binding: true,
             f64: self.ctx.supports_f64(),
             atomic: atomic.to_vec(),
+            float_atomics: self.ctx.supports_f32_atomics(),
             serial: serial.is_some(),
             workgroup_size: if serial.is_some() { 1 } else { 64 },
         };
         let compiled =
-            wgsl::compile(&ek.kernel, &opts).map_err(|e| EngineError::Invalid(e.to_string()))?;
+            wgsl::compile(kernel, &opts).map_err(|e| EngineError::Invalid(e.to_string()))?;
         let pipeline = self
             .ctx
             .pipeline(&ek.kernel.name, &compiled.source, &compiled.entry)?;
+        let scalars = match &hoisted {
+            None => None,
+            Some(h) => {
+                let eval = Program::new(&h.eval)?;
+                let mut hs = HoistedScalars {
+                    eval,
+                    inputs: ek.bindings.clone(),
+                    types: h.kernel.vars[h.first..].iter().map(|v| v.ty).collect(),
+                    bufs: Vec::new(),
+                };
+                let label = format!("{} scalars", ek.kernel.name);
+                for (ty, bytes) in hs.values(&self.arrays)? {
+                    hs.bufs.push((ty, storage(self.ctx, &label, &bytes)?));
+                }
+                Some(hs)
+            }
+        };
         // Static parameters: the step comes from the clock's timestep array (`b2_step`).
         let words = [
             n_max as u32,
@@ -232,6 +437,17 @@ impl GpuRun {
         let params = storage(self.ctx, "params", bytemuck::cast_slice(&words))?;
         let mut entries: Vec<(u32, &wgpu::Buffer)> = vec![(0, &params)];
         for b in &compiled.bindings {
+            if b.var >= ek.bindings.len() {
+                let hs = scalars.as_ref().expect("only hoisting adds variables");
+                let ty = kernel.vars[b.var].ty;
+                let table = hs
+                    .bufs
+                    .iter()
+                    .find(|(t, _)| *t == ty)
+                    .expect("a table per type");
+                entries.push((b.binding, &table.1));
+                continue;
+            }
             let buf = match ek.bindings[b.var] {
                 Binding::Array(id) => &self.bufs[id],
                 Binding::Record(r) => {
@@ -277,11 +493,13 @@ impl GpuRun {
         }
         let bind = self.bind(&ek.kernel.name, &pipeline, &entries)?;
         Ok(Pass {
+            label: ek.kernel.name.clone(),
             pipeline,
             bind,
             grid: grid(self.ctx, n_max.max(1), compiled.workgroup_size),
             params: Some(params),
             indirect: None,
+            scalars,
         })
     }
 
@@ -333,6 +551,7 @@ impl GpuRun {
         clocks: &Clocks,
         steps: usize,
     ) -> Result<Self, EngineError> {
+        let n_arrays = arrays.len();
         let mut bufs = Vec::with_capacity(arrays.len());
         for (i, a) in arrays.iter().enumerate() {
             bufs.push(storage(ctx, &format!("array {i}"), &host_to_gpu(a))?);
@@ -349,6 +568,7 @@ impl GpuRun {
                 .map(|_| storage(ctx, "rng step", &[0u8; 8]))
                 .collect::<Result<_, _>>()?,
             resume_at: None,
+            invariant: invariant_arrays(eng, clocks, n_arrays),
         };
         // Spike queues, each sized for its pathway's kernel (serial or parallel).
         for item in &eng.items {
@@ -368,7 +588,21 @@ impl GpuRun {
             }
         }
         let dummy = storage(ctx, "dummy", &[0u8; 8])?;
+        // Event ranges computed earlier in the step, valid until the eventspace is written.
+        let mut ranges: Vec<(RangeKey, wgpu::Buffer)> = Vec::new();
         for item in &eng.items {
+            if let Op::Threshold { eventspace, .. } | Op::SpikeGenerator { eventspace, .. } =
+                &item.op
+            {
+                ranges.retain(|(k, _)| k.space != *eventspace);
+            }
+            let key = |space: usize, n: usize, start: usize, stop: usize| RangeKey {
+                space,
+                n,
+                start,
+                stop,
+                clock: item.clock,
+            };
             let ts = clocks.clocks[item.clock].timestep_array;
             let clock_step = ts.map(|a| &run.bufs[a]);
             let step_buf = Some(&run.rng_steps[item.clock]);
@@ -534,8 +768,9 @@ impl GpuRun {
                 }
                 Op::Reset { kernel, eventspace } => {
                     let n = run.arrays[*eventspace].len - 1;
-                    let (range, rp) = run.event_range(*eventspace, n, 0, n, &dummy)?;
-                    let k = run.kernel_pass(
+                    let (range, rp) =
+                        run.event_range(&mut ranges, key(*eventspace, n, 0, n), &dummy)?;
+                    let mut k = run.kernel_pass(
                         eng,
                         &[],
                         *kernel,
@@ -544,7 +779,8 @@ impl GpuRun {
                         None,
                         step_buf,
                     )?;
-                    Prepared::Passes(vec![rp, k], None)
+                    k.indirect = Some((range.clone(), RANGE_INDIRECT));
+                    Prepared::Passes(rp.into_iter().chain([k]).collect(), None)
                 }
                 Op::SpikeMonitor {
                     kernel,
@@ -564,9 +800,12 @@ impl GpuRun {
                         &vec![0; records.len()],
                         steps,
                     )?;
-                    let (range, rp) =
-                        run.event_range(*eventspace, *source_n, *start, *stop, &dummy)?;
-                    let k = run.kernel_pass(
+                    let (range, rp) = run.event_range(
+                        &mut ranges,
+                        key(*eventspace, *source_n, *start, *stop),
+                        &dummy,
+                    )?;
+                    let mut k = run.kernel_pass(
                         eng,
                         &mon.records,
                         *kernel,
@@ -575,8 +814,9 @@ impl GpuRun {
                         Some(&mon.counter),
                         step_buf,
                     )?;
+                    k.indirect = Some((range.clone(), RANGE_INDIRECT));
                     let sp = storage(ctx, "start", bytemuck::cast_slice(&[*start as u32, 0]))?;
-                    let c = run.support(
+                    let mut c = run.support(
                         "count_events",
                         &section("count_events"),
                         "main",
@@ -585,18 +825,18 @@ impl GpuRun {
                             (1, &run.bufs[*eventspace]),
                             (2, &range),
                             (3, &run.bufs[*count]),
+                            (4, &mon.counter),
+                            (5, &run.bufs[*total]),
                         ],
-                        grid(ctx, width.max(1), 64),
+                        grid(ctx, width.max(1), EVENT_WG),
                     )?;
-                    let b = run.support(
-                        "bump_events",
-                        &section("bump_events"),
-                        "main",
-                        &[(0, &range), (1, &mon.counter), (2, &run.bufs[*total])],
-                        [1, 1, 1],
-                    )?;
+                    c.indirect = Some((range.clone(), RANGE_INDIRECT));
+                    c.params = Some(sp);
                     run.monitors.push(mon);
-                    Prepared::Passes(vec![rp, k, c, b], Some(run.monitors.len() - 1))
+                    Prepared::Passes(
+                        rp.into_iter().chain([k, c]).collect(),
+                        Some(run.monitors.len() - 1),
+                    )
                 }
                 Op::StateMonitor {
                     kernel,
@@ -662,8 +902,11 @@ impl GpuRun {
                 } => {
                     let mon =
                         run.records_for(eng, &[*t_record, *rate_record], &[1, 1], &[1, 1], steps)?;
-                    let (range, rp) =
-                        run.event_range(*eventspace, *source_n, *start, *stop, &dummy)?;
+                    let (range, rp) = run.event_range(
+                        &mut ranges,
+                        key(*eventspace, *source_n, *start, *stop),
+                        &dummy,
+                    )?;
                     let fp = storage(
                         ctx,
                         "rate params",
@@ -685,7 +928,10 @@ impl GpuRun {
                         [1, 1, 1],
                     )?;
                     run.monitors.push(mon);
-                    Prepared::Passes(vec![rp, r], Some(run.monitors.len() - 1))
+                    Prepared::Passes(
+                        rp.into_iter().chain([r]).collect(),
+                        Some(run.monitors.len() - 1),
+                    )
                 }
             };
             run.prepared.push(prepared);
@@ -693,20 +939,41 @@ impl GpuRun {
         Ok(run)
     }
 
-    /// A pass that writes the [lo, hi) positions of events within [start, stop).
+    /// The [lo, hi) positions of the events within [start, stop) of an eventspace, and the
+    /// indirect dispatch sizes (words 4..7) of a per-event kernel of `EVENT_WG` invocations
+    /// per workgroup: a buffer and the pass that fills it, or no pass where an earlier
+    /// operation of this step already computed the same range (`ranges`, see `new`).
     fn event_range(
         &self,
-        space: usize,
-        n: usize,
-        start: usize,
-        stop: usize,
+        ranges: &mut Vec<(RangeKey, wgpu::Buffer)>,
+        key: RangeKey,
         dummy: &wgpu::Buffer,
-    ) -> Result<(wgpu::Buffer, Pass), EngineError> {
-        let range = storage(self.ctx, "range", &[0u8; 8])?;
+    ) -> Result<(wgpu::Buffer, Option<Pass>), EngineError> {
+        if let Some((_, buf)) = ranges.iter().find(|(k, _)| *k == key) {
+            return Ok((buf.clone(), None));
+        }
+        let RangeKey {
+            space,
+            n,
+            start,
+            stop,
+            ..
+        } = key;
+        let range = self.ctx.indirect_buffer("range", &[0u8; 32])?;
+        let max_groups = self.ctx.limits.max_compute_workgroups_per_dimension;
         let p = storage(
             self.ctx,
             "range params",
-            bytemuck::cast_slice(&[n as u32, start as u32, stop as u32, 0]),
+            bytemuck::cast_slice(&[
+                n as u32,
+                start as u32,
+                stop as u32,
+                max_groups,
+                EVENT_WG,
+                0,
+                0,
+                0,
+            ]),
         )?;
         let pass = self.support(
             "b2_event_range",
@@ -715,7 +982,8 @@ impl GpuRun {
             &[(0, &p), (1, dummy), (2, &self.bufs[space]), (3, &range)],
             [1, 1, 1],
         )?;
-        Ok((range, pass))
+        ranges.push((key, range.clone()));
+        Ok((range, Some(pass)))
     }
 
     /// Copy a monitor's records to the engine's host records and reset its counter.
@@ -952,13 +1220,40 @@ impl GpuRun {
     }
 
     /// After a Python callback changed host arrays: upload them again.
-    pub fn upload_all(&self) {
+    /// Per schedule item, its dispatches when it runs: (label, workgroup grid), the grid
+    /// `None` where the GPU computes it (indirect dispatch).
+    pub fn dispatches(&self) -> Vec<Vec<Dispatch>> {
+        self.prepared
+            .iter()
+            .map(|p| match p {
+                Prepared::Passes(passes, _) => passes
+                    .iter()
+                    .map(|p| (p.label.clone(), p.indirect.is_none().then_some(p.grid)))
+                    .collect(),
+                Prepared::Python(_) => Vec::new(),
+            })
+            .collect()
+    }
+
+    pub fn upload_all(&self) -> Result<(), EngineError> {
         for (a, buf) in self.arrays.iter().zip(&self.bufs) {
             if a.ptr.is_null() || a.len == 0 {
                 continue;
             }
             self.ctx.queue.write_buffer(buf, 0, &host_to_gpu(a));
         }
+        // Python may have changed what the hoisted scalar values depend on.
+        for p in &self.prepared {
+            let Prepared::Passes(passes, _) = p else {
+                continue;
+            };
+            for hs in passes.iter().filter_map(|p| p.scalars.as_ref()) {
+                for ((_, buf), (_, bytes)) in hs.bufs.iter().zip(hs.values(&self.arrays)?) {
+                    self.ctx.queue.write_buffer(buf, 0, &bytes);
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -8,7 +8,7 @@ mod gpu_queue;
 mod queue;
 
 pub use clocks::{Clock, Clocks};
-pub use gpu::GpuRun;
+pub use gpu::{Dispatch, GpuRun};
 pub use queue::SpikeQueue;
 
 use thiserror::Error;
@@ -27,6 +27,33 @@ pub enum EngineError {
     /// A model feature this backend does not run (yet).
     #[error("{0}")]
     Unsupported(String),
+    /// A panic caught while running `kernel`: a bug of brian2wgpu, not of the model.
+    #[error(
+        "internal error in kernel '{kernel}': {message}. This is a bug in brian2wgpu: please \
+         report it with the model; prefs.devices.wgpu.backend = 'gpu' or 'cpu' may avoid it"
+    )]
+    Panic { kernel: String, message: String },
+}
+
+impl EngineError {
+    /// The error for a panic caught while running `kernel`.
+    pub fn panic(kernel: &str, payload: Box<dyn std::any::Any + Send>) -> Self {
+        EngineError::Panic {
+            kernel: kernel.to_string(),
+            message: panic_message(payload.as_ref()),
+        }
+    }
+}
+
+/// The text of a panic's payload (`panic!` gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic without a message".into()
+    }
 }
 
 pub type ArrayId = usize;

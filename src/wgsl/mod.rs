@@ -45,6 +45,9 @@ pub struct Options {
     /// Variables written by several elements through pure accumulation
     /// ([`crate::ir::Parallel::Atomic`]): added atomically, never loaded or stored.
     pub atomic: Vec<usize>,
+    /// The device has native f32 `atomicAdd` (SHADER_FLOAT32_ATOMIC); without it f32
+    /// accumulations are compare-and-swap loops.
+    pub float_atomics: bool,
     /// With `list`: one invocation walks `b2_list[lo + b2_params[1] ..][.. b2_params[2]]`
     /// in order (the serial loop's semantics), dispatched as one workgroup of one.
     pub serial: bool,
@@ -62,6 +65,7 @@ impl Default for Options {
             step_binding: false,
             f64: true,
             atomic: Vec::new(),
+            float_atomics: false,
             serial: false,
             alias: Vec::new(),
         }
@@ -89,6 +93,10 @@ pub struct WgslKernel {
     /// Binding of `b2_step` (see [`Options::step_binding`]).
     pub step_binding: Option<u32>,
 }
+
+/// How the comment naming a generated kernel starts. Pipeline caches leave that line out
+/// of their key: Brian2 renames its code objects on every run().
+pub const KERNEL_NAME_COMMENT: &str = "// kernel '";
 
 /// Number of u32 words before the per-variable offsets in a parameter block:
 /// n, step_lo, step_hi, seed_lo, seed_hi, kernel_id, and two spare words.

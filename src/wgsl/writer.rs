@@ -394,6 +394,11 @@ fn alias_map(k: &Kernel, opts: &Options, arena: bool) -> Vec<usize> {
     }
 }
 
+/// The table of host-computed scalar values of type `t` ([`VarKind::Hoisted`]).
+fn hoisted_table(t: Type) -> String {
+    format!("b2_hoisted_{}", storage_type(t))
+}
+
 fn load_expr(k: &Kernel, v: usize, index: &str, arena: bool) -> String {
     let e = element(k, v, index, arena);
     if k.vars[v].ty == Type::Bool {
@@ -453,6 +458,21 @@ pub fn write_function(
                 let lit = w.lit(*c);
                 writeln!(body, "    {local} = {lit};").unwrap();
             }
+            VarKind::Hoisted { .. } if arena => {
+                return Err(Error::Unsupported(format!(
+                    "host-computed scalar '{}' in a batched module",
+                    var.name
+                )));
+            }
+            VarKind::Hoisted { slot } => {
+                let e = format!("{}[{slot}u]", hoisted_table(var.ty));
+                let e = if var.ty == Type::Bool {
+                    format!("({e} != 0u)")
+                } else {
+                    e
+                };
+                writeln!(body, "    {local} = {e};").unwrap();
+            }
             VarKind::Array if atomic(v) => {}
             VarKind::Array if var.read || var.written => {
                 writeln!(
@@ -488,7 +508,14 @@ pub fn write_function(
     }
 
     let mut f = String::new();
-    writeln!(f, "// kernel '{}' (template {})", k.name, k.template).unwrap();
+    writeln!(
+        f,
+        "{}{}' (template {})",
+        super::KERNEL_NAME_COMMENT,
+        k.name,
+        k.template
+    )
+    .unwrap();
     writeln!(
         f,
         "fn {fname}(b2_i: u32, b2_k: u32, b2_pbase: u32) {{\n    let b2_elem = b2_i;\n{body}}}"
@@ -528,9 +555,11 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
         let access = if written { "read_write" } else { "read" };
         let name = array_name(k, v);
         if opts.atomic.contains(&v) {
-            // Floats are added by compare-and-swap on their bits.
+            // Floats are added by compare-and-swap on their bits, unless the device adds
+            // f32 natively (SHADER_FLOAT32_ATOMIC).
             let (cell, add) = match var.ty {
                 Type::I32 => ("i32", None),
+                Type::F32 if opts.float_atomics => ("f32", None),
                 Type::F32 => ("u32", Some(("f32", "u32"))),
                 Type::F64 => ("u64", Some(("f64", "u64"))),
                 t => return Err(Error::Unsupported(format!("atomic accumulation of {t:?}"))),
@@ -543,7 +572,7 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
             match add {
                 None => writeln!(
                     src,
-                    "fn b2_acc_{name}(i: u32, x: i32) {{ atomicAdd(&{name}[i], x); }}"
+                    "fn b2_acc_{name}(i: u32, x: {cell}) {{ atomicAdd(&{name}[i], x); }}"
                 ),
                 Some((f, u)) => writeln!(
                     src,
@@ -572,6 +601,27 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
             read_only: !written,
         });
         binding += 1;
+    }
+    // Host-computed scalar values: one read-only table per type, bound under the first
+    // variable of that type.
+    let mut hoisted_types = Vec::new();
+    for (v, var) in k.vars.iter().enumerate() {
+        if matches!(var.kind, VarKind::Hoisted { .. }) && !hoisted_types.contains(&var.ty) {
+            hoisted_types.push(var.ty);
+            writeln!(
+                src,
+                "@group(0) @binding({binding}) var<storage, read> {}: array<{}>;",
+                hoisted_table(var.ty),
+                storage_type(var.ty)
+            )
+            .unwrap();
+            bindings.push(Binding {
+                var: v,
+                binding,
+                read_only: true,
+            });
+            binding += 1;
+        }
     }
     for u in &k.user_functions {
         if let Some(code) = &u.wgsl {
