@@ -5,17 +5,29 @@
 //   space[count .. N)  left as they were (stale entries; nobody reads them)
 //   space[N]           count
 //
-// The threshold kernel writes one flag per neuron (nonzero = event); `b2_compact` turns
-// the flags into the ordered list. Brian2's semantics (and deterministic results) need
-// the ascending order, so this is a prefix-sum compaction, not an atomic append.
+// The threshold kernel writes one flag per neuron (nonzero = event); the compaction below
+// turns the flags into the ordered list. Brian2's semantics (and deterministic results)
+// need the ascending order, so this is a prefix-sum compaction, not an atomic append.
 // `b2_event_range` then finds the slice of that list that falls into a subgroup's
 // [start, stop) index range, for monitors and resets of subgroups.
 //
-// Both entry points share the four bindings below. Names carry the `b2_spk_` prefix
+// Compaction runs over tiles of B2_SPK_TILE flags in three steps, none of which waits on
+// another workgroup (WebGPU promises no forward progress between workgroups):
+//   1. count: every flagged element adds 1 to its tile's counter (the threshold kernel
+//      does this itself as it writes the flags; `b2_compact_count` does it for flags
+//      written elsewhere);
+//   2. `b2_compact_scan`: one workgroup turns the counters into each tile's first output
+//      position and writes the total to space[N];
+//   3. `b2_compact_scatter`: one workgroup per tile writes its events, in order, from that
+//      position on, and zeroes its counter for the next step.
+// Work per invocation is constant in steps 1 and 3 (16 flags, at most 64 partial sums);
+// in step 2 each of the 64 invocations sums N / (64 * B2_SPK_TILE) counters.
+//
+// All entry points share the five bindings below. Names carry the `b2_spk_` prefix
 // because these entry points are concatenated into modules with other bindings.
 //
-// The pipeline layout is derived from each entry point, and callers bind all four
-// buffers to both entry points (unused ones may be small dummies), so each entry point
+// The pipeline layout is derived from each entry point, and callers bind all five
+// buffers to every entry point (unused ones may be small dummies), so each entry point
 // statically uses every binding; see `b2_spk_touch`.
 
 // [0] = N, [1] = start, [2] = stop (the subgroup range for `b2_event_range`), [3] = the
@@ -29,18 +41,23 @@
 // Output of `b2_event_range`: [lo, hi) positions in the eventspace, then (from word 4)
 // the indirect dispatch arguments of a kernel with one invocation per event.
 @group(0) @binding(3) var<storage, read_write> b2_spk_range: array<u32>;
+// One counter per tile (ceil(N / B2_SPK_TILE) entries), zero between steps.
+@group(0) @binding(4) var<storage, read_write> b2_spk_tiles: array<atomic<u32>>;
 
-const B2_SPK_WG: u32 = 256u;
+// Flags per tile: 64 invocations of `b2_compact_scatter` times 16 flags each. The
+// threshold kernel's writer uses the same number (src/wgsl: COMPACT_TILE).
+const B2_SPK_TILE: u32 = 1024u;
+const B2_SPK_PER_THREAD: u32 = 16u;
 
-// Per-thread event counts, scanned in place into inclusive prefix sums.
-var<workgroup> b2_spk_scan: array<u32, 256>;
+var<workgroup> b2_spk_part: array<u32, 64>;
 
-// Make the entry point statically use all four bindings without reading or writing any
-// element (arrayLength only queries the buffer size), so that a bind group with all four
+// Make the entry point statically use all five bindings without reading or writing any
+// element (arrayLength only queries the buffer size), so that a bind group with all five
 // buffers matches the derived layout even where a buffer is a tiny dummy.
 fn b2_spk_touch() -> u32 {
     return arrayLength(&b2_spk_params) + arrayLength(&b2_spk_flags)
-        + arrayLength(&b2_spk_space) + arrayLength(&b2_spk_range);
+        + arrayLength(&b2_spk_space) + arrayLength(&b2_spk_range)
+        + arrayLength(&b2_spk_tiles);
 }
 
 // 1 if neuron i has an event, else 0.
@@ -56,73 +73,79 @@ fn b2_spk_emit(i: u32, pos: ptr<function, u32>) {
     }
 }
 
-// Ordered compaction. Dispatch exactly ONE workgroup. Thread t owns the contiguous chunk
-// [t * chunk, (t + 1) * chunk) of the flags (clipped to N), so the concatenation of the
-// threads' outputs in thread order is ascending. Work per thread grows with N (a loop
-// over the chunk), so any N that fits a storage binding works.
-//
-// The chunk loops take 8 flags per iteration. Besides the usual benefit, this matters on
-// lavapipe (llvmpipe), which silently ends every loop once a shader invocation has made
-// 65535 loop iterations in all (LP_MAX_TGSI_LOOP_ITERATIONS, shared by all its loops).
-// With 8 per iteration a thread makes about chunk / 4 + 22 iterations, which stays below
-// that for N up to ~67 million, twice what lavapipe's 128 MiB binding limit allows.
-@compute @workgroup_size(256)
-fn b2_compact(@builtin(local_invocation_index) t: u32) {
+// Step 1 for flags that no threshold kernel counted: one invocation per flag.
+@compute @workgroup_size(64)
+fn b2_compact_count(@builtin(global_invocation_id) gid: vec3<u32>,
+                    @builtin(num_workgroups) nwg: vec3<u32>) {
+    _ = b2_spk_touch();
+    let i = gid.x + gid.y * nwg.x * 64u;
+    if (i < b2_spk_params[0] && b2_spk_flags[i] != 0u) {
+        atomicAdd(&b2_spk_tiles[i / B2_SPK_TILE], 1u);
+    }
+}
+
+// Step 2: exclusive prefix sums of the tile counters, in place. Dispatch ONE workgroup.
+@compute @workgroup_size(64)
+fn b2_compact_scan(@builtin(local_invocation_index) t: u32) {
     _ = b2_spk_touch();
     let n = b2_spk_params[0];
-    let chunk = (n + B2_SPK_WG - 1u) / B2_SPK_WG;
-    let begin = min(t * chunk, n);
-    let end = min(begin + chunk, n);
-
-    // 1. Count this thread's events.
-    var mine = 0u;
-    var i = begin;
-    for (; i + 8u <= end; i += 8u) {
-        mine += b2_spk_event(i) + b2_spk_event(i + 1u) + b2_spk_event(i + 2u)
-            + b2_spk_event(i + 3u) + b2_spk_event(i + 4u) + b2_spk_event(i + 5u)
-            + b2_spk_event(i + 6u) + b2_spk_event(i + 7u);
+    let tiles = (n + B2_SPK_TILE - 1u) / B2_SPK_TILE;
+    let chunk = (tiles + 63u) / 64u;
+    let begin = min(t * chunk, tiles);
+    let end = min(begin + chunk, tiles);
+    var sum = 0u;
+    for (var b = begin; b < end; b++) {
+        sum += atomicLoad(&b2_spk_tiles[b]);
     }
-    for (; i < end; i++) {
+    b2_spk_part[t] = sum;
+    workgroupBarrier();
+    var base = 0u;
+    for (var u = 0u; u < t; u++) {
+        base += b2_spk_part[u];
+    }
+    for (var b = begin; b < end; b++) {
+        let c = atomicLoad(&b2_spk_tiles[b]);
+        atomicStore(&b2_spk_tiles[b], base);
+        base += c;
+    }
+    // The last invocation's chunk ends the list (or is empty): base is the total.
+    // Position N is never an event position (there are at most N events).
+    if (t == 63u) {
+        b2_spk_space[n] = i32(base);
+    }
+}
+
+// Step 3: one workgroup per tile (a 2-D grid where the tiles exceed one dimension).
+@compute @workgroup_size(64)
+fn b2_compact_scatter(@builtin(local_invocation_index) t: u32,
+                      @builtin(workgroup_id) wid: vec3<u32>,
+                      @builtin(num_workgroups) nwg: vec3<u32>) {
+    _ = b2_spk_touch();
+    let n = b2_spk_params[0];
+    let w = wid.x + wid.y * nwg.x;
+    if (w * B2_SPK_TILE >= n) {
+        return;
+    }
+    let begin = min(w * B2_SPK_TILE + t * B2_SPK_PER_THREAD, n);
+    let end = min(begin + B2_SPK_PER_THREAD, n);
+    var mine = 0u;
+    for (var i = begin; i < end; i++) {
         mine += b2_spk_event(i);
     }
-    b2_spk_scan[t] = mine;
+    b2_spk_part[t] = mine;
     workgroupBarrier();
-
-    // 2. Inclusive prefix sum over the 256 counts (Hillis-Steele: log2(256) = 8 rounds).
-    //    Each round reads, waits for every thread to have read, then writes and waits
-    //    again, so no thread reads a value another thread has already overwritten.
-    for (var d = 1u; d < B2_SPK_WG; d <<= 1u) {
-        var add = 0u;
-        if (t >= d) {
-            add = b2_spk_scan[t - d];
-        }
-        workgroupBarrier();
-        b2_spk_scan[t] += add;
-        workgroupBarrier();
+    var pos = atomicLoad(&b2_spk_tiles[w]);
+    for (var u = 0u; u < t; u++) {
+        pos += b2_spk_part[u];
     }
-
-    // 3. Write this chunk's event indices from its exclusive offset on. Stop scanning as
-    //    soon as all of the chunk's events are written (sparse chunks end early).
-    let last = b2_spk_scan[t];
-    var pos = last - mine;
-    i = begin;
-    for (; i + 8u <= end && pos < last; i += 8u) {
-        b2_spk_emit(i, &pos);
-        b2_spk_emit(i + 1u, &pos);
-        b2_spk_emit(i + 2u, &pos);
-        b2_spk_emit(i + 3u, &pos);
-        b2_spk_emit(i + 4u, &pos);
-        b2_spk_emit(i + 5u, &pos);
-        b2_spk_emit(i + 6u, &pos);
-        b2_spk_emit(i + 7u, &pos);
-    }
-    for (; i < end && pos < last; i++) {
+    let last = pos + mine;
+    for (var i = begin; i < end && pos < last; i++) {
         b2_spk_emit(i, &pos);
     }
-
-    // The total; position N is never an event position (there are at most N events).
-    if (t == B2_SPK_WG - 1u) {
-        b2_spk_space[n] = i32(last);
+    // Every invocation has read the tile's position: reset the counter for the next step.
+    workgroupBarrier();
+    if (t == 0u) {
+        atomicStore(&b2_spk_tiles[w], 0u);
     }
 }
 

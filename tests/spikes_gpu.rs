@@ -1,4 +1,4 @@
-//! `shaders/spikes.wgsl`: ordered event compaction (`b2_compact`) and subgroup event
+//! `shaders/spikes.wgsl`: ordered event compaction (count, scan, scatter) and subgroup event
 //! ranges (`b2_event_range`), checked exactly against CPU references on whatever adapter
 //! is present (lavapipe in CI).
 
@@ -80,25 +80,110 @@ fn reference_space(flags: &[u32], before: &[i32]) -> Vec<i32> {
     out
 }
 
-/// Run `b2_compact` over `flags` (all four bindings, as the engine binds them) and
-/// return the eventspace, which started as all `SENTINEL`.
+/// The three compaction steps of shaders/spikes.wgsl (count, scan, scatter) over
+/// resident buffers, bound as the engine binds them (all five bindings).
+struct Compaction {
+    n: usize,
+    bufs: Vec<wgpu::Buffer>,
+    steps: Vec<(wgpu::ComputePipeline, wgpu::BindGroup, [u32; 3])>,
+}
+
+impl Compaction {
+    fn new(ctx: &GpuContext, flags: &[u32], space: &[i32]) -> Self {
+        let n = flags.len();
+        let tiles = n.div_ceil(1024).max(1);
+        let bufs = vec![
+            ctx.storage_buffer(
+                "params",
+                &bytes_u32(&[n as u32, 0, n as u32, 0, 0, 0, 0, 0]),
+            )
+            .unwrap(),
+            ctx.storage_buffer("flags", &bytes_u32(flags)).unwrap(),
+            ctx.storage_buffer("space", &bytes_i32(space)).unwrap(),
+            ctx.storage_buffer("range", &bytes_u32(&[UNTOUCHED, UNTOUCHED]))
+                .unwrap(),
+            ctx.storage_buffer("tiles", &vec![0u8; tiles * 4]).unwrap(),
+        ];
+        let grid = |groups: usize| {
+            let x = groups.clamp(1, 65535);
+            [x as u32, groups.div_ceil(x).max(1) as u32, 1]
+        };
+        let steps = [
+            ("b2_compact_count", grid(n.div_ceil(64))),
+            ("b2_compact_scan", [1, 1, 1]),
+            ("b2_compact_scatter", grid(tiles)),
+        ]
+        .into_iter()
+        .map(|(entry, g)| {
+            let p = ctx.pipeline(entry, SPIKES_WGSL, entry).unwrap();
+            let entries: Vec<_> = bufs
+                .iter()
+                .enumerate()
+                .map(|(i, b)| wgpu::BindGroupEntry {
+                    binding: i as u32,
+                    resource: b.as_entire_binding(),
+                })
+                .collect();
+            let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(entry),
+                layout: &p.get_bind_group_layout(0),
+                entries: &entries,
+            });
+            ((*p).clone(), bind, g)
+        })
+        .collect();
+        Compaction { n, bufs, steps }
+    }
+
+    /// Record and run the three steps; seconds from submit to idle.
+    fn run(&self, ctx: &GpuContext) -> f64 {
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for (p, bind, g) in &self.steps {
+                pass.set_pipeline(p);
+                pass.set_bind_group(0, bind, &[]);
+                pass.dispatch_workgroups(g[0], g[1], g[2]);
+            }
+        }
+        let t = Instant::now();
+        ctx.queue.submit([enc.finish()]);
+        ctx.wait("compaction").unwrap();
+        t.elapsed().as_secs_f64()
+    }
+
+    fn set_flags(&self, ctx: &GpuContext, flags: &[u32]) {
+        ctx.queue.write_buffer(&self.bufs[1], 0, &bytes_u32(flags));
+    }
+
+    /// The eventspace; checks that the flags and range stayed and the tile counters are
+    /// back to zero for the next step.
+    fn space(&self, ctx: &GpuContext, flags: &[u32]) -> Vec<i32> {
+        let n = self.n;
+        let read = |b: usize| ctx.read_buffer(&self.bufs[b], self.bufs[b].size() as usize);
+        assert_eq!(
+            as_u32(&read(1).unwrap())[..n],
+            *flags,
+            "flags changed (N={n})"
+        );
+        assert_eq!(
+            as_u32(&read(3).unwrap())[..2],
+            [UNTOUCHED, UNTOUCHED],
+            "range written (N={n})"
+        );
+        assert!(
+            as_u32(&read(4).unwrap()).iter().all(|&c| c == 0),
+            "tile counters not reset (N={n})"
+        );
+        as_i32(&read(2).unwrap())[..n + 1].to_vec()
+    }
+}
+
+/// Compact `flags` on the GPU into an eventspace that started as all `SENTINEL`.
 fn gpu_compact(ctx: &GpuContext, flags: &[u32]) -> Vec<i32> {
-    let n = flags.len();
-    let mut bufs = vec![
-        bytes_u32(&[n as u32, 0, n as u32, 0]),
-        bytes_u32(flags),
-        bytes_i32(&vec![SENTINEL; n + 1]),
-        bytes_u32(&[UNTOUCHED, UNTOUCHED]),
-    ];
-    ctx.run_compute("b2_compact", SPIKES_WGSL, "b2_compact", &mut bufs, 1)
-        .unwrap();
-    assert_eq!(as_u32(&bufs[1]), flags, "flags changed (N={n})");
-    assert_eq!(
-        as_u32(&bufs[3]),
-        [UNTOUCHED, UNTOUCHED],
-        "range written (N={n})"
-    );
-    as_i32(&bufs[2])
+    let c = Compaction::new(ctx, flags, &vec![SENTINEL; flags.len() + 1]);
+    c.run(ctx);
+    c.space(ctx, flags)
 }
 
 /// Compare with a readable message (no multi-million-element dumps).
@@ -128,9 +213,9 @@ fn compact_matches_cpu_reference() {
 }
 
 /// The largest eventspace the adapter can bind (on lavapipe 2^25 - 1 neurons, 128 MiB),
-/// capped at 2^25 - 1: each thread loops over a chunk of ~131,000 flags. Density 1.0 is
-/// the worst case for the write loop; lavapipe ends any shader invocation's loops after
-/// 65535 iterations in all, which the kernel must stay below.
+/// capped at 2^25 - 1: 32,768 tiles, 512 counters per scan invocation. Density 1.0 is the
+/// worst case for the write loop; lavapipe ends any shader invocation's loops after 65535
+/// iterations in all, which the kernels must stay below.
 #[test]
 fn compact_tens_of_millions() {
     let Some(ctx) = common::gpu() else { return };
@@ -143,25 +228,40 @@ fn compact_tens_of_millions() {
         let got = gpu_compact(ctx, &flags);
         assert_space_eq(&got, &want, &format!("N={n} density={density}"));
     }
-    eprintln!("b2_compact: N={n} matches");
+    eprintln!("compaction: N={n} matches");
 }
 
-/// Uneven distributions: all events in one chunk, in the last chunk's tail, at the chunk
-/// boundaries, and a lone event at either end.
+/// Uneven distributions: all events in one tile, in the last tile's tail, at tile and
+/// per-invocation boundaries, and a lone event at either end.
 #[test]
 fn compact_structured_patterns() {
     let Some(ctx) = common::gpu() else { return };
-    for n in [1usize, 2, 255, 256, 257, 511, 513, 256 * 13 + 5, 65_537] {
-        let chunk = n.div_ceil(256);
+    for n in [
+        1usize,
+        2,
+        15,
+        16,
+        17,
+        1023,
+        1024,
+        1025,
+        2047,
+        1024 * 13 + 5,
+        65_537,
+    ] {
         #[allow(clippy::type_complexity)]
         let patterns: Vec<(&str, Box<dyn Fn(usize) -> bool>)> = vec![
             ("first only", Box::new(|i| i == 0)),
             ("last only", Box::new(move |i| i == n - 1)),
-            ("first chunk", Box::new(move |i| i < chunk)),
+            ("first tile", Box::new(|i| i < 1024)),
             ("last half", Box::new(move |i| i >= n / 2)),
             (
-                "chunk edges",
-                Box::new(move |i| i % chunk == 0 || i % chunk == chunk - 1),
+                "tile edges",
+                Box::new(|i| i % 1024 == 0 || i % 1024 == 1023),
+            ),
+            (
+                "invocation edges",
+                Box::new(|i| i % 16 == 0 || i % 16 == 15),
             ),
             ("alternating", Box::new(|i| i % 2 == 1)),
         ];
@@ -185,19 +285,12 @@ fn compact_over_previous_step() {
     let second = random_flags(&mut rng, n, 0.05);
     let after_first = reference_space(&first, &vec![SENTINEL; n + 1]);
     let want = reference_space(&second, &after_first);
-    let mut bufs = vec![
-        bytes_u32(&[n as u32, 0, n as u32, 0]),
-        bytes_u32(&first),
-        bytes_i32(&vec![SENTINEL; n + 1]),
-        bytes_u32(&[0, 0]),
-    ];
-    ctx.run_compute("b2_compact", SPIKES_WGSL, "b2_compact", &mut bufs, 1)
-        .unwrap();
-    assert_space_eq(&as_i32(&bufs[2]), &after_first, "first step");
-    bufs[1] = bytes_u32(&second);
-    ctx.run_compute("b2_compact", SPIKES_WGSL, "b2_compact", &mut bufs, 1)
-        .unwrap();
-    assert_space_eq(&as_i32(&bufs[2]), &want, "second step");
+    let c = Compaction::new(ctx, &first, &vec![SENTINEL; n + 1]);
+    c.run(ctx);
+    assert_space_eq(&c.space(ctx, &first), &after_first, "first step");
+    c.set_flags(ctx, &second);
+    c.run(ctx);
+    assert_space_eq(&c.space(ctx, &second), &want, "second step");
 }
 
 /// CPU reference: positions of the first event >= start and the first >= stop.
@@ -207,7 +300,7 @@ fn reference_range(events: &[i32], start: u32, stop: u32) -> [u32; 2] {
     [lo, hi.max(lo)]
 }
 
-/// Run `b2_event_range` (all four bindings; the flags are a small dummy, as in the
+/// Run `b2_event_range` (all five bindings; the flags are a small dummy, as in the
 /// engine) and return [lo, hi); check the indirect dispatch sizes it writes for the
 /// per-event kernels (64 per workgroup, at most 5 workgroups in x here).
 fn gpu_range(ctx: &GpuContext, space: &[i32], start: u32, stop: u32) -> [u32; 2] {
@@ -217,6 +310,7 @@ fn gpu_range(ctx: &GpuContext, space: &[i32], start: u32, stop: u32) -> [u32; 2]
         bytes_u32(&[UNTOUCHED, UNTOUCHED]),
         bytes_i32(space),
         bytes_u32(&[UNTOUCHED; 8]),
+        bytes_u32(&[UNTOUCHED, UNTOUCHED]),
     ];
     ctx.run_compute(
         "b2_event_range",
@@ -228,6 +322,7 @@ fn gpu_range(ctx: &GpuContext, space: &[i32], start: u32, stop: u32) -> [u32; 2]
     .unwrap();
     assert_eq!(as_u32(&bufs[1]), [UNTOUCHED, UNTOUCHED], "flags written");
     assert_eq!(as_i32(&bufs[2]), space, "eventspace written");
+    assert_eq!(as_u32(&bufs[4]), [UNTOUCHED, UNTOUCHED], "tiles written");
     let r = as_u32(&bufs[3]);
     let groups = (r[1] - r[0]).div_ceil(64);
     let (x, y) = if groups == 0 {
@@ -351,53 +446,14 @@ fn compact_timing_3m() {
     let flags = random_flags(&mut rng, n, 0.1);
     let want = reference_space(&flags, &vec![SENTINEL; n + 1]);
 
-    let pipeline = ctx
-        .pipeline("b2_compact", SPIKES_WGSL, "b2_compact")
-        .unwrap();
-    let bufs = [
-        ctx.storage_buffer(
-            "params",
-            &bytes_u32(&[n as u32, 0, n as u32, 0, 64, 0, 0, 0]),
-        )
-        .unwrap(),
-        ctx.storage_buffer("flags", &bytes_u32(&flags)).unwrap(),
-        ctx.storage_buffer("space", &bytes_i32(&vec![SENTINEL; n + 1]))
-            .unwrap(),
-        ctx.storage_buffer("range", &[0u8; 32]).unwrap(),
-    ];
-    let entries: Vec<_> = bufs
-        .iter()
-        .enumerate()
-        .map(|(i, b)| wgpu::BindGroupEntry {
-            binding: i as u32,
-            resource: b.as_entire_binding(),
-        })
-        .collect();
-    let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("b2_compact timing"),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &entries,
-    });
-    let once = || {
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &bind, &[]);
-            pass.dispatch_workgroups(1, 1, 1);
-        }
-        let t = Instant::now();
-        ctx.queue.submit([enc.finish()]);
-        ctx.wait("b2_compact timing").unwrap();
-        t.elapsed().as_secs_f64()
-    };
+    let c = Compaction::new(ctx, &flags, &vec![SENTINEL; n + 1]);
+    let once = || c.run(ctx);
     once(); // warm-up
     let mut times: Vec<f64> = (0..5).map(|_| once()).collect();
     times.sort_by(f64::total_cmp);
-    let got = as_i32(&ctx.read_buffer(&bufs[2], (n + 1) * 4).unwrap());
-    assert_space_eq(&got, &want, "timing run");
+    assert_space_eq(&c.space(ctx, &flags), &want, "timing run");
     eprintln!(
-        "b2_compact on '{}' ({:?}): N={n}, density 0.1, {} events: min {:.2} ms, median {:.2} ms (5 runs, submit to idle)",
+        "compaction (count, scan, scatter) on '{}' ({:?}): N={n}, density 0.1, {} events: min {:.2} ms, median {:.2} ms (5 runs, submit to idle)",
         ctx.info.name,
         ctx.info.device_type,
         want[n],

@@ -35,6 +35,9 @@ fn section(name: &str) -> String {
 enum Mode<'a> {
     /// Over `0..n`.
     Elements,
+    /// Over `0..n`, counting the elements where variable `.0` (the threshold's flag) holds
+    /// into the compaction's tile counters `.1` (shaders/spikes.wgsl).
+    CountingEvents(usize, &'a wgpu::Buffer),
     /// Over `list[range[0]..range[1]]`, one invocation per entry; `atomic`: variables
     /// accumulated atomically.
     List(&'a wgpu::Buffer, &'a wgpu::Buffer, &'a [usize]),
@@ -385,7 +388,7 @@ impl GpuRun {
         let kernel = hoisted.as_ref().map_or(&ek.kernel, |h| &h.kernel);
         check_features(self.ctx, kernel)?;
         let (list, atomic, serial) = match mode {
-            Mode::Elements => (None, &[][..], None),
+            Mode::Elements | Mode::CountingEvents(..) => (None, &[][..], None),
             Mode::List(l, r, atomic) => (Some((l, r)), atomic, None),
             Mode::Serial(l, r, start) => (Some((l, r)), &[][..], Some(start)),
         };
@@ -398,6 +401,10 @@ impl GpuRun {
             f64: self.ctx.supports_f64(),
             atomic: atomic.to_vec(),
             float_atomics: self.ctx.supports_f32_atomics(),
+            count_tiles: match mode {
+                Mode::CountingEvents(v, _) => Some(v),
+                _ => None,
+            },
             serial: serial.is_some(),
             workgroup_size: if serial.is_some() { 1 } else { 64 },
         };
@@ -490,6 +497,9 @@ impl GpuRun {
                 pb,
                 counter.ok_or_else(|| EngineError::Invalid("record counter missing".into()))?,
             ));
+        }
+        if let (Some(tb), Mode::CountingEvents(_, tiles)) = (compiled.tiles_binding, mode) {
+            entries.push((tb, tiles));
         }
         let bind = self.bind(&ek.kernel.name, &pipeline, &entries)?;
         Ok(Pass {
@@ -745,26 +755,77 @@ impl GpuRun {
                     eventspace,
                     ..
                 } => {
-                    let k =
-                        run.kernel_pass(eng, &[], *kernel, *n, Mode::Elements, None, step_buf)?;
+                    // Ordered compaction over tiles (shaders/spikes.wgsl): the threshold
+                    // kernel counts its events per tile, then a scan and a scatter.
+                    let tiles = storage(
+                        ctx,
+                        "compact tiles",
+                        &vec![0u8; n.div_ceil(wgsl::COMPACT_TILE as usize).max(1) * 4],
+                    )?;
+                    let flag = eng.kernels[*kernel]
+                        .bindings
+                        .iter()
+                        .position(|b| *b == Binding::Array(*cond))
+                        .filter(|&v| eng.kernels[*kernel].kernel.vars[v].ty == Type::Bool);
                     let p = storage(
                         ctx,
                         "compact params",
-                        bytemuck::cast_slice(&[*n as u32, 0, *n as u32, 0]),
+                        bytemuck::cast_slice(&[*n as u32, 0, *n as u32, 0, 0, 0, 0, 0]),
                     )?;
-                    let c = run.support(
-                        "b2_compact",
+                    let entries = [
+                        (0, &p),
+                        (1, &run.bufs[*cond]),
+                        (2, &run.bufs[*eventspace]),
+                        (3, &dummy),
+                        (4, &tiles),
+                    ];
+                    let mut passes = Vec::new();
+                    match flag {
+                        Some(v) => passes.push(run.kernel_pass(
+                            eng,
+                            &[],
+                            *kernel,
+                            *n,
+                            Mode::CountingEvents(v, &tiles),
+                            None,
+                            step_buf,
+                        )?),
+                        None => {
+                            // The flags come from elsewhere: count them separately.
+                            passes.push(run.kernel_pass(
+                                eng,
+                                &[],
+                                *kernel,
+                                *n,
+                                Mode::Elements,
+                                None,
+                                step_buf,
+                            )?);
+                            passes.push(run.support(
+                                "b2_compact_count",
+                                SPIKES_WGSL,
+                                "b2_compact_count",
+                                &entries,
+                                grid(ctx, (*n).max(1), 64),
+                            )?);
+                        }
+                    }
+                    passes.push(run.support(
+                        "b2_compact_scan",
                         SPIKES_WGSL,
-                        "b2_compact",
-                        &[
-                            (0, &p),
-                            (1, &run.bufs[*cond]),
-                            (2, &run.bufs[*eventspace]),
-                            (3, &dummy),
-                        ],
+                        "b2_compact_scan",
+                        &entries,
                         [1, 1, 1],
-                    )?;
-                    Prepared::Passes(vec![k, c], None)
+                    )?);
+                    passes.push(run.support(
+                        "b2_compact_scatter",
+                        SPIKES_WGSL,
+                        "b2_compact_scatter",
+                        &entries,
+                        grid(ctx, (*n).max(1), wgsl::COMPACT_TILE),
+                    )?);
+                    run.keep.push(tiles);
+                    Prepared::Passes(passes, None)
                 }
                 Op::Reset { kernel, eventspace } => {
                     let n = run.arrays[*eventspace].len - 1;
@@ -979,7 +1040,13 @@ impl GpuRun {
             "b2_event_range",
             SPIKES_WGSL,
             "b2_event_range",
-            &[(0, &p), (1, dummy), (2, &self.bufs[space]), (3, &range)],
+            &[
+                (0, &p),
+                (1, dummy),
+                (2, &self.bufs[space]),
+                (3, &range),
+                (4, dummy),
+            ],
             [1, 1, 1],
         )?;
         ranges.push((key, range.clone()));

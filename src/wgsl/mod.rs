@@ -45,6 +45,10 @@ pub struct Options {
     /// Variables written by several elements through pure accumulation
     /// ([`crate::ir::Parallel::Atomic`]): added atomically, never loaded or stored.
     pub atomic: Vec<usize>,
+    /// The threshold kernel's event flag (a boolean variable): each element where it holds
+    /// adds 1 to its tile's counter in a `b2_tiles` binding, the first step of the event
+    /// compaction in shaders/spikes.wgsl.
+    pub count_tiles: Option<usize>,
     /// The device has native f32 `atomicAdd` (SHADER_FLOAT32_ATOMIC); without it f32
     /// accumulations are compare-and-swap loops.
     pub float_atomics: bool,
@@ -66,6 +70,7 @@ impl Default for Options {
             f64: true,
             atomic: Vec::new(),
             float_atomics: false,
+            count_tiles: None,
             serial: false,
             alias: Vec::new(),
         }
@@ -92,7 +97,12 @@ pub struct WgslKernel {
     pub pos_binding: Option<u32>,
     /// Binding of `b2_step` (see [`Options::step_binding`]).
     pub step_binding: Option<u32>,
+    /// Binding of `b2_tiles` (see [`Options::count_tiles`]).
+    pub tiles_binding: Option<u32>,
 }
+
+/// Flags per tile of the event compaction (`B2_SPK_TILE` in shaders/spikes.wgsl).
+pub const COMPACT_TILE: u32 = 1024;
 
 /// How the comment naming a generated kernel starts. Pipeline caches leave that line out
 /// of their key: Brian2 renames its code objects on every run().

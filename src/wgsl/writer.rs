@@ -507,6 +507,17 @@ pub fn write_function(
         }
     }
 
+    if let (Some(v), false) = (opts.count_tiles, arena) {
+        // Step 1 of the event compaction (shaders/spikes.wgsl): count this element's
+        // event into its tile.
+        writeln!(
+            body,
+            "    if ({}) {{ atomicAdd(&b2_tiles[b2_i / {}u], 1u); }}",
+            local_name(k, k.vars[v].local),
+            super::COMPACT_TILE
+        )
+        .unwrap();
+    }
     let mut f = String::new();
     writeln!(
         f,
@@ -669,6 +680,15 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
         binding += 1;
         binding - 1
     });
+    let tiles_binding = opts.count_tiles.map(|_| {
+        writeln!(
+            src,
+            "@group(0) @binding({binding}) var<storage, read_write> b2_tiles: array<atomic<u32>>;"
+        )
+        .unwrap();
+        binding += 1;
+        binding - 1
+    });
     let wg = opts.workgroup_size;
     let body = if opts.list && opts.serial {
         "    _ = b2_params[0];
@@ -706,6 +726,7 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
         list_binding,
         pos_binding,
         step_binding,
+        tiles_binding,
     })
 }
 
