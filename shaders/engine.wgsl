@@ -32,6 +32,35 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     count[i] = count[i] + 1;
 }
 
+//! section record_event_bits
+// SpikeMonitor recording only `i` and `t` (the usual one): instead of an (i, t) pair per
+// event in buffers sized for every neuron spiking every step, one bit per neuron of the
+// monitored range per recorded step (rows since the last drain); the host turns the bits
+// into Brian2's ascending (i, t) records when it drains them. Also counts as
+// count_events does. Dispatched with the sizes `b2_event_range` wrote.
+@group(0) @binding(0) var<storage, read> params: array<u32>;   // [start, words per row, timestep of row 0 (low word)]
+@group(0) @binding(1) var<storage, read> list: array<i32>;
+@group(0) @binding(2) var<storage, read> range: array<u32>;
+@group(0) @binding(3) var<storage, read_write> count: array<i32>;
+@group(0) @binding(4) var<storage, read_write> total: array<i32>;
+@group(0) @binding(5) var<storage, read> timestep: array<u32>;   // the clock's int64 timestep
+@group(0) @binding(6) var<storage, read_write> bits: array<atomic<u32>>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let k = gid.x + gid.y * nwg.x * 64u;
+    let lo = range[0];
+    if (k == 0u) {
+        total[0] = total[0] + i32(range[1] - lo);
+    }
+    if (lo + k >= range[1]) { return; }
+    let j = u32(list[lo + k]) - params[0];
+    count[j] = count[j] + 1;
+    // Rows are consecutive ticks of the monitor's clock: the low words' difference.
+    let row = timestep[0] - params[2];
+    atomicOr(&bits[row * params[1] + j / 32u], 1u << (j % 32u));
+}
+
 //! section record_t
 // StateMonitor: after the record kernel, store t for the row and advance.
 @group(0) @binding(0) var<storage, read> params: array<u32>;   // [values per row]

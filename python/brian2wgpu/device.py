@@ -83,7 +83,8 @@ def _dispatch_info(engine, items, names, clocks):
         for kernel, grid in passes:
             dispatches.append({"object": name, "clock": clock, "kernel": kernel,
                                "workgroups": "indirect" if grid is None else tuple(grid)})
-    return {"gpu_dispatches": dispatches, "gpu_dispatches_per_step": per_step}
+    return {"gpu_dispatches": dispatches, "gpu_dispatches_per_step": per_step,
+            "gpu_monitor_bytes": engine.gpu_monitor_bytes()}
 
 
 def _log_dispatches(info):
@@ -115,6 +116,7 @@ class _RunState:
     def __init__(self, device):
         self.device = device
         self.arrays = []
+        self.names = []  # per array, what it is (for error messages)
         self.ids = {}
         self.extra = {}
         # Spike queue id per synaptic pathway (push_spikes creates it, synapses uses it).
@@ -132,6 +134,11 @@ class _RunState:
             raise _unsupported(f"non-contiguous or multi-dimensional variable '{what}'", what)
         self.ids[key] = len(self.arrays)
         self.arrays.append(value)
+        try:
+            owner = var.owner.name
+        except Exception:  # a dead weak reference or no owner
+            owner = "?"
+        self.names.append(f"variable '{var.name}' of '{owner}'")
         return self.ids[key]
 
     def table(self, values):
@@ -142,8 +149,9 @@ class _RunState:
             self.ids[key] = self.scratch(values)
         return self.ids[key]
 
-    def scratch(self, array):
+    def scratch(self, array, what="an internal table"):
         self.arrays.append(array)
+        self.names.append(what)
         return len(self.arrays) - 1
 
 
@@ -325,6 +333,7 @@ class WgpuDevice(RuntimeDevice):
 
         check_every = int(prefs["devices.wgpu.steps_per_batch"]) or 100
         steps_hint = max(1, i_end - i_start)
+        engine.set_array_names(state.names)
         Network._globally_running = True
         try:
             while True:
@@ -435,7 +444,7 @@ class WgpuDevice(RuntimeDevice):
         if tmpl == "threshold":
             n = _scalar_int(V["N"].get_value())
             cond = np.zeros(n, dtype=bool)
-            state.extra = {"_cond": state.scratch(cond)}
+            state.extra = {"_cond": state.scratch(cond, f"the threshold flags of '{obj.name}'")}
             # Brian2's threshold template marks spiking neurons refractory; as statements
             # guarded by the condition, both backends do it inside the kernel.
             refractory = kw.get("_uses_refractory", False)
@@ -507,7 +516,7 @@ class WgpuDevice(RuntimeDevice):
             stop = _scalar_int(V[kw["_target_size_name"]].get_value())
         dtype = np.dtype(target.dtype)
         values = np.zeros(n, dtype=dtype)
-        state.extra = {"_synaptic_var": state.scratch(values)}
+        state.extra = {"_synaptic_var": state.scratch(values, f"the summed values of '{obj.name}'")}
         k = self._kernel(engine, state, codeobj, extra_vars=[
             {"name": "_synaptic_var", "dtype": _dtype_name(dtype), "index": "_idx"}])
         return {"op": "summed_variable", "kernel": k, "n": n,

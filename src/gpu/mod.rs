@@ -29,13 +29,18 @@ pub enum GpuError {
     #[error("GPU error in '{label}': {message}")]
     Device { label: String, message: String },
     #[error(
-        "buffer '{label}' needs {size} bytes but the adapter allows at most {limit} bytes per storage binding"
+        "{label} needs {size} bytes but the adapter allows at most {limit} bytes per storage binding; use a smaller network or prefs.devices.wgpu.backend = 'cpu'"
     )]
     TooLarge {
         label: String,
         size: u64,
         limit: u64,
     },
+    #[error(
+        "the GPU ran out of memory allocating {size} bytes for {label}; use a smaller network, \
+         an adapter with more memory, or prefs.devices.wgpu.backend = 'cpu'"
+    )]
+    OutOfMemory { label: String, size: u64 },
     #[error("the model needs {feature}, which adapter '{adapter}' lacks; {advice}")]
     MissingFeature {
         feature: &'static str,
@@ -322,6 +327,20 @@ impl GpuContext {
         self.buffer_with(label, data, wgpu::BufferUsages::empty())
     }
 
+    /// Create a buffer inside an out-of-memory error scope: running out of GPU memory is
+    /// an error that names the buffer, here, not a failure somewhere later.
+    pub fn create_buffer(&self, desc: &wgpu::BufferDescriptor) -> Result<wgpu::Buffer, GpuError> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buf = self.device.create_buffer(desc);
+        if pollster::block_on(scope.pop()).is_some() {
+            return Err(GpuError::OutOfMemory {
+                label: desc.label.unwrap_or("a buffer").to_string(),
+                size: desc.size,
+            });
+        }
+        Ok(buf)
+    }
+
     /// A storage buffer that also holds indirect dispatch arguments.
     pub fn indirect_buffer(&self, label: &str, data: &[u8]) -> Result<wgpu::Buffer, GpuError> {
         self.buffer_with(label, data, wgpu::BufferUsages::INDIRECT)
@@ -342,7 +361,7 @@ impl GpuContext {
                 limit,
             });
         }
-        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+        let buf = self.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,
             usage: wgpu::BufferUsages::STORAGE
@@ -350,7 +369,7 @@ impl GpuContext {
                 | wgpu::BufferUsages::COPY_DST
                 | usage,
             mapped_at_creation: true,
-        });
+        })?;
         {
             let mut view = buf
                 .slice(..)
@@ -365,9 +384,28 @@ impl GpuContext {
         Ok(buf)
     }
 
-    /// Copy `src` back to the host.
+    /// Copy the first `len` bytes of `src` back to the host (only those cross the bus).
     pub fn read_buffer(&self, src: &wgpu::Buffer, len: usize) -> Result<Vec<u8>, GpuError> {
-        let size = src.size();
+        self.read_buffer_at(src, 0, len)
+    }
+
+    /// Copy `len` bytes of `src` from byte `offset` (a multiple of 4) back to the host.
+    pub fn read_buffer_at(
+        &self,
+        src: &wgpu::Buffer,
+        offset: u64,
+        len: usize,
+    ) -> Result<Vec<u8>, GpuError> {
+        let size = (len.max(4) as u64).div_ceil(4) * 4;
+        if offset + size > src.size() {
+            return Err(GpuError::Device {
+                label: "readback".into(),
+                message: format!(
+                    "internal error: reading {size} bytes at {offset} of a {}-byte buffer",
+                    src.size()
+                ),
+            });
+        }
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size,
@@ -375,7 +413,7 @@ impl GpuContext {
             mapped_at_creation: false,
         });
         let mut enc = self.device.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(src, 0, &staging, 0, size);
+        enc.copy_buffer_to_buffer(src, offset, &staging, 0, size);
         self.queue.submit([enc.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {

@@ -13,6 +13,9 @@ use crate::runtime::{self, Binding, Clock, Clocks, Engine, Item, Op, RunStatus};
 
 fn engine_err(e: runtime::EngineError) -> PyErr {
     match e {
+        runtime::EngineError::Gpu(
+            e @ (crate::gpu::GpuError::TooLarge { .. } | crate::gpu::GpuError::OutOfMemory { .. }),
+        ) => pyo3::exceptions::PyMemoryError::new_err(format!("wgpu device: {e}")),
         runtime::EngineError::Cpu(crate::cpu::CpuError::Unsupported(m))
         | runtime::EngineError::Unsupported(m) => {
             pyo3::exceptions::PyNotImplementedError::new_err(m)
@@ -125,8 +128,10 @@ pub struct PyEngine {
     engine: Engine,
     /// A GPU run in progress (kept across Python callbacks).
     gpu_run: Option<runtime::GpuRun>,
-    /// The dispatches of the last GPU run's schedule items (see `gpu_dispatches`).
+    /// The dispatches of the last GPU run's schedule items (see `gpu_dispatches`), and the
+    /// GPU memory its monitors held.
     dispatches: Vec<Vec<runtime::Dispatch>>,
+    monitor_bytes: u64,
 }
 
 #[pymethods]
@@ -137,6 +142,7 @@ impl PyEngine {
             engine: Engine::new(),
             gpu_run: None,
             dispatches: Vec::new(),
+            monitor_bytes: 0,
         }
     }
 
@@ -254,6 +260,11 @@ impl PyEngine {
         self.dispatches.clone()
     }
 
+    /// Bytes of GPU memory the last GPU run's monitors held.
+    fn gpu_monitor_bytes(&self) -> u64 {
+        self.monitor_bytes
+    }
+
     fn profiling(&self) -> Vec<f64> {
         self.engine.profile.clone().unwrap_or_default()
     }
@@ -269,6 +280,11 @@ impl PyEngine {
         }
         self.engine.items = out;
         Ok(())
+    }
+
+    /// What each array of the next run is, for error messages (by array id).
+    fn set_array_names(&mut self, names: Vec<String>) {
+        self.engine.array_names = names;
     }
 
     #[setter]
@@ -382,6 +398,7 @@ impl PyEngine {
             let cl = &mut cl;
             let gpu_run = &mut self.gpu_run;
             let dispatches = &mut self.dispatches;
+            let monitor_bytes = &mut self.monitor_bytes;
             let gpu = backend == "gpu";
             let r = py.detach(move || -> Result<RunStatus, runtime::EngineError> {
                 // Kernels name themselves in a caught panic (runtime::cpu); this catches
@@ -391,7 +408,7 @@ impl PyEngine {
                     run_backend(
                         engine,
                         gpu_run,
-                        dispatches,
+                        (dispatches, monitor_bytes),
                         raws,
                         cl,
                         &mut should_stop_fn,
@@ -424,7 +441,7 @@ impl PyEngine {
 fn run_backend(
     engine: &mut Engine,
     gpu_run: &mut Option<runtime::GpuRun>,
-    dispatches: &mut Vec<Vec<runtime::Dispatch>>,
+    (dispatches, monitor_bytes): (&mut Vec<Vec<runtime::Dispatch>>, &mut u64),
     raws: Vec<RawArray>,
     cl: &mut Clocks,
     should_stop_fn: &mut dyn FnMut(&Clocks) -> bool,
@@ -442,6 +459,7 @@ fn run_backend(
         None => {
             let run = runtime::GpuRun::new(ctx, engine, raws, cl, steps_hint)?;
             *dispatches = run.dispatches();
+            *monitor_bytes = run.monitor_bytes();
             *gpu_run = Some(run);
         }
     }

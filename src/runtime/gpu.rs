@@ -116,8 +116,32 @@ impl HoistedScalars {
     }
 }
 
+/// A SpikeMonitor that records only `i` and `t`, as bit rows (`record_event_bits` in
+/// shaders/engine.wgsl): memory follows the recorded steps, not the worst-case spike count.
+struct EventBits {
+    bits: wgpu::Buffer,
+    params: wgpu::Buffer,
+    /// First neuron of the monitored range, and u32 words per row (one bit per neuron).
+    start: usize,
+    words: usize,
+    rows_cap: usize,
+    /// t of each row recorded since the last drain, and the timestep of row 0.
+    row_t: Vec<f64>,
+    base: Option<i64>,
+    /// The source's `i` values (indexed by neuron), and the records they go to.
+    i_values: usize,
+    i_record: usize,
+    t_record: usize,
+}
+
+/// Host memory for a monitor's bit rows: a few MB whatever the group's size (at least
+/// one row, at most 4,096).
+const EVENT_BITS_BUDGET: usize = 4 << 20;
+
 /// A monitor's GPU-side records and counter.
 struct MonitorRecords {
+    /// Bit rows instead of `records` (see [`EventBits`]).
+    bits: Option<EventBits>,
     counter: wgpu::Buffer,
     records: Vec<(usize, wgpu::Buffer, usize)>, // (record id, buffer, capacity in elements)
     /// Elements each record may gain in one step (per record).
@@ -534,17 +558,18 @@ impl GpuRun {
                     limit: limit as u64,
                 }));
             }
-            let buf = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("record"),
+            let buf = self.ctx.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("monitor records"),
                 size: (cap * size).div_ceil(4) as u64 * 4,
                 usage: wgpu::BufferUsages::STORAGE
                     | wgpu::BufferUsages::COPY_SRC
                     | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
-            });
+            })?;
             records.push((r, buf, cap));
         }
         Ok(MonitorRecords {
+            bits: None,
             counter: storage(self.ctx, "counter", &[0u8; 8])?,
             records,
             worst: worst.to_vec(),
@@ -564,7 +589,11 @@ impl GpuRun {
         let n_arrays = arrays.len();
         let mut bufs = Vec::with_capacity(arrays.len());
         for (i, a) in arrays.iter().enumerate() {
-            bufs.push(storage(ctx, &format!("array {i}"), &host_to_gpu(a))?);
+            let label = match eng.array_names.get(i) {
+                Some(name) => format!("{name} ({} elements of {})", a.len, a.ty),
+                None => format!("array {i}"),
+            };
+            bufs.push(storage(ctx, &label, &host_to_gpu(a))?);
         }
         let mut run = GpuRun {
             ctx,
@@ -854,17 +883,75 @@ impl GpuRun {
                     records,
                 } => {
                     let width = stop - start;
+                    let (range, rp) = run.event_range(
+                        &mut ranges,
+                        key(*eventspace, *source_n, *start, *stop),
+                        &dummy,
+                    )?;
+                    let t_array = clocks.clocks[item.clock].t_array;
+                    if let (Some((i_values, i_record, t_record)), Some(ts)) = (
+                        plain_spike_records(eng, *kernel, t_array),
+                        clock_step.filter(|_| width > 0),
+                    ) {
+                        // Bit rows: a few MB whatever the group's size.
+                        let words = width.div_ceil(32);
+                        let limit = ctx.limits.max_storage_buffer_binding_size as usize;
+                        let rows_cap = (EVENT_BITS_BUDGET.min(limit) / (words * 4)).clamp(1, 4096);
+                        if rows_cap * words * 4 > limit {
+                            return Err(EngineError::Gpu(GpuError::TooLarge {
+                                label: format!("SpikeMonitor bits of {width} neurons (one step)"),
+                                size: (words * 4) as u64,
+                                limit: limit as u64,
+                            }));
+                        }
+                        let bits = storage(ctx, "spike bits", &vec![0u8; rows_cap * words * 4])?;
+                        let params = storage(
+                            ctx,
+                            "spike bits params",
+                            bytemuck::cast_slice(&[*start as u32, words as u32, 0, 0]),
+                        )?;
+                        let mut c = run.support(
+                            "record_event_bits",
+                            &section("record_event_bits"),
+                            "main",
+                            &[
+                                (0, &params),
+                                (1, &run.bufs[*eventspace]),
+                                (2, &range),
+                                (3, &run.bufs[*count]),
+                                (4, &run.bufs[*total]),
+                                (5, ts),
+                                (6, &bits),
+                            ],
+                            grid(ctx, width, EVENT_WG),
+                        )?;
+                        c.indirect = Some((range.clone(), RANGE_INDIRECT));
+                        let mut mon = run.records_for(eng, &[], &[], &[], steps)?;
+                        mon.bits = Some(EventBits {
+                            bits,
+                            params,
+                            start: *start,
+                            words,
+                            rows_cap,
+                            row_t: Vec::new(),
+                            base: None,
+                            i_values,
+                            i_record,
+                            t_record,
+                        });
+                        run.monitors.push(mon);
+                        run.prepared.push(Prepared::Passes(
+                            rp.into_iter().chain([c]).collect(),
+                            Some(run.monitors.len() - 1),
+                        ));
+                        continue;
+                    }
                     let mon = run.records_for(
                         eng,
                         records,
                         &vec![width; records.len()],
                         &vec![0; records.len()],
                         steps,
-                    )?;
-                    let (range, rp) = run.event_range(
-                        &mut ranges,
-                        key(*eventspace, *source_n, *start, *stop),
-                        &dummy,
                     )?;
                     let mut k = run.kernel_pass(
                         eng,
@@ -1055,6 +1142,9 @@ impl GpuRun {
 
     /// Copy a monitor's records to the engine's host records and reset its counter.
     fn drain(&mut self, eng: &mut Engine, m: usize) -> Result<(), EngineError> {
+        if self.monitors[m].bits.is_some() {
+            return self.drain_bits(eng, m);
+        }
         let counter = self.ctx.read_buffer(&self.monitors[m].counter, 8)?;
         let words: [u32; 2] = [
             u32::from_le_bytes(counter[0..4].try_into().unwrap()),
@@ -1080,6 +1170,54 @@ impl GpuRun {
         }
         self.ctx.queue.write_buffer(&mon.counter, 0, &[0u8; 8]);
         mon.bound.iter_mut().for_each(|b| *b = 0);
+        Ok(())
+    }
+
+    /// A bit-row SpikeMonitor's rows since the last drain as Brian2's records: per row in
+    /// order, the ascending neurons with their `i` value and the row's `t`.
+    fn drain_bits(&mut self, eng: &mut Engine, m: usize) -> Result<(), EngineError> {
+        let b = self.monitors[m].bits.as_mut().expect("a bit-row monitor");
+        let rows = b.row_t.len();
+        if rows == 0 {
+            return Ok(());
+        }
+        let bytes = rows * b.words * 4;
+        let data = self.ctx.read_buffer(&b.bits, bytes)?;
+        let words: &[u32] = bytemuck::cast_slice(&data[..bytes]);
+        let i_values = self.arrays[b.i_values];
+        let (mut is, mut ts) = (Vec::new(), Vec::new());
+        for (row, &t) in b.row_t.iter().enumerate() {
+            for (w, &word) in words[row * b.words..(row + 1) * b.words].iter().enumerate() {
+                let mut word = word;
+                while word != 0 {
+                    let j = b.start + w * 32 + word.trailing_zeros() as usize;
+                    word &= word - 1;
+                    if j >= i_values.len {
+                        return Err(EngineError::Invalid(format!(
+                            "SpikeMonitor: event {j} outside the source's {} neurons",
+                            i_values.len
+                        )));
+                    }
+                    is.push(unsafe { *(i_values.ptr as *const i32).add(j) });
+                    ts.push(t);
+                }
+            }
+        }
+        eng.records[b.i_record]
+            .data
+            .extend_from_slice(bytemuck::cast_slice(&is));
+        let t_rec = &mut eng.records[b.t_record];
+        if t_rec.ty == Type::F32 {
+            let t32: Vec<f32> = ts.iter().map(|&t| t as f32).collect();
+            t_rec.data.extend_from_slice(bytemuck::cast_slice(&t32));
+        } else {
+            t_rec.data.extend_from_slice(bytemuck::cast_slice(&ts));
+        }
+        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+        enc.clear_buffer(&b.bits, 0, Some(bytes.div_ceil(4) as u64 * 4));
+        self.ctx.queue.submit([enc.finish()]);
+        b.row_t.clear();
+        b.base = None;
         Ok(())
     }
 
@@ -1128,6 +1266,9 @@ impl GpuRun {
             for m in 0..self.monitors.len() {
                 let ticks = |n: usize| plan[..n].len(); // every monitor ticks at most once per step
                 let fits = |mon: &MonitorRecords, n: usize| {
+                    if let Some(b) = &mon.bits {
+                        return b.row_t.len() + ticks(n) <= b.rows_cap;
+                    }
                     mon.records
                         .iter()
                         .enumerate()
@@ -1232,6 +1373,21 @@ impl GpuRun {
                             for i in 0..mon.bound.len() {
                                 mon.bound[i] += mon.worst[i];
                             }
+                            if let Some(b) = &mut mon.bits {
+                                // This tick's row: its t, and row 0's timestep for the kernel
+                                // (written before this batch runs).
+                                let (t, ts) = plan[s].1[item.clock];
+                                if b.base.is_none() {
+                                    b.base = Some(ts);
+                                    let words = [b.start as u32, b.words as u32, ts as u32, 0];
+                                    self.ctx.queue.write_buffer(
+                                        &b.params,
+                                        0,
+                                        bytemuck::cast_slice(&words),
+                                    );
+                                }
+                                b.row_t.push(t);
+                            }
                         }
                     }
                 }
@@ -1302,6 +1458,20 @@ impl GpuRun {
             .collect()
     }
 
+    /// Bytes of GPU memory the run's monitors hold (records, bit rows, counters).
+    pub fn monitor_bytes(&self) -> u64 {
+        self.monitors
+            .iter()
+            .map(|m| {
+                m.counter.size()
+                    + m.records.iter().map(|(_, b, _)| b.size()).sum::<u64>()
+                    + m.bits
+                        .as_ref()
+                        .map_or(0, |b| b.bits.size() + b.params.size())
+            })
+            .sum()
+    }
+
     pub fn upload_all(&self) -> Result<(), EngineError> {
         for (a, buf) in self.arrays.iter().zip(&self.bufs) {
             if a.ptr.is_null() || a.len == 0 {
@@ -1322,6 +1492,56 @@ impl GpuRun {
         }
         Ok(())
     }
+}
+
+/// A SpikeMonitor kernel that records exactly `i` and `t` (`_to_record_i = _source_i`,
+/// `_to_record_t = _source_t`, t being the clock's `t` array): the array of `i` values,
+/// and the `i` and `t` records. Such a monitor records bit rows ([`EventBits`]).
+fn plain_spike_records(
+    eng: &Engine,
+    kernel: usize,
+    t_array: Option<usize>,
+) -> Option<(usize, usize, usize)> {
+    use crate::ir::{ExprKind, Index, Stmt};
+    let ek = &eng.kernels[kernel];
+    let k = &ek.kernel;
+    if !k.scalar.is_empty() || k.vector.len() != 2 {
+        return None;
+    }
+    let var = |name: &str| k.vars.iter().position(|v| v.name == name);
+    let (src_i, src_t) = (var("_source_i")?, var("_source_t")?);
+    let (rec_i, rec_t) = (var("_to_record_i")?, var("_to_record_t")?);
+    let copies = |rec: usize, src: usize| {
+        k.vector.iter().any(|Stmt::Assign { local, value, cond }| {
+            *local == k.vars[rec].local
+                && cond.is_none()
+                && value.kind == ExprKind::Local(k.vars[src].local)
+        })
+    };
+    let recorded = ek
+        .bindings
+        .iter()
+        .filter(|b| matches!(b, Binding::Record(_)))
+        .count();
+    let (Binding::Array(i_values), Binding::Array(t_values)) =
+        (ek.bindings[src_i], ek.bindings[src_t])
+    else {
+        return None;
+    };
+    let (Binding::Record(i_record), Binding::Record(t_record)) =
+        (ek.bindings[rec_i], ek.bindings[rec_t])
+    else {
+        return None;
+    };
+    let ok = recorded == 2
+        && copies(rec_i, src_i)
+        && copies(rec_t, src_t)
+        && k.vars[src_i].index == Index::Elem
+        && k.vars[src_i].ty == Type::I32
+        && eng.records[i_record].ty == Type::I32
+        && matches!(eng.records[t_record].ty, Type::F64 | Type::F32)
+        && t_array == Some(t_values);
+    ok.then_some((i_values, i_record, t_record))
 }
 
 fn ir_parallel(eng: &Engine, kernel: usize) -> Parallel {

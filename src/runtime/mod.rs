@@ -217,6 +217,8 @@ pub struct Engine {
     pub step_base: Vec<i64>,
     /// Seconds spent in each schedule item (Brian2's `profile=True`), when enabled.
     pub profile: Option<Vec<f64>>,
+    /// What each array of a run is (`'v' of 'neurongroup'`), for error messages.
+    pub array_names: Vec<String>,
     /// Resume point inside a step after a Python callback.
     resume_at: Option<usize>,
 }
@@ -237,6 +239,7 @@ impl Engine {
             seed: 0,
             step_base: Vec::new(),
             profile: None,
+            array_names: Vec::new(),
             resume_at: None,
         }
     }

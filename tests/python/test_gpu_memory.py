@@ -1,0 +1,92 @@
+"""GPU memory that follows the data: SpikeMonitors record bit rows (a few MB whatever the
+group's size), arrays too large for one storage binding are refused before step 1 with a
+MemoryError naming the Brian2 variable, and what the gpu backend dispatches per step is
+reported."""
+
+import numpy as np
+import pytest
+from brian2 import NeuronGroup, Network, SpikeMonitor, ms, prefs, defaultclock, get_device
+
+import brian2wgpu  # noqa: F401
+
+from test_device import run_with, compare
+
+
+def sparse_million():
+    # One neuron in a million fires (every 0.5 ms from 1 ms on).
+    G = NeuronGroup(1_000_000, "", threshold="i == 123457 and t >= 1*ms and t % (0.5*ms) < 0.05*ms")
+    M = SpikeMonitor(G)
+    net = Network(G, M)
+    net.run(3 * ms)
+    dev = get_device()
+    info = dict(dev.last_run_info) if isinstance(dev, brian2wgpu.WgpuDevice) else {}
+    return dict(i=M.i[:].copy(), t=M.t[:].copy(), count=M.count[:].copy(),
+                n=np.array([M.num_spikes])), info
+
+
+def test_spikemonitor_on_a_million_neurons_needs_a_few_megabytes(gpu):
+    ref, _ = run_with("numpy", sparse_million)
+    got, info = run_with("wgpu", sparse_million, "gpu")
+    compare(ref, got, exact=("i", "t", "count", "n"))
+    assert len(ref["i"]) >= 4
+    assert info["gpu_monitor_bytes"] < 6 * 2**20, info["gpu_monitor_bytes"]
+
+
+def subgroup_monitor_runs():
+    G = NeuronGroup(3000, "dv/dt = (1.2 + 0.001*i - v)/(10*ms) : 1", threshold="v > 1",
+                    reset="v = 0", method="exact")
+    M = SpikeMonitor(G[1000:2500])
+    M_all = SpikeMonitor(G)
+    net = Network(G, M, M_all)
+    for _ in range(3):
+        net.run(7 * ms)
+    return dict(i=M.i[:].copy(), t=M.t[:].copy(), count=M.count[:].copy(),
+                ai=M_all.i[:].copy(), at=M_all.t[:].copy()), None
+
+
+@pytest.mark.parametrize("steps_per_batch", [0, 3])
+def test_bit_row_monitors_match_numpy_across_runs_and_drains(gpu, steps_per_batch):
+    prefs.devices.wgpu.steps_per_batch = steps_per_batch
+    try:
+        ref, _ = run_with("numpy", subgroup_monitor_runs)
+        got, _ = run_with("wgpu", subgroup_monitor_runs, "gpu")
+    finally:
+        prefs.devices.wgpu.steps_per_batch = 0
+    assert len(ref["i"]) > 100
+    compare(ref, got, exact=("i", "t", "count", "ai", "at"))
+
+
+def oversized():
+    # 20 million float64 values: 160 MB, above lavapipe's 128 MiB per binding.
+    G = NeuronGroup(20_000_000, "dv/dt = -v/(10*ms) : 1")
+    net = Network(G)
+    net.run(defaultclock.dt)
+
+
+def test_an_array_above_the_binding_limit_is_refused_naming_the_variable(gpu):
+    limit = brian2wgpu.list_adapters()[0]["max_storage_buffer_binding_size"]
+    if limit > 160_000_000:
+        pytest.skip(f"the adapter binds {limit} bytes: 20M float64 fit")
+    with pytest.raises(MemoryError, match=r"variable 'v' of 'neurongroup.*' \(20000000 elements of float64\) "
+                                          r"needs 160000000 bytes"
+                                          r".* at most \d+ bytes per storage binding"):
+        run_with("wgpu", oversized, "gpu")
+
+
+def test_dispatches_per_step_are_reported(gpu):
+    def model():
+        G = NeuronGroup(100, "dv/dt = (2 - v)/(10*ms) : 1", threshold="v > 1", reset="v = 0")
+        M = SpikeMonitor(G)
+        net = Network(G, M)
+        net.run(2 * ms)
+        return dict(get_device().last_run_info)
+
+    info = run_with("wgpu", model, "gpu")
+    kernels = [d["kernel"] for d in info["gpu_dispatches"]]
+    # state update; threshold (counting its events), scan, scatter; event range; reset;
+    # the monitor's bit rows: 7, none of them sized by the group when nothing spikes.
+    assert info["gpu_dispatches_per_step"] == {"defaultclock": 7}, kernels
+    assert "b2_compact_scan" in kernels and "record_event_bits" in kernels
+    per_event = [d for d in info["gpu_dispatches"]
+                 if d["kernel"] in ("record_event_bits",) or "resetter" in d["kernel"]]
+    assert per_event and all(d["workgroups"] == "indirect" for d in per_event)
