@@ -443,8 +443,20 @@ impl GpuContext {
 
     /// Block until the queue is idle, surfacing device loss as an error rather than a hang.
     pub fn wait(&self, label: &str) -> Result<(), GpuError> {
+        self.poll_wait(label, None)
+    }
+
+    /// Block until submission `index` has finished (later ones may still run).
+    pub fn wait_for(&self, label: &str, index: wgpu::SubmissionIndex) -> Result<(), GpuError> {
+        self.poll_wait(label, Some(index))
+    }
+
+    fn poll_wait(&self, label: &str, index: Option<wgpu::SubmissionIndex>) -> Result<(), GpuError> {
         self.device
-            .poll(wgpu::PollType::wait_indefinitely())
+            .poll(wgpu::PollType::Wait {
+                submission_index: index,
+                timeout: None,
+            })
             .map(|_| ())
             .map_err(|e| GpuError::Device {
                 label: label.into(),

@@ -193,6 +193,13 @@ pub struct GpuRun {
     keep: Vec<wgpu::Buffer>,
     /// Per clock, the random streams' step (timestep minus the run's first; 2 u32 words).
     rng_steps: Vec<wgpu::Buffer>,
+    /// Per clock, the batch's (t, timestep, random-stream step) tables, reused from batch
+    /// to batch (queue writes land after the previous batch's reads, in queue order).
+    tables: Vec<(wgpu::Buffer, wgpu::Buffer, wgpu::Buffer)>,
+    /// Steps the tables hold.
+    table_steps: usize,
+    /// The batch the GPU may still be running while the next one is recorded.
+    in_flight: Option<wgpu::SubmissionIndex>,
     resume_at: Option<usize>,
     /// Per array: nothing writes it while the engine runs (scalar code reading only such
     /// arrays is evaluated once, on the host).
@@ -608,6 +615,9 @@ impl GpuRun {
                 .collect::<Result<_, _>>()?,
             resume_at: None,
             invariant: invariant_arrays(eng, clocks, n_arrays),
+            tables: Vec::new(),
+            table_steps: 0,
+            in_flight: None,
         };
         // Spike queues, each sized for its pathway's kernel (serial or parallel).
         for item in &eng.items {
@@ -1286,19 +1296,33 @@ impl GpuRun {
                 callback = None;
             }
             let mut enc = self.ctx.device.create_command_encoder(&Default::default());
-            let tables: Vec<(wgpu::Buffer, wgpu::Buffer, wgpu::Buffer)> = (0..clocks.clocks.len())
-                .map(|c| {
-                    let t: Vec<f64> = plan.iter().map(|(_, v)| v[c].0).collect();
-                    let ts: Vec<i64> = plan.iter().map(|(_, v)| v[c].1).collect();
-                    let base = eng.step_base.get(c).copied().unwrap_or(0);
-                    let rng: Vec<i64> = ts.iter().map(|s| s - base).collect();
-                    Ok((
-                        storage(self.ctx, "t table", bytemuck::cast_slice(&t))?,
-                        storage(self.ctx, "timestep table", bytemuck::cast_slice(&ts))?,
-                        storage(self.ctx, "rng step table", bytemuck::cast_slice(&rng))?,
-                    ))
-                })
-                .collect::<Result<_, EngineError>>()?;
+            if self.table_steps < plan.len() {
+                let bytes = vec![0u8; plan.len().max(batch) * 8];
+                self.table_steps = plan.len().max(batch);
+                self.tables = (0..clocks.clocks.len())
+                    .map(|_| {
+                        Ok((
+                            storage(self.ctx, "t table", &bytes)?,
+                            storage(self.ctx, "timestep table", &bytes)?,
+                            storage(self.ctx, "rng step table", &bytes)?,
+                        ))
+                    })
+                    .collect::<Result<_, EngineError>>()?;
+            }
+            for (c, (tt, tst, rngt)) in self.tables.iter().enumerate() {
+                let t: Vec<f64> = plan.iter().map(|(_, v)| v[c].0).collect();
+                let ts: Vec<i64> = plan.iter().map(|(_, v)| v[c].1).collect();
+                let base = eng.step_base.get(c).copied().unwrap_or(0);
+                let rng: Vec<i64> = ts.iter().map(|s| s - base).collect();
+                self.ctx.queue.write_buffer(tt, 0, bytemuck::cast_slice(&t));
+                self.ctx
+                    .queue
+                    .write_buffer(tst, 0, bytemuck::cast_slice(&ts));
+                self.ctx
+                    .queue
+                    .write_buffer(rngt, 0, bytemuck::cast_slice(&rng));
+            }
+            let tables = &self.tables;
             let n_steps = plan.len();
             for (s, (cur, _)) in plan.iter().enumerate() {
                 // Brian2's clock arrays for this step, from the tables.
@@ -1392,7 +1416,7 @@ impl GpuRun {
                     }
                 }
             }
-            self.ctx.queue.submit([enc.finish()]);
+            let submitted = self.ctx.queue.submit([enc.finish()]);
             // The real clocks follow the plan (the last step stays open for a callback).
             for (s, (cur, _)) in plan.iter().enumerate() {
                 if callback.is_some() && s + 1 == n_steps {
@@ -1406,7 +1430,11 @@ impl GpuRun {
                 self.resume_at = Some(pos + 1);
                 return Ok(RunStatus::Callback { index });
             }
-            self.ctx.wait("batch")?;
+            // One batch in flight: wait for the previous one while this one runs, so that
+            // the host plans and records the next batch while the GPU works.
+            if let Some(prev) = self.in_flight.replace(submitted) {
+                self.ctx.wait_for("batch", prev)?;
+            }
             if should_stop(clocks) {
                 break RunStatus::Stopped;
             }

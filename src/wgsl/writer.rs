@@ -23,6 +23,10 @@ struct Writer<'k> {
     atomic: Vec<(usize, String, String)>,
     /// The variable whose binding each variable uses (see [`Options::alias`]).
     alias: Vec<usize>,
+    /// Locals of variables written only under conditions (Brian2's conditional writes,
+    /// the threshold's `lastspike`): a flag per local records whether any write happened,
+    /// and the store is skipped otherwise (no rewrite of unchanged values).
+    masked: Vec<(usize, String)>,
 }
 
 /// Storage type of an array element: booleans are stored as u32.
@@ -370,11 +374,15 @@ impl Writer<'_> {
         }
         let v = self.expr(value)?;
         let name = local_name(self.k, *local);
+        let flag = match self.masked.iter().find(|(l, _)| l == local) {
+            Some((_, f)) => format!(" {f} = true;"),
+            None => String::new(),
+        };
         match cond {
             None => writeln!(out, "    {name} = {v};").unwrap(),
             Some(c) => {
                 let c = self.expr(c)?;
-                writeln!(out, "    if ({c}) {{ {name} = {v}; }}").unwrap()
+                writeln!(out, "    if ({c}) {{ {name} = {v};{flag} }}").unwrap()
             }
         }
         Ok(())
@@ -425,6 +433,7 @@ pub fn write_function(
         arena,
         atomic: Vec::new(),
         alias: alias_map(k, opts, arena),
+        masked: Vec::new(),
     };
     let atomic = |v: usize| !arena && opts.atomic.contains(&v);
     let mut body = String::new();
@@ -432,6 +441,22 @@ pub fn write_function(
     for (id, l) in k.locals.iter().enumerate() {
         writeln!(body, "    var {}: {};", local_name(k, id), wgsl_type(l.ty)).unwrap();
     }
+    for (v, var) in k.vars.iter().enumerate() {
+        let mut writes = k
+            .scalar
+            .iter()
+            .chain(&k.vector)
+            .filter(|Stmt::Assign { local, .. }| *local == var.local);
+        let guarded_only = writes.clone().next().is_some()
+            && writes.all(|Stmt::Assign { cond, .. }| cond.is_some());
+        if var.written && var.index != Index::Zero && guarded_only && !atomic(v) {
+            let flag = format!("b2_wrote{v}");
+            writeln!(body, "    var {flag} = false;").unwrap();
+            w.masked.push((var.local, flag));
+        }
+    }
+    let masked_locals: Vec<usize> = w.masked.iter().map(|(l, _)| *l).collect();
+    let masked = |v: usize| masked_locals.contains(&k.vars[v].local);
     let index_of = |v: usize| -> String {
         match k.vars[v].index {
             Index::Elem => "b2_i".into(),
@@ -474,7 +499,9 @@ pub fn write_function(
                 writeln!(body, "    {local} = {e};").unwrap();
             }
             VarKind::Array if atomic(v) => {}
-            VarKind::Array if var.read || var.written => {
+            // A variable written only under conditions and never read needs no load: its
+            // store happens only where a write did.
+            VarKind::Array if var.read || (var.written && !masked(v)) => {
                 writeln!(
                     body,
                     "    {local} = {};",
@@ -500,9 +527,15 @@ pub fn write_function(
             local
         };
         let store = format!("{} = {val};", element(k, w.alias[v], &index_of(v), arena));
-        match var.index {
+        let flag = w
+            .masked
+            .iter()
+            .find(|(l, _)| *l == var.local)
+            .map(|(_, f)| f);
+        match (var.index, flag) {
             // Every invocation computed the same value; one writes it.
-            Index::Zero => writeln!(body, "    if (b2_i == 0u) {{ {store} }}").unwrap(),
+            (Index::Zero, _) => writeln!(body, "    if (b2_i == 0u) {{ {store} }}").unwrap(),
+            (_, Some(flag)) => writeln!(body, "    if ({flag}) {{ {store} }}").unwrap(),
             _ => writeln!(body, "    {store}").unwrap(),
         }
     }
