@@ -136,14 +136,14 @@ def _model(name, n):
     raise ValueError(name)
 
 
-def run_model(name, n, backend, duration_ms):
+def run_model(name, size, backend, duration_ms):
     from brian2 import (Network, SpikeMonitor, set_device, prefs, seed, ms, get_device)
     import brian2wgpu  # noqa: F401
     set_device("wgpu")
     prefs.devices.wgpu.backend = backend
     seed(2026)
     t0 = time.perf_counter()
-    objs, group = _model(name, n)
+    objs, group = _model(name, size)
     mon = SpikeMonitor(group)
     net = Network(*objs, mon)
     t_build = time.perf_counter() - t0
@@ -155,7 +155,7 @@ def run_model(name, n, backend, duration_ms):
     sim = float(dev._last_run_time)
     steps = int(round(duration_ms / 0.1))
     info = dev.last_run_info
-    out = {"model": name, "n": n, "backend": backend, "duration_ms": duration_ms,
+    out = {"model": name, "n": size, "backend": backend, "duration_ms": duration_ms,
            "build_s": t_build, "run_s": wall, "sim_s": sim, "ms_per_step": sim / steps * 1e3,
            "spikes": int(mon.num_spikes)}
     if backend == "gpu":
