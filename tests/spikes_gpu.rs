@@ -65,7 +65,7 @@ fn random_flags(rng: &mut Rng, n: usize, density: f64) -> Vec<u32> {
         .collect()
 }
 
-/// The eventspace `b2_compact` must produce from `flags`, starting from `before`.
+/// The eventspace the compaction must produce from `flags`, starting from `before`.
 fn reference_space(flags: &[u32], before: &[i32]) -> Vec<i32> {
     let n = flags.len();
     let mut out = before.to_vec();
