@@ -39,7 +39,8 @@
 // The eventspace, N + 1 entries.
 @group(0) @binding(2) var<storage, read_write> b2_spk_space: array<i32>;
 // Output of `b2_event_range`: [lo, hi) positions in the eventspace, then (from word 4)
-// the indirect dispatch arguments of a kernel with one invocation per event.
+// the indirect dispatch arguments of a kernel with one invocation per event, and (from
+// word 8) the same with at least one workgroup.
 @group(0) @binding(3) var<storage, read_write> b2_spk_range: array<u32>;
 // One counter per tile (ceil(N / B2_SPK_TILE) entries), zero between steps.
 @group(0) @binding(4) var<storage, read_write> b2_spk_tiles: array<atomic<u32>>;
@@ -190,4 +191,11 @@ fn b2_event_range() {
     b2_spk_range[4] = x;
     b2_spk_range[5] = select(1u, (groups + x - 1u) / max(x, 1u), x > 0u);
     b2_spk_range[6] = 1u;
+    // The same with at least one workgroup (from word 8), for kernels that also write
+    // something when there are no events (the spike queue's push writes the count).
+    let groups1 = max(groups, 1u);
+    let x1 = max(min(groups1, b2_spk_params[3]), 1u);
+    b2_spk_range[8] = x1;
+    b2_spk_range[9] = (groups1 + x1 - 1u) / x1;
+    b2_spk_range[10] = 1u;
 }

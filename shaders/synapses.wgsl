@@ -24,36 +24,27 @@
 // [3] spare, [4..] per-delay prefix of pair counts.
 
 //! section queue_push
-// Copy this step's events within [start, stop) (relative indices) into ring slot r % D.
+// Copy this step's events within [start, stop) (relative indices) into ring slot r % D:
+// one invocation per event, the positions [lo, hi) and the dispatch sizes (at least one
+// workgroup, since invocation 0 writes the count) from `b2_event_range`.
 @group(0) @binding(0) var<storage, read> params: array<u32>;
 @group(0) @binding(1) var<storage, read> space: array<i32>;
 @group(0) @binding(2) var<storage, read> qstate: array<u32>;
 @group(0) @binding(3) var<storage, read_write> ring: array<i32>;
+@group(0) @binding(4) var<storage, read> range: array<u32>;
 
-// First position in space[0..count) whose value is >= x (the list is ascending).
-fn lower_bound(count: u32, x: i32) -> u32 {
-    var lo = 0u;
-    var hi = count;
-    while (lo < hi) {
-        let mid = (lo + hi) / 2u;
-        if (space[mid] < x) { lo = mid + 1u; } else { hi = mid; }
-    }
-    return lo;
-}
-
-@compute @workgroup_size(256)
-fn main(@builtin(local_invocation_index) t: u32) {
-    let n = params[8];
-    let count = u32(space[n]);
-    let lo = lower_bound(count, i32(params[0]));
-    let hi = lower_bound(count, i32(params[1]));
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let k = gid.x + gid.y * nwg.x * 64u;
+    let lo = range[0];
+    let hi = range[1];
     let width = params[3];
     let base = (qstate[0] % params[2]) * (width + 1u);
-    for (var k = lo + t; k < hi; k += 256u) {
-        ring[base + k - lo] = space[k] - i32(params[0]);
-    }
-    if (t == 0u) {
+    if (k == 0u) {
         ring[base + width] = i32(hi - lo);
+    }
+    if (lo + k < hi) {
+        ring[base + k] = space[lo + k] - i32(params[0]);
     }
 }
 

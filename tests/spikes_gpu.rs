@@ -302,14 +302,15 @@ fn reference_range(events: &[i32], start: u32, stop: u32) -> [u32; 2] {
 
 /// Run `b2_event_range` (all five bindings; the flags are a small dummy, as in the
 /// engine) and return [lo, hi); check the indirect dispatch sizes it writes for the
-/// per-event kernels (64 per workgroup, at most 5 workgroups in x here).
+/// per-event kernels (64 per workgroup, at most 5 workgroups in x here), also those with
+/// at least one workgroup.
 fn gpu_range(ctx: &GpuContext, space: &[i32], start: u32, stop: u32) -> [u32; 2] {
     let n = space.len() - 1;
     let mut bufs = vec![
         bytes_u32(&[n as u32, start, stop, 5, 64, 0, 0, 0]),
         bytes_u32(&[UNTOUCHED, UNTOUCHED]),
         bytes_i32(space),
-        bytes_u32(&[UNTOUCHED; 8]),
+        bytes_u32(&[UNTOUCHED; 12]),
         bytes_u32(&[UNTOUCHED, UNTOUCHED]),
     ];
     ctx.run_compute(
@@ -337,6 +338,11 @@ fn gpu_range(ctx: &GpuContext, space: &[i32], start: u32, stop: u32) -> [u32; 2]
         r[1] - r[0]
     );
     assert!(x * y * 64 >= r[1] - r[0] && x <= 5);
+    let (x1, y1) = (
+        groups.clamp(1, 5),
+        groups.max(1).div_ceil(groups.clamp(1, 5)),
+    );
+    assert_eq!(r[8..11], [x1, y1, 1], "non-empty dispatch sizes");
     [r[0], r[1]]
 }
 

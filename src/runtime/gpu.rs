@@ -158,8 +158,10 @@ pub type Dispatch = (String, Option<[u32; 3]>);
 
 /// Workgroup size of the per-event kernels (generated list-mode kernels, count_events).
 const EVENT_WG: u32 = 64;
-/// Byte offset of the indirect dispatch sizes in a range buffer.
+/// Byte offsets of the indirect dispatch sizes in a range buffer: one invocation per
+/// event, and the same with at least one workgroup.
 const RANGE_INDIRECT: u64 = 16;
+const RANGE_INDIRECT_NONEMPTY: u64 = 32;
 
 /// An event range computed once per step and shared by the operations that need it:
 /// the eventspace, its length, the subgroup, and the clock of the operations.
@@ -658,8 +660,15 @@ impl GpuRun {
             let prepared = match &item.op {
                 Op::Python { index } => Prepared::Python(*index),
                 Op::PushSpikes { queue, eventspace } => {
+                    let n_space = run.arrays[*eventspace].len.saturating_sub(1);
+                    let sq = &eng.queues[*queue];
+                    let (range, rp) = run.event_range(
+                        &mut ranges,
+                        key(*eventspace, n_space, sq.source_start, sq.source_stop),
+                        &dummy,
+                    )?;
                     let q = queue_of(&run.queues, *queue)?;
-                    let p = run.support(
+                    let mut p = run.support(
                         "queue_push",
                         &section_of(SYNAPSES_WGSL, "queue_push"),
                         "main",
@@ -668,10 +677,12 @@ impl GpuRun {
                             (1, &run.bufs[*eventspace]),
                             (2, &q.state),
                             (3, &q.ring),
+                            (4, &range),
                         ],
                         [1, 1, 1],
                     )?;
-                    Prepared::Passes(vec![p], None)
+                    p.indirect = Some((range.clone(), RANGE_INDIRECT_NONEMPTY));
+                    Prepared::Passes(rp.into_iter().chain([p]).collect(), None)
                 }
                 Op::Synapses { kernel, queue } => {
                     let q = queue_of(&run.queues, *queue)?;
@@ -1117,7 +1128,7 @@ impl GpuRun {
             stop,
             ..
         } = key;
-        let range = self.ctx.indirect_buffer("range", &[0u8; 32])?;
+        let range = self.ctx.indirect_buffer("range", &[0u8; 48])?;
         let max_groups = self.ctx.limits.max_compute_workgroups_per_dimension;
         let p = storage(
             self.ctx,
