@@ -128,3 +128,121 @@ pub fn compile(kernel: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
     check::validate(&kernel.name, &k.source)?;
     Ok(k)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{KernelSpec, Type, Value, VariableSpec, lower};
+
+    fn threshold_kernel(name: &str) -> Kernel {
+        let mut t = VariableSpec::array("t", Type::F64);
+        t.index = "0".into();
+        let mut lastspike = VariableSpec::array("lastspike", Type::F64);
+        lastspike.conditional_write = Some("_cond".into());
+        let mut nr = VariableSpec::array("not_refractory", Type::Bool);
+        nr.conditional_write = Some("_cond".into());
+        let mut spec = KernelSpec::vector(
+            "threshold",
+            vec![
+                VariableSpec::array("v", Type::F64),
+                t,
+                nr,
+                lastspike,
+                VariableSpec::array("_cond", Type::Bool),
+            ],
+            "_cond = (v > 1) and not_refractory\nnot_refractory = False\nlastspike = t",
+        );
+        spec.name = name.into();
+        lower(&spec).unwrap()
+    }
+
+    /// Writes guarded by conditions store only where one happened; a variable that is
+    /// never read is not loaded at all.
+    #[test]
+    fn guarded_writes_become_masked_stores() {
+        let k = compile(&threshold_kernel("k"), &Options::default()).unwrap();
+        let src = &k.source;
+        assert!(!src.contains("= a3_lastspike[b2_i];"), "{src}");
+        assert!(src.contains("if (b2_wrote3) { a3_lastspike[b2_i]"), "{src}");
+        assert!(
+            src.contains("if (b2_wrote2) { a2_not_refractory[b2_i]"),
+            "{src}"
+        );
+        // not_refractory is read, so it is loaded.
+        assert!(src.contains("= (a2_not_refractory[b2_i] != 0u);"), "{src}");
+    }
+
+    /// The threshold kernel counts its events per tile for the compaction.
+    #[test]
+    fn threshold_counts_events_per_tile() {
+        let kernel = threshold_kernel("k");
+        let flag = kernel.vars.iter().position(|v| v.name == "_cond").unwrap();
+        let opts = Options {
+            count_tiles: Some(flag),
+            ..Default::default()
+        };
+        let k = compile(&kernel, &opts).unwrap();
+        let tb = k.tiles_binding.expect("a tiles binding");
+        assert!(k.source.contains(&format!(
+            "@binding({tb}) var<storage, read_write> b2_tiles: array<atomic<u32>>;"
+        )));
+        assert!(
+            k.source
+                .contains(&format!("atomicAdd(&b2_tiles[b2_i / {COMPACT_TILE}u], 1u)"))
+        );
+    }
+
+    /// Two kernels that differ only in their Brian2 name differ only in the comment line
+    /// the pipeline cache leaves out of its key.
+    #[test]
+    fn kernel_names_stay_out_of_the_code() {
+        let a = compile(
+            &threshold_kernel("neurongroup_spike_thresholder_codeobject"),
+            &Options::default(),
+        )
+        .unwrap();
+        let b = compile(
+            &threshold_kernel("neurongroup_spike_thresholder_codeobject_7"),
+            &Options::default(),
+        )
+        .unwrap();
+        assert_ne!(a.source, b.source);
+        let code = |s: &str| -> Vec<String> {
+            s.lines()
+                .filter(|l| !l.starts_with(KERNEL_NAME_COMMENT))
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(code(&a.source), code(&b.source));
+    }
+
+    /// Host-computed scalars of one type share one table binding.
+    #[test]
+    fn hoisted_scalars_share_a_table_per_type() {
+        let mut dt = VariableSpec::array("dt", Type::F64);
+        dt.index = "0".into();
+        let mut tau = VariableSpec::array("tau", Type::F64);
+        tau.constant = Some(Value::F64(0.01));
+        let mut spec = KernelSpec::vector(
+            "stateupdate",
+            vec![VariableSpec::array("v", Type::F64), dt, tau],
+            "v = v*_lio_1 + _lio_2",
+        );
+        spec.scalar_code = "_lio_1 := exp(-dt/tau)\n_lio_2 := 1 - _lio_1".into();
+        let kernel = lower(&spec).unwrap();
+        let h = crate::ir::hoist_scalars(&kernel, |_| true).unwrap();
+        let k = compile(&h.kernel, &Options::default()).unwrap();
+        assert_eq!(
+            k.source
+                .matches("var<storage, read> b2_hoisted_f64")
+                .count(),
+            1
+        );
+        assert!(k.source.contains("b2_hoisted_f64[0u]") && k.source.contains("b2_hoisted_f64[1u]"));
+        assert!(
+            !k.source.contains("b2_exp_f64"),
+            "no exp per element: {}",
+            k.source
+        );
+    }
+}
