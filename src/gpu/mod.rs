@@ -386,22 +386,12 @@ impl GpuContext {
 
     /// Copy the first `len` bytes of `src` back to the host (only those cross the bus).
     pub fn read_buffer(&self, src: &wgpu::Buffer, len: usize) -> Result<Vec<u8>, GpuError> {
-        self.read_buffer_at(src, 0, len)
-    }
-
-    /// Copy `len` bytes of `src` from byte `offset` (a multiple of 4) back to the host.
-    pub fn read_buffer_at(
-        &self,
-        src: &wgpu::Buffer,
-        offset: u64,
-        len: usize,
-    ) -> Result<Vec<u8>, GpuError> {
         let size = (len.max(4) as u64).div_ceil(4) * 4;
-        if offset + size > src.size() {
+        if size > src.size() {
             return Err(GpuError::Device {
                 label: "readback".into(),
                 message: format!(
-                    "internal error: reading {size} bytes at {offset} of a {}-byte buffer",
+                    "internal error: reading {size} bytes of a {}-byte buffer",
                     src.size()
                 ),
             });
@@ -413,7 +403,7 @@ impl GpuContext {
             mapped_at_creation: false,
         });
         let mut enc = self.device.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(src, offset, &staging, 0, size);
+        enc.copy_buffer_to_buffer(src, 0, &staging, 0, size);
         self.queue.submit([enc.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {

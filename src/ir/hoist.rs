@@ -19,10 +19,9 @@ pub struct Hoisted {
     /// slots numbered per type in that order.
     pub kernel: Kernel,
     pub first: VarId,
-    /// Computes the hoisted locals on the host: the original variables, then one written
-    /// shared output variable per hoisted local (`eval.vars[kernel.vars.len()..]` holds
-    /// nothing new: outputs are `eval.vars[original_len..]`, in the order of
-    /// `kernel.vars[first..]`).
+    /// Computes the hoisted locals on the host: the original kernel's variables (read
+    /// only), then one written shared output variable per hoisted local, in the order of
+    /// `kernel.vars[first..]`.
     pub eval: Kernel,
 }
 

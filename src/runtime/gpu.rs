@@ -125,9 +125,9 @@ struct EventBits {
     start: usize,
     words: usize,
     rows_cap: usize,
-    /// t of each row recorded since the last drain, and the timestep of row 0.
+    /// t of each row recorded since the last drain (the kernel gets row 0's timestep when
+    /// the first row is recorded).
     row_t: Vec<f64>,
-    base: Option<i64>,
     /// The source's `i` values (indexed by neuron), and the records they go to.
     i_values: usize,
     i_record: usize,
@@ -955,7 +955,6 @@ impl GpuRun {
                             words,
                             rows_cap,
                             row_t: Vec::new(),
-                            base: None,
                             i_values,
                             i_record,
                             t_record,
@@ -1238,7 +1237,6 @@ impl GpuRun {
         enc.clear_buffer(&b.bits, 0, Some(bytes.div_ceil(4) as u64 * 4));
         self.ctx.queue.submit([enc.finish()]);
         b.row_t.clear();
-        b.base = None;
         Ok(())
     }
 
@@ -1412,8 +1410,7 @@ impl GpuRun {
                                 // This tick's row: its t, and row 0's timestep for the kernel
                                 // (written before this batch runs).
                                 let (t, ts) = plan[s].1[item.clock];
-                                if b.base.is_none() {
-                                    b.base = Some(ts);
+                                if b.row_t.is_empty() {
                                     let words = [b.start as u32, b.words as u32, ts as u32, 0];
                                     self.ctx.queue.write_buffer(
                                         &b.params,
