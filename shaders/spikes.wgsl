@@ -11,39 +11,45 @@
 // `b2_event_range` then finds the slice of that list that falls into a subgroup's
 // [start, stop) index range, for monitors and resets of subgroups.
 //
-// Compaction runs over tiles of B2_SPK_TILE flags in three steps, none of which waits on
-// another workgroup (WebGPU promises no forward progress between workgroups):
+// Compaction runs over tiles of B2_SPK_TILE flags in two dispatches, none of which waits
+// on another workgroup (WebGPU promises no forward progress between workgroups):
 //   1. count: every flagged element adds 1 to its tile's counter (the threshold kernel
 //      does this itself as it writes the flags; `b2_compact_count` does it for flags
 //      written elsewhere);
-//   2. `b2_compact_scan`: one workgroup turns the counters into each tile's first output
-//      position and writes the total to space[N];
-//   3. `b2_compact_scatter`: one workgroup per tile writes its events, in order, from that
-//      position on, and zeroes its counter for the next step.
-// Work per invocation is constant in steps 1 and 3 (16 flags, at most 64 partial sums);
-// in step 2 each of the 64 invocations sums N / (64 * B2_SPK_TILE) counters.
+//   2. `b2_compact_scatter`: one workgroup per tile sums the counters of the tiles before
+//      its own (its first output position), then writes its events in order from there.
+//      The workgroup of the last tile knows the total: it writes space[N] and the range
+//      record of the whole group (see `b2_spk_write_range`), so that per-event kernels of
+//      the whole group need no `b2_event_range` pass.
+// Counters come in two halves, used on alternate steps of the clock (the step's parity,
+// binding 5): step s counts into half s % 2 and its scatter zeroes the other half for
+// step s + 1. No workgroup can zero the half it reads, since later tiles still read it.
+// Work per invocation is constant in step 1; in step 2 each of the 64 invocations sums
+// at most N / (64 * B2_SPK_TILE) counters, then 16 flags.
 //
-// All entry points share the five bindings below. Names carry the `b2_spk_` prefix
+// All entry points share the six bindings below. Names carry the `b2_spk_` prefix
 // because these entry points are concatenated into modules with other bindings.
 //
-// The pipeline layout is derived from each entry point, and callers bind all five
+// The pipeline layout is derived from each entry point, and callers bind all six
 // buffers to every entry point (unused ones may be small dummies), so each entry point
 // statically uses every binding; see `b2_spk_touch`.
 
 // [0] = N, [1] = start, [2] = stop (the subgroup range for `b2_event_range`), [3] = the
 // device's maximum workgroups per grid dimension, [4] = the workgroup size of the kernels
-// that `b2_event_range` sizes.
+// that the range record sizes.
 @group(0) @binding(0) var<storage, read> b2_spk_params: array<u32>;
 // N flags, nonzero = event (only read here).
 @group(0) @binding(1) var<storage, read_write> b2_spk_flags: array<u32>;
 // The eventspace, N + 1 entries.
 @group(0) @binding(2) var<storage, read_write> b2_spk_space: array<i32>;
-// Output of `b2_event_range`: [lo, hi) positions in the eventspace, then (from word 4)
-// the indirect dispatch arguments of a kernel with one invocation per event, and (from
-// word 8) the same with at least one workgroup.
+// A range record (16 words): [lo, hi) positions in the eventspace, then the indirect
+// dispatch arguments (x, y, z) of a kernel with one invocation per event (from word 4),
+// the same with at least one workgroup (word 8), and one workgroup per event (word 12).
 @group(0) @binding(3) var<storage, read_write> b2_spk_range: array<u32>;
-// One counter per tile (ceil(N / B2_SPK_TILE) entries), zero between steps.
+// Two halves of one counter per tile (ceil(N / B2_SPK_TILE) each), zero between uses.
 @group(0) @binding(4) var<storage, read_write> b2_spk_tiles: array<atomic<u32>>;
+// The clock's step in this run (u32 words lo, hi): its parity selects the counter half.
+@group(0) @binding(5) var<storage, read> b2_spk_step: array<u32>;
 
 // Flags per tile: 64 invocations of `b2_compact_scatter` times 16 flags each. The
 // threshold kernel's writer uses the same number (src/wgsl: COMPACT_TILE).
@@ -52,13 +58,23 @@ const B2_SPK_PER_THREAD: u32 = 16u;
 
 var<workgroup> b2_spk_part: array<u32, 64>;
 
-// Make the entry point statically use all five bindings without reading or writing any
-// element (arrayLength only queries the buffer size), so that a bind group with all five
+// Make the entry point statically use all six bindings without reading or writing any
+// element (arrayLength only queries the buffer size), so that a bind group with all six
 // buffers matches the derived layout even where a buffer is a tiny dummy.
 fn b2_spk_touch() -> u32 {
     return arrayLength(&b2_spk_params) + arrayLength(&b2_spk_flags)
         + arrayLength(&b2_spk_space) + arrayLength(&b2_spk_range)
-        + arrayLength(&b2_spk_tiles);
+        + arrayLength(&b2_spk_tiles) + arrayLength(&b2_spk_step);
+}
+
+// Tiles of N flags (one, empty, for N = 0: its workgroup writes the count).
+fn b2_spk_tiles_of(n: u32) -> u32 {
+    return max((n + B2_SPK_TILE - 1u) / B2_SPK_TILE, 1u);
+}
+
+// First counter of this step's half.
+fn b2_spk_half(n: u32) -> u32 {
+    return (b2_spk_step[0] & 1u) * b2_spk_tiles_of(n);
 }
 
 // 1 if neuron i has an event, else 0.
@@ -74,49 +90,44 @@ fn b2_spk_emit(i: u32, pos: ptr<function, u32>) {
     }
 }
 
+// Indirect dispatch arguments at word `at` for `groups` workgroups: x clamped to the
+// device's limit, y covering the rest (kernels index by gid.x + gid.y * nwg.x * wg).
+fn b2_spk_grid(at: u32, groups: u32) {
+    let x = min(groups, b2_spk_params[3]);
+    b2_spk_range[at] = x;
+    b2_spk_range[at + 1u] = select(1u, (groups + x - 1u) / max(x, 1u), x > 0u);
+    b2_spk_range[at + 2u] = 1u;
+}
+
+// The range record of the events at positions [lo, hi).
+fn b2_spk_write_range(lo: u32, hi: u32) {
+    b2_spk_range[0] = lo;
+    b2_spk_range[1] = hi;
+    // Per-event kernels (reset, monitor records) get as many workgroups as the events
+    // need, none when there are none.
+    let wg = max(b2_spk_params[4], 1u);
+    let groups = (hi - lo + wg - 1u) / wg;
+    b2_spk_grid(4u, groups);
+    // At least one workgroup, for kernels that also write something when there are no
+    // events (the spike queue's push writes the count).
+    b2_spk_grid(8u, max(groups, 1u));
+    // One workgroup per event (a pathway's kernel over each event's synapses).
+    b2_spk_grid(12u, hi - lo);
+}
+
 // Step 1 for flags that no threshold kernel counted: one invocation per flag.
 @compute @workgroup_size(64)
 fn b2_compact_count(@builtin(global_invocation_id) gid: vec3<u32>,
                     @builtin(num_workgroups) nwg: vec3<u32>) {
     _ = b2_spk_touch();
     let i = gid.x + gid.y * nwg.x * 64u;
-    if (i < b2_spk_params[0] && b2_spk_flags[i] != 0u) {
-        atomicAdd(&b2_spk_tiles[i / B2_SPK_TILE], 1u);
-    }
-}
-
-// Step 2: exclusive prefix sums of the tile counters, in place. Dispatch ONE workgroup.
-@compute @workgroup_size(64)
-fn b2_compact_scan(@builtin(local_invocation_index) t: u32) {
-    _ = b2_spk_touch();
     let n = b2_spk_params[0];
-    let tiles = (n + B2_SPK_TILE - 1u) / B2_SPK_TILE;
-    let chunk = (tiles + 63u) / 64u;
-    let begin = min(t * chunk, tiles);
-    let end = min(begin + chunk, tiles);
-    var sum = 0u;
-    for (var b = begin; b < end; b++) {
-        sum += atomicLoad(&b2_spk_tiles[b]);
-    }
-    b2_spk_part[t] = sum;
-    workgroupBarrier();
-    var base = 0u;
-    for (var u = 0u; u < t; u++) {
-        base += b2_spk_part[u];
-    }
-    for (var b = begin; b < end; b++) {
-        let c = atomicLoad(&b2_spk_tiles[b]);
-        atomicStore(&b2_spk_tiles[b], base);
-        base += c;
-    }
-    // The last invocation's chunk ends the list (or is empty): base is the total.
-    // Position N is never an event position (there are at most N events).
-    if (t == 63u) {
-        b2_spk_space[n] = i32(base);
+    if (i < n && b2_spk_flags[i] != 0u) {
+        atomicAdd(&b2_spk_tiles[b2_spk_half(n) + i / B2_SPK_TILE], 1u);
     }
 }
 
-// Step 3: one workgroup per tile (a 2-D grid where the tiles exceed one dimension).
+// Step 2: one workgroup per tile (a 2-D grid where the tiles exceed one dimension).
 @compute @workgroup_size(64)
 fn b2_compact_scatter(@builtin(local_invocation_index) t: u32,
                       @builtin(workgroup_id) wid: vec3<u32>,
@@ -124,9 +135,26 @@ fn b2_compact_scatter(@builtin(local_invocation_index) t: u32,
     _ = b2_spk_touch();
     let n = b2_spk_params[0];
     let w = wid.x + wid.y * nwg.x;
-    if (w * B2_SPK_TILE >= n) {
+    let tiles = b2_spk_tiles_of(n);
+    if (w >= tiles) {
         return;
     }
+    let half = b2_spk_half(n);
+    // This tile's first position: the counts of the tiles before it, summed in parallel.
+    var before = 0u;
+    for (var u = t; u < w; u += 64u) {
+        before += atomicLoad(&b2_spk_tiles[half + u]);
+    }
+    b2_spk_part[t] = before;
+    workgroupBarrier();
+    for (var stride = 32u; stride > 0u; stride /= 2u) {
+        if (t < stride) {
+            b2_spk_part[t] += b2_spk_part[t + stride];
+        }
+        workgroupBarrier();
+    }
+    let first = b2_spk_part[0];
+    workgroupBarrier();
     let begin = min(w * B2_SPK_TILE + t * B2_SPK_PER_THREAD, n);
     let end = min(begin + B2_SPK_PER_THREAD, n);
     var mine = 0u;
@@ -135,7 +163,7 @@ fn b2_compact_scatter(@builtin(local_invocation_index) t: u32,
     }
     b2_spk_part[t] = mine;
     workgroupBarrier();
-    var pos = atomicLoad(&b2_spk_tiles[w]);
+    var pos = first;
     for (var u = 0u; u < t; u++) {
         pos += b2_spk_part[u];
     }
@@ -143,10 +171,14 @@ fn b2_compact_scatter(@builtin(local_invocation_index) t: u32,
     for (var i = begin; i < end && pos < last; i++) {
         b2_spk_emit(i, &pos);
     }
-    // Every invocation has read the tile's position: reset the counter for the next step.
-    workgroupBarrier();
-    if (t == 0u) {
-        atomicStore(&b2_spk_tiles[w], 0u);
+    if (t == 63u) {
+        // The other half, for the next step (nobody reads it in this one).
+        atomicStore(&b2_spk_tiles[b2_spk_tiles_of(n) - half + w], 0u);
+        if (w + 1u == tiles) {
+            // `last` is the total. Position N is never an event position.
+            b2_spk_space[n] = i32(last);
+            b2_spk_write_range(0u, last);
+        }
     }
 }
 
@@ -180,22 +212,5 @@ fn b2_event_range() {
     let count = u32(clamp(b2_spk_space[n], 0, i32(n)));
     let lo = b2_spk_lower_bound(count, start);
     let hi = b2_spk_lower_bound(count, stop);
-    b2_spk_range[0] = lo;
-    b2_spk_range[1] = max(lo, hi); // an empty or inverted [start, stop) gives lo == hi
-    // Per-event kernels (reset, monitor records) are dispatched with these sizes: as many
-    // workgroups as the events need, none when there are none. x is clamped to the
-    // device's limit; y covers the rest (kernels index by gid.x + gid.y * nwg.x * wg).
-    let wg = max(b2_spk_params[4], 1u);
-    let groups = (max(lo, hi) - lo + wg - 1u) / wg;
-    let x = min(groups, b2_spk_params[3]);
-    b2_spk_range[4] = x;
-    b2_spk_range[5] = select(1u, (groups + x - 1u) / max(x, 1u), x > 0u);
-    b2_spk_range[6] = 1u;
-    // The same with at least one workgroup (from word 8), for kernels that also write
-    // something when there are no events (the spike queue's push writes the count).
-    let groups1 = max(groups, 1u);
-    let x1 = max(min(groups1, b2_spk_params[3]), 1u);
-    b2_spk_range[8] = x1;
-    b2_spk_range[9] = (groups1 + x1 - 1u) / x1;
-    b2_spk_range[10] = 1u;
+    b2_spk_write_range(lo, max(lo, hi)); // an empty or inverted [start, stop): lo == hi
 }

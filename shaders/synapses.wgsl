@@ -48,6 +48,47 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
 }
 
+//! section queue_push_bundles
+// The push of a pathway that delivers by bundles (one delay for all synapses): the same
+// ring, with the step taken from the clock's step in this run (binding 5), plus the slot's
+// range record (16 words: [lo, hi) in the ring, and at word 12 the dispatch size of one
+// workgroup per event) that the pathway's kernel reads `delay` steps later.
+@group(0) @binding(0) var<storage, read> params: array<u32>;
+@group(0) @binding(1) var<storage, read> space: array<i32>;
+@group(0) @binding(2) var<storage, read_write> qstate: array<u32>;
+@group(0) @binding(3) var<storage, read_write> ring: array<i32>;
+@group(0) @binding(4) var<storage, read> range: array<u32>;
+@group(0) @binding(5) var<storage, read> step: array<u32>;
+@group(0) @binding(6) var<storage, read_write> slots: array<u32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let k = gid.x + gid.y * nwg.x * 64u;
+    let lo = range[0];
+    let hi = range[1];
+    let width = params[3];
+    let r = step[0];
+    let slot = r % params[2];
+    let base = slot * (width + 1u);
+    if (k == 0u) {
+        let count = hi - lo;
+        ring[base + width] = i32(count);
+        let rec = slot * 16u;
+        slots[rec] = base;
+        slots[rec + 1u] = base + count;
+        let x = min(count, params[15]);
+        slots[rec + 12u] = x;
+        slots[rec + 13u] = select(1u, (count + x - 1u) / max(x, 1u), x > 0u);
+        slots[rec + 14u] = 1u;
+        // Steps pushed (and, `delay` later, delivered): the host reads the queue back
+        // from it after the run.
+        qstate[0] = r + 1u;
+    }
+    if (lo + k < hi) {
+        ring[base + k] = space[lo + k] - i32(params[0]);
+    }
+}
+
 //! section queue_deliver
 @group(0) @binding(0) var<storage, read> params: array<u32>;
 @group(0) @binding(1) var<storage, read_write> qstate: array<u32>;

@@ -1,4 +1,4 @@
-//! `shaders/spikes.wgsl`: ordered event compaction (count, scan, scatter) and subgroup event
+//! `shaders/spikes.wgsl`: ordered event compaction (count, scatter) and subgroup event
 //! ranges (`b2_event_range`), checked exactly against CPU references on whatever adapter
 //! is present (lavapipe in CI).
 
@@ -80,10 +80,12 @@ fn reference_space(flags: &[u32], before: &[i32]) -> Vec<i32> {
     out
 }
 
-/// The three compaction steps of shaders/spikes.wgsl (count, scan, scatter) over
-/// resident buffers, bound as the engine binds them (all five bindings).
+/// The two compaction steps of shaders/spikes.wgsl (count, scatter) over resident
+/// buffers, bound as the engine binds them (all six bindings).
 struct Compaction {
     n: usize,
+    /// The clock's step of the next `run` (its parity selects the tile counters' half).
+    step: std::cell::Cell<u32>,
     bufs: Vec<wgpu::Buffer>,
     steps: Vec<(wgpu::ComputePipeline, wgpu::BindGroup, [u32; 3])>,
 }
@@ -95,14 +97,15 @@ impl Compaction {
         let bufs = vec![
             ctx.storage_buffer(
                 "params",
-                &bytes_u32(&[n as u32, 0, n as u32, 0, 0, 0, 0, 0]),
+                &bytes_u32(&[n as u32, 0, n as u32, 65535, 64, 0, 0, 0]),
             )
             .unwrap(),
             ctx.storage_buffer("flags", &bytes_u32(flags)).unwrap(),
             ctx.storage_buffer("space", &bytes_i32(space)).unwrap(),
-            ctx.storage_buffer("range", &bytes_u32(&[UNTOUCHED, UNTOUCHED]))
+            ctx.storage_buffer("range", &bytes_u32(&[UNTOUCHED; 16]))
                 .unwrap(),
-            ctx.storage_buffer("tiles", &vec![0u8; tiles * 4]).unwrap(),
+            ctx.storage_buffer("tiles", &vec![0u8; tiles * 8]).unwrap(),
+            ctx.storage_buffer("step", &bytes_u32(&[0, 0])).unwrap(),
         ];
         let grid = |groups: usize| {
             let x = groups.clamp(1, 65535);
@@ -110,7 +113,6 @@ impl Compaction {
         };
         let steps = [
             ("b2_compact_count", grid(n.div_ceil(64))),
-            ("b2_compact_scan", [1, 1, 1]),
             ("b2_compact_scatter", grid(tiles)),
         ]
         .into_iter()
@@ -132,11 +134,19 @@ impl Compaction {
             ((*p).clone(), bind, g)
         })
         .collect();
-        Compaction { n, bufs, steps }
+        Compaction {
+            n,
+            step: std::cell::Cell::new(0),
+            bufs,
+            steps,
+        }
     }
 
-    /// Record and run the three steps; seconds from submit to idle.
+    /// Record and run the two steps as clock step `self.step`, then advance it; seconds
+    /// from submit to idle.
     fn run(&self, ctx: &GpuContext) -> f64 {
+        ctx.queue
+            .write_buffer(&self.bufs[5], 0, &bytes_u32(&[self.step.get(), 0]));
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
@@ -149,6 +159,7 @@ impl Compaction {
         let t = Instant::now();
         ctx.queue.submit([enc.finish()]);
         ctx.wait("compaction").unwrap();
+        self.step.set(self.step.get() + 1);
         t.elapsed().as_secs_f64()
     }
 
@@ -156,8 +167,8 @@ impl Compaction {
         ctx.queue.write_buffer(&self.bufs[1], 0, &bytes_u32(flags));
     }
 
-    /// The eventspace; checks that the flags and range stayed and the tile counters are
-    /// back to zero for the next step.
+    /// The eventspace; checks that the flags stayed, the range record holds all events,
+    /// and the tile counters of the next step's half are zero.
     fn space(&self, ctx: &GpuContext, flags: &[u32]) -> Vec<i32> {
         let n = self.n;
         let read = |b: usize| ctx.read_buffer(&self.bufs[b], self.bufs[b].size() as usize);
@@ -166,14 +177,24 @@ impl Compaction {
             *flags,
             "flags changed (N={n})"
         );
-        assert_eq!(
-            as_u32(&read(3).unwrap())[..2],
-            [UNTOUCHED, UNTOUCHED],
-            "range written (N={n})"
-        );
+        let count = flags.iter().filter(|&&f| f != 0).count() as u32;
+        let range = as_u32(&read(3).unwrap());
+        let groups = count.div_ceil(64);
+        let xy = |g: u32| {
+            let x = g.min(65535);
+            [x, if x == 0 { 1 } else { g.div_ceil(x) }, 1]
+        };
+        assert_eq!(range[..2], [0, count], "range record (N={n})");
+        assert_eq!(range[4..7], xy(groups), "per-event sizes (N={n})");
+        assert_eq!(range[8..11], xy(groups.max(1)), "non-empty sizes (N={n})");
+        assert_eq!(range[12..15], xy(count), "per-event workgroups (N={n})");
+        let tiles = n.div_ceil(1024).max(1);
+        let next = self.step.get() as usize % 2;
         assert!(
-            as_u32(&read(4).unwrap()).iter().all(|&c| c == 0),
-            "tile counters not reset (N={n})"
+            as_u32(&read(4).unwrap())[next * tiles..(next + 1) * tiles]
+                .iter()
+                .all(|&c| c == 0),
+            "tile counters of the next step not reset (N={n})"
         );
         as_i32(&read(2).unwrap())[..n + 1].to_vec()
     }
@@ -213,7 +234,7 @@ fn compact_matches_cpu_reference() {
 }
 
 /// The largest eventspace the adapter can bind (on lavapipe 2^25 - 1 neurons, 128 MiB),
-/// capped at 2^25 - 1: 32,768 tiles, 512 counters per scan invocation. Density 1.0 is the
+/// capped at 2^25 - 1: 32,768 tiles, up to 512 counters summed per scatter invocation. Density 1.0 is the
 /// worst case for the write loop; lavapipe ends any shader invocation's loops after 65535
 /// iterations in all, which the kernels must stay below.
 #[test]
@@ -274,23 +295,24 @@ fn compact_structured_patterns() {
     }
 }
 
-/// A second step over the same eventspace: the new events overwrite the front, the stale
-/// entries behind the new count stay, the count is replaced.
+/// Further steps over the same eventspace: the new events overwrite the front, the stale
+/// entries behind the new count stay, the count is replaced; the counter halves
+/// alternate (each step's scatter clears the half the next step counts into).
 #[test]
-fn compact_over_previous_step() {
+fn compact_over_previous_steps() {
     let Some(ctx) = common::gpu() else { return };
     let mut rng = Rng(0x5eed_0002);
     let n = 10_000;
-    let first = random_flags(&mut rng, n, 0.5);
-    let second = random_flags(&mut rng, n, 0.05);
-    let after_first = reference_space(&first, &vec![SENTINEL; n + 1]);
-    let want = reference_space(&second, &after_first);
-    let c = Compaction::new(ctx, &first, &vec![SENTINEL; n + 1]);
-    c.run(ctx);
-    assert_space_eq(&c.space(ctx, &first), &after_first, "first step");
-    c.set_flags(ctx, &second);
-    c.run(ctx);
-    assert_space_eq(&c.space(ctx, &second), &want, "second step");
+    let mut flags = random_flags(&mut rng, n, 0.5);
+    let mut want = reference_space(&flags, &vec![SENTINEL; n + 1]);
+    let c = Compaction::new(ctx, &flags, &vec![SENTINEL; n + 1]);
+    for step in 0..5 {
+        c.run(ctx);
+        assert_space_eq(&c.space(ctx, &flags), &want, &format!("step {step}"));
+        flags = random_flags(&mut rng, n, [0.05, 0.9, 0.0, 0.3][step as usize % 4]);
+        want = reference_space(&flags, &want);
+        c.set_flags(ctx, &flags);
+    }
 }
 
 /// CPU reference: positions of the first event >= start and the first >= stop.
@@ -300,7 +322,7 @@ fn reference_range(events: &[i32], start: u32, stop: u32) -> [u32; 2] {
     [lo, hi.max(lo)]
 }
 
-/// Run `b2_event_range` (all five bindings; the flags are a small dummy, as in the
+/// Run `b2_event_range` (all six bindings; the flags are a small dummy, as in the
 /// engine) and return [lo, hi); check the indirect dispatch sizes it writes for the
 /// per-event kernels (64 per workgroup, at most 5 workgroups in x here), also those with
 /// at least one workgroup.
@@ -310,7 +332,8 @@ fn gpu_range(ctx: &GpuContext, space: &[i32], start: u32, stop: u32) -> [u32; 2]
         bytes_u32(&[n as u32, start, stop, 5, 64, 0, 0, 0]),
         bytes_u32(&[UNTOUCHED, UNTOUCHED]),
         bytes_i32(space),
-        bytes_u32(&[UNTOUCHED; 12]),
+        bytes_u32(&[UNTOUCHED; 16]),
+        bytes_u32(&[UNTOUCHED, UNTOUCHED]),
         bytes_u32(&[UNTOUCHED, UNTOUCHED]),
     ];
     ctx.run_compute(
@@ -343,6 +366,10 @@ fn gpu_range(ctx: &GpuContext, space: &[i32], start: u32, stop: u32) -> [u32; 2]
         groups.max(1).div_ceil(groups.clamp(1, 5)),
     );
     assert_eq!(r[8..11], [x1, y1, 1], "non-empty dispatch sizes");
+    let events = r[1] - r[0];
+    let xe = events.min(5);
+    let ye = if xe == 0 { 1 } else { events.div_ceil(xe) };
+    assert_eq!(r[12..15], [xe, ye, 1], "one workgroup per event");
     [r[0], r[1]]
 }
 
@@ -459,7 +486,7 @@ fn compact_timing_3m() {
     times.sort_by(f64::total_cmp);
     assert_space_eq(&c.space(ctx, &flags), &want, "timing run");
     eprintln!(
-        "compaction (count, scan, scatter) on '{}' ({:?}): N={n}, density 0.1, {} events: min {:.2} ms, median {:.2} ms (5 runs, submit to idle)",
+        "compaction (count, scatter) on '{}' ({:?}): N={n}, density 0.1, {} events: min {:.2} ms, median {:.2} ms (5 runs, submit to idle)",
         ctx.info.name,
         ctx.info.device_type,
         want[n],

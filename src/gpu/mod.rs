@@ -442,17 +442,16 @@ impl GpuContext {
     }
 
     fn poll_wait(&self, label: &str, index: Option<wgpu::SubmissionIndex>) -> Result<(), GpuError> {
-        self.device
-            .poll(wgpu::PollType::Wait {
-                submission_index: index,
-                timeout: None,
-            })
-            .map(|_| ())
-            .map_err(|e| GpuError::Device {
-                label: label.into(),
-                message: e.to_string(),
-            })?;
-        self.check_uncaptured(label)
+        let waited = self.device.poll(wgpu::PollType::Wait {
+            submission_index: index,
+            timeout: None,
+        });
+        // A failed submission makes the wait fail too; its own error says why.
+        self.check_uncaptured(label)?;
+        waited.map(|_| ()).map_err(|e| GpuError::Device {
+            label: label.into(),
+            message: e.to_string(),
+        })
     }
 
     /// An error no error scope caught since the last check (a failed submission).

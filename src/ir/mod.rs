@@ -7,6 +7,7 @@
 
 mod access;
 mod func;
+mod fuse;
 mod hoist;
 mod lower;
 mod types;
@@ -14,6 +15,7 @@ mod validate;
 
 pub use access::{Parallel, accumulation, parallel};
 pub use func::{Func, float_result};
+pub use fuse::{Fused, fuse_elementwise};
 pub use hoist::{Hoisted, hoist_scalars};
 pub use lower::{FunctionSpec, KernelSpec, LowerError, VariableSpec, lower};
 pub use types::{Type, TypeInfo, Value, promote};

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::gpu_queue::{GpuQueue, SERIAL_CHUNK};
+use super::gpu_queue::{Bundles, GpuQueue, SERIAL_CHUNK};
 use super::{Binding, Clocks, Engine, EngineError, Op, RunStatus, elem_size};
 use crate::cpu::{Program, RawArray};
 use crate::gpu::{GpuContext, GpuError, check_features, grid};
@@ -43,6 +43,16 @@ enum Mode<'a> {
     List(&'a wgpu::Buffer, &'a wgpu::Buffer, &'a [usize]),
     /// Over the same list in order, in one invocation: `SERIAL_CHUNK` entries from `start`.
     Serial(&'a wgpu::Buffer, &'a wgpu::Buffer, usize),
+    /// One workgroup per event of a list (events, range records), over the event's
+    /// synapses (bundle table, synapse order); `atomic` as in `List`
+    /// ([`crate::wgsl::Options::bundles`]).
+    Bundles {
+        list: &'a wgpu::Buffer,
+        range: &'a wgpu::Buffer,
+        table: &'a wgpu::Buffer,
+        perm: &'a wgpu::Buffer,
+        atomic: &'a [usize],
+    },
 }
 
 /// One dispatch: a pipeline, its bindings, the grid, and (for generated kernels) the
@@ -60,6 +70,11 @@ struct Pass {
     indirect: Option<(wgpu::Buffer, u64)>,
     /// The kernel's run-invariant scalar values, computed on the host.
     scalars: Option<HoistedScalars>,
+    /// The indirect sizes are those of the range record (64 bytes each) of the ring slot
+    /// (slots, delay) steps back, at the clock's step in this run.
+    ring: Option<(u64, u64)>,
+    /// Dispatched only at this step of the clock in this run (queue state of earlier runs).
+    at_step: Option<i64>,
 }
 
 /// A generated kernel's scalar statements that do not change during a run
@@ -162,6 +177,9 @@ const EVENT_WG: u32 = 64;
 /// event, and the same with at least one workgroup.
 const RANGE_INDIRECT: u64 = 16;
 const RANGE_INDIRECT_NONEMPTY: u64 = 32;
+/// ... and one workgroup per event (a pathway's kernel over each event's synapses).
+const RANGE_BUNDLES: u64 = 48;
+const RANGE_RECORD_BYTES: u64 = 64;
 
 /// An event range computed once per step and shared by the operations that need it:
 /// the eventspace, its length, the subgroup, and the clock of the operations.
@@ -397,6 +415,8 @@ impl GpuRun {
             params: None,
             indirect: None,
             scalars: None,
+            ring: None,
+            at_step: None,
         })
     }
 
@@ -414,16 +434,38 @@ impl GpuRun {
         step: Option<&wgpu::Buffer>,
     ) -> Result<Pass, EngineError> {
         let ek = &eng.kernels[k];
+        self.kernel_pass_of(eng.seed, ek, records, n_max, mode, counter, step)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    /// [`Self::kernel_pass`] of a kernel that need not be the engine's (a fused one).
+    fn kernel_pass_of(
+        &self,
+        seed: u64,
+        ek: &super::EngineKernel,
+        records: &[(usize, wgpu::Buffer, usize)],
+        n_max: usize,
+        mode: Mode,
+        counter: Option<&wgpu::Buffer>,
+        step: Option<&wgpu::Buffer>,
+    ) -> Result<Pass, EngineError> {
         let hoisted = crate::ir::hoist_scalars(
             &ek.kernel,
             |v| matches!(ek.bindings[v], Binding::Array(id) if self.invariant[id]),
         );
         let kernel = hoisted.as_ref().map_or(&ek.kernel, |h| &h.kernel);
         check_features(self.ctx, kernel)?;
-        let (list, atomic, serial) = match mode {
-            Mode::Elements | Mode::CountingEvents(..) => (None, &[][..], None),
-            Mode::List(l, r, atomic) => (Some((l, r)), atomic, None),
-            Mode::Serial(l, r, start) => (Some((l, r)), &[][..], Some(start)),
+        let (list, atomic, serial, bundles) = match mode {
+            Mode::Elements | Mode::CountingEvents(..) => (None, &[][..], None, None),
+            Mode::List(l, r, atomic) => (Some((l, r)), atomic, None, None),
+            Mode::Serial(l, r, start) => (Some((l, r)), &[][..], Some(start), None),
+            Mode::Bundles {
+                list,
+                range,
+                table,
+                perm,
+                atomic,
+            } => (Some((list, range)), atomic, None, Some((table, perm))),
         };
         let mut alias = alias_of(ek);
         alias.extend(alias.len()..kernel.vars.len());
@@ -439,6 +481,7 @@ impl GpuRun {
                 _ => None,
             },
             serial: serial.is_some(),
+            bundles: bundles.is_some(),
             workgroup_size: if serial.is_some() { 1 } else { 64 },
         };
         let compiled =
@@ -468,8 +511,8 @@ impl GpuRun {
             n_max as u32,
             serial.unwrap_or(0) as u32,
             SERIAL_CHUNK as u32,
-            eng.seed as u32,
-            (eng.seed >> 32) as u32,
+            seed as u32,
+            (seed >> 32) as u32,
             ek.rng_id,
             0,
             0,
@@ -515,6 +558,10 @@ impl GpuRun {
             entries.push((lb, l));
             entries.push((lb + 1, r));
         }
+        if let (Some(bb), Some((table, perm))) = (compiled.bundle_binding, bundles) {
+            entries.push((bb, table));
+            entries.push((bb + 1, perm));
+        }
         if let Some(sb) = compiled.step_binding {
             entries.push((
                 sb,
@@ -543,6 +590,8 @@ impl GpuRun {
             params: Some(params),
             indirect: None,
             scalars,
+            ring: None,
+            at_step: None,
         })
     }
 
@@ -641,7 +690,9 @@ impl GpuRun {
         let dummy = storage(ctx, "dummy", &[0u8; 8])?;
         // Event ranges computed earlier in the step, valid until the eventspace is written.
         let mut ranges: Vec<(RangeKey, wgpu::Buffer)> = Vec::new();
-        for item in &eng.items {
+        // A threshold already run by the state update before it (fused), and its counters.
+        let mut fused_threshold: Option<(usize, wgpu::Buffer)> = None;
+        for (pos, item) in eng.items.iter().enumerate() {
             if let Op::Threshold { eventspace, .. } | Op::SpikeGenerator { eventspace, .. } =
                 &item.op
             {
@@ -659,6 +710,12 @@ impl GpuRun {
             let step_buf = Some(&run.rng_steps[item.clock]);
             let prepared = match &item.op {
                 Op::Python { index } => Prepared::Python(*index),
+                Op::PushSpikes { queue, .. }
+                    if queue_of(&run.queues, *queue)?.bundles == Some(Bundles::Direct) =>
+                {
+                    // The pathway's kernel reads this step's events itself.
+                    Prepared::Passes(Vec::new(), None)
+                }
                 Op::PushSpikes { queue, eventspace } => {
                     let n_space = run.arrays[*eventspace].len.saturating_sub(1);
                     let sq = &eng.queues[*queue];
@@ -668,6 +725,27 @@ impl GpuRun {
                         &dummy,
                     )?;
                     let q = queue_of(&run.queues, *queue)?;
+                    if let Some(Bundles::Ring { .. }) = q.bundles {
+                        let mut p = run.support(
+                            "queue_push",
+                            &section_of(SYNAPSES_WGSL, "queue_push_bundles"),
+                            "main",
+                            &[
+                                (0, &q.params),
+                                (1, &run.bufs[*eventspace]),
+                                (2, &q.state),
+                                (3, &q.ring),
+                                (4, &range),
+                                (5, &run.rng_steps[item.clock]),
+                                (6, &q.slots),
+                            ],
+                            [1, 1, 1],
+                        )?;
+                        p.indirect = Some((range.clone(), RANGE_INDIRECT_NONEMPTY));
+                        run.prepared
+                            .push(Prepared::Passes(rp.into_iter().chain([p]).collect(), None));
+                        continue;
+                    }
                     let mut p = run.support(
                         "queue_push",
                         &section_of(SYNAPSES_WGSL, "queue_push"),
@@ -683,6 +761,68 @@ impl GpuRun {
                     )?;
                     p.indirect = Some((range.clone(), RANGE_INDIRECT_NONEMPTY));
                     Prepared::Passes(rp.into_iter().chain([p]).collect(), None)
+                }
+                Op::Synapses { kernel, queue }
+                    if queue_of(&run.queues, *queue)?.bundles.is_some() =>
+                {
+                    let q = queue_of(&run.queues, *queue)?;
+                    let atomic = match ir_parallel(eng, *kernel) {
+                        Parallel::Atomic(v) => v,
+                        _ => Vec::new(),
+                    };
+                    let mut passes = Vec::new();
+                    // Queue state of earlier runs: over those synapses, at their step.
+                    for (j, rec) in &q.extra_ranges {
+                        let mode = Mode::List(&q.perm_buf, rec, &atomic);
+                        let n_max = (q.perm_buf.size() / 4) as usize;
+                        let mut p =
+                            run.kernel_pass(eng, &[], *kernel, n_max, mode, None, step_buf)?;
+                        p.indirect = Some((rec.clone(), RANGE_INDIRECT));
+                        p.at_step = Some(*j as i64);
+                        passes.push(p);
+                    }
+                    let (list, range, ring) = match q.bundles {
+                        Some(Bundles::Ring { delay }) => (
+                            &q.ring,
+                            q.slots.clone(),
+                            Some((q.slots_count(), delay as u64)),
+                        ),
+                        _ => {
+                            let Some(eventspace) = eng.items.iter().find_map(|it| match &it.op {
+                                Op::PushSpikes {
+                                    queue: pq,
+                                    eventspace,
+                                } if pq == queue => Some(*eventspace),
+                                _ => None,
+                            }) else {
+                                return Err(EngineError::Invalid(format!(
+                                    "pathway '{}' has no spike push",
+                                    eng.kernels[*kernel].kernel.name
+                                )));
+                            };
+                            let sq = &eng.queues[*queue];
+                            let n_space = run.arrays[eventspace].len.saturating_sub(1);
+                            let (range, rp) = run.event_range(
+                                &mut ranges,
+                                key(eventspace, n_space, sq.source_start, sq.source_stop),
+                                &dummy,
+                            )?;
+                            passes.extend(rp);
+                            (&run.bufs[eventspace], range, None)
+                        }
+                    };
+                    let mode = Mode::Bundles {
+                        list,
+                        range: &range,
+                        table: &q.bundle_table,
+                        perm: &q.perm_buf,
+                        atomic: &atomic,
+                    };
+                    let mut p = run.kernel_pass(eng, &[], *kernel, 1, mode, None, step_buf)?;
+                    p.indirect = Some((range.clone(), RANGE_BUNDLES));
+                    p.ring = ring;
+                    passes.push(p);
+                    Prepared::Passes(passes, None)
                 }
                 Op::Synapses { kernel, queue } => {
                     let q = queue_of(&run.queues, *queue)?;
@@ -794,10 +934,44 @@ impl GpuRun {
                     p.params = Some(params);
                     Prepared::Passes(vec![p], None)
                 }
-                Op::Elementwise { kernel, n } => Prepared::Passes(
-                    vec![run.kernel_pass(eng, &[], *kernel, *n, Mode::Elements, None, step_buf)?],
-                    None,
-                ),
+                Op::Elementwise { kernel, n } => {
+                    // A state update right before its group's threshold (same clock, same
+                    // elements) runs the threshold too, counting events for the compaction.
+                    let fused = match eng.items.get(pos + 1) {
+                        Some(next) if next.clock == item.clock => match &next.op {
+                            Op::Threshold {
+                                kernel: tk,
+                                n: tn,
+                                cond,
+                                ..
+                            } if tn == n => fuse_threshold(eng, *kernel, *tk, *cond),
+                            _ => None,
+                        },
+                        _ => None,
+                    };
+                    match fused {
+                        Some((ek, flag)) => {
+                            let tiles = compaction_counters(ctx, *n)?;
+                            let mode = Mode::CountingEvents(flag, &tiles);
+                            let p =
+                                run.kernel_pass_of(eng.seed, &ek, &[], *n, mode, None, step_buf)?;
+                            fused_threshold = Some((pos + 1, tiles));
+                            Prepared::Passes(vec![p], None)
+                        }
+                        None => Prepared::Passes(
+                            vec![run.kernel_pass(
+                                eng,
+                                &[],
+                                *kernel,
+                                *n,
+                                Mode::Elements,
+                                None,
+                                step_buf,
+                            )?],
+                            None,
+                        ),
+                    }
+                }
                 Op::Threshold {
                     kernel,
                     n,
@@ -806,12 +980,14 @@ impl GpuRun {
                     ..
                 } => {
                     // Ordered compaction over tiles (shaders/spikes.wgsl): the threshold
-                    // kernel counts its events per tile, then a scan and a scatter.
-                    let tiles = storage(
-                        ctx,
-                        "compact tiles",
-                        &vec![0u8; n.div_ceil(wgsl::COMPACT_TILE as usize).max(1) * 4],
-                    )?;
+                    // kernel counts its events per tile, then a scatter that also writes
+                    // the whole group's range record. Two halves of counters (step parity).
+                    let (done, tiles) = match fused_threshold.take() {
+                        Some((at, tiles)) if at == pos => (true, tiles),
+                        _ => (false, compaction_counters(ctx, *n)?),
+                    };
+                    let range = run.range_buffer()?;
+                    let rng_step = &run.rng_steps[item.clock];
                     let flag = eng.kernels[*kernel]
                         .bindings
                         .iter()
@@ -820,17 +996,28 @@ impl GpuRun {
                     let p = storage(
                         ctx,
                         "compact params",
-                        bytemuck::cast_slice(&[*n as u32, 0, *n as u32, 0, 0, 0, 0, 0]),
+                        bytemuck::cast_slice(&[
+                            *n as u32,
+                            0,
+                            *n as u32,
+                            ctx.limits.max_compute_workgroups_per_dimension,
+                            EVENT_WG,
+                            0,
+                            0,
+                            0,
+                        ]),
                     )?;
                     let entries = [
                         (0, &p),
                         (1, &run.bufs[*cond]),
                         (2, &run.bufs[*eventspace]),
-                        (3, &dummy),
+                        (3, &range),
                         (4, &tiles),
+                        (5, rng_step),
                     ];
                     let mut passes = Vec::new();
                     match flag {
+                        _ if done => {}
                         Some(v) => passes.push(run.kernel_pass(
                             eng,
                             &[],
@@ -861,13 +1048,6 @@ impl GpuRun {
                         }
                     }
                     passes.push(run.support(
-                        "b2_compact_scan",
-                        SPIKES_WGSL,
-                        "b2_compact_scan",
-                        &entries,
-                        [1, 1, 1],
-                    )?);
-                    passes.push(run.support(
                         "b2_compact_scatter",
                         SPIKES_WGSL,
                         "b2_compact_scatter",
@@ -875,6 +1055,8 @@ impl GpuRun {
                         grid(ctx, (*n).max(1), wgsl::COMPACT_TILE),
                     )?);
                     run.keep.push(tiles);
+                    // Consumers of the whole group's events read the scatter's record.
+                    ranges.push((key(*eventspace, *n, 0, *n), range));
                     Prepared::Passes(passes, None)
                 }
                 Op::Reset { kernel, eventspace } => {
@@ -1127,7 +1309,7 @@ impl GpuRun {
             stop,
             ..
         } = key;
-        let range = self.ctx.indirect_buffer("range", &[0u8; 48])?;
+        let range = self.range_buffer()?;
         let max_groups = self.ctx.limits.max_compute_workgroups_per_dimension;
         let p = storage(
             self.ctx,
@@ -1153,11 +1335,21 @@ impl GpuRun {
                 (2, &self.bufs[space]),
                 (3, &range),
                 (4, dummy),
+                (5, &self.rng_steps[key.clock]),
             ],
             [1, 1, 1],
         )?;
         ranges.push((key, range.clone()));
         Ok((range, Some(pass)))
+    }
+
+    /// A range record (shaders/spikes.wgsl, `b2_spk_write_range`): positions, then
+    /// indirect dispatch sizes at [`RANGE_INDIRECT`], [`RANGE_INDIRECT_NONEMPTY`] and
+    /// [`RANGE_BUNDLES`].
+    fn range_buffer(&self) -> Result<wgpu::Buffer, EngineError> {
+        Ok(self
+            .ctx
+            .indirect_buffer("range", &[0u8; RANGE_RECORD_BYTES as usize])?)
     }
 
     /// Copy a monitor's records to the engine's host records and reset its counter.
@@ -1376,6 +1568,9 @@ impl GpuRun {
                     if !cur[item.clock] {
                         continue;
                     }
+                    // The clock's step in this run (ring slots, first steps' passes).
+                    let r = plan[s].1[item.clock].1
+                        - eng.step_base.get(item.clock).copied().unwrap_or(0);
                     if let Prepared::Passes(passes, mon) = prep {
                         if eng.profile.is_some() {
                             // Profiling: this item's work alone, timed to completion.
@@ -1386,7 +1581,7 @@ impl GpuRun {
                             enc = self.ctx.device.create_command_encoder(&Default::default());
                             pass = enc.begin_compute_pass(&Default::default());
                             for p in passes {
-                                dispatch(&mut pass, p);
+                                dispatch(&mut pass, p, r);
                             }
                             drop(pass);
                             self.ctx.queue.submit([enc.finish()]);
@@ -1398,7 +1593,7 @@ impl GpuRun {
                             pass = enc.begin_compute_pass(&Default::default());
                         } else {
                             for p in passes {
-                                dispatch(&mut pass, p);
+                                dispatch(&mut pass, p, r);
                             }
                         }
                         if let Some(m) = mon {
@@ -1485,8 +1680,10 @@ impl GpuRun {
         self.prepared
             .iter()
             .map(|p| match p {
+                // Passes of one step only (queue state of earlier runs) are left out.
                 Prepared::Passes(passes, _) => passes
                     .iter()
+                    .filter(|p| p.at_step.is_none())
                     .map(|p| (p.label.clone(), p.indirect.is_none().then_some(p.grid)))
                     .collect(),
                 Prepared::Python(_) => Vec::new(),
@@ -1586,6 +1783,47 @@ fn ir_parallel(eng: &Engine, kernel: usize) -> Parallel {
 }
 
 /// Per kernel variable, the first variable bound to the same buffer.
+/// The counters of an event compaction over `n` flags (two halves, shaders/spikes.wgsl).
+fn compaction_counters(ctx: &GpuContext, n: usize) -> Result<wgpu::Buffer, EngineError> {
+    let tiles = n.div_ceil(wgsl::COMPACT_TILE as usize).max(1);
+    storage(ctx, "compact tiles", &vec![0u8; tiles * 8])
+}
+
+/// State update `a` and threshold `b` as one kernel ([`crate::ir::fuse_elementwise`]),
+/// and the fused kernel's event flag (the threshold's `cond` array), where that is exact.
+fn fuse_threshold(
+    eng: &Engine,
+    a: usize,
+    b: usize,
+    cond: usize,
+) -> Option<(super::EngineKernel, usize)> {
+    let (ka, kb) = (&eng.kernels[a], &eng.kernels[b]);
+    let same = |va: usize, vb: usize| matches!(ka.bindings[va], Binding::Array(x) if kb.bindings[vb] == Binding::Array(x));
+    let f = crate::ir::fuse_elementwise(&ka.kernel, &kb.kernel, same)?;
+    crate::ir::validate(&f.kernel).ok()?;
+    let flag = kb
+        .bindings
+        .iter()
+        .position(|x| *x == Binding::Array(cond))
+        .filter(|&v| kb.kernel.vars[v].ty == Type::Bool)?;
+    let mut bindings = ka.bindings.clone();
+    for (vb, &v) in f.b_vars.iter().enumerate() {
+        if v >= bindings.len() {
+            debug_assert_eq!(v, bindings.len());
+            bindings.push(kb.bindings[vb]);
+        }
+    }
+    Some((
+        super::EngineKernel {
+            kernel: f.kernel,
+            program: Err("fused for the GPU only".into()),
+            bindings,
+            rng_id: ka.rng_id,
+        },
+        f.b_vars[flag],
+    ))
+}
+
 fn alias_of(ek: &super::EngineKernel) -> Vec<usize> {
     let b = &ek.bindings;
     (0..b.len())
@@ -1684,11 +1922,19 @@ impl GpuRun {
     }
 }
 
-fn dispatch(pass: &mut wgpu::ComputePass<'_>, p: &Pass) {
+/// Record `p` at step `r` of its clock in this run.
+fn dispatch(pass: &mut wgpu::ComputePass<'_>, p: &Pass, r: i64) {
+    if p.at_step.is_some_and(|at| at != r) {
+        return;
+    }
     pass.set_pipeline(&p.pipeline);
     pass.set_bind_group(0, &p.bind, &[]);
-    match &p.indirect {
-        Some((buf, offset)) => pass.dispatch_workgroups_indirect(buf, *offset),
-        None => pass.dispatch_workgroups(p.grid[0], p.grid[1], p.grid[2]),
+    match (&p.indirect, p.ring) {
+        (Some((buf, offset)), Some((slots, delay))) => {
+            let slot = (r as u64 % slots + slots - delay) % slots;
+            pass.dispatch_workgroups_indirect(buf, offset + slot * RANGE_RECORD_BYTES)
+        }
+        (Some((buf, offset)), None) => pass.dispatch_workgroups_indirect(buf, *offset),
+        (None, _) => pass.dispatch_workgroups(p.grid[0], p.grid[1], p.grid[2]),
     }
 }

@@ -9,6 +9,19 @@ use crate::gpu::{GpuContext, GpuError};
 /// iterations in all, and a kernel body may loop too).
 pub const SERIAL_CHUNK: usize = 8192;
 
+/// How a pathway with one delay for all synapses (and a kernel that needs no serial order)
+/// delivers: its kernel runs one workgroup per due event over that source's synapses
+/// (`Options::bundles`), with no ordered delivery pass.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Bundles {
+    /// Delay 0 and nothing queued from earlier runs: the kernel reads this step's events
+    /// straight from the eventspace (no push either).
+    Direct,
+    /// The push (`queue_push_bundles`) keeps the last D steps' events in the ring and a
+    /// range record per slot; the kernel reads the slot of `delay` steps ago.
+    Ring { delay: u32 },
+}
+
 pub struct GpuQueue {
     d: usize,
     width: usize,
@@ -24,6 +37,17 @@ pub struct GpuQueue {
     extra: Vec<(u32, u32)>,
     delays_desc: Vec<u32>,
     pub serial_chunks: usize,
+    /// Set where the pathway delivers by bundles (the ordered delivery buffers below are
+    /// then left empty).
+    pub bundles: Option<Bundles>,
+    /// For bundles: [source offset, D, delay, range record stride (16), width, then the
+    /// first synapse position in `perm` of each relative source (width + 1)].
+    pub bundle_table: wgpu::Buffer,
+    /// For `Bundles::Ring`: one range record (16 words) per ring slot.
+    pub slots: wgpu::Buffer,
+    /// For `Bundles::Ring`: the queue state of earlier runs, as (relative step, range
+    /// record over `perm`) for the steps where some is due.
+    pub extra_ranges: Vec<(usize, wgpu::Buffer)>,
     pub params: wgpu::Buffer,
     pub state: wgpu::Buffer,
     pub ring: wgpu::Buffer,
@@ -52,6 +76,17 @@ impl GpuQueue {
         let width = q.source_stop - q.source_start;
         let d = q.slots.len();
         let homogeneous = q.delays.len() == 1;
+        let uniform_delay = match q.delays.split_first() {
+            None => Some(0),
+            Some((&first, rest)) => rest.iter().all(|&x| x == first).then_some(first),
+        };
+        let nothing_queued = q.slots.iter().all(|s| s.is_empty());
+        let bundles = match uniform_delay {
+            _ if serial => None,
+            Some(0) if nothing_queued => Some(Bundles::Direct),
+            Some(delay) => Some(Bundles::Ring { delay }),
+            None => None,
+        };
         let mut src_group = Vec::with_capacity(width + 1);
         let mut group_delay = Vec::new();
         let mut group_start = Vec::new();
@@ -113,7 +148,11 @@ impl GpuQueue {
         tables.extend(extra.iter().flat_map(|&(a, b)| [a, b]));
         let off_dl = tables.len();
         tables.extend(&delays_desc);
-        let due_cap = n_syn + longest_extra;
+        let due_cap = if bundles.is_some() {
+            1
+        } else {
+            n_syn + longest_extra
+        };
         let serial_chunks = if serial {
             due_cap.div_ceil(SERIAL_CHUNK).max(1)
         } else {
@@ -150,15 +189,58 @@ impl GpuQueue {
                 mapped_at_creation: false,
             })
         };
+        // Bundles: per relative source, its synapses' first position in `perm` (with one
+        // delay, `perm` starts with the synapses by source, as `by_source` has them).
+        let mut bundle_table: Vec<u32> = Vec::new();
+        let mut slots_bytes = 4;
+        let mut extra_ranges = Vec::new();
+        if let Some(b) = bundles {
+            // Direct: one range record (this step's events, absolute indices).
+            let (offset, records, delay) = match b {
+                Bundles::Direct => (q.source_start as u32, 1, 0),
+                Bundles::Ring { delay } => (0, d as u32, delay),
+            };
+            bundle_table.extend([offset, records, delay, 16, width as u32]);
+            bundle_table.extend(q.row_start.iter().map(|&x| x as u32));
+            debug_assert_eq!(&perm[..n_syn], &q.by_source[..]);
+            if let Bundles::Ring { .. } = b {
+                slots_bytes = d * 64;
+                let max_x = ctx.limits.max_compute_workgroups_per_dimension;
+                for (j, &(lo, hi)) in extra.iter().enumerate().filter(|(_, r)| r.1 > r.0) {
+                    // A range record sized for 64 invocations per workgroup.
+                    let groups = (hi - lo).div_ceil(64);
+                    let x = groups.min(max_x);
+                    let mut rec = [0u32; 16];
+                    rec[..2].copy_from_slice(&[lo, hi]);
+                    rec[4..7].copy_from_slice(&[x, groups.div_ceil(x.max(1)), 1]);
+                    let buf = ctx.indirect_buffer("queued synapses", bytemuck::cast_slice(&rec))?;
+                    extra_ranges.push((j, buf));
+                }
+            }
+        }
+        let ring_words = match bundles {
+            Some(Bundles::Direct) => 1,
+            _ => d * (width + 1),
+        };
+        let n_entries = if bundles.is_some() {
+            1
+        } else {
+            3 * (n_groups + 1)
+        };
         Ok(Self {
+            bundles,
+            bundle_table: ctx
+                .storage_buffer("bundle table", bytemuck::cast_slice(&bundle_table))?,
+            slots: ctx.indirect_buffer("queue slot ranges", &vec![0u8; slots_bytes])?,
+            extra_ranges,
             d,
             width,
             start: q.source_start,
             params: ctx.storage_buffer("queue params", bytemuck::cast_slice(&params))?,
             state: zeros(ctx, "queue state", 5 + nd)?,
-            ring: zeros(ctx, "queue ring", d * (width + 1))?,
+            ring: zeros(ctx, "queue ring", ring_words)?,
             tables: ctx.storage_buffer("queue tables", bytemuck::cast_slice(&tables))?,
-            entries: zeros(ctx, "queue entries", 3 * (n_groups + 1))?,
+            entries: zeros(ctx, "queue entries", n_entries)?,
             range: zeros(ctx, "queue range", 2)?,
             indirect,
             perm_buf: ctx.storage_buffer("queue synapses", bytemuck::cast_slice(&perm))?,
@@ -173,6 +255,11 @@ impl GpuQueue {
         })
     }
 
+    /// Slots of the ring (D: the longest delay in steps, plus one).
+    pub fn slots_count(&self) -> u64 {
+        self.d as u64
+    }
+
     fn group_of(&self, src: usize, d: u32) -> Option<usize> {
         let (lo, hi) = (
             self.src_group[src] as usize,
@@ -185,6 +272,12 @@ impl GpuQueue {
     /// Write the queued synapses back into `q` (slot j due in j steps, offset 0), in the
     /// order the GPU would deliver them.
     pub fn download(&self, ctx: &GpuContext, q: &mut SpikeQueue) -> Result<(), EngineError> {
+        if self.bundles == Some(Bundles::Direct) {
+            // Delay 0: every step delivered what it pushed.
+            q.slots = vec![Vec::new(); self.d];
+            q.offset = 0;
+            return Ok(());
+        }
         let state = ctx.read_buffer(&self.state, 4)?;
         let r = u32::from_le_bytes(state[..4].try_into().unwrap()) as usize;
         let ring_bytes = ctx.read_buffer(&self.ring, self.d * (self.width + 1) * 4)?;

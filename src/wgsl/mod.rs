@@ -52,6 +52,11 @@ pub struct Options {
     /// The device has native f32 `atomicAdd` (SHADER_FLOAT32_ATOMIC); without it f32
     /// accumulations are compare-and-swap loops.
     pub float_atomics: bool,
+    /// With `list`: one workgroup per event of `b2_list` (a pathway's due sources), its
+    /// invocations striding over that source's synapses `b2_perm[first..end)` from the
+    /// `b2_bundles` table (see `runtime::gpu_queue::Bundles`). The range record is chosen
+    /// by the clock's step (`b2_step`), which this mode always binds.
+    pub bundles: bool,
     /// With `list`: one invocation walks `b2_list[lo + b2_params[1] ..][.. b2_params[2]]`
     /// in order (the serial loop's semantics), dispatched as one workgroup of one.
     pub serial: bool,
@@ -72,6 +77,7 @@ impl Default for Options {
             float_atomics: false,
             count_tiles: None,
             serial: false,
+            bundles: false,
             alias: Vec::new(),
         }
     }
@@ -93,6 +99,8 @@ pub struct WgslKernel {
     pub workgroup_size: u32,
     /// Bindings of `b2_list` (then `b2_range` right after) in list mode.
     pub list_binding: Option<u32>,
+    /// Bindings of `b2_bundles` (then `b2_perm` right after) in bundle mode.
+    pub bundle_binding: Option<u32>,
     /// Binding of `b2_posbase` (the record length) when the kernel writes records.
     pub pos_binding: Option<u32>,
     /// Binding of `b2_step` (see [`Options::step_binding`]).
@@ -179,6 +187,7 @@ mod tests {
         let flag = kernel.vars.iter().position(|v| v.name == "_cond").unwrap();
         let opts = Options {
             count_tiles: Some(flag),
+            step_binding: true,
             ..Default::default()
         };
         let k = compile(&kernel, &opts).unwrap();
@@ -186,10 +195,13 @@ mod tests {
         assert!(k.source.contains(&format!(
             "@binding({tb}) var<storage, read_write> b2_tiles: array<atomic<u32>>;"
         )));
-        assert!(
-            k.source
-                .contains(&format!("atomicAdd(&b2_tiles[b2_i / {COMPACT_TILE}u], 1u)"))
-        );
+        // Into the half of the counters that this step's parity selects.
+        assert!(k.step_binding.is_some(), "the parity comes from b2_step");
+        let t = COMPACT_TILE;
+        assert!(k.source.contains(&format!(
+            "atomicAdd(&b2_tiles[(b2_step[0] & 1u) * ((b2_params[0] + {}u) / {t}u) + b2_i / {t}u], 1u)",
+            t - 1
+        )));
     }
 
     /// Two kernels that differ only in their Brian2 name differ only in the comment line

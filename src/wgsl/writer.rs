@@ -542,12 +542,13 @@ pub fn write_function(
 
     if let (Some(v), false) = (opts.count_tiles, arena) {
         // Step 1 of the event compaction (shaders/spikes.wgsl): count this element's
-        // event into its tile.
+        // event into its tile, in the counter half of this step's parity.
+        let t = super::COMPACT_TILE;
         writeln!(
             body,
-            "    if ({}) {{ atomicAdd(&b2_tiles[b2_i / {}u], 1u); }}",
+            "    if ({}) {{ atomicAdd(&b2_tiles[(b2_step[0] & 1u) * ((b2_params[0] + {}u) / {t}u) + b2_i / {t}u], 1u); }}",
             local_name(k, k.vars[v].local),
-            super::COMPACT_TILE
+            t - 1
         )
         .unwrap();
     }
@@ -691,6 +692,16 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
         binding += 2;
         binding - 2
     });
+    let bundle_binding = (opts.list && opts.bundles).then(|| {
+        writeln!(
+            src,
+            "@group(0) @binding({binding}) var<storage, read> b2_bundles: array<u32>;\n@group(0) @binding({}) var<storage, read> b2_perm: array<i32>;",
+            binding + 1
+        )
+        .unwrap();
+        binding += 2;
+        binding - 2
+    });
     let uses_pos = k
         .vars
         .iter()
@@ -704,7 +715,10 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
         binding += 1;
         binding - 1
     });
-    let step_binding = (opts.step_binding && k.uses_rng()).then(|| {
+    // Counting events needs the step's parity (the counter half).
+    let step_binding = (opts.step_binding
+        && (k.uses_rng() || opts.count_tiles.is_some() || bundle_binding.is_some()))
+    .then(|| {
         writeln!(
             src,
             "@group(0) @binding({binding}) var<storage, read> b2_step: array<u32>;"
@@ -723,6 +737,48 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
         binding - 1
     });
     let wg = opts.workgroup_size;
+    if bundle_binding.is_some() {
+        if step_binding.is_none() {
+            return Err(Error::Unsupported(
+                "bundle mode without the step binding".into(),
+            ));
+        }
+        // Bundles: b2_bundles = [source offset, D, delay, record stride, width, first
+        // synapse per source...]; this step's range record is the ring slot of `delay`
+        // steps ago.
+        write!(
+            src,
+            "@compute @workgroup_size({wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(num_workgroups) nwg: vec3<u32>) {{
+    _ = b2_params[0];
+    let b2_slots = b2_bundles[1];
+    let b2_rec = (b2_step[0] % b2_slots + b2_slots - b2_bundles[2]) % b2_slots * b2_bundles[3];
+    let b2_lo = b2_range[b2_rec];
+    let b2_w = wid.x + wid.y * nwg.x;
+    if (b2_lo + b2_w >= b2_range[b2_rec + 1u]) {{ return; }}
+    let b2_src = u32(b2_list[b2_lo + b2_w] - i32(b2_bundles[0]));
+    if (b2_src >= b2_bundles[4]) {{ return; }}
+    let b2_end = b2_bundles[6u + b2_src];
+    for (var b2_s = b2_bundles[5u + b2_src] + lid; b2_s < b2_end; b2_s += {wg}u) {{
+        b2_kernel(u32(b2_perm[b2_s]), b2_s, 0u);
+    }}
+}}
+"
+        )
+        .unwrap();
+        return Ok(WgslKernel {
+            source: src,
+            entry: "main".into(),
+            bindings,
+            workgroup_size: wg,
+            list_binding,
+            bundle_binding,
+            pos_binding,
+            step_binding,
+            tiles_binding,
+        });
+    }
     let body = if opts.list && opts.serial {
         "    _ = b2_params[0];
     let b2_lo = b2_range[0] + b2_params[1];
@@ -757,6 +813,7 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
         bindings,
         workgroup_size: wg,
         list_binding,
+        bundle_binding,
         pos_binding,
         step_binding,
         tiles_binding,

@@ -83,10 +83,47 @@ def test_dispatches_per_step_are_reported(gpu):
 
     info = run_with("wgpu", model, "gpu")
     kernels = [d["kernel"] for d in info["gpu_dispatches"]]
-    # state update; threshold (counting its events), scan, scatter; event range; reset;
-    # the monitor's bit rows: 7, none of them sized by the group when nothing spikes.
-    assert info["gpu_dispatches_per_step"] == {"defaultclock": 7}, kernels
-    assert "b2_compact_scan" in kernels and "record_event_bits" in kernels
+    # state update and threshold in one kernel (counting events per tile); the scatter
+    # (which also writes the group's event range); reset; the monitor's bit rows: 4, none
+    # of them sized by the group when nothing spikes.
+    assert info["gpu_dispatches_per_step"] == {"defaultclock": 4}, kernels
+    assert "b2_compact_scatter" in kernels and "record_event_bits" in kernels
+    assert any("stateupdater" in k and "thresholder" in k for k in kernels), kernels
     per_event = [d for d in info["gpu_dispatches"]
                  if d["kernel"] in ("record_event_bits",) or "resetter" in d["kernel"]]
     assert per_event and all(d["workgroups"] == "indirect" for d in per_event)
+
+
+def cuba(delay):
+    from brian2 import Synapses, seed, mV
+    seed(11)
+    n = 4000
+    eqs = """dv/dt  = (ge+gi-(v-(-49*mV)))/(20*ms) : volt (unless refractory)
+             dge/dt = -ge/(5*ms) : volt
+             dgi/dt = -gi/(10*ms) : volt"""
+    P = NeuronGroup(n, eqs, threshold="v>-50*mV", reset="v = -60*mV", refractory=5 * ms,
+                    method="exact")
+    P.v = "-60*mV + rand() * 10*mV"
+    Ce = Synapses(P, P, on_pre="ge += 1.62*mV", delay=delay)
+    Ci = Synapses(P, P, on_pre="gi += -9*mV", delay=delay)
+    Ce.connect("i<0.8*N_pre", p=0.02)
+    Ci.connect("i>=0.8*N_pre", p=0.02)
+    M = SpikeMonitor(P)
+    net = Network(P, Ce, Ci, M)
+    net.run(20 * ms, profile=True)
+    dev = get_device()
+    info = dict(dev.last_run_info) if isinstance(dev, brian2wgpu.WgpuDevice) else {}
+    return dict(i=M.i[:].copy(), t=M.t[:].copy(), v=P.v[:].copy()), info
+
+
+@pytest.mark.parametrize("delay", [0 * ms, 1 * ms])
+def test_cuba_dispatches_at_most_eight_per_step(gpu, delay):
+    # The issue's target: CUBA (two pathways, one SpikeMonitor) in at most 8 dispatches per
+    # step, none a single workgroup (every fixed grid here is sized by the 4,000 neurons).
+    ref = run_with("numpy", lambda: cuba(delay)[0])
+    got, info = run_with("wgpu", lambda: cuba(delay), "gpu")
+    compare(ref, got, exact=("i", "t"))
+    kernels = [(d["kernel"], d["workgroups"]) for d in info["gpu_dispatches"]]
+    limit = 6 if delay == 0 * ms else 8  # without delay the pathways need no push
+    assert info["gpu_dispatches_per_step"]["defaultclock"] <= limit, kernels
+    assert all(w == "indirect" or w[0] * w[1] * w[2] > 1 for _, w in kernels), kernels
