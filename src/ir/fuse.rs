@@ -151,7 +151,7 @@ fn remap_expr(e: &Expr, locals: &[LocalId], vars: &[VarId]) -> Expr {
         ExprKind::Unary(op, x) => ExprKind::Unary(*op, r(x)),
         ExprKind::Binary(op, x, y) => ExprKind::Binary(*op, r(x), r(y)),
         ExprKind::Call(f, args) => ExprKind::Call(
-            f.clone(),
+            *f,
             args.iter().map(|x| remap_expr(x, locals, vars)).collect(),
         ),
         ExprKind::Cast(x) => ExprKind::Cast(r(x)),
