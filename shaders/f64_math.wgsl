@@ -428,6 +428,25 @@ fn b2_log1p_f64(x: f64) -> f64 {
 
 // C99 pow: pow(x, +-0) = 1 and pow(1, y) = 1 even for NaN, negative bases need integer
 // exponents, zeros and infinities as in C99 F.9.4.4.
+// x^n for an integer 2 <= n <= 8 (the generated code's x ** 2.0 ... x ** 8.0), the
+// product carried in double-double: the correctly rounded power except within ~2^-100 of
+// a tie, as the interpreter computes it. b2m_split needs every partial product within
+// f32's normal range, which holds when the power is within [2^-120, 2^120] (the partial
+// products lie between x and the power); other results (zeros, overflow, subnormals, NaN
+// included) come from b2_pow_f64 (within 1 ulp).
+fn b2_powi_f64(x: f64, n: i32) -> f64 {
+    var p = vec2<f64>(x, 0.0lf);
+    for (var k = 1i; k < n; k++) {
+        p = b2m_dd_mul_d(p, x);
+    }
+    let r = p.x + p.y;
+    let m = abs(r);
+    if (m >= 0x1p-120lf && m <= 0x1p120lf) {
+        return r;
+    }
+    return b2_pow_f64(x, f64(n));
+}
+
 fn b2_pow_f64(x: f64, y: f64) -> f64 {
     if (y == 0.0lf || x == 1.0lf) { return 1.0lf; }
     if (b2m_isnan(x) || b2m_isnan(y)) { return x + y; }

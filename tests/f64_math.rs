@@ -745,6 +745,38 @@ fn atan() {
     sweep1("atan", xs, f64::atan, BOUND_ULP);
 }
 
+/// `b2_powi_f64` (the generated code's x ** 2.0 ... x ** 8.0): the interpreter's
+/// double-double product bit for bit where both multiply (results in [2^-120, 2^120]),
+/// and within 1 ulp of Rust's `powf` everywhere, special values and range ends included.
+#[test]
+fn powi() {
+    if gpu_f64().is_none() {
+        return;
+    }
+    let mut rng = Rng::new(17);
+    let mut xs = log_uniform(&mut rng, scale(4000), -40, 40, true);
+    xs.extend(log_uniform(&mut rng, scale(500), -1074, 1023, true));
+    xs.extend(specials());
+    for n in 2..=brian2wgpu::cpu::math::POWI_MAX {
+        let ys = vec![n as f64; xs.len()];
+        let got = run("powi", "f64", &format!("b2_powi_f64(x, {n}i)"), &xs, &ys);
+        let mut cpu = vec![0.0; xs.len()];
+        brian2wgpu::cpu::math::powi_block(&mut cpu, &xs, n);
+        for (k, (&g, &c)) in got.iter().zip(&cpu).enumerate() {
+            let both_multiply = (2f64.powi(-120)..=2f64.powi(120)).contains(&c.abs());
+            assert!(
+                !both_multiply || g.to_bits() == c.to_bits() || (g.is_nan() && c.is_nan()),
+                "powi({:e}, {n}): GPU {g:e} ({:#018x}), interpreter {c:e} ({:#018x})",
+                xs[k],
+                g.to_bits(),
+                c.to_bits()
+            );
+        }
+        let w = compare("powi", &xs, &ys, &got, f64::powf);
+        assert_within("powi", &w, 1);
+    }
+}
+
 #[test]
 fn pow() {
     let mut rng = Rng::new(16);

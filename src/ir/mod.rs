@@ -6,6 +6,7 @@
 //! Scalar statements run once per kernel invocation before the vector statements.
 
 mod access;
+mod cse;
 mod func;
 mod fuse;
 mod hoist;
@@ -14,6 +15,7 @@ mod types;
 mod validate;
 
 pub use access::{Parallel, accumulation, parallel};
+pub use cse::share_subexpressions;
 pub use func::{Func, float_result};
 pub use fuse::{Fused, fuse_elementwise};
 pub use hoist::{Hoisted, hoist_scalars};

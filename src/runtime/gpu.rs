@@ -453,7 +453,9 @@ impl GpuRun {
             &ek.kernel,
             |v| matches!(ek.bindings[v], Binding::Array(id) if self.invariant[id]),
         );
-        let kernel = hoisted.as_ref().map_or(&ek.kernel, |h| &h.kernel);
+        let kernel =
+            crate::ir::share_subexpressions(hoisted.as_ref().map_or(&ek.kernel, |h| &h.kernel));
+        let kernel = &kernel;
         check_features(self.ctx, kernel)?;
         let (list, atomic, serial, bundles) = match mode {
             Mode::Elements | Mode::CountingEvents(..) => (None, &[][..], None, None),

@@ -180,6 +180,18 @@ mod tests {
         assert!(src.contains("= (a2_not_refractory[b2_i] != 0u);"), "{src}");
     }
 
+    /// Integer powers up to the interpreter's limit are products in both backends.
+    #[test]
+    fn small_integer_powers_are_products() {
+        assert_eq!(writer::POWI_MAX, crate::cpu::math::POWI_MAX);
+        let vars = vec![VariableSpec::array("x", Type::F64)];
+        let k =
+            crate::ir::lower(&KernelSpec::vector("stateupdate", vars, "x = x**3 + x**9")).unwrap();
+        let src = compile(&k, &Options::default()).unwrap().source;
+        assert!(src.contains("b2_powi_f64(l0_x, 3i)"), "{src}");
+        assert!(src.contains("b2_pow_f64(l0_x, (9e0lf))"), "{src}");
+    }
+
     /// The threshold kernel counts its events per tile for the compaction.
     #[test]
     fn threshold_counts_events_per_tile() {

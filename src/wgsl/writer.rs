@@ -10,6 +10,10 @@ use crate::ir::{
     BinaryOp, CmpOp, Expr, ExprKind, Func, Index, Kernel, Stmt, Type, UnaryOp, Value, VarKind,
 };
 
+/// Largest integer exponent written as a product (`b2_powi_f64`); the interpreter's
+/// `cpu::math::POWI_MAX`, so that both backends round such powers alike.
+pub const POWI_MAX: i32 = 8;
+
 struct Writer<'k> {
     k: &'k Kernel,
     /// Read the random stream's step from `b2_step` (the clock's timestep array).
@@ -140,6 +144,20 @@ impl Writer<'_> {
                     BinaryOp::Pow if t == Type::F32 && self.f32_via_f64 => {
                         self.helpers.insert(Helper::F64Math);
                         format!("f32(b2_pow_f64(f64({x}), f64({y})))")
+                    }
+                    // Small integer powers (Brian2 writes m*m*m as m**3) by a
+                    // double-double product, as the interpreter computes them: pow's
+                    // logarithm and exponential are the costliest f64 code there is.
+                    BinaryOp::Pow
+                        if t == Type::F64
+                            && matches!(b.kind, ExprKind::Lit(Value::F64(k))
+                                if k.fract() == 0.0 && (2.0..=POWI_MAX as f64).contains(&k)) =>
+                    {
+                        self.helpers.insert(Helper::F64Math);
+                        let ExprKind::Lit(Value::F64(k)) = b.kind else {
+                            unreachable!()
+                        };
+                        format!("b2_powi_f64({x}, {}i)", k as i32)
                     }
                     BinaryOp::Pow => {
                         self.helpers.insert(match t {
