@@ -74,12 +74,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let count = hi - lo;
         ring[base + width] = i32(count);
         let rec = slot * 16u;
+        // Pathways by (source, delay) keep no slot records (their buffer is a stand-in).
+        if (rec + 16u <= arrayLength(&slots)) {
         slots[rec] = base;
         slots[rec + 1u] = base + count;
         let x = min(count, params[15]);
         slots[rec + 12u] = x;
         slots[rec + 13u] = select(1u, (count + x - 1u) / max(x, 1u), x > 0u);
         slots[rec + 14u] = 1u;
+        }
         // Steps pushed (and, `delay` later, delivered): the host reads the queue back
         // from it after the run.
         qstate[0] = r + 1u;
@@ -87,6 +90,34 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (lo + k < hi) {
         ring[base + k] = space[lo + k] - i32(params[0]);
     }
+}
+
+//! section queue_plan
+// Dispatch sizes of a pathway kernel that takes its synapses by (source, delay) group: one
+// row per distinct delay, and as many columns as the most events due for one delay this
+// step (at most the device's limit: the kernel's columns stride over the rest). One
+// invocation per distinct delay; two sets of sizes used on alternate steps, as each step
+// clears the other set for the next one.
+@group(0) @binding(0) var<storage, read> params: array<u32>;
+@group(0) @binding(1) var<storage, read> ring: array<i32>;
+@group(0) @binding(2) var<storage, read> tables: array<u32>;
+@group(0) @binding(3) var<storage, read> step: array<u32>;
+@group(0) @binding(4) var<storage, read_write> sizes: array<atomic<u32>>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = gid.x + gid.y * nwg.x * 64u;
+    let r = step[0];
+    let half = (r & 1u) * 4u;
+    if (o == 0u) {
+        atomicStore(&sizes[4u - half], 0u);
+    }
+    if (o >= params[4]) { return; }
+    let d = tables[params[13] + o];
+    if (d > r) { return; }
+    let width = params[3];
+    let count = u32(ring[((r - d) % params[2]) * (width + 1u) + width]);
+    atomicMax(&sizes[half], min(count, params[15]));
 }
 
 //! section queue_deliver
@@ -297,47 +328,58 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     tgt[params[0] + j] = VALUE(acc);
 }
 
-//! section spikegen
-// SpikeGeneratorGroup: the events of this time bin (Brian2's spikegenerator template).
-@group(0) @binding(0) var<storage, read> params: array<i32>;   // [period bins, N, spikes]
+//! section spikegen_plan
+// SpikeGeneratorGroup (Brian2's spikegenerator template), step 1 of 2: the events of this
+// time bin are neuron[first .. first + count); one invocation finds them (a binary search),
+// writes the count and the indirect dispatch size of step 2, and advances the last index.
+@group(0) @binding(0) var<storage, read> params: array<i32>;   // [period bins, N, spikes, max workgroups]
 @group(0) @binding(1) var<storage, read> clock_step: array<u32>;     // the clock's int64 timestep
 @group(0) @binding(2) var<storage, read> bins: array<i32>;
-@group(0) @binding(3) var<storage, read> neuron: array<i32>;
-@group(0) @binding(4) var<storage, read_write> lastidx: array<i32>;
-@group(0) @binding(5) var<storage, read_write> space: array<i32>;
+@group(0) @binding(3) var<storage, read_write> lastidx: array<i32>;
+@group(0) @binding(4) var<storage, read_write> space: array<i32>;
+// [first, count, -, -, x, y, z]: the events, and step 2's dispatch size (64 per group).
+@group(0) @binding(5) var<storage, read_write> plan: array<u32>;
 
-var<workgroup> wg_from: u32;
-var<workgroup> wg_count: u32;
-
-@compute @workgroup_size(256)
-fn main(@builtin(local_invocation_index) t: u32) {
+@compute @workgroup_size(1)
+fn main() {
     let n = u32(params[1]);
-    if (t == 0u) {
-        let nb = u32(params[2]);
-        let period = params[0];
-        // Runs stay below 2^31 steps (the host checks), so the low word is the step.
-        var bin = bitcast<i32>(clock_step[0]);
-        var first = min(u32(lastidx[0]), nb);
-        if (period > 0) {
-            bin = bin % period;
-            if (first > 0u && bins[first - 1u] >= bin) { first = 0u; }
-        }
-        var lo = first;
-        var hi = nb;
-        while (lo < hi) {
-            let mid = (lo + hi) / 2u;
-            if (bins[mid] <= bin) { lo = mid + 1u; } else { hi = mid; }
-        }
-        let count = min(lo - first, n);
-        wg_from = first;
-        wg_count = count;
-        space[n] = i32(count);
-        lastidx[0] = i32(first + count);
+    let nb = u32(params[2]);
+    let period = params[0];
+    // Runs stay below 2^31 steps (the host checks), so the low word is the step.
+    var bin = bitcast<i32>(clock_step[0]);
+    var first = min(u32(lastidx[0]), nb);
+    if (period > 0) {
+        bin = bin % period;
+        if (first > 0u && bins[first - 1u] >= bin) { first = 0u; }
     }
-    workgroupBarrier();
-    let first = wg_from;
-    let count = wg_count;
-    for (var k = t; k < count; k += 256u) {
-        space[k] = neuron[first + k];
+    var lo = first;
+    var hi = nb;
+    while (lo < hi) {
+        let mid = (lo + hi) / 2u;
+        if (bins[mid] <= bin) { lo = mid + 1u; } else { hi = mid; }
+    }
+    let count = min(lo - first, n);
+    space[n] = i32(count);
+    lastidx[0] = i32(first + count);
+    plan[0] = first;
+    plan[1] = count;
+    let groups = (count + 63u) / 64u;
+    let x = min(groups, u32(params[3]));
+    plan[4] = x;
+    plan[5] = select(1u, (groups + x - 1u) / max(x, 1u), x > 0u);
+    plan[6] = 1u;
+}
+
+//! section spikegen_copy
+// Step 2: one invocation per event of this bin.
+@group(0) @binding(0) var<storage, read> plan: array<u32>;
+@group(0) @binding(1) var<storage, read> neuron: array<i32>;
+@group(0) @binding(2) var<storage, read_write> space: array<i32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let k = gid.x + gid.y * nwg.x * 64u;
+    if (k < plan[1]) {
+        space[k] = neuron[plan[0] + k];
     }
 }

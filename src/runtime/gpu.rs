@@ -47,6 +47,7 @@ enum Mode<'a> {
     /// synapses (bundle table, synapse order); `atomic` as in `List`
     /// ([`crate::wgsl::Options::bundles`]).
     Bundles {
+        bundling: wgsl::Bundling,
         list: &'a wgpu::Buffer,
         range: &'a wgpu::Buffer,
         table: &'a wgpu::Buffer,
@@ -70,9 +71,9 @@ struct Pass {
     indirect: Option<(wgpu::Buffer, u64)>,
     /// The kernel's run-invariant scalar values, computed on the host.
     scalars: Option<HoistedScalars>,
-    /// The indirect sizes are those of the range record (64 bytes each) of the ring slot
-    /// (slots, delay) steps back, at the clock's step in this run.
-    ring: Option<(u64, u64)>,
+    /// The indirect sizes are those of the ring slot (slots, delay, bytes per slot)
+    /// `delay` steps back from the clock's step in this run.
+    ring: Option<(u64, u64, u64)>,
     /// Dispatched only at this step of the clock in this run (queue state of earlier runs).
     at_step: Option<i64>,
 }
@@ -462,12 +463,18 @@ impl GpuRun {
             Mode::List(l, r, atomic) => (Some((l, r)), atomic, None, None),
             Mode::Serial(l, r, start) => (Some((l, r)), &[][..], Some(start), None),
             Mode::Bundles {
+                bundling,
                 list,
                 range,
                 table,
                 perm,
                 atomic,
-            } => (Some((list, range)), atomic, None, Some((table, perm))),
+            } => (
+                Some((list, range)),
+                atomic,
+                None,
+                Some((bundling, table, perm)),
+            ),
         };
         let mut alias = alias_of(ek);
         alias.extend(alias.len()..kernel.vars.len());
@@ -483,7 +490,7 @@ impl GpuRun {
                 _ => None,
             },
             serial: serial.is_some(),
-            bundles: bundles.is_some(),
+            bundles: bundles.map(|b| b.0),
             workgroup_size: if serial.is_some() { 1 } else { 64 },
         };
         let compiled =
@@ -560,7 +567,7 @@ impl GpuRun {
             entries.push((lb, l));
             entries.push((lb + 1, r));
         }
-        if let (Some(bb), Some((table, perm))) = (compiled.bundle_binding, bundles) {
+        if let (Some(bb), Some((_, table, perm))) = (compiled.bundle_binding, bundles) {
             entries.push((bb, table));
             entries.push((bb + 1, perm));
         }
@@ -727,7 +734,7 @@ impl GpuRun {
                         &dummy,
                     )?;
                     let q = queue_of(&run.queues, *queue)?;
-                    if let Some(Bundles::Ring { .. }) = q.bundles {
+                    if let Some(Bundles::Ring { .. } | Bundles::Groups) = q.bundles {
                         let mut p = run.support(
                             "queue_push",
                             &section_of(SYNAPSES_WGSL, "queue_push_bundles"),
@@ -787,8 +794,25 @@ impl GpuRun {
                         Some(Bundles::Ring { delay }) => (
                             &q.ring,
                             q.slots.clone(),
-                            Some((q.slots_count(), delay as u64)),
+                            Some((q.slots_count(), delay as u64, RANGE_RECORD_BYTES)),
                         ),
+                        Some(Bundles::Groups) => {
+                            // The grid: a row per delay, a column per due event.
+                            passes.push(run.support(
+                                "queue_plan",
+                                &section_of(SYNAPSES_WGSL, "queue_plan"),
+                                "main",
+                                &[
+                                    (0, &q.params),
+                                    (1, &q.ring),
+                                    (2, &q.tables),
+                                    (3, &run.rng_steps[item.clock]),
+                                    (4, &q.slots),
+                                ],
+                                grid(ctx, q.distinct_delays().max(1), 64),
+                            )?);
+                            (&q.ring, q.slots.clone(), Some((2, 0, 16)))
+                        }
                         _ => {
                             let Some(eventspace) = eng.items.iter().find_map(|it| match &it.op {
                                 Op::PushSpikes {
@@ -813,7 +837,12 @@ impl GpuRun {
                             (&run.bufs[eventspace], range, None)
                         }
                     };
+                    let bundling = match q.bundles {
+                        Some(Bundles::Groups) => wgsl::Bundling::SourceDelays,
+                        _ => wgsl::Bundling::Sources,
+                    };
                     let mode = Mode::Bundles {
+                        bundling,
                         list,
                         range: &range,
                         table: &q.bundle_table,
@@ -821,7 +850,10 @@ impl GpuRun {
                         atomic: &atomic,
                     };
                     let mut p = run.kernel_pass(eng, &[], *kernel, 1, mode, None, step_buf)?;
-                    p.indirect = Some((range.clone(), RANGE_BUNDLES));
+                    p.indirect = Some(match bundling {
+                        wgsl::Bundling::Sources => (range.clone(), RANGE_BUNDLES),
+                        wgsl::Bundling::SourceDelays => (range.clone(), 0),
+                    });
                     p.ring = ring;
                     passes.push(p);
                     Prepared::Passes(passes, None)
@@ -914,27 +946,49 @@ impl GpuRun {
                             "spike generator: inconsistent arrays".into(),
                         ));
                     }
+                    let max_x = ctx
+                        .limits
+                        .max_compute_workgroups_per_dimension
+                        .min(i32::MAX as u32);
                     let params = storage(
                         ctx,
                         "spikegen params",
-                        bytemuck::cast_slice(&[*period as i32, n as i32, bins as i32, 0]),
+                        bytemuck::cast_slice(&[
+                            *period as i32,
+                            n as i32,
+                            bins as i32,
+                            max_x as i32,
+                        ]),
                     )?;
+                    let plan = ctx.indirect_buffer("spikegen plan", &[0u8; 32])?;
                     let mut p = run.support(
-                        "spikegen",
-                        &section_of(SYNAPSES_WGSL, "spikegen"),
+                        "spikegen_plan",
+                        &section_of(SYNAPSES_WGSL, "spikegen_plan"),
                         "main",
                         &[
                             (0, &params),
                             (1, step),
                             (2, &run.bufs[*timebins]),
-                            (3, &run.bufs[*neuron_index]),
-                            (4, &run.bufs[*lastindex]),
-                            (5, &run.bufs[*eventspace]),
+                            (3, &run.bufs[*lastindex]),
+                            (4, &run.bufs[*eventspace]),
+                            (5, &plan),
                         ],
                         [1, 1, 1],
                     )?;
                     p.params = Some(params);
-                    Prepared::Passes(vec![p], None)
+                    let mut copy = run.support(
+                        "spikegen_copy",
+                        &section_of(SYNAPSES_WGSL, "spikegen_copy"),
+                        "main",
+                        &[
+                            (0, &plan),
+                            (1, &run.bufs[*neuron_index]),
+                            (2, &run.bufs[*eventspace]),
+                        ],
+                        [1, 1, 1],
+                    )?;
+                    copy.indirect = Some((plan, 16));
+                    Prepared::Passes(vec![p, copy], None)
                 }
                 Op::Elementwise { kernel, n } => {
                     // A state update right before its group's threshold (same clock, same
@@ -1932,9 +1986,9 @@ fn dispatch(pass: &mut wgpu::ComputePass<'_>, p: &Pass, r: i64) {
     pass.set_pipeline(&p.pipeline);
     pass.set_bind_group(0, &p.bind, &[]);
     match (&p.indirect, p.ring) {
-        (Some((buf, offset)), Some((slots, delay))) => {
+        (Some((buf, offset)), Some((slots, delay, stride))) => {
             let slot = (r as u64 % slots + slots - delay) % slots;
-            pass.dispatch_workgroups_indirect(buf, offset + slot * RANGE_RECORD_BYTES)
+            pass.dispatch_workgroups_indirect(buf, offset + slot * stride)
         }
         (Some((buf, offset)), None) => pass.dispatch_workgroups_indirect(buf, *offset),
         (None, _) => pass.dispatch_workgroups(p.grid[0], p.grid[1], p.grid[2]),

@@ -20,6 +20,10 @@ pub enum Bundles {
     /// The push (`queue_push_bundles`) keeps the last D steps' events in the ring and a
     /// range record per slot; the kernel reads the slot of `delay` steps ago.
     Ring { delay: u32 },
+    /// Several delays: the same push; `queue_plan` sizes the kernel's grid (one row per
+    /// distinct delay, as many columns as the most events due for one delay), and the
+    /// kernel takes the group (source, delay) of each due event.
+    Groups,
 }
 
 pub struct GpuQueue {
@@ -43,7 +47,9 @@ pub struct GpuQueue {
     /// For bundles: [source offset, D, delay, range record stride (16), width, then the
     /// first synapse position in `perm` of each relative source (width + 1)].
     pub bundle_table: wgpu::Buffer,
-    /// For `Bundles::Ring`: one range record (16 words) per ring slot.
+    /// For `Bundles::Ring`: one range record (16 words) per ring slot. For
+    /// `Bundles::Groups`: the kernel's indirect dispatch sizes, two sets (4 words each)
+    /// used on alternate steps (see `queue_plan`).
     pub slots: wgpu::Buffer,
     /// For `Bundles::Ring`: the queue state of earlier runs, as (relative step, range
     /// record over `perm`) for the steps where some is due.
@@ -85,7 +91,7 @@ impl GpuQueue {
             _ if serial => None,
             Some(0) if nothing_queued => Some(Bundles::Direct),
             Some(delay) => Some(Bundles::Ring { delay }),
-            None => None,
+            None => Some(Bundles::Groups),
         };
         let mut src_group = Vec::with_capacity(width + 1);
         let mut group_delay = Vec::new();
@@ -194,28 +200,46 @@ impl GpuQueue {
         let mut bundle_table: Vec<u32> = Vec::new();
         let mut slots_bytes = 4;
         let mut extra_ranges = Vec::new();
-        if let Some(b) = bundles {
+        if bundles == Some(Bundles::Groups) {
+            // Header: D, width, distinct delays, then the offsets of the tables (from the
+            // start of this buffer).
+            let h = 8u32;
+            let off_sg = h;
+            let off_gd = off_sg + src_group.len() as u32;
+            let off_gs = off_gd + group_delay.len() as u32;
+            let off_dl = off_gs + group_start.len() as u32;
+            bundle_table.extend([d as u32, width as u32, nd as u32, off_sg, off_gd, off_gs]);
+            bundle_table.extend([off_dl, 0]);
+            bundle_table.extend(&src_group);
+            bundle_table.extend(&group_delay);
+            bundle_table.extend(&group_start);
+            bundle_table.extend(&delays_desc);
+            slots_bytes = 32;
+        }
+        if let Some(b @ (Bundles::Direct | Bundles::Ring { .. })) = bundles {
             // Direct: one range record (this step's events, absolute indices).
             let (offset, records, delay) = match b {
                 Bundles::Direct => (q.source_start as u32, 1, 0),
-                Bundles::Ring { delay } => (0, d as u32, delay),
+                _ => (0, d as u32, uniform_delay.unwrap_or(0)),
             };
             bundle_table.extend([offset, records, delay, 16, width as u32]);
             bundle_table.extend(q.row_start.iter().map(|&x| x as u32));
             debug_assert_eq!(&perm[..n_syn], &q.by_source[..]);
             if let Bundles::Ring { .. } = b {
                 slots_bytes = d * 64;
-                let max_x = ctx.limits.max_compute_workgroups_per_dimension;
-                for (j, &(lo, hi)) in extra.iter().enumerate().filter(|(_, r)| r.1 > r.0) {
-                    // A range record sized for 64 invocations per workgroup.
-                    let groups = (hi - lo).div_ceil(64);
-                    let x = groups.min(max_x);
-                    let mut rec = [0u32; 16];
-                    rec[..2].copy_from_slice(&[lo, hi]);
-                    rec[4..7].copy_from_slice(&[x, groups.div_ceil(x.max(1)), 1]);
-                    let buf = ctx.indirect_buffer("queued synapses", bytemuck::cast_slice(&rec))?;
-                    extra_ranges.push((j, buf));
-                }
+            }
+        }
+        if matches!(bundles, Some(Bundles::Ring { .. } | Bundles::Groups)) {
+            let max_x = ctx.limits.max_compute_workgroups_per_dimension;
+            for (j, &(lo, hi)) in extra.iter().enumerate().filter(|(_, r)| r.1 > r.0) {
+                // A range record sized for 64 invocations per workgroup.
+                let groups = (hi - lo).div_ceil(64);
+                let x = groups.min(max_x);
+                let mut rec = [0u32; 16];
+                rec[..2].copy_from_slice(&[lo, hi]);
+                rec[4..7].copy_from_slice(&[x, groups.div_ceil(x.max(1)), 1]);
+                let buf = ctx.indirect_buffer("queued synapses", bytemuck::cast_slice(&rec))?;
+                extra_ranges.push((j, buf));
             }
         }
         let ring_words = match bundles {
@@ -231,7 +255,12 @@ impl GpuQueue {
             bundles,
             bundle_table: ctx
                 .storage_buffer("bundle table", bytemuck::cast_slice(&bundle_table))?,
-            slots: ctx.indirect_buffer("queue slot ranges", &vec![0u8; slots_bytes])?,
+            slots: if bundles == Some(Bundles::Groups) {
+                let sizes = [0u32, nd as u32, 1, 0, 0, nd as u32, 1, 0];
+                ctx.indirect_buffer("queue dispatch sizes", bytemuck::cast_slice(&sizes))?
+            } else {
+                ctx.indirect_buffer("queue slot ranges", &vec![0u8; slots_bytes])?
+            },
             extra_ranges,
             d,
             width,
@@ -253,6 +282,11 @@ impl GpuQueue {
             extra,
             delays_desc,
         })
+    }
+
+    /// Distinct delays of the pathway's synapses.
+    pub fn distinct_delays(&self) -> usize {
+        self.delays_desc.len()
     }
 
     /// Slots of the ring (D: the longest delay in steps, plus one).

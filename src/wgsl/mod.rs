@@ -52,11 +52,12 @@ pub struct Options {
     /// The device has native f32 `atomicAdd` (SHADER_FLOAT32_ATOMIC); without it f32
     /// accumulations are compare-and-swap loops.
     pub float_atomics: bool,
-    /// With `list`: one workgroup per event of `b2_list` (a pathway's due sources), its
-    /// invocations striding over that source's synapses `b2_perm[first..end)` from the
-    /// `b2_bundles` table (see `runtime::gpu_queue::Bundles`). The range record is chosen
-    /// by the clock's step (`b2_step`), which this mode always binds.
-    pub bundles: bool,
+    /// With `list`: one workgroup per due bundle (a source's synapses, or those of one
+    /// source and delay), its invocations striding over the bundle's synapses
+    /// `b2_perm[first..end)` from the `b2_bundles` table (see
+    /// `runtime::gpu_queue::Bundles`). The clock's step (`b2_step`, always bound here)
+    /// selects what is due.
+    pub bundles: Option<Bundling>,
     /// With `list`: one invocation walks `b2_list[lo + b2_params[1] ..][.. b2_params[2]]`
     /// in order (the serial loop's semantics), dispatched as one workgroup of one.
     pub serial: bool,
@@ -77,10 +78,26 @@ impl Default for Options {
             float_atomics: false,
             count_tiles: None,
             serial: false,
-            bundles: false,
+            bundles: None,
             alias: Vec::new(),
         }
     }
+}
+
+/// How a pathway kernel in bundle mode finds its due bundles ([`Options::bundles`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Bundling {
+    /// One delay for all synapses: workgroup x takes event x of the range record the
+    /// step selects (`b2_range`, records of 16 words in `b2_list`'s ring or eventspace);
+    /// `b2_bundles` = [source offset, records, delay, record stride, width, first synapse
+    /// per source (width + 1)].
+    Sources,
+    /// Synapses grouped by (source, delay): workgroup row y takes the y-th distinct delay
+    /// d (descending), and its x-th column the events pushed d steps ago into the ring
+    /// `b2_list` (striding by the grid's width); `b2_bundles` = [D, width, distinct delays,
+    /// then the offsets of the tables src_group, group_delay, group_start, delays, and the
+    /// tables] (see `runtime::gpu_queue`).
+    SourceDelays,
 }
 
 /// Which kernel variable sits at which binding.

@@ -710,7 +710,7 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
         binding += 2;
         binding - 2
     });
-    let bundle_binding = (opts.list && opts.bundles).then(|| {
+    let bundle_binding = (opts.list && opts.bundles.is_some()).then(|| {
         writeln!(
             src,
             "@group(0) @binding({binding}) var<storage, read> b2_bundles: array<u32>;\n@group(0) @binding({}) var<storage, read> b2_perm: array<i32>;",
@@ -761,16 +761,17 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
                 "bundle mode without the step binding".into(),
             ));
         }
-        // Bundles: b2_bundles = [source offset, D, delay, record stride, width, first
-        // synapse per source...]; this step's range record is the ring slot of `delay`
-        // steps ago.
-        write!(
-            src,
-            "@compute @workgroup_size({wg})
+        let head = "@compute @workgroup_size({wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(num_workgroups) nwg: vec3<u32>) {{
+        @builtin(num_workgroups) nwg: vec3<u32>) {
     _ = b2_params[0];
-    let b2_slots = b2_bundles[1];
+";
+        src.push_str(&head.replace("{wg}", &wg.to_string()));
+        let body = match opts.bundles {
+            // This step's range record is the ring slot of `delay` steps ago.
+            Some(super::Bundling::Sources) => write!(
+                src,
+                "    let b2_slots = b2_bundles[1];
     let b2_rec = (b2_step[0] % b2_slots + b2_slots - b2_bundles[2]) % b2_slots * b2_bundles[3];
     let b2_lo = b2_range[b2_rec];
     let b2_w = wid.x + wid.y * nwg.x;
@@ -783,8 +784,42 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }}
 }}
 "
-        )
-        .unwrap();
+            ),
+            // Row y: the y-th distinct delay; its events were pushed d steps ago, each
+            // with the group (source, d) if the source has synapses of that delay.
+            _ => write!(
+                src,
+                "    _ = b2_range[0];
+    let b2_o = wid.y;
+    if (b2_o >= b2_bundles[2]) {{ return; }}
+    let b2_d = b2_bundles[b2_bundles[6] + b2_o];
+    let b2_r = b2_step[0];
+    if (b2_d > b2_r) {{ return; }}
+    let b2_width = b2_bundles[1];
+    let b2_base = ((b2_r - b2_d) % b2_bundles[0]) * (b2_width + 1u);
+    let b2_count = u32(b2_list[b2_base + b2_width]);
+    for (var b2_e = wid.x; b2_e < b2_count; b2_e += nwg.x) {{
+        let b2_src = u32(b2_list[b2_base + b2_e]);
+        let b2_sg = b2_bundles[3] + b2_src;
+        var b2_lo = b2_bundles[b2_sg];
+        var b2_hi = b2_bundles[b2_sg + 1u];
+        let b2_last = b2_hi;
+        while (b2_lo < b2_hi) {{
+            let b2_mid = (b2_lo + b2_hi) / 2u;
+            if (b2_bundles[b2_bundles[4] + b2_mid] < b2_d) {{ b2_lo = b2_mid + 1u; }} else {{ b2_hi = b2_mid; }}
+        }}
+        if (b2_lo < b2_last && b2_bundles[b2_bundles[4] + b2_lo] == b2_d) {{
+            let b2_end = b2_bundles[b2_bundles[5] + b2_lo + 1u];
+            for (var b2_s = b2_bundles[b2_bundles[5] + b2_lo] + lid; b2_s < b2_end; b2_s += {wg}u) {{
+                b2_kernel(u32(b2_perm[b2_s]), b2_s, 0u);
+            }}
+        }}
+    }}
+}}
+"
+            ),
+        };
+        body.unwrap();
         return Ok(WgslKernel {
             source: src,
             entry: "main".into(),

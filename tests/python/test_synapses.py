@@ -82,6 +82,23 @@ def ring_with_delays():
     return dict(i=M.i[:].copy(), t=M.t[:].copy())
 
 
+def mixed_delays_across_runs():
+    # Delays of 0 to 3.2 ms (several per source, heterogeneous) and a subgroup source,
+    # with spikes in flight at every run boundary: the queue state carries over.
+    G = NeuronGroup(30, "dv/dt = (1.1 - v)/(7*ms) : 1", threshold="v > 1", reset="v = 0",
+                    method="exact")
+    G.v = "i / 30.0"
+    H = NeuronGroup(10, "v : 1")
+    S = Synapses(G[5:25], H, "w : 1", on_pre="v_post += w")
+    S.connect(p=0.5)
+    S.w = "0.1 + 0.01*i"
+    S.delay = "(i + 3*j) % 17 * 0.2*ms"
+    net = Network(G, H, S)
+    for _ in range(5):
+        net.run(1.7 * ms)
+    return dict(v=H.v[:].copy())
+
+
 def traces_on_neurons():
     # Pre- and postsynaptic traces stored in one neuron group reached from both pathways
     # through subgroups: `A_pre += 1` and a read of `A_post` are the same array.
@@ -107,7 +124,7 @@ def traces_on_neurons():
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("model", [delays_and_summed, stdp, repeated_targets, ring_with_delays,
-                                   traces_on_neurons])
+                                   traces_on_neurons, mixed_delays_across_runs])
 def test_matches_numpy(model, backend):
     seed(5)
     ref = run_with("numpy", model)
