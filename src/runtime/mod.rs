@@ -4,7 +4,6 @@
 mod clocks;
 mod cpu;
 mod gpu;
-mod gpu_queue;
 mod queue;
 
 pub use clocks::{Clock, Clocks};

@@ -55,7 +55,7 @@ pub struct Options {
     /// With `list`: one workgroup per due bundle (a source's synapses, or those of one
     /// source and delay), its invocations striding over the bundle's synapses
     /// `b2_perm[first..end)` from the `b2_bundles` table (see
-    /// `runtime::gpu_queue::Bundles`). The clock's step (`b2_step`, always bound here)
+    /// `runtime::gpu::queue::Bundles`). The clock's step (`b2_step`, always bound here)
     /// selects what is due.
     pub bundles: Option<Bundling>,
     /// With `list`: one invocation walks `b2_list[lo + b2_params[1] ..][.. b2_params[2]]`
@@ -96,7 +96,7 @@ pub enum Bundling {
     /// d (descending), and its x-th column the events pushed d steps ago into the ring
     /// `b2_list` (striding by the grid's width); `b2_bundles` = [D, width, distinct delays,
     /// then the offsets of the tables src_group, group_delay, group_start, delays, and the
-    /// tables] (see `runtime::gpu_queue`).
+    /// tables] (see `runtime::gpu::queue`).
     SourceDelays,
 }
 

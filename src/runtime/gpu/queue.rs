@@ -2,8 +2,8 @@
 //! layout): host-side tables built from the engine's [`SpikeQueue`] at the start of a run,
 //! and the conversion back into Brian2's queue state (synapses per future step) after it.
 
-use super::{EngineError, SpikeQueue};
-use crate::gpu::{GpuContext, GpuError};
+use super::*;
+use crate::runtime::SpikeQueue;
 
 /// Synapses one serial-mode dispatch walks (lavapipe ends a shader's loops after 65535
 /// iterations in all, and a kernel body may loop too).
@@ -342,5 +342,49 @@ impl GpuQueue {
         q.slots = slots;
         q.offset = 0;
         Ok(())
+    }
+}
+
+impl GpuRun {
+    /// `synapses_push_spikes`: this step's events into the pathway's ring (none where the
+    /// pathway reads the eventspace itself).
+    pub(super) fn push_spikes(&mut self, cx: &mut Prep, op: &Op) -> Result<Prepared, EngineError> {
+        let Op::PushSpikes { queue, eventspace } = op else {
+            unreachable!("push_spikes of another operation")
+        };
+        if queue_of(&self.queues, *queue)?.bundles == Some(Bundles::Direct) {
+            return Ok(Prepared::Passes(Vec::new(), None));
+        }
+        Ok({
+            let n_space = self.arrays[*eventspace].len.saturating_sub(1);
+            let sq = &cx.eng.queues[*queue];
+            let (range, rp) =
+                self.event_range(cx, *eventspace, n_space, sq.source_start, sq.source_stop)?;
+            let q = queue_of(&self.queues, *queue)?;
+            let mut entries = vec![
+                (0, &q.params),
+                (1, &self.bufs[*eventspace]),
+                (2, &q.state),
+                (3, &q.ring),
+                (4, &range),
+            ];
+            // By bundles, the clock's step picks the ring slot (no ordered delivery
+            // counts the steps), and the slot gets a range record.
+            let section = if q.bundles.is_some() {
+                entries.extend([(5, &self.rng_steps[cx.clock]), (6, &q.slots)]);
+                "queue_push_bundles"
+            } else {
+                "queue_push"
+            };
+            let mut p = self.support(
+                "queue_push",
+                &section_of(SYNAPSES_WGSL, section),
+                "main",
+                &entries,
+                [1, 1, 1],
+            )?;
+            p.indirect = Some((range.clone(), RANGE_INDIRECT_NONEMPTY));
+            Prepared::Passes(rp.into_iter().chain([p]).collect(), None)
+        })
     }
 }

@@ -1,0 +1,1088 @@
+//! The schedule on a wgpu device. Arrays are uploaded once per run and stay resident;
+//! each time step is one command submission whose dispatches read event counts and record
+//! lengths from GPU buffers, so no step waits for the host. Monitor records have capacity
+//! for the worst case of the next step before it is recorded; when a record could
+//! overflow, it is drained to the host first (so nothing is ever dropped).
+
+use std::sync::Arc;
+
+mod monitors;
+mod neurons;
+mod queue;
+mod spikegen;
+mod summed;
+mod synapses;
+
+use super::{Binding, Clocks, Engine, EngineError, Op, RunStatus, elem_size};
+use crate::cpu::{Program, RawArray};
+use crate::gpu::{GpuContext, GpuError, check_features, grid};
+use crate::ir::{Parallel, Type};
+use crate::wgsl::{self, Options};
+use monitors::MonitorRecords;
+use queue::{Bundles, GpuQueue, SERIAL_CHUNK};
+
+const ENGINE_WGSL: &str = include_str!("../../../shaders/engine.wgsl");
+const SPIKES_WGSL: &str = include_str!("../../../shaders/spikes.wgsl");
+const SYNAPSES_WGSL: &str = include_str!("../../../shaders/synapses.wgsl");
+
+/// One section (from a line `//! section {name}` to the next) of a support shader file.
+fn section_of(file: &str, name: &str) -> String {
+    let marker = format!("//! section {name}\n");
+    let start = file.find(&marker).expect("shader section") + marker.len();
+    let rest = &file[start..];
+    let end = rest.find("//! section ").unwrap_or(rest.len());
+    rest[..end].to_string()
+}
+
+fn section(name: &str) -> String {
+    section_of(ENGINE_WGSL, name)
+}
+
+/// How a generated kernel iterates.
+#[derive(Clone, Copy)]
+enum Mode<'a> {
+    /// Over `0..n`.
+    Elements,
+    /// Over `0..n`, counting the elements where variable `.0` (the threshold's flag) holds
+    /// into the compaction's tile counters `.1` (shaders/spikes.wgsl).
+    CountingEvents(usize, &'a wgpu::Buffer),
+    /// Over `list[range[0]..range[1]]`, one invocation per entry; `atomic`: variables
+    /// accumulated atomically.
+    List(&'a wgpu::Buffer, &'a wgpu::Buffer, &'a [usize]),
+    /// Over the same list in order, in one invocation: `SERIAL_CHUNK` entries from `start`.
+    Serial(&'a wgpu::Buffer, &'a wgpu::Buffer, usize),
+    /// One workgroup per event of a list (events, range records), over the event's
+    /// synapses (bundle table, synapse order); `atomic` as in `List`
+    /// ([`crate::wgsl::Options::bundles`]).
+    Bundles {
+        bundling: wgsl::Bundling,
+        list: &'a wgpu::Buffer,
+        range: &'a wgpu::Buffer,
+        table: &'a wgpu::Buffer,
+        perm: &'a wgpu::Buffer,
+        atomic: &'a [usize],
+    },
+}
+
+/// One dispatch: a pipeline, its bindings, the grid, and (for generated kernels) the
+/// parameter buffer to refresh each step.
+struct Pass {
+    /// The pipeline's label: the Brian2 code object, or the support kernel's name.
+    label: String,
+    pipeline: Arc<wgpu::ComputePipeline>,
+    bind: wgpu::BindGroup,
+    grid: [u32; 3],
+    /// Kept alive with the bind group.
+    #[allow(dead_code)]
+    params: Option<wgpu::Buffer>,
+    /// Dispatch size read from this buffer at this byte offset (sizes the GPU computed).
+    indirect: Option<(wgpu::Buffer, u64)>,
+    /// The kernel's run-invariant scalar values, computed on the host.
+    scalars: Option<HoistedScalars>,
+    /// The indirect sizes are those of the ring slot (slots, delay, bytes per slot)
+    /// `delay` steps back from the clock's step in this run.
+    ring: Option<(u64, u64, u64)>,
+    /// Dispatched only at this step of the clock in this run (queue state of earlier runs).
+    at_step: Option<i64>,
+}
+
+/// A generated kernel's scalar statements that do not change during a run
+/// ([`crate::ir::hoist_scalars`]): evaluated once by the interpreter, read by every
+/// invocation from one small buffer each, instead of being recomputed per element.
+struct HoistedScalars {
+    eval: Program,
+    /// Bindings of the evaluation's inputs (the kernel's own variables).
+    inputs: Vec<Binding>,
+    /// Types of the outputs, in order (each type's values fill its table in that order).
+    types: Vec<Type>,
+    /// One table per type.
+    bufs: Vec<(Type, wgpu::Buffer)>,
+}
+
+impl HoistedScalars {
+    /// The values, one table per type as the GPU stores them (booleans as u32), in the
+    /// order the types first appear.
+    fn values(&self, arrays: &[RawArray]) -> Result<Vec<(Type, Vec<u8>)>, EngineError> {
+        let mut out: Vec<Vec<u64>> = self.types.iter().map(|_| vec![0u64]).collect();
+        let mut raws: Vec<RawArray> = self
+            .inputs
+            .iter()
+            .map(|b| match *b {
+                Binding::Array(id) => arrays[id],
+                _ => RawArray {
+                    ptr: std::ptr::null_mut(),
+                    len: 0,
+                    ty: Type::Bool,
+                },
+            })
+            .collect();
+        for (ty, o) in self.types.iter().zip(out.iter_mut()) {
+            raws.push(RawArray {
+                ptr: o.as_mut_ptr() as *mut u8,
+                len: 1,
+                ty: *ty,
+            });
+        }
+        let args = crate::cpu::RunArgs {
+            n: 1,
+            ..Default::default()
+        };
+        unsafe { self.eval.run_raw(&raws, &args)? };
+        let mut tables: Vec<(Type, Vec<u8>)> = Vec::new();
+        for (ty, raw) in self.types.iter().zip(&raws[self.inputs.len()..]) {
+            let bytes = host_to_gpu(raw);
+            match tables.iter_mut().find(|(t, _)| t == ty) {
+                Some((_, table)) => table.extend(bytes),
+                None => tables.push((*ty, bytes)),
+            }
+        }
+        Ok(tables)
+    }
+}
+
+/// A dispatch as `profile` reports it: the kernel, and its workgroup grid (`None` where
+/// the GPU computes it: indirect dispatch).
+pub type Dispatch = (String, Option<[u32; 3]>);
+
+/// Workgroup size of the per-event kernels (generated list-mode kernels, count_events).
+const EVENT_WG: u32 = 64;
+/// Byte offsets of the indirect dispatch sizes in a range buffer: one invocation per
+/// event, and the same with at least one workgroup.
+const RANGE_INDIRECT: u64 = 16;
+const RANGE_INDIRECT_NONEMPTY: u64 = 32;
+/// ... and one workgroup per event (a pathway's kernel over each event's synapses).
+const RANGE_BUNDLES: u64 = 48;
+const RANGE_RECORD_BYTES: u64 = 64;
+
+/// An event range computed once per step and shared by the operations that need it:
+/// the eventspace, its length, the subgroup, and the clock of the operations.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct RangeKey {
+    space: usize,
+    n: usize,
+    start: usize,
+    stop: usize,
+    clock: usize,
+}
+
+/// What preparing one run's schedule shares between operations (see [`GpuRun::new`]).
+struct Prep<'e> {
+    eng: &'e Engine,
+    clocks: &'e Clocks,
+    /// Steps of the run (monitor records are sized for a batch of them).
+    steps: usize,
+    /// Bound where an entry point needs a buffer it does not use.
+    dummy: wgpu::Buffer,
+    /// Event ranges computed earlier in the step, valid until the eventspace is written.
+    ranges: Vec<(RangeKey, wgpu::Buffer)>,
+    /// A threshold the state update before it already runs (fused): its position in the
+    /// schedule and its compaction counters.
+    fused_threshold: Option<(usize, wgpu::Buffer)>,
+    /// The operation being prepared: its position in the schedule, and its clock.
+    pos: usize,
+    clock: usize,
+}
+
+impl Prep<'_> {
+    fn key(&self, space: usize, n: usize, start: usize, stop: usize) -> RangeKey {
+        RangeKey {
+            space,
+            n,
+            start,
+            stop,
+            clock: self.clock,
+        }
+    }
+}
+
+/// One step of a batch: which clocks tick, and every clock's (t, timestep).
+type PlannedStep = (Vec<bool>, Vec<(f64, i64)>);
+
+enum Prepared {
+    Passes(Vec<Pass>, Option<usize>), // passes, monitor index
+    Python(usize),
+}
+
+pub struct GpuRun {
+    ctx: &'static GpuContext,
+    /// The host arrays (kept alive by the caller for the whole run).
+    arrays: Vec<RawArray>,
+    bufs: Vec<wgpu::Buffer>,
+    prepared: Vec<Prepared>,
+    monitors: Vec<MonitorRecords>,
+    /// The spike queue of each engine queue that a pathway of this run uses.
+    queues: Vec<Option<GpuQueue>>,
+    /// Tables the passes read (kept alive for the run).
+    keep: Vec<wgpu::Buffer>,
+    /// Per clock, the random streams' step (timestep minus the run's first; 2 u32 words).
+    rng_steps: Vec<wgpu::Buffer>,
+    /// Per clock, the batch's (t, timestep, random-stream step) tables, reused from batch
+    /// to batch (queue writes land after the previous batch's reads, in queue order).
+    tables: Vec<(wgpu::Buffer, wgpu::Buffer, wgpu::Buffer)>,
+    /// Steps the tables hold.
+    table_steps: usize,
+    /// The batch the GPU may still be running while the next one is recorded.
+    in_flight: Option<wgpu::SubmissionIndex>,
+    resume_at: Option<usize>,
+    /// Per array: nothing writes it while the engine runs (scalar code reading only such
+    /// arrays is evaluated once, on the host).
+    invariant: Vec<bool>,
+}
+
+/// Per array, whether no scheduled operation or clock writes it during a run (Python
+/// callbacks may; [`GpuRun::upload_all`] then refreshes what depends on it).
+fn invariant_arrays(eng: &Engine, clocks: &Clocks, n: usize) -> Vec<bool> {
+    let mut inv = vec![true; n];
+    let mut mark = |id: usize| {
+        if let Some(x) = inv.get_mut(id) {
+            *x = false
+        }
+    };
+    for c in &clocks.clocks {
+        c.t_array
+            .into_iter()
+            .chain(c.timestep_array)
+            .for_each(&mut mark);
+    }
+    for item in &eng.items {
+        let kernel = match &item.op {
+            Op::Elementwise { kernel, .. } | Op::Synapses { kernel, .. } => Some(*kernel),
+            Op::Threshold {
+                kernel,
+                cond,
+                eventspace,
+                ..
+            } => {
+                mark(*cond);
+                mark(*eventspace);
+                Some(*kernel)
+            }
+            Op::Reset { kernel, eventspace } => {
+                mark(*eventspace);
+                Some(*kernel)
+            }
+            Op::SpikeMonitor {
+                kernel,
+                eventspace,
+                count,
+                total,
+                ..
+            } => {
+                [*eventspace, *count, *total]
+                    .into_iter()
+                    .for_each(&mut mark);
+                Some(*kernel)
+            }
+            Op::StateMonitor {
+                kernel, t, total, ..
+            } => {
+                mark(*t);
+                mark(*total);
+                Some(*kernel)
+            }
+            Op::RateMonitor {
+                eventspace,
+                t,
+                total,
+                ..
+            } => {
+                [*eventspace, *t, *total].into_iter().for_each(&mut mark);
+                None
+            }
+            Op::PushSpikes { eventspace, .. } => {
+                mark(*eventspace);
+                None
+            }
+            Op::SummedVariable {
+                kernel,
+                values,
+                target,
+                ..
+            } => {
+                mark(*values);
+                mark(*target);
+                Some(*kernel)
+            }
+            Op::SpikeGenerator {
+                eventspace,
+                lastindex,
+                ..
+            } => {
+                mark(*eventspace);
+                mark(*lastindex);
+                None
+            }
+            Op::Python { .. } => None,
+        };
+        if let Some(k) = kernel {
+            let ek = &eng.kernels[k];
+            for (var, b) in ek.kernel.vars.iter().zip(&ek.bindings) {
+                if let (true, Binding::Array(id)) = (var.written, *b) {
+                    mark(id)
+                }
+            }
+        }
+    }
+    inv
+}
+
+/// Size of one element in GPU storage (booleans are u32 there).
+fn gpu_elem_size(t: Type) -> usize {
+    if t == Type::Bool { 4 } else { elem_size(t) }
+}
+
+fn storage(ctx: &GpuContext, label: &str, bytes: &[u8]) -> Result<wgpu::Buffer, EngineError> {
+    Ok(ctx.storage_buffer(label, bytes)?)
+}
+
+fn host_to_gpu(a: &RawArray) -> Vec<u8> {
+    if a.ptr.is_null() {
+        return vec![0; 4];
+    }
+    let bytes = unsafe { std::slice::from_raw_parts(a.ptr, a.len * elem_size(a.ty)) };
+    match a.ty {
+        Type::Bool => bytes
+            .iter()
+            .flat_map(|b| (*b as u32).to_le_bytes())
+            .collect(),
+        _ => bytes.to_vec(),
+    }
+}
+
+fn gpu_to_host(a: &RawArray, data: &[u8]) {
+    if a.ptr.is_null() {
+        return;
+    }
+    let n = a.len * elem_size(a.ty);
+    let out = unsafe { std::slice::from_raw_parts_mut(a.ptr, n) };
+    match a.ty {
+        Type::Bool => {
+            for (o, w) in out.iter_mut().zip(data.chunks_exact(4)) {
+                *o = (w[0] | w[1] | w[2] | w[3] != 0) as u8;
+            }
+        }
+        _ => out.copy_from_slice(&data[..n]),
+    }
+}
+
+impl GpuRun {
+    fn bind(
+        &self,
+        label: &str,
+        pipeline: &wgpu::ComputePipeline,
+        entries: &[(u32, &wgpu::Buffer)],
+    ) -> Result<wgpu::BindGroup, EngineError> {
+        let scope = self
+            .ctx
+            .device
+            .push_error_scope(wgpu::ErrorFilter::Validation);
+        let entries: Vec<_> = entries
+            .iter()
+            .map(|(b, buf)| wgpu::BindGroupEntry {
+                binding: *b,
+                resource: buf.as_entire_binding(),
+            })
+            .collect();
+        let group = self
+            .ctx
+            .device
+            .create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(label),
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(EngineError::Gpu(GpuError::Device {
+                label: label.into(),
+                message: format!("internal error binding buffers: {e}"),
+            }));
+        }
+        Ok(group)
+    }
+
+    fn support(
+        &self,
+        name: &str,
+        wgsl: &str,
+        entry: &str,
+        entries: &[(u32, &wgpu::Buffer)],
+        grid: [u32; 3],
+    ) -> Result<Pass, EngineError> {
+        let pipeline = self.ctx.pipeline(name, wgsl, entry)?;
+        let bind = self.bind(name, &pipeline, entries)?;
+        Ok(Pass {
+            label: name.to_string(),
+            pipeline,
+            bind,
+            grid,
+            params: None,
+            indirect: None,
+            scalars: None,
+            ring: None,
+            at_step: None,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    /// A generated kernel's pass. `list`: (list buffer, range buffer) for list mode;
+    /// `counter`: the record counter for `Index::Pos` variables.
+    fn kernel_pass(
+        &self,
+        eng: &Engine,
+        records: &[(usize, wgpu::Buffer, usize)],
+        k: usize,
+        n_max: usize,
+        mode: Mode,
+        counter: Option<&wgpu::Buffer>,
+        step: Option<&wgpu::Buffer>,
+    ) -> Result<Pass, EngineError> {
+        let ek = &eng.kernels[k];
+        self.kernel_pass_of(eng.seed, ek, records, n_max, mode, counter, step)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    /// [`Self::kernel_pass`] of a kernel that need not be the engine's (a fused one).
+    fn kernel_pass_of(
+        &self,
+        seed: u64,
+        ek: &super::EngineKernel,
+        records: &[(usize, wgpu::Buffer, usize)],
+        n_max: usize,
+        mode: Mode,
+        counter: Option<&wgpu::Buffer>,
+        step: Option<&wgpu::Buffer>,
+    ) -> Result<Pass, EngineError> {
+        let hoisted = crate::ir::hoist_scalars(
+            &ek.kernel,
+            |v| matches!(ek.bindings[v], Binding::Array(id) if self.invariant[id]),
+        );
+        let kernel =
+            crate::ir::share_subexpressions(hoisted.as_ref().map_or(&ek.kernel, |h| &h.kernel));
+        let kernel = &kernel;
+        check_features(self.ctx, kernel)?;
+        let (list, atomic, serial, bundles) = match mode {
+            Mode::Elements | Mode::CountingEvents(..) => (None, &[][..], None, None),
+            Mode::List(l, r, atomic) => (Some((l, r)), atomic, None, None),
+            Mode::Serial(l, r, start) => (Some((l, r)), &[][..], Some(start), None),
+            Mode::Bundles {
+                bundling,
+                list,
+                range,
+                table,
+                perm,
+                atomic,
+            } => (
+                Some((list, range)),
+                atomic,
+                None,
+                Some((bundling, table, perm)),
+            ),
+        };
+        let mut alias = alias_of(ek);
+        alias.extend(alias.len()..kernel.vars.len());
+        let opts = Options {
+            alias,
+            list: list.is_some(),
+            step_binding: true,
+            f64: self.ctx.supports_f64(),
+            atomic: atomic.to_vec(),
+            float_atomics: self.ctx.supports_f32_atomics(),
+            count_tiles: match mode {
+                Mode::CountingEvents(v, _) => Some(v),
+                _ => None,
+            },
+            serial: serial.is_some(),
+            bundles: bundles.map(|b| b.0),
+            workgroup_size: if serial.is_some() { 1 } else { 64 },
+        };
+        let compiled =
+            wgsl::compile(kernel, &opts).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let pipeline = self
+            .ctx
+            .pipeline(&ek.kernel.name, &compiled.source, &compiled.entry)?;
+        let scalars = match &hoisted {
+            None => None,
+            Some(h) => {
+                let eval = Program::new(&h.eval)?;
+                let mut hs = HoistedScalars {
+                    eval,
+                    inputs: ek.bindings.clone(),
+                    types: h.kernel.vars[h.first..].iter().map(|v| v.ty).collect(),
+                    bufs: Vec::new(),
+                };
+                let label = format!("{} scalars", ek.kernel.name);
+                for (ty, bytes) in hs.values(&self.arrays)? {
+                    hs.bufs.push((ty, storage(self.ctx, &label, &bytes)?));
+                }
+                Some(hs)
+            }
+        };
+        // Static parameters: the step comes from the clock's timestep array (`b2_step`).
+        let words = [
+            n_max as u32,
+            serial.unwrap_or(0) as u32,
+            SERIAL_CHUNK as u32,
+            seed as u32,
+            (seed >> 32) as u32,
+            ek.rng_id,
+            0,
+            0,
+        ];
+        let params = storage(self.ctx, "params", bytemuck::cast_slice(&words))?;
+        let mut entries: Vec<(u32, &wgpu::Buffer)> = vec![(0, &params)];
+        for b in &compiled.bindings {
+            if b.var >= ek.bindings.len() {
+                let hs = scalars.as_ref().expect("only hoisting adds variables");
+                let ty = kernel.vars[b.var].ty;
+                let table = hs
+                    .bufs
+                    .iter()
+                    .find(|(t, _)| *t == ty)
+                    .expect("a table per type");
+                entries.push((b.binding, &table.1));
+                continue;
+            }
+            let buf = match ek.bindings[b.var] {
+                Binding::Array(id) => &self.bufs[id],
+                Binding::Record(r) => {
+                    &records
+                        .iter()
+                        .find(|(id, _, _)| *id == r)
+                        .ok_or_else(|| {
+                            EngineError::Invalid(format!(
+                                "record {r} of kernel '{}' not prepared",
+                                ek.kernel.name
+                            ))
+                        })?
+                        .1
+                }
+                Binding::None => {
+                    return Err(EngineError::Invalid(format!(
+                        "kernel '{}' uses variable '{}' without data",
+                        ek.kernel.name, ek.kernel.vars[b.var].name
+                    )));
+                }
+            };
+            entries.push((b.binding, buf));
+        }
+        if let (Some(lb), Some((l, r))) = (compiled.list_binding, list) {
+            entries.push((lb, l));
+            entries.push((lb + 1, r));
+        }
+        if let (Some(bb), Some((_, table, perm))) = (compiled.bundle_binding, bundles) {
+            entries.push((bb, table));
+            entries.push((bb + 1, perm));
+        }
+        if let Some(sb) = compiled.step_binding {
+            entries.push((
+                sb,
+                step.ok_or_else(|| {
+                    EngineError::Invalid(
+                        "kernel draws random numbers but its clock has no timestep array".into(),
+                    )
+                })?,
+            ));
+        }
+        if let Some(pb) = compiled.pos_binding {
+            entries.push((
+                pb,
+                counter.ok_or_else(|| EngineError::Invalid("record counter missing".into()))?,
+            ));
+        }
+        if let (Some(tb), Mode::CountingEvents(_, tiles)) = (compiled.tiles_binding, mode) {
+            entries.push((tb, tiles));
+        }
+        let bind = self.bind(&ek.kernel.name, &pipeline, &entries)?;
+        Ok(Pass {
+            label: ek.kernel.name.clone(),
+            pipeline,
+            bind,
+            grid: grid(self.ctx, n_max.max(1), compiled.workgroup_size),
+            params: Some(params),
+            indirect: None,
+            scalars,
+            ring: None,
+            at_step: None,
+        })
+    }
+
+    /// Upload the arrays and prepare every scheduled operation.
+    pub fn new(
+        ctx: &'static GpuContext,
+        eng: &Engine,
+        arrays: Vec<RawArray>,
+        clocks: &Clocks,
+        steps: usize,
+    ) -> Result<Self, EngineError> {
+        let n_arrays = arrays.len();
+        let mut bufs = Vec::with_capacity(arrays.len());
+        for (i, a) in arrays.iter().enumerate() {
+            let label = match eng.array_names.get(i) {
+                Some(name) => format!("{name} ({} elements of {})", a.len, a.ty),
+                None => format!("array {i}"),
+            };
+            bufs.push(storage(ctx, &label, &host_to_gpu(a))?);
+        }
+        let mut run = GpuRun {
+            ctx,
+            arrays,
+            bufs,
+            prepared: Vec::new(),
+            monitors: Vec::new(),
+            queues: (0..eng.queues.len()).map(|_| None).collect(),
+            keep: Vec::new(),
+            rng_steps: (0..clocks.clocks.len())
+                .map(|_| storage(ctx, "rng step", &[0u8; 8]))
+                .collect::<Result<_, _>>()?,
+            resume_at: None,
+            invariant: invariant_arrays(eng, clocks, n_arrays),
+            tables: Vec::new(),
+            table_steps: 0,
+            in_flight: None,
+        };
+        // Spike queues, each sized for its pathway's kernel (serial or parallel).
+        for item in &eng.items {
+            if let Op::PushSpikes { queue, eventspace } = &item.op {
+                let serial = eng.items.iter().any(|it| {
+                    matches!(&it.op, Op::Synapses { kernel, queue: q } if q == queue
+                        && ir_parallel(eng, *kernel) == Parallel::Serial)
+                });
+                let n_space = run.arrays[*eventspace].len.saturating_sub(1);
+                run.queues[*queue] = Some(GpuQueue::new(
+                    ctx,
+                    &eng.queues[*queue],
+                    n_space,
+                    64,
+                    serial,
+                )?);
+            }
+        }
+        let mut cx = Prep {
+            eng,
+            clocks,
+            steps,
+            dummy: storage(ctx, "dummy", &[0u8; 8])?,
+            ranges: Vec::new(),
+            fused_threshold: None,
+            pos: 0,
+            clock: 0,
+        };
+        for (pos, item) in eng.items.iter().enumerate() {
+            if let Op::Threshold { eventspace, .. } | Op::SpikeGenerator { eventspace, .. } =
+                &item.op
+            {
+                cx.ranges.retain(|(k, _)| k.space != *eventspace);
+            }
+            cx.pos = pos;
+            cx.clock = item.clock;
+            let prepared = match &item.op {
+                Op::Python { index } => Prepared::Python(*index),
+                Op::PushSpikes { .. } => run.push_spikes(&mut cx, &item.op)?,
+                Op::Synapses { .. } => run.pathway(&mut cx, &item.op)?,
+                Op::SummedVariable { .. } => run.summed_variable(&mut cx, &item.op)?,
+                Op::SpikeGenerator { .. } => run.spike_generator(&mut cx, &item.op)?,
+                Op::Elementwise { .. } => run.elementwise(&mut cx, &item.op)?,
+                Op::Threshold { .. } => run.threshold(&mut cx, &item.op)?,
+                Op::Reset { .. } => run.reset(&mut cx, &item.op)?,
+                Op::SpikeMonitor { .. } => run.spike_monitor(&mut cx, &item.op)?,
+                Op::StateMonitor { .. } => run.state_monitor(&mut cx, &item.op)?,
+                Op::RateMonitor { .. } => run.rate_monitor(&mut cx, &item.op)?,
+            };
+            run.prepared.push(prepared);
+        }
+        Ok(run)
+    }
+
+    /// The [lo, hi) positions of the events within [start, stop) of an eventspace (at this
+    /// operation's clock), and the indirect dispatch sizes of per-event kernels (a range
+    /// record): a buffer and the pass that fills it, or no pass where an earlier operation
+    /// of this step already has the same range (`Prep::ranges`).
+    fn event_range(
+        &self,
+        cx: &mut Prep,
+        space: usize,
+        n: usize,
+        start: usize,
+        stop: usize,
+    ) -> Result<(wgpu::Buffer, Option<Pass>), EngineError> {
+        let key = cx.key(space, n, start, stop);
+        if let Some((_, buf)) = cx.ranges.iter().find(|(k, _)| *k == key) {
+            return Ok((buf.clone(), None));
+        }
+        let range = self.range_buffer()?;
+        let max_groups = self.ctx.limits.max_compute_workgroups_per_dimension;
+        let p = storage(
+            self.ctx,
+            "range params",
+            bytemuck::cast_slice(&[
+                n as u32,
+                start as u32,
+                stop as u32,
+                max_groups,
+                EVENT_WG,
+                0,
+                0,
+                0,
+            ]),
+        )?;
+        let pass = self.support(
+            "b2_event_range",
+            SPIKES_WGSL,
+            "b2_event_range",
+            &[
+                (0, &p),
+                (1, &cx.dummy),
+                (2, &self.bufs[space]),
+                (3, &range),
+                (4, &cx.dummy),
+                (5, &self.rng_steps[key.clock]),
+            ],
+            [1, 1, 1],
+        )?;
+        cx.ranges.push((key, range.clone()));
+        Ok((range, Some(pass)))
+    }
+
+    /// A range record (shaders/spikes.wgsl, `b2_spk_write_range`): positions, then
+    /// indirect dispatch sizes at [`RANGE_INDIRECT`], [`RANGE_INDIRECT_NONEMPTY`] and
+    /// [`RANGE_BUNDLES`].
+    fn range_buffer(&self) -> Result<wgpu::Buffer, EngineError> {
+        Ok(self
+            .ctx
+            .indirect_buffer("range", &[0u8; RANGE_RECORD_BYTES as usize])?)
+    }
+
+    /// Run the schedule (same contract as the CPU loop), many steps per submission.
+    pub fn run(
+        &mut self,
+        eng: &mut Engine,
+        clocks: &mut Clocks,
+        should_stop: &mut dyn FnMut(&Clocks) -> bool,
+        check_every: usize,
+    ) -> Result<RunStatus, EngineError> {
+        let batch = check_every.max(1);
+        let status = loop {
+            let first = self.resume_at.take().unwrap_or(0);
+            // Plan the batch on a copy of the clocks: which clocks tick at each step, their
+            // t and timestep, and where a Python item interrupts.
+            let mut sim = clocks.clone();
+            let mut plan: Vec<PlannedStep> = Vec::new();
+            let mut callback = None;
+            while plan.len() < batch {
+                let Some((_, cur)) = sim.next() else { break };
+                let values = sim.clocks.iter().map(|c| (c.t(), c.timestep)).collect();
+                let start = if plan.is_empty() { first } else { 0 };
+                callback = eng
+                    .items
+                    .iter()
+                    .zip(&self.prepared)
+                    .enumerate()
+                    .skip(start)
+                    .find(|(_, (it, p))| cur[it.clock] && matches!(p, Prepared::Python(_)))
+                    .map(|(pos, (_, p))| match p {
+                        Prepared::Python(i) => (pos, *i),
+                        _ => unreachable!(),
+                    });
+                plan.push((cur.clone(), values));
+                if callback.is_some() {
+                    break;
+                }
+                sim.advance(&cur);
+            }
+            if plan.is_empty() {
+                break RunStatus::Finished;
+            }
+            // Record capacity for the whole batch (monitors record at most `worst` per tick).
+            let mut keep = plan.len();
+            for m in 0..self.monitors.len() {
+                let ticks = |n: usize| plan[..n].len(); // every monitor ticks at most once per step
+                let fits = |mon: &MonitorRecords, n: usize| {
+                    if let Some(b) = &mon.bits {
+                        return b.row_t.len() + ticks(n) <= b.rows_cap;
+                    }
+                    mon.records
+                        .iter()
+                        .enumerate()
+                        .all(|(i, (_, _, cap))| mon.bound[i] + mon.worst[i] * ticks(n) <= *cap)
+                };
+                if !fits(&self.monitors[m], keep) {
+                    self.drain(eng, m)?;
+                    while keep > 1 && !fits(&self.monitors[m], keep) {
+                        keep /= 2;
+                    }
+                }
+            }
+            if keep < plan.len() {
+                plan.truncate(keep);
+                callback = None;
+            }
+            let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+            if self.table_steps < plan.len() {
+                let bytes = vec![0u8; plan.len().max(batch) * 8];
+                self.table_steps = plan.len().max(batch);
+                self.tables = (0..clocks.clocks.len())
+                    .map(|_| {
+                        Ok((
+                            storage(self.ctx, "t table", &bytes)?,
+                            storage(self.ctx, "timestep table", &bytes)?,
+                            storage(self.ctx, "rng step table", &bytes)?,
+                        ))
+                    })
+                    .collect::<Result<_, EngineError>>()?;
+            }
+            for (c, (tt, tst, rngt)) in self.tables.iter().enumerate() {
+                let t: Vec<f64> = plan.iter().map(|(_, v)| v[c].0).collect();
+                let ts: Vec<i64> = plan.iter().map(|(_, v)| v[c].1).collect();
+                let base = eng.step_base.get(c).copied().unwrap_or(0);
+                let rng: Vec<i64> = ts.iter().map(|s| s - base).collect();
+                self.ctx.queue.write_buffer(tt, 0, bytemuck::cast_slice(&t));
+                self.ctx
+                    .queue
+                    .write_buffer(tst, 0, bytemuck::cast_slice(&ts));
+                self.ctx
+                    .queue
+                    .write_buffer(rngt, 0, bytemuck::cast_slice(&rng));
+            }
+            let tables = &self.tables;
+            let n_steps = plan.len();
+            for (s, (cur, _)) in plan.iter().enumerate() {
+                // Brian2's clock arrays for this step, from the tables.
+                for (c, clock) in clocks.clocks.iter().enumerate() {
+                    if let Some(a) = clock.t_array {
+                        enc.copy_buffer_to_buffer(
+                            &tables[c].0,
+                            (s * 8) as u64,
+                            &self.bufs[a],
+                            0,
+                            8,
+                        );
+                    }
+                    if let Some(a) = clock.timestep_array {
+                        enc.copy_buffer_to_buffer(
+                            &tables[c].1,
+                            (s * 8) as u64,
+                            &self.bufs[a],
+                            0,
+                            8,
+                        );
+                    }
+                    enc.copy_buffer_to_buffer(
+                        &tables[c].2,
+                        (s * 8) as u64,
+                        &self.rng_steps[c],
+                        0,
+                        8,
+                    );
+                }
+                let start = if s == 0 { first } else { 0 };
+                let end = match callback {
+                    Some((pos, _)) if s + 1 == n_steps => pos,
+                    _ => eng.items.len(),
+                };
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                for (pos, (item, prep)) in eng.items[start..end]
+                    .iter()
+                    .zip(&self.prepared[start..end])
+                    .enumerate()
+                {
+                    if !cur[item.clock] {
+                        continue;
+                    }
+                    // The clock's step in this run (ring slots, first steps' passes).
+                    let r = plan[s].1[item.clock].1
+                        - eng.step_base.get(item.clock).copied().unwrap_or(0);
+                    if let Prepared::Passes(passes, mon) = prep {
+                        if eng.profile.is_some() {
+                            // Profiling: this item's work alone, timed to completion.
+                            drop(pass);
+                            self.ctx.queue.submit([enc.finish()]);
+                            self.ctx.wait("profile")?;
+                            let t0 = std::time::Instant::now();
+                            enc = self.ctx.device.create_command_encoder(&Default::default());
+                            pass = enc.begin_compute_pass(&Default::default());
+                            for p in passes {
+                                dispatch(&mut pass, p, r);
+                            }
+                            drop(pass);
+                            self.ctx.queue.submit([enc.finish()]);
+                            self.ctx.wait("profile")?;
+                            if let Some(prof) = eng.profile.as_mut() {
+                                prof[start + pos] += t0.elapsed().as_secs_f64();
+                            }
+                            enc = self.ctx.device.create_command_encoder(&Default::default());
+                            pass = enc.begin_compute_pass(&Default::default());
+                        } else {
+                            for p in passes {
+                                dispatch(&mut pass, p, r);
+                            }
+                        }
+                        if let Some(m) = mon {
+                            let mon = &mut self.monitors[*m];
+                            for i in 0..mon.bound.len() {
+                                mon.bound[i] += mon.worst[i];
+                            }
+                            if let Some(b) = &mut mon.bits {
+                                // This tick's row: its t, and row 0's timestep for the kernel
+                                // (written before this batch runs).
+                                let (t, ts) = plan[s].1[item.clock];
+                                if b.row_t.is_empty() {
+                                    let words = [b.start as u32, b.words as u32, ts as u32, 0];
+                                    self.ctx.queue.write_buffer(
+                                        &b.params,
+                                        0,
+                                        bytemuck::cast_slice(&words),
+                                    );
+                                }
+                                b.row_t.push(t);
+                            }
+                        }
+                    }
+                }
+            }
+            let submitted = self.ctx.queue.submit([enc.finish()]);
+            // The real clocks follow the plan (the last step stays open for a callback).
+            for (s, (cur, _)) in plan.iter().enumerate() {
+                if callback.is_some() && s + 1 == n_steps {
+                    break;
+                }
+                clocks.advance(cur);
+            }
+            if let Some((pos, index)) = callback {
+                // Python needs the current state: bring arrays and records back first.
+                self.sync_to_host(eng)?;
+                self.resume_at = Some(pos + 1);
+                return Ok(RunStatus::Callback { index });
+            }
+            // One batch in flight: wait for the previous one while this one runs, so that
+            // the host plans and records the next batch while the GPU works.
+            if let Some(prev) = self.in_flight.replace(submitted) {
+                self.ctx.wait_for("batch", prev)?;
+            }
+            if should_stop(clocks) {
+                break RunStatus::Stopped;
+            }
+        };
+        self.sync_to_host(eng)?;
+        unsafe { clocks.write_host(&self.arrays) };
+        Ok(status)
+    }
+
+    /// Download every array and drain every monitor.
+    pub fn sync_to_host(&mut self, eng: &mut Engine) -> Result<(), EngineError> {
+        for m in 0..self.monitors.len() {
+            self.drain(eng, m)?;
+        }
+        for (q, gq) in self.queues.iter().enumerate() {
+            if let Some(gq) = gq {
+                gq.download(self.ctx, &mut eng.queues[q])?;
+            }
+        }
+        for (a, buf) in self.arrays.iter().zip(&self.bufs) {
+            if a.ptr.is_null() || a.len == 0 {
+                continue;
+            }
+            let n = a.len
+                * if a.ty == Type::Bool {
+                    4
+                } else {
+                    elem_size(a.ty)
+                };
+            let data = self.ctx.read_buffer(buf, n)?;
+            gpu_to_host(a, &data);
+        }
+        Ok(())
+    }
+
+    /// After a Python callback changed host arrays: upload them again.
+    /// Per schedule item, its dispatches when it runs: (label, workgroup grid), the grid
+    /// `None` where the GPU computes it (indirect dispatch).
+    pub fn dispatches(&self) -> Vec<Vec<Dispatch>> {
+        self.prepared
+            .iter()
+            .map(|p| match p {
+                // Passes of one step only (queue state of earlier runs) are left out.
+                Prepared::Passes(passes, _) => passes
+                    .iter()
+                    .filter(|p| p.at_step.is_none())
+                    .map(|p| (p.label.clone(), p.indirect.is_none().then_some(p.grid)))
+                    .collect(),
+                Prepared::Python(_) => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// Bytes of GPU memory the run's monitors hold (records, bit rows, counters).
+    pub fn monitor_bytes(&self) -> u64 {
+        self.monitors
+            .iter()
+            .map(|m| {
+                m.counter.size()
+                    + m.records.iter().map(|(_, b, _)| b.size()).sum::<u64>()
+                    + m.bits
+                        .as_ref()
+                        .map_or(0, |b| b.bits.size() + b.params.size())
+            })
+            .sum()
+    }
+
+    pub fn upload_all(&self) -> Result<(), EngineError> {
+        for (a, buf) in self.arrays.iter().zip(&self.bufs) {
+            if a.ptr.is_null() || a.len == 0 {
+                continue;
+            }
+            self.ctx.queue.write_buffer(buf, 0, &host_to_gpu(a));
+        }
+        // Python may have changed what the hoisted scalar values depend on.
+        for p in &self.prepared {
+            let Prepared::Passes(passes, _) = p else {
+                continue;
+            };
+            for hs in passes.iter().filter_map(|p| p.scalars.as_ref()) {
+                for ((_, buf), (_, bytes)) in hs.bufs.iter().zip(hs.values(&self.arrays)?) {
+                    self.ctx.queue.write_buffer(buf, 0, &bytes);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn ir_parallel(eng: &Engine, kernel: usize) -> Parallel {
+    let ek = &eng.kernels[kernel];
+    crate::ir::parallel(&ek.kernel, &alias_of(ek))
+}
+
+/// Per kernel variable, the first variable bound to the same buffer.
+fn alias_of(ek: &super::EngineKernel) -> Vec<usize> {
+    let b = &ek.bindings;
+    (0..b.len())
+        .map(|v| match b[v] {
+            Binding::None => v,
+            other => b.iter().position(|&x| x == other).unwrap_or(v),
+        })
+        .collect()
+}
+
+fn queue_of(queues: &[Option<GpuQueue>], q: usize) -> Result<&GpuQueue, EngineError> {
+    queues
+        .get(q)
+        .and_then(|q| q.as_ref())
+        .ok_or_else(|| EngineError::Invalid(format!("spike queue {q} has no push operation")))
+}
+
+/// Record `p` at step `r` of its clock in this run.
+fn dispatch(pass: &mut wgpu::ComputePass<'_>, p: &Pass, r: i64) {
+    if p.at_step.is_some_and(|at| at != r) {
+        return;
+    }
+    pass.set_pipeline(&p.pipeline);
+    pass.set_bind_group(0, &p.bind, &[]);
+    match (&p.indirect, p.ring) {
+        (Some((buf, offset)), Some((slots, delay, stride))) => {
+            let slot = (r as u64 % slots + slots - delay) % slots;
+            pass.dispatch_workgroups_indirect(buf, offset + slot * stride)
+        }
+        (Some((buf, offset)), None) => pass.dispatch_workgroups_indirect(buf, *offset),
+        (None, _) => pass.dispatch_workgroups(p.grid[0], p.grid[1], p.grid[2]),
+    }
+}
