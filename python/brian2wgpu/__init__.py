@@ -5,11 +5,35 @@ by naga, run through wgpu) and a multi-threaded interpreter. The ``wgpu`` device
 whole networks builds on it.
 """
 
-from ._engine import CompiledKernel, __version__, compile, create_pipeline, list_adapters
-from .device import WgpuDevice, wgpu_device
+import atexit
+import os
+import shutil
+import tempfile
 
-__all__ = ["CompiledKernel", "WgpuDevice", "__version__", "auto_backend", "compile",
-           "create_pipeline", "list_adapters", "wgpu_device"]
+
+def _private_runtime_dir():
+    """On a headless machine (server, container, CI) the Vulkan stack prints "error:
+    XDG_RUNTIME_DIR is invalid or not set in the environment." while it enumerates
+    adapters (Mesa's window-system code asks libwayland for a display), which users read as
+    a failure. Where the variable is unset or names no directory, give this process (and
+    its children) a private empty one, removed at exit. Real errors still surface as
+    exceptions and in Brian2's log."""
+    current = os.environ.get("XDG_RUNTIME_DIR")
+    if current and os.path.isdir(current):
+        return
+    path = tempfile.mkdtemp(prefix="brian2wgpu-runtime-")  # mode 0700, as the spec wants
+    os.environ["XDG_RUNTIME_DIR"] = path
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+
+
+_private_runtime_dir()
+
+from ._engine import (CompiledKernel, __version__, compile, create_pipeline,  # noqa: E402
+                      list_adapters, wgpu_version)
+from .device import WgpuDevice, wgpu_device  # noqa: E402
+
+__all__ = ["CompiledKernel", "WgpuDevice", "__version__", "auto_backend", "auto_choice",
+           "compile", "create_pipeline", "list_adapters", "wgpu_device", "wgpu_version"]
 
 
 def auto_backend(adapters=None):
@@ -24,3 +48,22 @@ def auto_backend(adapters=None):
     if hardware:
         return "gpu", hardware[0]
     return "cpu", None
+
+
+def auto_choice(adapters=None):
+    """One sentence: what backend 'auto' takes and why."""
+    adapters = list_adapters() if adapters is None else adapters
+    backend, adapter = auto_backend(adapters)
+    if backend == "gpu":
+        others = len(adapters) - 1
+        return (f"gpu on '{adapter['name']}' ({adapter['device_type']} GPU, "
+                f"{adapter['backend']}, {'float64' if adapter['f64'] else 'float32 only'})"
+                + (f"; {others} other adapter(s) with prefs.devices.wgpu.adapter" if others
+                   else ""))
+    software = [a for a in adapters if a["device_type"] == "Cpu"]
+    if software:
+        return (f"cpu (the interpreter): no hardware adapter; the software one "
+                f"('{software[0]['name']}') runs the same shaders on the CPU cores, slower "
+                f"than the interpreter, and is used with backend 'gpu'")
+    return ("cpu (the interpreter): wgpu finds no adapter (for GPU code without a GPU, "
+            "install a Vulkan driver such as mesa-vulkan-drivers)")

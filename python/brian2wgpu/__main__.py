@@ -1,23 +1,21 @@
-"""``python -m brian2wgpu``: list the adapters wgpu sees and what backend 'auto' picks."""
+"""``python -m brian2wgpu``: versions, the adapters wgpu sees, and what backend 'auto'
+picks and why."""
 
 import sys
 
-from . import __version__, auto_backend, list_adapters
+from . import __version__, auto_choice, list_adapters, wgpu_version
 
 
 def main():
-    print(f"brian2wgpu {__version__}")
+    import brian2
+    print(f"brian2wgpu {__version__} (wgpu {wgpu_version}), Brian2 {brian2.__version__}, "
+          f"Python {sys.version.split()[0]}")
     adapters = list_adapters()
     if not adapters:
-        print("no wgpu adapter found (install a Vulkan driver, e.g. mesa-vulkan-drivers)")
+        print("adapters: none")
     for i, a in enumerate(adapters):
         print(f"[{i}] {a['summary']}")
-    backend, adapter = auto_backend()
-    if backend == "gpu":
-        print(f"backend 'auto' picks: gpu on '{adapter['name']}' ({adapter['device_type']}, "
-              f"{adapter['backend']}{', float64' if adapter['f64'] else ', float32 only'})")
-    else:
-        print("backend 'auto' picks: cpu (the interpreter)")
+    print(f"backend 'auto' picks: {auto_choice(adapters)}")
     return 0
 
 

@@ -5,6 +5,7 @@ from typing import Any
 import numpy as np
 
 __version__: str
+wgpu_version: str
 
 class CompiledKernel:
     """A code object lowered for both backends."""

@@ -143,12 +143,53 @@ def test_cpu_rejects_wrong_arrays():
         k.run_cpu({"v": np.zeros(5)}, 10)
 
 
+def _without_runtime_dir():
+    import os
+    return {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+
+
 def test_adapter_listing_cli():
+    """Versions, adapters, and 'auto''s choice with its reason; not a word of "error" on a
+    machine without XDG_RUNTIME_DIR (the Vulkan stack's complaint on headless machines)."""
     import subprocess
     import sys
     out = subprocess.run([sys.executable, "-m", "brian2wgpu"], capture_output=True, text=True,
-                         check=True).stdout
-    assert "backend 'auto' picks:" in out
+                         check=True, env=_without_runtime_dir())
+    assert "backend 'auto' picks:" in out.stdout
+    import brian2
+    assert f"brian2wgpu {brian2wgpu.__version__} (wgpu {brian2wgpu.wgpu_version})" in out.stdout
+    assert f"Brian2 {brian2.__version__}" in out.stdout
+    assert brian2wgpu.wgpu_version[0].isdigit()
+    assert "error" not in (out.stdout + out.stderr).lower(), out.stdout + out.stderr
+    adapters = brian2wgpu.list_adapters()
+    reason = brian2wgpu.auto_choice(adapters)
+    if not any(a["device_type"] != "Cpu" for a in adapters):
+        assert reason.startswith("cpu (the interpreter): ")
+
+
+def test_a_network_runs_quietly_without_runtime_dir(gpu):
+    """No stray driver or loader lines on stderr from import to the end of a run, on both
+    backends, where XDG_RUNTIME_DIR is unset (as on CI machines and in containers)."""
+    import subprocess
+    import sys
+    script = """
+import sys
+from brian2 import NeuronGroup, SpikeMonitor, run, ms, set_device, prefs
+import brian2wgpu
+set_device('wgpu')
+prefs.devices.wgpu.backend = sys.argv[1]
+G = NeuronGroup(10, 'dv/dt = (2 - v)/(10*ms) : 1', threshold='v > 1', reset='v = 0',
+                method='exact')
+M = SpikeMonitor(G)
+run(20*ms)
+print(M.num_spikes)
+"""
+    for backend in ("auto", "cpu", "gpu"):
+        out = subprocess.run([sys.executable, "-c", script, backend], capture_output=True,
+                             text=True, env=_without_runtime_dir())
+        assert out.returncode == 0, out.stderr
+        assert int(out.stdout.split()[-1]) > 0
+        assert "error" not in (out.stdout + out.stderr).lower(), (backend, out.stderr)
 
 
 def test_shared_subexpressions_follow_reassignments():
