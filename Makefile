@@ -11,7 +11,8 @@ endif
 # scipy: Brian2 solves SpatialNeuron cable equations with it (numpy target and our host path).
 PYDEPS := "brian2==2.11.0" "maturin>=1.5,<2" pytest pytest-timeout matplotlib cython scipy
 
-.PHONY: test demo vulkan venv develop lint rust-test py-test bench clean brian2-suite brian2-suite-cpu
+.PHONY: test demo vulkan venv develop lint rust-test py-test bench clean brian2-suite brian2-suite-cpu \
+	wheel wheel-check
 
 # Lavapipe (Mesa's software Vulkan) when the machine has no Vulkan driver at all.
 vulkan:
@@ -58,7 +59,28 @@ bench: vulkan develop
 	$(PY) benches/interp_vs_numpy.py
 
 clean:
-	rm -rf $(VENV) target
+	rm -rf $(VENV) target dist
+
+# The abi3 wheel (one for every CPython >= 3.13), manylinux-tagged by maturin, in dist/.
+wheel: venv
+	rm -rf dist
+	$(VENV)/bin/maturin build --release -q -o dist
+
+# A user's install: the wheel into a fresh virtualenv outside the checkout (Brian2 and numpy
+# from PyPI; matplotlib for the example's plot), then the CUBA example (100 ms) run from
+# there, not from the source tree, with no "error" on its output (issue 18).
+wheel-check: vulkan wheel
+	@set -e; where=$$(mktemp -d); \
+	$(PY313) -m venv $$where/env; \
+	$$where/env/bin/pip install -q dist/*.whl matplotlib; \
+	cp examples/cuba.py $$where/; \
+	cd $$where; \
+	env -u XDG_RUNTIME_DIR env/bin/python -m brian2wgpu; \
+	env -u XDG_RUNTIME_DIR env/bin/python cuba.py 4000 100 > out.txt 2>&1 || (cat out.txt; exit 1); \
+	cat out.txt; \
+	if grep -qi error out.txt; then echo "wheel-check: 'error' in the output"; exit 1; fi; \
+	test -s output/cuba_raster.png; \
+	cd / && rm -rf $$where
 
 # Brian2's own test suite on the wgpu device (runtime selection, both backends).
 brian2-suite: brian2-suite-cpu

@@ -51,8 +51,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 //! section queue_push_bundles
 // The push of a pathway that delivers by bundles (one delay for all synapses): the same
 // ring, with the step taken from the clock's step in this run (binding 5), plus the slot's
-// range record (16 words: [lo, hi) in the ring, and at word 12 the dispatch size of one
-// workgroup per event) that the pathway's kernel reads `delay` steps later.
+// range record (16 words: [lo, hi) in the ring, the dispatch sizes of 64 events per
+// workgroup at word 4 and of one workgroup per event at word 12) that the pathway's kernel
+// reads `delay` steps later.
 @group(0) @binding(0) var<storage, read> params: array<u32>;
 @group(0) @binding(1) var<storage, read> space: array<i32>;
 @group(0) @binding(2) var<storage, read_write> qstate: array<u32>;
@@ -74,7 +75,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let count = hi - lo;
         ring[base + width] = i32(count);
         let rec = slot * 16u;
-        // Pathways by (source, delay) keep no slot records (their buffer is a stand-in).
+        // Pathways by (source, delay) group keep no slot records (their buffer is a
+        // stand-in of two words).
         if (rec + 16u <= arrayLength(&slots)) {
         slots[rec] = base;
         slots[rec + 1u] = base + count;
@@ -82,6 +84,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         slots[rec + 12u] = x;
         slots[rec + 13u] = select(1u, (count + x - 1u) / max(x, 1u), x > 0u);
         slots[rec + 14u] = 1u;
+        // The same for 64 events per workgroup (an invocation per bundle).
+        let groups = (count + 63u) / 64u;
+        let x64 = min(groups, params[15]);
+        slots[rec + 4u] = x64;
+        slots[rec + 5u] = select(1u, (groups + x64 - 1u) / max(x64, 1u), x64 > 0u);
+        slots[rec + 6u] = 1u;
         }
         // Steps pushed (and, `delay` later, delivered): the host reads the queue back
         // from it after the run.
@@ -95,9 +103,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 //! section queue_plan
 // Dispatch sizes of a pathway kernel that takes its synapses by (source, delay) group: one
 // row per distinct delay, and as many columns as the most events due for one delay this
-// step (at most the device's limit: the kernel's columns stride over the rest). One
-// invocation per distinct delay; two sets of sizes used on alternate steps, as each step
-// clears the other set for the next one.
+// step (at most the device's limit: the kernel's columns stride over the rest), or a
+// 64th of that for a kernel with an invocation per group (words 8..15). One invocation
+// per distinct delay; two sets of sizes used on alternate steps, as each step clears the
+// other set for the next one.
 @group(0) @binding(0) var<storage, read> params: array<u32>;
 @group(0) @binding(1) var<storage, read> ring: array<i32>;
 @group(0) @binding(2) var<storage, read> tables: array<u32>;
@@ -111,6 +120,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let half = (r & 1u) * 4u;
     if (o == 0u) {
         atomicStore(&sizes[4u - half], 0u);
+        atomicStore(&sizes[12u - half], 0u);
     }
     if (o >= params[4]) { return; }
     let d = tables[params[13] + o];
@@ -118,6 +128,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let width = params[3];
     let count = u32(ring[((r - d) % params[2]) * (width + 1u) + width]);
     atomicMax(&sizes[half], min(count, params[15]));
+    // An invocation per bundle: 64 per workgroup.
+    atomicMax(&sizes[8u + half], min((count + 63u) / 64u, params[15]));
 }
 
 //! section queue_deliver

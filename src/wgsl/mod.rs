@@ -58,6 +58,9 @@ pub struct Options {
     /// `runtime::gpu::queue::Bundles`). The clock's step (`b2_step`, always bound here)
     /// selects what is due.
     pub bundles: Option<Bundling>,
+    /// With `bundles`: one invocation per bundle, walking its synapses in a loop (for
+    /// small bundles), instead of one workgroup striding over them.
+    pub bundle_per_invocation: bool,
     /// With `list`: one invocation walks `b2_list[lo + b2_params[1] ..][.. b2_params[2]]`
     /// in order (the serial loop's semantics), dispatched as one workgroup of one.
     pub serial: bool,
@@ -79,6 +82,7 @@ impl Default for Options {
             count_tiles: None,
             serial: false,
             bundles: None,
+            bundle_per_invocation: false,
             alias: Vec::new(),
         }
     }
@@ -195,6 +199,47 @@ mod tests {
         );
         // not_refractory is read, so it is loaded.
         assert!(src.contains("= (a2_not_refractory[b2_i] != 0u);"), "{src}");
+    }
+
+    /// A pathway kernel in each way of walking bundles validates, binds the bundle table
+    /// and the step, and walks the synapses as asked (a workgroup striding, or one
+    /// invocation looping).
+    #[test]
+    fn bundle_modes_validate() {
+        let post = VariableSpec {
+            index: "_postsynaptic_idx".into(),
+            ..VariableSpec::array("v_post", Type::F64)
+        };
+        let vars = vec![
+            VariableSpec::array("_postsynaptic_idx", Type::I32),
+            VariableSpec::array("w", Type::F64),
+            post,
+        ];
+        let k = crate::ir::lower(&KernelSpec::vector("synapses", vars, "v_post += w")).unwrap();
+        for bundling in [Bundling::Sources, Bundling::SourceDelays] {
+            for per_invocation in [false, true] {
+                let opts = Options {
+                    list: true,
+                    step_binding: true,
+                    atomic: vec![2],
+                    bundles: Some(bundling),
+                    bundle_per_invocation: per_invocation,
+                    ..Default::default()
+                };
+                let c = compile(&k, &opts).unwrap();
+                assert!(c.bundle_binding.is_some() && c.step_binding.is_some());
+                let strided = c
+                    .source
+                    .contains("b2_s = b2_first + lid; b2_s < b2_end; b2_s += 64u");
+                let looped = c.source.contains("b2_s = b2_first; b2_s < b2_end; b2_s++");
+                assert_eq!(
+                    (strided, looped),
+                    (!per_invocation, per_invocation),
+                    "{}",
+                    c.source
+                );
+            }
+        }
     }
 
     /// Integer powers up to the interpreter's limit are products in both backends.

@@ -767,6 +767,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     _ = b2_params[0];
 ";
         src.push_str(&head.replace("{wg}", &wg.to_string()));
+        // Which bundle this invocation (or workgroup) takes, and how it walks the
+        // bundle's synapses `b2_first..b2_end`.
+        let (event, stride, walk) = if opts.bundle_per_invocation {
+            (
+                format!("(wid.x + wid.y * nwg.x) * {wg}u + lid"),
+                format!("nwg.x * {wg}u"),
+                "for (var b2_s = b2_first; b2_s < b2_end; b2_s++)".to_string(),
+            )
+        } else {
+            (
+                "wid.x + wid.y * nwg.x".to_string(),
+                "nwg.x".to_string(),
+                format!("for (var b2_s = b2_first + lid; b2_s < b2_end; b2_s += {wg}u)"),
+            )
+        };
         let body = match opts.bundles {
             // This step's range record is the ring slot of `delay` steps ago.
             Some(super::Bundling::Sources) => write!(
@@ -774,19 +789,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 "    let b2_slots = b2_bundles[1];
     let b2_rec = (b2_step[0] % b2_slots + b2_slots - b2_bundles[2]) % b2_slots * b2_bundles[3];
     let b2_lo = b2_range[b2_rec];
-    let b2_w = wid.x + wid.y * nwg.x;
+    let b2_w = {event};
     if (b2_lo + b2_w >= b2_range[b2_rec + 1u]) {{ return; }}
     let b2_src = u32(b2_list[b2_lo + b2_w] - i32(b2_bundles[0]));
     if (b2_src >= b2_bundles[4]) {{ return; }}
+    let b2_first = b2_bundles[5u + b2_src];
     let b2_end = b2_bundles[6u + b2_src];
-    for (var b2_s = b2_bundles[5u + b2_src] + lid; b2_s < b2_end; b2_s += {wg}u) {{
+    {walk} {{
         b2_kernel(u32(b2_perm[b2_s]), b2_s, 0u);
     }}
 }}
 "
             ),
             // Row y: the y-th distinct delay; its events were pushed d steps ago, each
-            // with the group (source, d) if the source has synapses of that delay.
+            // with the group (source, d) if the source has synapses of that delay. In the
+            // x direction the grid may be narrower than the events: stride over them.
             _ => write!(
                 src,
                 "    _ = b2_range[0];
@@ -798,7 +815,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let b2_width = b2_bundles[1];
     let b2_base = ((b2_r - b2_d) % b2_bundles[0]) * (b2_width + 1u);
     let b2_count = u32(b2_list[b2_base + b2_width]);
-    for (var b2_e = wid.x; b2_e < b2_count; b2_e += nwg.x) {{
+    for (var b2_e = {event_x}; b2_e < b2_count; b2_e += {stride}) {{
         let b2_src = u32(b2_list[b2_base + b2_e]);
         let b2_sg = b2_bundles[3] + b2_src;
         var b2_lo = b2_bundles[b2_sg];
@@ -809,14 +826,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             if (b2_bundles[b2_bundles[4] + b2_mid] < b2_d) {{ b2_lo = b2_mid + 1u; }} else {{ b2_hi = b2_mid; }}
         }}
         if (b2_lo < b2_last && b2_bundles[b2_bundles[4] + b2_lo] == b2_d) {{
+            let b2_first = b2_bundles[b2_bundles[5] + b2_lo];
             let b2_end = b2_bundles[b2_bundles[5] + b2_lo + 1u];
-            for (var b2_s = b2_bundles[b2_bundles[5] + b2_lo] + lid; b2_s < b2_end; b2_s += {wg}u) {{
+            {walk} {{
                 b2_kernel(u32(b2_perm[b2_s]), b2_s, 0u);
             }}
         }}
     }}
 }}
-"
+",
+                event_x = if opts.bundle_per_invocation {
+                    format!("wid.x * {wg}u + lid")
+                } else {
+                    "wid.x".to_string()
+                }
             ),
         };
         body.unwrap();

@@ -99,6 +99,25 @@ def mixed_delays_across_runs():
     return dict(v=H.v[:].copy())
 
 
+def subgroup_sources_without_delay():
+    # Pathways from subgroups without delay read the spikespace directly (bundles): events
+    # outside the subgroup's range must not reach them; a second pathway with a delay of
+    # one step reads the ring.
+    G = NeuronGroup(40, "dv/dt = (1.2 - v)/(5*ms) : 1", threshold="v > 1", reset="v = 0",
+                    method="exact")
+    G.v = "i / 40.0"
+    H = NeuronGroup(12, "v : 1\nu : 1")
+    S = Synapses(G[10:30], H, "w : 1", on_pre="v_post += w")
+    S.connect(p=0.4)
+    S.w = "0.5 + 0.01*i + 0.001*j"
+    T = Synapses(G[25:], H, on_pre="u_post += 1", delay=0.1 * ms)
+    T.connect(j="i % 12")
+    net = Network(G, H, S, T)
+    net.run(6 * ms)
+    net.run(3.05 * ms)
+    return dict(v=H.v[:].copy(), u=H.u[:].copy())
+
+
 def traces_on_neurons():
     # Pre- and postsynaptic traces stored in one neuron group reached from both pathways
     # through subgroups: `A_pre += 1` and a read of `A_post` are the same array.
@@ -124,7 +143,8 @@ def traces_on_neurons():
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("model", [delays_and_summed, stdp, repeated_targets, ring_with_delays,
-                                   traces_on_neurons, mixed_delays_across_runs])
+                                   traces_on_neurons, mixed_delays_across_runs,
+                                   subgroup_sources_without_delay])
 def test_matches_numpy(model, backend):
     seed(5)
     ref = run_with("numpy", model)

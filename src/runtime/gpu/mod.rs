@@ -61,6 +61,8 @@ enum Mode<'a> {
         table: &'a wgpu::Buffer,
         perm: &'a wgpu::Buffer,
         atomic: &'a [usize],
+        /// One invocation per bundle (small bundles) instead of one workgroup.
+        per_invocation: bool,
     },
 }
 
@@ -471,11 +473,12 @@ impl GpuRun {
                 table,
                 perm,
                 atomic,
+                per_invocation,
             } => (
                 Some((list, range)),
                 atomic,
                 None,
-                Some((bundling, table, perm)),
+                Some((bundling, table, perm, per_invocation)),
             ),
         };
         let mut alias = alias_of(ek);
@@ -493,6 +496,7 @@ impl GpuRun {
             },
             serial: serial.is_some(),
             bundles: bundles.map(|b| b.0),
+            bundle_per_invocation: bundles.is_some_and(|b| b.3),
             workgroup_size: if serial.is_some() { 1 } else { 64 },
         };
         let compiled =
@@ -569,7 +573,7 @@ impl GpuRun {
             entries.push((lb, l));
             entries.push((lb + 1, r));
         }
-        if let (Some(bb), Some((_, table, perm))) = (compiled.bundle_binding, bundles) {
+        if let (Some(bb), Some((_, table, perm, _))) = (compiled.bundle_binding, bundles) {
             entries.push((bb, table));
             entries.push((bb + 1, perm));
         }

@@ -5,6 +5,11 @@
 use super::*;
 use crate::runtime::SpikeQueue;
 
+/// Bundles with fewer synapses than this on average run one per invocation.
+const SMALL_BUNDLE: usize = 32;
+/// ... if none has more than this.
+const LONGEST_BUNDLE_LOOP: usize = 2048;
+
 /// Synapses one serial-mode dispatch walks (lavapipe ends a shader's loops after 65535
 /// iterations in all, and a kernel body may loop too).
 pub const SERIAL_CHUNK: usize = 8192;
@@ -47,6 +52,9 @@ pub struct GpuQueue {
     /// For bundles: [source offset, D, delay, range record stride (16), width, then the
     /// first synapse position in `perm` of each relative source (width + 1)].
     pub bundle_table: wgpu::Buffer,
+    /// Bundles are small (few synapses each, none large): one invocation per bundle
+    /// rather than one workgroup, which would leave most of its invocations idle.
+    pub bundle_per_invocation: bool,
     /// For `Bundles::Ring`: one range record (16 words) per ring slot. For
     /// `Bundles::Groups`: the kernel's indirect dispatch sizes, two sets (4 words each)
     /// used on alternate steps (see `queue_plan`).
@@ -242,6 +250,15 @@ impl GpuQueue {
                 extra_ranges.push((j, buf));
             }
         }
+        // One invocation walks a bundle's synapses in a loop: only where bundles are small
+        // on average (a workgroup would idle) and none is long (lavapipe ends a shader's
+        // loops after 65,535 iterations; long loops serialise).
+        let sizes = group_start.windows(2).map(|w| (w[1] - w[0]) as usize);
+        let (largest, bundles_n) = sizes.fold((0, 0), |(m, k), x| (m.max(x), k + 1));
+        let bundle_per_invocation = bundles.is_some()
+            && bundles_n > 0
+            && n_syn < SMALL_BUNDLE * bundles_n
+            && largest <= LONGEST_BUNDLE_LOOP;
         let ring_words = match bundles {
             Some(Bundles::Direct) => 1,
             _ => d * (width + 1),
@@ -253,10 +270,14 @@ impl GpuQueue {
         };
         Ok(Self {
             bundles,
+            bundle_per_invocation,
             bundle_table: ctx
                 .storage_buffer("bundle table", bytemuck::cast_slice(&bundle_table))?,
             slots: if bundles == Some(Bundles::Groups) {
-                let sizes = [0u32, nd as u32, 1, 0, 0, nd as u32, 1, 0];
+                // Two sets (alternate steps) for a workgroup per bundle, then two for an
+                // invocation per bundle (`queue_plan` fills both).
+                let y = nd as u32;
+                let sizes = [0u32, y, 1, 0, 0, y, 1, 0, 0, y, 1, 0, 0, y, 1, 0];
                 ctx.indirect_buffer("queue dispatch sizes", bytemuck::cast_slice(&sizes))?
             } else {
                 ctx.indirect_buffer("queue slot ranges", &vec![0u8; slots_bytes])?
@@ -371,7 +392,13 @@ impl GpuRun {
             // By bundles, the clock's step picks the ring slot (no ordered delivery
             // counts the steps), and the slot gets a range record.
             let section = if q.bundles.is_some() {
-                entries.extend([(5, &self.rng_steps[cx.clock]), (6, &q.slots)]);
+                // By (source, delay) group the kernel keeps no slot records: a stand-in too
+                // small to hold one.
+                let slots = match q.bundles {
+                    Some(Bundles::Groups) => &cx.dummy,
+                    _ => &q.slots,
+                };
+                entries.extend([(5, &self.rng_steps[cx.clock]), (6, slots)]);
                 "queue_push_bundles"
             } else {
                 "queue_push"

@@ -99,11 +99,15 @@ impl GpuRun {
                 table: &q.bundle_table,
                 perm: &q.perm_buf,
                 atomic: &atomic,
+                per_invocation: q.bundle_per_invocation,
             };
             let mut p = self.kernel_pass(cx.eng, &[], *kernel, 1, mode, None, step_buf)?;
-            p.indirect = Some(match bundling {
-                wgsl::Bundling::Sources => (range.clone(), RANGE_BUNDLES),
-                wgsl::Bundling::SourceDelays => (range.clone(), 0),
+            // Range records and `queue_plan` hold sizes for both ways of walking bundles.
+            p.indirect = Some(match (bundling, q.bundle_per_invocation) {
+                (wgsl::Bundling::Sources, false) => (range.clone(), RANGE_BUNDLES),
+                (wgsl::Bundling::Sources, true) => (range.clone(), RANGE_INDIRECT),
+                (wgsl::Bundling::SourceDelays, false) => (range.clone(), 0),
+                (wgsl::Bundling::SourceDelays, true) => (range.clone(), 32),
             });
             p.ring = ring;
             passes.push(p);
