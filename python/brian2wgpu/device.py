@@ -495,9 +495,13 @@ class WgpuDevice(RuntimeDevice):
         steps = (delays / dt + 0.5).astype(np.int64)
         if len(steps) and steps.min() < 0:
             raise ValueError(f"Synaptic pathway '{pathway.name}' has negative delays")
+        if len(steps) and steps.max() > np.iinfo(np.uint32).max:
+            raise ValueError(f"Synaptic pathway '{pathway.name}' has delays of more than "
+                             f"2^32 time steps")
         sources = np.ascontiguousarray(pathway.synapse_sources.get_value(), dtype=np.int32)
+        # As arrays: a list of 10^7 Python ints took 1.5 s of every run() (issue 14).
         qid = engine.add_queue(int(pathway.source.start), int(pathway.source.stop), sources,
-                               [int(s) for s in steps],
+                               np.ascontiguousarray(steps, dtype=np.uint32),
                                [np.asarray(s, dtype=np.int32).tolist() for s in slots],
                                int(offset))
         state.queues[id(pathway)] = qid

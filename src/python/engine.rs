@@ -215,7 +215,7 @@ impl PyEngine {
         source_start: usize,
         source_stop: usize,
         sources: numpy::PyReadonlyArray1<'_, i32>,
-        delays: Vec<u32>,
+        delays: numpy::PyReadonlyArray1<'_, u32>,
         slots: Vec<Vec<i32>>,
         offset: usize,
     ) -> PyResult<usize> {
@@ -223,7 +223,7 @@ impl PyEngine {
             source_start,
             source_stop,
             sources.as_slice()?,
-            delays,
+            delays.as_slice()?.to_vec(),
             slots,
             offset,
         )
