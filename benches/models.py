@@ -75,15 +75,37 @@ def cuba_network(n):
     return P, _random_pathways(P, n, "ge += we", "gi += wi", ns)
 
 
-def cobahh_network(n):
-    """Brian2's examples/COBAHH.py with n neurons (80% excitatory), 80 synapses per neuron."""
-    ns = dict(COBAHH_NAMESPACE)
+def cobahh_population(n):
+    """The neurons of Brian2's examples/COBAHH.py (its initial values drawn by Brian2's
+    generator), without synapses."""
     P = NeuronGroup(n, model=COBAHH_EQS, threshold="v>-20*mV", refractory=3 * ms,
-                    method="exponential_euler", namespace=ns)
+                    method="exponential_euler", namespace=dict(COBAHH_NAMESPACE))
     P.v = "El + (randn() * 5 - 5)*mV"
     P.ge = "(randn() * 1.5 + 4) * 10.*nS"
     P.gi = "(randn() * 12 + 20) * 10.*nS"
-    return P, _random_pathways(P, n, "ge+=we", "gi+=wi", ns)
+    return P
+
+
+def cobahh_network(n):
+    """Brian2's examples/COBAHH.py with n neurons (80% excitatory), 80 synapses per neuron."""
+    P = cobahh_population(n)
+    return P, _random_pathways(P, n, "ge+=we", "gi+=wi", dict(COBAHH_NAMESPACE))
+
+
+def run_worker(worker, *args):
+    """Run a benchmark's `worker` script (argv: `args`) in a fresh Python process with these
+    modules importable; its last output line is JSON. A failure comes back as
+    {"error": its last line of stderr}."""
+    import json
+    import os
+    import subprocess
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run([sys.executable, "-c", worker, *map(str, args)], capture_output=True,
+                         text=True, env=dict(os.environ, PYTHONPATH=here))
+    if out.returncode != 0:
+        return {"error": (out.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _random_pathways(P, n, on_exc, on_inh, ns):

@@ -19,12 +19,13 @@ Rerun: ``.venv/bin/python benches/networks.py [--models cuba,cobahh] [--sizes 40
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from models import run_worker  # noqa: E402
 BACKENDS = ["wgpu-gpu", "wgpu-cpu", "wgpu-cpu-cached", "numpy", "cython-fresh", "cython-cached",
             "cpp_standalone"]
 
@@ -51,12 +52,7 @@ print(json.dumps({"total_s": t_end - t_start, "build_s": t_run - t_start,
 
 def run_one(model, n, duration, backend, cache):
     with tempfile.TemporaryDirectory() as outdir:
-        out = subprocess.run(
-            [sys.executable, "-c", WORKER, model, str(n), str(duration), backend, outdir, cache],
-            capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=HERE))
-    if out.returncode != 0:
-        return {"error": (out.stderr.strip().splitlines() or ["?"])[-1]}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        return run_worker(WORKER, model, n, duration, backend, outdir, cache)
 
 
 def main():

@@ -27,7 +27,7 @@ import numpy as np
 from brian2 import (NeuronGroup, Synapses, PoissonGroup, SpikeGeneratorGroup, ms, mV, nS, uS,
                     nF, Hz)
 
-from models import COBAHH_EQS, COBAHH_NAMESPACE
+from models import cobahh_population
 
 
 def _p(k, n):
@@ -35,12 +35,7 @@ def _p(k, n):
 
 
 def cobahh_uncoupled(n):
-    ns = dict(COBAHH_NAMESPACE)
-    P = NeuronGroup(n, model=COBAHH_EQS, threshold="v>-20*mV", refractory=3 * ms,
-                    method="exponential_euler", namespace=ns)
-    P.v = "El + (randn() * 5 - 5)*mV"
-    P.ge = "(randn() * 1.5 + 4) * 10.*nS"
-    P.gi = "(randn() * 12 + 20) * 10.*nS"
+    P = cobahh_population(n)
     return [P], P
 
 
