@@ -23,6 +23,19 @@ def compile(spec: dict[str, Any], wgsl: bool = True) -> CompiledKernel:
     """Lower a kernel spec (see ``brian2wgpu.codeobject.kernel_spec``) for the interpreter
     and, unless ``wgsl=False``, to naga-validated WGSL."""
 
+def connect_generator(
+    plan: dict[str, Any],
+    rows: CompiledKernel | None,
+    element: CompiledKernel | None,
+    candidate: CompiledKernel | None,
+    roles: dict[str, str],
+    arrays: dict[str, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """Create synapses (Brian2's ``synapses_create_generator``; see
+    ``brian2wgpu.connect``): returns ``outer``/``result`` index arrays (offsets included,
+    Brian2's order) and ``outer_counts``/``result_counts`` (synapses per index). Raises
+    IndexError for indices out of range without ``skip_if_invalid``."""
+
 def list_adapters() -> list[dict[str, Any]]:
     """Every adapter wgpu sees, best first."""
 

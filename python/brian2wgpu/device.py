@@ -23,7 +23,7 @@ from brian2.devices.device import RuntimeDevice, all_devices
 from brian2.units import second
 from brian2.utils.logger import get_logger
 
-from . import _engine, integrator_cache
+from . import _engine, connect, integrator_cache
 from .codeobject import kernel_spec
 
 __all__ = ["WgpuDevice"]
@@ -52,6 +52,13 @@ prefs.register_preferences(
         docs="Directory where the gpu backend writes the WGSL of every kernel it runs, one "
         "file per kernel named after its Brian2 code object ('' turns it off). The "
         "environment variable BRIAN2WGPU_DUMP_SHADERS overrides it.",
+    ),
+    synapse_creation=BrianPreference(
+        default="engine",
+        docs="Where Synapses.connect with strings (conditions, p, n, generator syntax) "
+        "creates synapses: 'engine' (in parallel, in Rust) or 'numpy' (Brian2's numpy "
+        "code). Both give Brian2's synapse order; random forms draw different numbers.",
+        validator=lambda v: v in ("engine", "numpy"),
     ),
     integrator_cache=BrianPreference(
         default=integrator_cache.default_directory(),
@@ -180,6 +187,13 @@ class WgpuDevice(RuntimeDevice):
         codeobj.wgpu_abstract_code = abstract_code
         codeobj.wgpu_template_kwds = dict(template_kwds or {})
         codeobj.wgpu_override_conditional_write = set(override_conditional_write or ())
+        if (template_name == "synapses_create_generator"
+                and prefs["devices.wgpu.synapse_creation"] == "engine"):
+            try:
+                codeobj.run = connect.engine_generator(self, codeobj)
+            except NotImplementedError as exc:
+                logger.debug(f"wgpu device: '{name}' creates synapses through numpy: {exc}",
+                             "connect")
         return codeobj
 
     # -- backend --------------------------------------------------------------------

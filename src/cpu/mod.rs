@@ -42,7 +42,7 @@ pub enum ArrayMut<'a> {
 }
 
 impl ArrayMut<'_> {
-    fn raw(&mut self) -> RawArray {
+    pub(crate) fn raw(&mut self) -> RawArray {
         let (ptr, len, ty) = match self {
             ArrayMut::Bool(s) => (s.as_mut_ptr(), s.len(), Type::Bool),
             ArrayMut::I32(s) => (s.as_mut_ptr() as *mut u8, s.len(), Type::I32),

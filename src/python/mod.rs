@@ -416,6 +416,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_adapter, m)?)?;
     m.add_function(wrap_pyfunction!(set_dump_shaders, m)?)?;
     m.add_function(wrap_pyfunction!(current_adapter, m)?)?;
+    m.add_function(wrap_pyfunction!(connect::connect_generator, m)?)?;
     m.add_class::<CompiledKernel>()?;
     m.add_class::<engine::PyEngine>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -423,4 +424,5 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
+mod connect;
 mod engine;

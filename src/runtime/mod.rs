@@ -2,6 +2,7 @@
 //! the run loop (no Python per step). Backends execute the schedule's operations.
 
 mod clocks;
+pub mod connect;
 mod cpu;
 mod gpu;
 mod queue;

@@ -12,18 +12,24 @@ import brian2wgpu  # noqa: F401  (registers the device)
 BACKENDS = ["cpu", "gpu"]
 
 
-def run_with(device_name, build, backend="cpu"):
+def run_with(device_name, build, backend="cpu", synapse_creation="numpy"):
+    """Run ``build`` on numpy's runtime target or the wgpu device. These comparisons are
+    of the simulation: synapses come from numpy's code on both (the engine's own
+    ``connect`` draws other random numbers for random forms; test_connect.py tests it)."""
     start_scope()
     defaultclock.dt = 0.1 * ms
+    creation = prefs.devices.wgpu.synapse_creation
     if device_name == "numpy":
         set_device("runtime")
         prefs.codegen.target = "numpy"
     else:
         set_device("wgpu")
         prefs.devices.wgpu.backend = backend
+        prefs.devices.wgpu.synapse_creation = synapse_creation
     try:
         return build()
     finally:
+        prefs.devices.wgpu.synapse_creation = creation
         set_device("runtime")
 
 

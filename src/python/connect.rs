@@ -1,0 +1,180 @@
+//! `connect()` in the engine: Brian2's `synapses_create_generator` template
+//! ([`crate::runtime::connect`]) with the model's arrays borrowed from numpy.
+
+use std::collections::HashMap;
+
+use numpy::{PyArray1, PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::{CompiledKernel, Holder, get, opt};
+use crate::cpu::RawArray;
+use crate::ir::{self, Type};
+use crate::runtime::connect::{Binding, ConnectError, Generator, Iteration, Role, Stage};
+
+fn connect_err(e: ConnectError) -> PyErr {
+    match e {
+        ConnectError::Index(m) => PyIndexError::new_err(m),
+        ConnectError::Value(m) => PyValueError::new_err(m),
+        e => PyRuntimeError::new_err(format!("wgpu device: connect: {e}")),
+    }
+}
+
+/// Borrow `array` as the kernel variable `var` expects it.
+fn borrow<'py>(var: &ir::Variable, a: &Bound<'py, PyAny>) -> PyResult<Holder<'py>> {
+    let wrong = |_| {
+        PyValueError::new_err(format!(
+            "array for '{}' must be a 1-D {} numpy array",
+            var.name, var.ty
+        ))
+    };
+    Ok(match var.ty {
+        Type::F64 => Holder::F64(a.cast::<PyArray1<f64>>().map_err(wrong)?.try_readwrite()?),
+        Type::F32 => Holder::F32(a.cast::<PyArray1<f32>>().map_err(wrong)?.try_readwrite()?),
+        Type::I32 => Holder::I32(a.cast::<PyArray1<i32>>().map_err(wrong)?.try_readwrite()?),
+        Type::I64 => Holder::I64(a.cast::<PyArray1<i64>>().map_err(wrong)?.try_readwrite()?),
+        Type::Bool => Holder::Bool(a.cast::<PyArray1<bool>>().map_err(wrong)?.try_readwrite()?),
+    })
+}
+
+/// Create synapses with the engine. `stages` are the compiled `rows`, `element` and
+/// `candidate` kernels (`rows` and `candidate` may be None); `roles` maps the template's
+/// own variables to their [`Role`] names; `arrays` holds the model arrays by name.
+/// Returns a dict: `outer`, `result` (indices with offsets, in Brian2's order) and
+/// `outer_counts`, `result_counts` (synapses per index, without offsets).
+#[pyfunction]
+pub(super) fn connect_generator<'py>(
+    py: Python<'py>,
+    plan: &Bound<'py, PyDict>,
+    rows: Option<PyRef<'py, CompiledKernel>>,
+    element: Option<PyRef<'py, CompiledKernel>>,
+    candidate: Option<PyRef<'py, CompiledKernel>>,
+    roles: HashMap<String, String>,
+    arrays: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let roles: HashMap<String, Role> = roles
+        .into_iter()
+        .map(|(name, r)| {
+            Role::from_name(&r)
+                .map(|role| (name, role))
+                .ok_or_else(|| PyValueError::new_err(format!("unknown connect role '{r}'")))
+        })
+        .collect::<PyResult<_>>()?;
+    // Each model array is borrowed once, whichever stages read it.
+    let mut holders: HashMap<String, Holder<'py>> = HashMap::new();
+    let mut raws: HashMap<String, RawArray> = HashMap::new();
+    let kernels: Vec<&CompiledKernel> = [rows.as_deref(), element.as_deref(), candidate.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    for k in &kernels {
+        let prog = k.program.as_ref().ok_or_else(|| {
+            pyo3::exceptions::PyNotImplementedError::new_err(
+                k.cpu_error.clone().unwrap_or_default(),
+            )
+        })?;
+        let _ = prog;
+        for v in &k.kernel.vars {
+            if roles.contains_key(&v.name)
+                || matches!(v.kind, ir::VarKind::Constant(_))
+                || !(v.read || v.written)
+                || holders.contains_key(&v.name)
+            {
+                continue;
+            }
+            let a = arrays.get_item(&v.name)?.ok_or_else(|| {
+                PyValueError::new_err(format!("connect: no array for variable '{}'", v.name))
+            })?;
+            if a.cast::<numpy::PyUntypedArray>()?.ndim() != 1 {
+                return Err(PyValueError::new_err(format!("'{}' must be 1-D", v.name)));
+            }
+            let mut h = borrow(v, &a)?;
+            raws.insert(v.name.clone(), h.view()?.raw());
+            holders.insert(v.name.clone(), h);
+        }
+    }
+    let stage = |k| stage(k, &roles, &raws);
+    let iteration = match get::<String>(plan, "iteration")?.as_str() {
+        "range" => Iteration::Range,
+        "sample_p" => Iteration::SampleP,
+        "sample_size" => Iteration::SampleSize,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown iteration '{other}'"
+            )));
+        }
+    };
+    let result_name: String = get(plan, "result_name")?;
+    let generator = Generator {
+        rows: rows.as_deref().map(stage).transpose()?,
+        element: element.as_deref().map(stage).transpose()?,
+        candidate: candidate.as_deref().map(stage).transpose()?,
+        iteration,
+        outer_size: get(plan, "outer_size")?,
+        result_size: get(plan, "result_size")?,
+        outer_offset: get(plan, "outer_offset")?,
+        result_offset: get(plan, "result_offset")?,
+        row_condition: get(plan, "row_condition")?,
+        candidate_condition: get(plan, "candidate_condition")?,
+        candidate_n: get(plan, "candidate_n")?,
+        n: opt(plan, "n")?.unwrap_or(1),
+        result_index_used: get(plan, "result_index_used")?,
+        skip_if_invalid: get(plan, "skip_if_invalid")?,
+        result_name: &result_name,
+        seed: get(plan, "seed")?,
+    };
+    let created = py
+        .detach(|| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| generator.run()))
+                .map_err(|p| {
+                    ConnectError::Value(format!(
+                        "internal error in connect: {}. This is a bug in brian2wgpu: please \
+                     report it with the model",
+                        crate::runtime::panic_message(p.as_ref())
+                    ))
+                })
+                .and_then(|r| r)
+        })
+        .map_err(connect_err)?;
+    drop(holders);
+    let out = PyDict::new(py);
+    out.set_item("outer", PyArray1::from_vec(py, created.outer))?;
+    out.set_item("result", PyArray1::from_vec(py, created.result))?;
+    out.set_item("outer_counts", PyArray1::from_vec(py, created.outer_counts))?;
+    out.set_item(
+        "result_counts",
+        PyArray1::from_vec(py, created.result_counts),
+    )?;
+    Ok(out)
+}
+
+/// Bind kernel `k`'s variables: template values by role, model arrays by name.
+fn stage<'k>(
+    k: &'k CompiledKernel,
+    roles: &HashMap<String, Role>,
+    raws: &HashMap<String, RawArray>,
+) -> PyResult<Stage<'k>> {
+    let mut bindings = Vec::new();
+    for v in &k.kernel.vars {
+        bindings.push(if let Some(&role) = roles.get(&v.name) {
+            if !matches!(role, Role::IterP | Role::Cond | Role::N) && v.ty != Type::I32 {
+                return Err(PyValueError::new_err(format!(
+                    "connect: '{}' must be int32, not {}",
+                    v.name, v.ty
+                )));
+            }
+            Binding::Aux(role)
+        } else if let Some(&raw) = raws.get(&v.name) {
+            Binding::Model(raw)
+        } else {
+            Binding::None
+        });
+    }
+    Ok(Stage {
+        program: k.program.as_ref().expect("checked by connect_generator"),
+        kernel: &k.kernel,
+        bindings,
+        types: k.kernel.vars.iter().map(|v| v.ty).collect(),
+    })
+}

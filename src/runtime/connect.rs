@@ -1,0 +1,909 @@
+//! Synapse creation in the engine: Brian2's `synapses_create_generator` template.
+//!
+//! `connect(condition=..., p=..., n=...)` and the generator syntax (`j='k for k in
+//! range(...)/sample(...) if ...'`, or `i=...` over targets) come here as up to three
+//! interpreter programs compiled from Brian2's code blocks:
+//! - `rows` (`setup_iterator`, plus `create_cond` when it depends on the outer index
+//!   only) once per outer index, giving the iterator's bounds and the row's condition;
+//! - `element` (`generator_expr`) per candidate of the inner iteration, giving the result
+//!   index;
+//! - `candidate` (`create_cond` and `update`) per candidate whose result index is known.
+//!
+//! Rows run in parallel (rayon) in chunks of a fixed size, candidates a block at a time,
+//! so that the random streams (keyed by chunk, block and position, never by thread) and
+//! the synapses' order are the same on every machine: Brian2's order, by outer index and
+//! then in generation order.
+
+use rayon::prelude::*;
+use thiserror::Error;
+
+use crate::cpu::{CpuError, Program, RawArray, RunArgs};
+use crate::ir::{Bound, Index, Kernel, Type, bounds};
+use crate::rng;
+
+/// Candidate ranges at most this long are evaluated, not bounded (see [`Pruner`]).
+const LEAF: i64 = 48;
+/// A row's range is first bounded in this many pieces; where none is surely false, the
+/// condition is not one bounds can prune and the row is evaluated whole.
+const PROBES: i64 = 8;
+
+/// Outer indices per parallel task: fixed, so results never depend on the thread count.
+const ROWS_PER_CHUNK: usize = 64;
+/// Candidates evaluated per interpreter call.
+const BLOCK: usize = 4096;
+/// Random stream ids of the stages (the seed is drawn afresh for every `connect`).
+const STREAM_ROWS: u32 = 1;
+const STREAM_ELEMENT: u32 = 2;
+const STREAM_CANDIDATE: u32 = 3;
+const STREAM_SAMPLE: u32 = 4;
+
+#[derive(Debug, Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Cpu(#[from] CpuError),
+    /// An index out of range without `skip_if_invalid` (Python's `IndexError`).
+    #[error("{0}")]
+    Index(String),
+    /// A bad iterator argument (Python's `ValueError`).
+    #[error("{0}")]
+    Value(String),
+}
+
+/// What a kernel variable that is not a model array holds: the template's own values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The outer loop's index without offset (`_i` for `j=...`, `_j` for `i=...`).
+    Outer,
+    /// The outer index plus the group's offset: indexes the outer side's arrays.
+    OuterRaw,
+    /// The generator's inner variable (`k` in `k for k in range(...)`).
+    Inner,
+    /// The result index the element expression gives (`_j` for `j=...`).
+    Result,
+    /// The result index plus the other group's offset.
+    ResultRaw,
+    IterLow,
+    IterHigh,
+    IterStep,
+    IterP,
+    IterSize,
+    Cond,
+    N,
+    /// Written by Brian2's code but not needed here (`_pre_idx`, `_post_idx`).
+    Scratch,
+}
+
+const ROLES: usize = 13;
+
+impl Role {
+    pub fn from_name(name: &str) -> Option<Role> {
+        Some(match name {
+            "outer" => Role::Outer,
+            "outer_raw" => Role::OuterRaw,
+            "inner" => Role::Inner,
+            "result" => Role::Result,
+            "result_raw" => Role::ResultRaw,
+            "iter_low" => Role::IterLow,
+            "iter_high" => Role::IterHigh,
+            "iter_step" => Role::IterStep,
+            "iter_p" => Role::IterP,
+            "iter_size" => Role::IterSize,
+            "cond" => Role::Cond,
+            "n" => Role::N,
+            "scratch" => Role::Scratch,
+            _ => return None,
+        })
+    }
+}
+
+/// Where a kernel variable's memory comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum Binding {
+    /// A model array (read-only here), borrowed from the caller.
+    Model(RawArray),
+    Aux(Role),
+    /// A constant (its value is in the kernel).
+    None,
+}
+
+pub struct Stage<'a> {
+    pub program: &'a Program,
+    /// The program's kernel (for bounds of its values over ranges of candidates).
+    pub kernel: &'a Kernel,
+    /// Per kernel variable, in the kernel's order.
+    pub bindings: Vec<Binding>,
+    /// Per kernel variable, its type (for the aux buffers' views).
+    pub types: Vec<Type>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Iteration {
+    Range,
+    /// `sample(..., p=...)`: each element independently.
+    SampleP,
+    /// `sample(..., size=...)`: a subset of fixed size.
+    SampleSize,
+}
+
+pub struct Generator<'a> {
+    pub rows: Option<Stage<'a>>,
+    /// None when the element expression is the inner variable itself (`k for k in ...`,
+    /// every `condition=` form): the result index is the inner value.
+    pub element: Option<Stage<'a>>,
+    pub candidate: Option<Stage<'a>>,
+    pub iteration: Iteration,
+    pub outer_size: usize,
+    pub result_size: usize,
+    pub outer_offset: i32,
+    pub result_offset: i32,
+    /// `rows` computes `_cond` (the condition does not depend on the result index).
+    pub row_condition: bool,
+    /// `candidate` computes `_cond`.
+    pub candidate_condition: bool,
+    /// `candidate` computes `_n`; otherwise every pair repeats `n` times.
+    pub candidate_n: bool,
+    pub n: i32,
+    /// The condition reads result-side arrays: check the result index before it.
+    pub result_index_used: bool,
+    pub skip_if_invalid: bool,
+    /// Brian2's name of the result index in messages (`j`, or `i` for `i=...`).
+    pub result_name: &'a str,
+    pub seed: u64,
+}
+
+/// Per-role buffers of one block, 8-byte aligned and viewed at each variable's type.
+struct Buffers {
+    data: Vec<Vec<u64>>,
+}
+
+impl Buffers {
+    fn new() -> Self {
+        Buffers {
+            data: (0..ROLES).map(|_| vec![0u64; BLOCK]).collect(),
+        }
+    }
+    fn raw(&mut self, role: Role, ty: Type) -> RawArray {
+        let buf = &mut self.data[role as usize];
+        RawArray {
+            ptr: buf.as_mut_ptr() as *mut u8,
+            len: BLOCK,
+            ty,
+        }
+    }
+    fn i32s(&mut self, role: Role) -> &mut [i32] {
+        bytemuck::cast_slice_mut(&mut self.data[role as usize][..BLOCK / 2])
+    }
+    /// Element `k` of `role` as written by a kernel variable of type `ty`.
+    fn get(&self, role: Role, ty: Type, k: usize) -> f64 {
+        let buf = &self.data[role as usize];
+        let bytes: &[u8] = bytemuck::cast_slice(buf);
+        let at = k * ty.size();
+        match ty {
+            Type::Bool => (bytes[k] != 0) as i32 as f64,
+            Type::I32 => i32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap()) as f64,
+            Type::I64 => i64::from_ne_bytes(bytes[at..at + 8].try_into().unwrap()) as f64,
+            Type::F32 => f32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap()) as f64,
+            Type::F64 => f64::from_ne_bytes(bytes[at..at + 8].try_into().unwrap()),
+        }
+    }
+}
+
+impl Stage<'_> {
+    /// The type of the variable bound to `role`, if the stage has one.
+    fn role_type(&self, role: Role) -> Option<Type> {
+        self.bindings
+            .iter()
+            .zip(&self.types)
+            .find(|(b, _)| matches!(b, Binding::Aux(r) if *r == role))
+            .map(|(_, t)| *t)
+    }
+
+    fn run(
+        &self,
+        bufs: &mut Buffers,
+        n: usize,
+        seed: u64,
+        stream: u32,
+        step: i64,
+    ) -> Result<(), ConnectError> {
+        if n == 0 {
+            return Ok(());
+        }
+        let raws: Vec<RawArray> = self
+            .bindings
+            .iter()
+            .zip(&self.types)
+            .map(|(b, &ty)| match *b {
+                Binding::Model(raw) => raw,
+                Binding::Aux(role) => bufs.raw(role, ty),
+                Binding::None => RawArray {
+                    ptr: std::ptr::null_mut(),
+                    len: 0,
+                    ty: Type::Bool,
+                },
+            })
+            .collect();
+        let args = RunArgs {
+            n,
+            seed,
+            kernel_id: stream,
+            step,
+            list: None,
+            pos_base: 0,
+        };
+        // Safety: model arrays are borrowed by the caller for the whole call and only
+        // read by these kernels; aux buffers belong to this task and hold BLOCK elements
+        // of up to 8 bytes, at least `n`.
+        unsafe { self.program.run_raw(&raws, &args)? };
+        Ok(())
+    }
+}
+
+/// Uniform numbers of one outer index for the samplers: four per Philox block, 32 bits
+/// each (enough for geometric gaps and Bernoulli trials; half the Philox work of 53 bits).
+struct RowRandom {
+    seed: u64,
+    row: i64,
+    block: u32,
+    words: [u32; 4],
+    used: usize,
+}
+
+impl RowRandom {
+    fn new(seed: u64, row: usize) -> Self {
+        RowRandom {
+            seed,
+            row: row as i64,
+            block: 0,
+            words: [0; 4],
+            used: 4,
+        }
+    }
+    /// A uniform in (0, 1] (finite logarithm).
+    #[inline]
+    fn next(&mut self) -> f64 {
+        if self.used == 4 {
+            let ctr = rng::counter(self.block, self.row, 0, STREAM_SAMPLE, 0);
+            self.words = rng::philox4x32_10(ctr, rng::key(self.seed));
+            self.block = self.block.wrapping_add(1);
+            self.used = 0;
+        }
+        let w = self.words[self.used];
+        self.used += 1;
+        (w as f64 + 1.0) * (1.0 / 4_294_967_296.0)
+    }
+}
+
+/// Python's `range(low, high, step)`: its length.
+fn range_len(low: i64, high: i64, step: i64) -> i64 {
+    if step > 0 && low < high {
+        (high - low - 1) / step + 1
+    } else if step < 0 && low > high {
+        (low - high - 1) / (-step) + 1
+    } else {
+        0
+    }
+}
+
+/// Created synapses: (outer index + offset, result index + offset) pairs in Brian2's
+/// order, and how many each outer and each result index got (`N_outgoing`/`N_incoming`).
+pub struct Created {
+    pub outer: Vec<i32>,
+    pub result: Vec<i32>,
+    pub outer_counts: Vec<i32>,
+    pub result_counts: Vec<i32>,
+}
+
+/// The candidates of one block, and the outer rows they came from.
+struct Block {
+    outer: Vec<i32>,
+    inner: Vec<i32>,
+}
+
+impl Generator<'_> {
+    pub fn run(&self) -> Result<Created, ConnectError> {
+        let chunks = self.outer_size.div_ceil(ROWS_PER_CHUNK);
+        let parts: Vec<(Vec<i32>, Vec<i32>)> = (0..chunks)
+            .into_par_iter()
+            // Scratch buffers per worker, not per chunk (zeroing them cost more than
+            // sampling sparse rows).
+            .map_init(Buffers::new, |bufs, c| {
+                let lo = c * ROWS_PER_CHUNK;
+                let hi = (lo + ROWS_PER_CHUNK).min(self.outer_size);
+                self.chunk(bufs, c, lo, hi)
+            })
+            .collect::<Result<_, _>>()?;
+        let total = parts.iter().map(|p| p.0.len()).sum();
+        let (mut outer, mut result) = (Vec::with_capacity(total), Vec::with_capacity(total));
+        let mut outer_counts = vec![0i32; self.outer_size];
+        for (o, r) in parts {
+            for w in o.chunk_by(|a, b| a == b) {
+                outer_counts[(w[0] - self.outer_offset) as usize] += w.len() as i32;
+            }
+            outer.extend_from_slice(&o);
+            result.extend_from_slice(&r);
+        }
+        let mut result_counts = vec![0i32; self.result_size];
+        for &r in &result {
+            result_counts[(r - self.result_offset) as usize] += 1;
+        }
+        Ok(Created {
+            outer,
+            result,
+            outer_counts,
+            result_counts,
+        })
+    }
+
+    fn chunk(
+        &self,
+        bufs: &mut Buffers,
+        chunk: usize,
+        lo: usize,
+        hi: usize,
+    ) -> Result<(Vec<i32>, Vec<i32>), ConnectError> {
+        let rows = hi - lo;
+        {
+            let outer = bufs.i32s(Role::Outer);
+            for (k, r) in (lo..hi).enumerate() {
+                outer[k] = r as i32;
+            }
+        }
+        {
+            let off = self.outer_offset;
+            let raw = bufs.i32s(Role::OuterRaw);
+            for (k, r) in (lo..hi).enumerate() {
+                raw[k] = r as i32 + off;
+            }
+        }
+        // Per row: the iterator's arguments and the row's condition.
+        let mut args = Vec::with_capacity(rows);
+        if let Some(stage) = &self.rows {
+            stage.run(bufs, rows, self.seed, STREAM_ROWS, chunk as i64)?;
+            let ty = |r| stage.role_type(r);
+            let get = |b: &Buffers, role: Role, k: usize, default: f64| {
+                ty(role).map_or(default, |t| b.get(role, t, k))
+            };
+            for k in 0..rows {
+                let cond = !self.row_condition || get(bufs, Role::Cond, k, 1.0) != 0.0;
+                args.push((
+                    cond,
+                    get(bufs, Role::IterLow, k, 0.0) as i64,
+                    get(bufs, Role::IterHigh, k, 0.0) as i64,
+                    get(bufs, Role::IterStep, k, 1.0) as i64,
+                    get(bufs, Role::IterP, k, 1.0),
+                    get(bufs, Role::IterSize, k, 0.0) as i64,
+                ));
+            }
+        } else {
+            return Err(ConnectError::Value(
+                "synapse generator without its iterator's arguments".into(),
+            ));
+        }
+
+        let mut out = (Vec::new(), Vec::new());
+        let mut block = Block {
+            outer: Vec::with_capacity(BLOCK),
+            inner: Vec::with_capacity(BLOCK),
+        };
+        let mut block_no = 0i64;
+        let step_of = |b: i64| ((chunk as i64) << 32) | b;
+        let direct = self.element.is_none() && self.candidate.is_none();
+        let pruner = self.pruner();
+        for (k, &(cond, low, high, step, p, size)) in args.iter().enumerate() {
+            if !cond {
+                continue;
+            }
+            let row = lo + k;
+            if step == 0 {
+                return Err(ConnectError::Value(
+                    "range() arg 3 must not be zero (the generator's step)".into(),
+                ));
+            }
+            let outer_raw = row as i32 + self.outer_offset;
+            let mut emit = |inner: i64, block: &mut Block, bufs: &mut Buffers| {
+                if direct {
+                    // Nothing to evaluate per candidate: the inner value is the result.
+                    let j = inner as i32;
+                    if j < 0 || j as usize >= self.result_size {
+                        if self.skip_if_invalid {
+                            return Ok(());
+                        }
+                        return Err(self.index_error(j));
+                    }
+                    for _ in 0..self.n.max(0) {
+                        out.0.push(outer_raw);
+                        out.1.push(j + self.result_offset);
+                    }
+                    return Ok(());
+                }
+                block.outer.push(row as i32);
+                block.inner.push(inner as i32);
+                if block.outer.len() == BLOCK {
+                    self.flush(block, bufs, step_of(block_no), &mut out)?;
+                    block_no += 1;
+                }
+                Ok::<(), ConnectError>(())
+            };
+            let total = range_len(low, high, step);
+            match self.iteration {
+                Iteration::Range => {
+                    let mut take = |m0: i64, m1: i64| {
+                        for m in m0..m1 {
+                            emit(low + m * step, &mut block, bufs)?;
+                        }
+                        Ok(())
+                    };
+                    match &pruner {
+                        Some(pr) => pr.walk(row, low, step, total, &mut take)?,
+                        None => take(0, total)?,
+                    }
+                }
+                Iteration::SampleP => {
+                    if p <= 0.0 || p.is_nan() {
+                        continue;
+                    }
+                    if p >= 1.0 {
+                        for m in 0..total {
+                            emit(low + m * step, &mut block, bufs)?;
+                        }
+                        continue;
+                    }
+                    let mut rnd = RowRandom::new(self.seed, row);
+                    if p < 0.25 {
+                        // Geometric gaps between successes (Brian2's jump algorithm).
+                        let inv_log = 1.0 / (-p).ln_1p();
+                        let mut m = 0i64;
+                        loop {
+                            let gap = rnd.next().ln() * inv_log; // >= 0: `as` truncates = floors
+                            if gap >= (total - m) as f64 {
+                                break;
+                            }
+                            m += gap as i64;
+                            emit(low + m * step, &mut block, bufs)?;
+                            m += 1;
+                        }
+                    } else {
+                        for m in 0..total {
+                            if rnd.next() <= p {
+                                emit(low + m * step, &mut block, bufs)?;
+                            }
+                        }
+                    }
+                }
+                Iteration::SampleSize => {
+                    let mut size = size;
+                    if size < 0 {
+                        if self.skip_if_invalid {
+                            continue;
+                        }
+                        return Err(ConnectError::Index(format!(
+                            "Requested sample size {size} is negative."
+                        )));
+                    }
+                    if size > total {
+                        if !self.skip_if_invalid {
+                            return Err(ConnectError::Index(format!(
+                                "Requested sample size {size} is bigger than the population \
+                                 size {total}."
+                            )));
+                        }
+                        size = total;
+                    }
+                    let mut rnd = RowRandom::new(self.seed, row);
+                    for m in sample_fixed(total, size, &mut rnd) {
+                        emit(low + m * step, &mut block, bufs)?;
+                    }
+                }
+            }
+        }
+        self.flush(&mut block, bufs, step_of(block_no), &mut out)?;
+        Ok(out)
+    }
+
+    fn index_error(&self, index: i32) -> ConnectError {
+        ConnectError::Index(format!(
+            "index {}={index} outside allowed range from 0 to {}",
+            self.result_name,
+            self.result_size as i64 - 1
+        ))
+    }
+
+    /// Evaluate the candidates of `block` and append the synapses they make.
+    fn flush(
+        &self,
+        block: &mut Block,
+        bufs: &mut Buffers,
+        step: i64,
+        out: &mut (Vec<i32>, Vec<i32>),
+    ) -> Result<(), ConnectError> {
+        let mut m = block.outer.len();
+        if m == 0 {
+            return Ok(());
+        }
+        bufs.i32s(Role::Outer)[..m].copy_from_slice(&block.outer);
+        bufs.i32s(Role::Inner)[..m].copy_from_slice(&block.inner);
+        {
+            let off = self.outer_offset;
+            let raw = bufs.i32s(Role::OuterRaw);
+            for (r, &o) in raw.iter_mut().zip(&block.outer) {
+                *r = o + off;
+            }
+        }
+        block.outer.clear();
+        block.inner.clear();
+        match &self.element {
+            Some(stage) => stage.run(bufs, m, self.seed, STREAM_ELEMENT, step)?,
+            None => {
+                let inner: Vec<i32> = bufs.i32s(Role::Inner)[..m].to_vec();
+                bufs.i32s(Role::Result)[..m].copy_from_slice(&inner);
+            }
+        }
+        let size = self.result_size as i32;
+        let valid = |j: i32| j >= 0 && j < size;
+        if self.result_index_used {
+            // The condition reads result-side arrays: only valid indices may reach it.
+            let mut kept = 0;
+            for k in 0..m {
+                let j = bufs.i32s(Role::Result)[k];
+                if !valid(j) {
+                    if self.skip_if_invalid {
+                        continue;
+                    }
+                    return Err(self.index_error(j));
+                }
+                for role in [Role::Outer, Role::OuterRaw, Role::Inner, Role::Result] {
+                    let b = bufs.i32s(role);
+                    b[kept] = b[k];
+                }
+                kept += 1;
+            }
+            m = kept;
+        }
+        {
+            // Out-of-range indices that reach the candidate stage (checked after the
+            // condition, as Brian2 does) are read as 0: the condition does not use them.
+            let off = self.result_offset;
+            let data = &mut bufs.data;
+            let (res, raw) = (Role::Result as usize, Role::ResultRaw as usize);
+            let (a, b) = if res < raw {
+                let (x, y) = data.split_at_mut(raw);
+                (&x[res], &mut y[0])
+            } else {
+                let (x, y) = data.split_at_mut(res);
+                (&y[0], &mut x[raw])
+            };
+            let res: &[i32] = bytemuck::cast_slice(&a[..BLOCK / 2]);
+            let raw: &mut [i32] = bytemuck::cast_slice_mut(&mut b[..BLOCK / 2]);
+            for k in 0..m {
+                raw[k] = if valid(res[k]) { res[k] + off } else { off };
+            }
+        }
+        let (cond_ty, n_ty) = match &self.candidate {
+            Some(stage) => {
+                stage.run(bufs, m, self.seed, STREAM_CANDIDATE, step)?;
+                (stage.role_type(Role::Cond), stage.role_type(Role::N))
+            }
+            None => (None, None),
+        };
+        // Typed views, taken once (the per-element accessors cost more than the test).
+        let keep: Option<Vec<bool>> = match (self.candidate_condition, cond_ty) {
+            (true, Some(t)) => Some((0..m).map(|k| bufs.get(Role::Cond, t, k) != 0.0).collect()),
+            _ => None,
+        };
+        let reps: Option<Vec<i64>> = match (self.candidate_n, n_ty) {
+            (true, Some(t)) => Some((0..m).map(|k| bufs.get(Role::N, t, k) as i64).collect()),
+            _ => None,
+        };
+        let view =
+            |role: Role| -> &[i32] { bytemuck::cast_slice(&bufs.data[role as usize][..BLOCK / 2]) };
+        let (res, outer_raw, result_raw) = (
+            view(Role::Result),
+            view(Role::OuterRaw),
+            view(Role::ResultRaw),
+        );
+        for k in 0..m {
+            if keep.as_ref().is_some_and(|c| !c[k]) {
+                continue;
+            }
+            if !valid(res[k]) {
+                if self.skip_if_invalid {
+                    continue;
+                }
+                return Err(self.index_error(res[k]));
+            }
+            let n = reps.as_ref().map_or(self.n as i64, |r| r[k]);
+            for _ in 0..n.max(0) {
+                out.0.push(outer_raw[k]);
+                out.1.push(result_raw[k]);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Skips ranges of a `range` iterator where the candidate condition is false for every
+/// member, by interval arithmetic over the element and candidate kernels
+/// ([`crate::ir::bounds`]): `connect(condition='abs(i-j) < 50')` then evaluates about 100
+/// candidates per row, not `N_post`. Only ranges are skipped, never reordered: the
+/// synapses and their order are those of the full evaluation.
+struct Pruner<'g> {
+    generator: &'g Generator<'g>,
+    candidate: &'g Stage<'g>,
+    /// Per candidate-kernel variable read through the result index: the bound of its
+    /// whole array.
+    hulls: Vec<Bound>,
+    cond_local: usize,
+}
+
+/// Element `k` of a model array as f64 (None where it is out of range).
+fn read(raw: &RawArray, k: i64) -> Option<f64> {
+    if k < 0 || k as usize >= raw.len || raw.ptr.is_null() {
+        return None;
+    }
+    let k = k as usize;
+    // Safety: `raw` is a live model array of `len` elements of type `ty`.
+    unsafe {
+        Some(match raw.ty {
+            Type::Bool => (*raw.ptr.add(k) != 0) as i32 as f64,
+            Type::I32 => *(raw.ptr as *const i32).add(k) as f64,
+            Type::I64 => *(raw.ptr as *const i64).add(k) as f64,
+            Type::F32 => *(raw.ptr as *const f32).add(k) as f64,
+            Type::F64 => *(raw.ptr as *const f64).add(k),
+        })
+    }
+}
+
+fn value_bound(raw: &RawArray, k: i64) -> Bound {
+    match read(raw, k) {
+        Some(v) if raw.ty == Type::Bool => Bound::Bool {
+            f: v == 0.0,
+            t: v != 0.0,
+        },
+        Some(v) => Bound::num(v, v),
+        None => Bound::Any,
+    }
+}
+
+fn hull(raw: &RawArray) -> Bound {
+    if raw.ty == Type::Bool || raw.len == 0 {
+        return Bound::Any;
+    }
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for k in 0..raw.len {
+        let v = read(raw, k as i64).unwrap_or(f64::NAN);
+        if v.is_nan() {
+            return Bound::Any;
+        }
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    Bound::num(lo, hi)
+}
+
+impl Generator<'_> {
+    fn pruner(&self) -> Option<Pruner<'_>> {
+        let candidate = self.candidate.as_ref()?;
+        if self.iteration != Iteration::Range || !self.candidate_condition {
+            return None;
+        }
+        let cond = candidate
+            .bindings
+            .iter()
+            .position(|b| matches!(b, Binding::Aux(Role::Cond)))?;
+        let hulls = candidate
+            .bindings
+            .iter()
+            .zip(&candidate.kernel.vars)
+            .map(|(b, v)| match (b, v.index) {
+                (Binding::Model(raw), Index::Var(iv))
+                    if matches!(candidate.bindings[iv], Binding::Aux(Role::ResultRaw)) =>
+                {
+                    hull(raw)
+                }
+                _ => Bound::Any,
+            })
+            .collect();
+        Some(Pruner {
+            generator: self,
+            candidate,
+            hulls,
+            cond_local: candidate.kernel.vars[cond].local,
+        })
+    }
+}
+
+impl Pruner<'_> {
+    /// Bounds of a stage's values for outer index `row` and inner values in `inner`.
+    fn stage(
+        &self,
+        stage: &Stage,
+        row: usize,
+        inner: Bound,
+        result: Bound,
+        hulls: &[Bound],
+        locals: &mut Vec<Bound>,
+    ) {
+        let g = self.generator;
+        let outer_raw = row as i64 + g.outer_offset as i64;
+        let shift = |b: Bound, by: i32| match b {
+            Bound::Num { lo, hi } => Bound::num(lo + by as f64, hi + by as f64),
+            b => b,
+        };
+        let mut input = |i: usize, v: &crate::ir::Variable| match stage.bindings[i] {
+            Binding::Aux(Role::Outer) => Bound::num(row as f64, row as f64),
+            Binding::Aux(Role::OuterRaw) => Bound::num(outer_raw as f64, outer_raw as f64),
+            Binding::Aux(Role::Inner) => inner,
+            Binding::Aux(Role::Result) => result,
+            Binding::Aux(Role::ResultRaw) => shift(result, g.result_offset),
+            Binding::Model(raw) => match v.index {
+                Index::Zero => value_bound(&raw, 0),
+                Index::Var(iv) => match stage.bindings[iv] {
+                    Binding::Aux(Role::OuterRaw) => value_bound(&raw, outer_raw),
+                    _ => hulls.get(i).copied().unwrap_or(Bound::Any),
+                },
+                _ => Bound::Any,
+            },
+            _ => Bound::Any,
+        };
+        bounds(stage.kernel, &mut input, locals);
+    }
+
+    /// Whether no candidate at positions `m0..m1` of the row can make a synapse.
+    fn surely_none(
+        &self,
+        row: usize,
+        low: i64,
+        step: i64,
+        (m0, m1): (i64, i64),
+        locals: &mut Vec<Bound>,
+    ) -> bool {
+        let g = self.generator;
+        let (a, b) = (low + m0 * step, low + (m1 - 1) * step);
+        let inner = Bound::num(a.min(b) as f64, a.max(b) as f64);
+        let result = match &g.element {
+            Some(stage) => {
+                self.stage(stage, row, inner, Bound::Any, &[], locals);
+                stage
+                    .bindings
+                    .iter()
+                    .position(|b| matches!(b, Binding::Aux(Role::Result)))
+                    .map_or(Bound::Any, |i| locals[stage.kernel.vars[i].local])
+            }
+            None => inner,
+        };
+        if g.result_index_used && !g.skip_if_invalid {
+            // Brian2 checks these indices before the condition: an invalid one is an
+            // error even where the condition is false, so only valid ranges are skipped.
+            match result {
+                Bound::Num { lo, hi } if lo >= 0.0 && hi < g.result_size as f64 => {}
+                _ => return false,
+            }
+        }
+        self.stage(self.candidate, row, inner, result, &self.hulls, locals);
+        locals[self.cond_local].surely_false()
+    }
+
+    /// Hand the row's positions `0..total` to `take`, in order, in ranges, leaving out
+    /// ranges whose condition is surely false.
+    fn walk(
+        &self,
+        row: usize,
+        low: i64,
+        step: i64,
+        total: i64,
+        take: &mut dyn FnMut(i64, i64) -> Result<(), ConnectError>,
+    ) -> Result<(), ConnectError> {
+        if total <= 2 * LEAF {
+            return take(0, total);
+        }
+        let mut locals = Vec::new();
+        let mut surely_none = |m: (i64, i64)| self.surely_none(row, low, step, m, &mut locals);
+        if surely_none((0, total)) {
+            return Ok(());
+        }
+        let piece = (total + PROBES - 1) / PROBES;
+        let pieces: Vec<(i64, i64)> = (0..total)
+            .step_by(piece as usize)
+            .map(|m| (m, (m + piece).min(total)))
+            .collect();
+        let skip: Vec<bool> = pieces.iter().map(|&m| surely_none(m)).collect();
+        if !skip.contains(&true) {
+            return take(0, total);
+        }
+        let mut stack = Vec::new();
+        for (&(m0, m1), &s) in pieces.iter().zip(&skip).rev() {
+            if !s {
+                stack.push((m0, m1));
+            }
+        }
+        while let Some((m0, m1)) = stack.pop() {
+            if m1 - m0 <= LEAF {
+                take(m0, m1)?;
+            } else if !surely_none((m0, m1)) {
+                let mid = m0 + (m1 - m0) / 2;
+                stack.push((mid, m1));
+                stack.push((m0, mid));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `size` distinct positions of `0..total`, ascending, uniformly among such subsets:
+/// selection sampling (Knuth's algorithm S) when the subset is dense, sorted distinct
+/// draws when it is sparse (the same switch point as Brian2's templates).
+fn sample_fixed(total: i64, size: i64, rnd: &mut RowRandom) -> Vec<i64> {
+    let mut picked = Vec::with_capacity(size as usize);
+    if size == 0 {
+        return picked;
+    }
+    if size as f64 / total as f64 > 0.06 {
+        let mut left = size;
+        for m in 0..total {
+            if left == 0 {
+                break;
+            }
+            // (total - m) * u < left with u uniform in [0, 1).
+            let u = 1.0 - rnd.next();
+            if ((total - m) as f64) * u < left as f64 {
+                picked.push(m);
+                left -= 1;
+            }
+        }
+    } else {
+        let mut seen = std::collections::HashSet::with_capacity(size as usize);
+        while picked.len() < size as usize {
+            let u = 1.0 - rnd.next();
+            let m = ((u * total as f64) as i64).min(total - 1);
+            if seen.insert(m) {
+                picked.push(m);
+            }
+        }
+        picked.sort_unstable();
+    }
+    picked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_samples_are_distinct_sorted_and_uniform() {
+        for (total, size) in [(1000, 3), (1000, 500), (10, 10), (7, 0)] {
+            let mut counts = vec![0u32; total as usize];
+            for row in 0..2000 {
+                let mut rnd = RowRandom::new(42, row);
+                let s = sample_fixed(total, size, &mut rnd);
+                assert_eq!(s.len(), size as usize);
+                assert!(s.windows(2).all(|w| w[0] < w[1]));
+                for m in s {
+                    counts[m as usize] += 1;
+                }
+            }
+            // Each position is picked with probability size/total.
+            let expect = 2000.0 * size as f64 / total as f64;
+            let sd = (expect * (1.0 - size as f64 / total as f64))
+                .sqrt()
+                .max(1e-9);
+            let worst = counts
+                .iter()
+                .map(|&c| (c as f64 - expect).abs() / sd)
+                .fold(0.0, f64::max);
+            assert!(
+                size == total || size == 0 || worst < 5.5,
+                "{total} {size}: {worst}"
+            );
+        }
+    }
+
+    #[test]
+    fn range_lengths_follow_python() {
+        assert_eq!(range_len(0, 10, 1), 10);
+        assert_eq!(range_len(0, 10, 3), 4);
+        assert_eq!(range_len(10, 0, -3), 4);
+        assert_eq!(range_len(5, 5, 1), 0);
+        assert_eq!(range_len(5, 0, 1), 0);
+    }
+}
