@@ -20,6 +20,11 @@ from .codeobject import _dtype_name, kernel_spec
 __all__ = ["engine_generator"]
 
 
+def _int(value):
+    """A Brian2 scalar (a Python number or an array of one element) as an int."""
+    return int(np.asarray(value).reshape(-1)[0])
+
+
 def _roles(kw):
     """The template's own variables (Brian2 declares them as auxiliary) by role."""
     over_pre = kw["outer_index"] == "i"
@@ -103,7 +108,7 @@ def engine_generator(device, codeobj):
             var = V.get(name)
             if isinstance(var, ArrayVariable):
                 arrays[name] = np.ascontiguousarray(device.get_value(var, access_data=True))
-        n_pre, n_post = int(V["N_pre"].get_value()), int(V["N_post"].get_value())
+        n_pre, n_post = _int(V["N_pre"].get_value()), _int(V["N_post"].get_value())
         src_off, tgt_off = int(kw["source_offset_val"]), int(kw["target_offset_val"])
         seed = int(np.random.randint(0, 2**31 - 1)) << 32 | int(np.random.randint(0, 2**31 - 1))
         plan = {
@@ -147,14 +152,14 @@ def append_synapses(synapses, pre, post, pre_counts, post_counts):
     from brian2.synapses.synapses import calc_repeats
 
     V = synapses.variables
-    old = int(np.asarray(V["N"].get_value()).reshape(-1)[0])
+    old = _int(V["N"].get_value())
     new = old + len(pre)
     for name, values in (("_synaptic_pre", pre), ("_synaptic_post", post)):
         V[name].resize(new)
         V[name].get_value()[old:] = values
     synapses._resize(new)
-    src_off = int(V["_source_offset"].get_value())
-    tgt_off = int(V["_target_offset"].get_value())
+    src_off = _int(V["_source_offset"].get_value())
+    tgt_off = _int(V["_target_offset"].get_value())
     for name, off, counts in (("N_outgoing", src_off, pre_counts),
                               ("N_incoming", tgt_off, post_counts)):
         V[name].resize(off + len(counts))

@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 
-use numpy::{PyArray1, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::{CompiledKernel, Holder, get, opt};
+use super::{CompiledKernel, get, opt};
 use crate::cpu::RawArray;
 use crate::ir::{self, Type};
 use crate::runtime::connect::{Binding, ConnectError, Generator, Iteration, Role, Stage};
@@ -21,20 +21,49 @@ fn connect_err(e: ConnectError) -> PyErr {
     }
 }
 
-/// Borrow `array` as the kernel variable `var` expects it.
-fn borrow<'py>(var: &ir::Variable, a: &Bound<'py, PyAny>) -> PyResult<Holder<'py>> {
-    let wrong = |_| {
+/// A model array borrowed read-only (one array may stand for several variables, e.g.
+/// `x_pre` and `x_post` when a group connects to itself). Held, never read: it keeps
+/// numpy's borrow flag while the engine reads the memory.
+#[allow(dead_code)]
+enum ReadOnly<'py> {
+    F64(PyReadonlyArray1<'py, f64>),
+    F32(PyReadonlyArray1<'py, f32>),
+    I32(PyReadonlyArray1<'py, i32>),
+    I64(PyReadonlyArray1<'py, i64>),
+    Bool(PyReadonlyArray1<'py, bool>),
+}
+
+/// Borrow `array` as the kernel variable `var` expects it; the raw view is only read.
+fn borrow<'py>(var: &ir::Variable, a: &Bound<'py, PyAny>) -> PyResult<(ReadOnly<'py>, RawArray)> {
+    let wrong = || {
         PyValueError::new_err(format!(
-            "array for '{}' must be a 1-D {} numpy array",
+            "array for '{}' must be a contiguous 1-D {} numpy array",
             var.name, var.ty
         ))
     };
+    fn raw<T>(s: &[T], ty: Type) -> RawArray {
+        RawArray {
+            ptr: s.as_ptr() as *mut u8,
+            len: s.len(),
+            ty,
+        }
+    }
+    macro_rules! view {
+        ($t:ty, $variant:ident) => {{
+            let r = a
+                .cast::<PyArray1<$t>>()
+                .map_err(|_| wrong())?
+                .try_readonly()?;
+            let view = raw(r.as_slice().map_err(|_| wrong())?, var.ty);
+            (ReadOnly::$variant(r), view)
+        }};
+    }
     Ok(match var.ty {
-        Type::F64 => Holder::F64(a.cast::<PyArray1<f64>>().map_err(wrong)?.try_readwrite()?),
-        Type::F32 => Holder::F32(a.cast::<PyArray1<f32>>().map_err(wrong)?.try_readwrite()?),
-        Type::I32 => Holder::I32(a.cast::<PyArray1<i32>>().map_err(wrong)?.try_readwrite()?),
-        Type::I64 => Holder::I64(a.cast::<PyArray1<i64>>().map_err(wrong)?.try_readwrite()?),
-        Type::Bool => Holder::Bool(a.cast::<PyArray1<bool>>().map_err(wrong)?.try_readwrite()?),
+        Type::F64 => view!(f64, F64),
+        Type::F32 => view!(f32, F32),
+        Type::I32 => view!(i32, I32),
+        Type::I64 => view!(i64, I64),
+        Type::Bool => view!(bool, Bool),
     })
 }
 
@@ -62,7 +91,7 @@ pub(super) fn connect_generator<'py>(
         })
         .collect::<PyResult<_>>()?;
     // Each model array is borrowed once, whichever stages read it.
-    let mut holders: HashMap<String, Holder<'py>> = HashMap::new();
+    let mut holders: HashMap<String, ReadOnly<'py>> = HashMap::new();
     let mut raws: HashMap<String, RawArray> = HashMap::new();
     let kernels: Vec<&CompiledKernel> = [rows.as_deref(), element.as_deref(), candidate.as_deref()]
         .into_iter()
@@ -89,8 +118,8 @@ pub(super) fn connect_generator<'py>(
             if a.cast::<numpy::PyUntypedArray>()?.ndim() != 1 {
                 return Err(PyValueError::new_err(format!("'{}' must be 1-D", v.name)));
             }
-            let mut h = borrow(v, &a)?;
-            raws.insert(v.name.clone(), h.view()?.raw());
+            let (h, raw) = borrow(v, &a)?;
+            raws.insert(v.name.clone(), raw);
             holders.insert(v.name.clone(), h);
         }
     }
