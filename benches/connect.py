@@ -23,7 +23,7 @@ from models import run_worker  # noqa: E402
 # name -> (connect keywords, as a Python literal), at n neurons
 FORMS = {
     "p": "dict(condition='i<int(0.8*N_pre)', p=80.0/N)",
-    "sample_p": "dict(j='k for k in sample(N_post, p=80.0/N)')",
+    "sample_p": "dict(j='k for k in sample(N_post, p=%r)' % (80.0 / N))",
     "sample_size": "dict(j='k for k in sample(N_post, size=80)')",
     "distance": "dict(condition='abs(i-j) < 50 and i != j')",
     "range_gen": "dict(j='k for k in range(i-40, i+40) if k != i', skip_if_invalid=True)",

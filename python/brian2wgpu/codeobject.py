@@ -172,13 +172,16 @@ def _function_spec(name, func, owner_name, float_dtype=np.float64):
 
 
 def kernel_spec(name, template, code, variables, variable_indices, float_dtype=np.float64,
-                owner_name=None, extra_read=(), override_conditional_write=(), clock_dt=None):
+                owner_name=None, extra_read=(), override_conditional_write=(), clock_dt=None,
+                optimise=True):
     """Translate abstract ``code`` with Brian2 ``variables`` into a kernel spec dict.
 
-    ``extra_read`` names variables the template itself reads or writes beyond the code.
+    ``extra_read`` names variables the template itself reads or writes beyond the code;
+    ``optimise`` runs Brian2's (sympy) loop-invariant optimisation, worth its milliseconds
+    for per-step kernels, not for one-shot ones.
     """
     owner_name = owner_name or name
-    scalar, vector = make_statements(code, variables, float_dtype, optimise=True)
+    scalar, vector = make_statements(code, variables, float_dtype, optimise=optimise)
     scalar_text = statements_text(scalar)
     vector_text = statements_text(vector)
     used = set(extra_read)

@@ -43,7 +43,7 @@ def _spec(codeobj, part, code, roles):
     spec = kernel_spec(f"{codeobj.name}_{part}", "synapses_create_generator", code,
                        variables, codeobj.variable_indices,
                        float_dtype=prefs.core.default_float_dtype,
-                       owner_name=codeobj.owner.name)
+                       owner_name=codeobj.owner.name, optimise=False)
     if spec.pop("tables"):
         raise NotImplementedError("TimedArray in a connect statement")
     for name in roles:

@@ -207,27 +207,15 @@ impl PyEngine {
         Ok(self.engine.add_record(ty))
     }
 
-    /// A synaptic pathway's spike queue: `sources` (presynaptic index per synapse),
-    /// `delays` in steps (per synapse or one), and the queued synapses left by earlier runs
-    /// (`slots[(offset + d) % len]` due in `d` steps, Brian2's `_full_state`).
+    /// A spike queue over `layout` (shared, see [`QueueLayout`]) holding `slots` from
+    /// earlier runs (Brian2's `_full_state`); returns its id.
     fn add_queue(
         &mut self,
-        source_start: usize,
-        source_stop: usize,
-        sources: numpy::PyReadonlyArray1<'_, i32>,
-        delays: numpy::PyReadonlyArray1<'_, u32>,
+        layout: &QueueLayoutPy,
         slots: Vec<Vec<i32>>,
         offset: usize,
     ) -> PyResult<usize> {
-        let q = runtime::SpikeQueue::new(
-            source_start,
-            source_stop,
-            sources.as_slice()?,
-            delays.as_slice()?.to_vec(),
-            slots,
-            offset,
-        )
-        .map_err(engine_err)?;
+        let q = runtime::SpikeQueue::with_layout(layout.0.clone(), slots, offset);
         self.engine.queues.push(q);
         Ok(self.engine.queues.len() - 1)
     }
@@ -469,4 +457,51 @@ fn run_backend(
         *gpu_run = None;
     }
     status
+}
+
+/// A pathway's synapses grouped by source, with delays in steps: built once, shared by
+/// every run while the synapses, delays and dt stay as they were (the device keeps it
+/// with the [`runtime::queue_fingerprint`] it was built from).
+#[pyclass(module = "brian2wgpu._engine", name = "QueueLayout", frozen)]
+pub(super) struct QueueLayoutPy(std::sync::Arc<runtime::QueueLayout>);
+
+#[pymethods]
+impl QueueLayoutPy {
+    /// `sources`: absolute presynaptic index per synapse; `delays`: seconds, one per
+    /// synapse or a single one; rounded to steps of `dt` as Brian2 rounds them.
+    #[new]
+    fn new(
+        py: Python<'_>,
+        source_start: usize,
+        source_stop: usize,
+        sources: numpy::PyReadonlyArray1<'_, i32>,
+        delays: numpy::PyReadonlyArray1<'_, f64>,
+        dt: f64,
+    ) -> PyResult<Self> {
+        let (sources, delays) = (sources.as_slice()?, delays.as_slice()?);
+        let layout = py
+            .detach(|| {
+                runtime::QueueLayout::from_seconds(source_start, source_stop, sources, delays, dt)
+            })
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(QueueLayoutPy(std::sync::Arc::new(layout)))
+    }
+
+    /// The hash of what a layout is built from (see `QueueLayout`).
+    #[staticmethod]
+    fn fingerprint(
+        py: Python<'_>,
+        source_start: usize,
+        source_stop: usize,
+        sources: numpy::PyReadonlyArray1<'_, i32>,
+        delays: numpy::PyReadonlyArray1<'_, f64>,
+        dt: f64,
+    ) -> PyResult<u64> {
+        let (sources, delays) = (sources.as_slice()?, delays.as_slice()?);
+        Ok(
+            py.detach(|| {
+                runtime::queue_fingerprint(source_start, source_stop, sources, delays, dt)
+            }),
+        )
+    }
 }

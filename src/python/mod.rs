@@ -419,6 +419,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(connect::connect_generator, m)?)?;
     m.add_class::<CompiledKernel>()?;
     m.add_class::<engine::PyEngine>()?;
+    m.add_class::<engine::QueueLayoutPy>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("wgpu_version", env!("BRIAN2WGPU_WGPU_VERSION"))?;
     Ok(())

@@ -9,7 +9,7 @@ mod queue;
 
 pub use clocks::{Clock, Clocks};
 pub use gpu::{Dispatch, GpuRun};
-pub use queue::SpikeQueue;
+pub use queue::{QueueLayout, SpikeQueue, fingerprint as queue_fingerprint};
 
 use thiserror::Error;
 

@@ -4,8 +4,15 @@
 
 use super::EngineError;
 
-#[derive(Debug, Clone)]
-pub struct SpikeQueue {
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+/// What a pathway's queue knows of its synapses: sources and delays, grouped by source.
+/// Built once per connectivity and shared by the runs that follow while the synapses and
+/// delays stay as they were ([`fingerprint`] tells).
+#[derive(Debug)]
+pub struct QueueLayout {
     /// Source neurons `[start, stop)` of the pathway (a subgroup's range).
     pub source_start: usize,
     pub source_stop: usize,
@@ -15,21 +22,18 @@ pub struct SpikeQueue {
     /// `by_source[row_start[i]..row_start[i + 1]]`, ascending.
     pub(crate) row_start: Vec<usize>,
     pub(crate) by_source: Vec<i32>,
-    /// `slots[(offset + d) % len]` holds the synapses due in `d` steps.
-    pub slots: Vec<Vec<i32>>,
-    pub offset: usize,
+    /// The longest delay in steps.
+    max_delay: u32,
 }
 
-impl SpikeQueue {
+impl QueueLayout {
     /// `sources[s]`: presynaptic neuron of synapse `s` (absolute index); `delays`: steps,
-    /// per synapse or a single one; `slots`/`offset`: the state left by earlier runs.
+    /// per synapse or a single one.
     pub fn new(
         source_start: usize,
         source_stop: usize,
         sources: &[i32],
         delays: Vec<u32>,
-        mut slots: Vec<Vec<i32>>,
-        offset: usize,
     ) -> Result<Self, EngineError> {
         if delays.len() != 1 && delays.len() != sources.len() {
             return Err(EngineError::Invalid(format!(
@@ -61,9 +65,131 @@ impl SpikeQueue {
             by_source[fill[i]] = syn as i32;
             fill[i] += 1;
         }
+        Ok(QueueLayout {
+            source_start,
+            source_stop,
+            max_delay: delays.iter().copied().max().unwrap_or(0),
+            delays,
+            row_start: counts,
+            by_source,
+        })
+    }
+
+    /// As [`QueueLayout::new`], from delays in seconds rounded to steps of `dt` as Brian2's
+    /// queue rounds them (`int(d / dt + 0.5)`).
+    pub fn from_seconds(
+        source_start: usize,
+        source_stop: usize,
+        sources: &[i32],
+        delays: &[f64],
+        dt: f64,
+    ) -> Result<Self, EngineError> {
+        let steps = delays
+            .par_iter()
+            .map(|&d| {
+                let s = (d / dt + 0.5).trunc();
+                if s.is_nan() || s < 0.0 {
+                    Err(EngineError::Invalid(format!(
+                        "spike queue: delay {d} s is negative or not a number"
+                    )))
+                } else if s > u32::MAX as f64 {
+                    Err(EngineError::Invalid(format!(
+                        "spike queue: delay {d} s is more than 2^32 time steps of {dt} s"
+                    )))
+                } else {
+                    Ok(s as u32)
+                }
+            })
+            .collect::<Result<Vec<u32>, _>>()?;
+        Self::new(source_start, source_stop, sources, steps)
+    }
+}
+
+/// A hash of what a [`QueueLayout`] is built from: equal inputs give equal hashes, and a
+/// change anywhere (a synapse, a delay, dt, the source range) changes it with
+/// overwhelming probability (not a cryptographic hash: it guards against changes, not
+/// adversaries). Parallel, a few ms per 10^7 synapses.
+pub fn fingerprint(
+    source_start: usize,
+    source_stop: usize,
+    sources: &[i32],
+    delays: &[f64],
+    dt: f64,
+) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    fn mix(h: u64, w: u64) -> u64 {
+        (h ^ w).wrapping_mul(K).rotate_left(31)
+    }
+    fn words<T: Sync>(xs: &[T], word: impl Fn(&T) -> u64 + Sync) -> u64 {
+        xs.par_chunks(1 << 16)
+            .map(|c| {
+                // Four independent lanes: the multiplies overlap instead of chaining.
+                let mut lanes = [0x51_7CC1_B727_220A_u64, 1, 2, 3];
+                let mut quads = c.chunks_exact(4);
+                for q in &mut quads {
+                    for (l, x) in lanes.iter_mut().zip(q) {
+                        *l = mix(*l, word(x));
+                    }
+                }
+                let tail = quads
+                    .remainder()
+                    .iter()
+                    .fold(lanes[0], |h, x| mix(h, word(x)));
+                [tail, lanes[1], lanes[2], lanes[3]]
+                    .into_iter()
+                    .fold(0, mix)
+            })
+            .collect::<Vec<u64>>()
+            .into_iter()
+            .fold(xs.len() as u64, mix)
+    }
+    let h = [
+        source_start as u64,
+        source_stop as u64,
+        dt.to_bits(),
+        words(sources, |&s| s as u32 as u64),
+        words(delays, |d| d.to_bits()),
+    ];
+    h.into_iter().fold(0, mix)
+}
+
+/// Brian2's spike queue for one synaptic pathway: a ring of slots, each the synapses due
+/// at that step, over a (shared) [`QueueLayout`].
+#[derive(Debug, Clone)]
+pub struct SpikeQueue {
+    pub layout: Arc<QueueLayout>,
+    /// `slots[(offset + d) % len]` holds the synapses due in `d` steps.
+    pub slots: Vec<Vec<i32>>,
+    pub offset: usize,
+}
+
+impl std::ops::Deref for SpikeQueue {
+    type Target = QueueLayout;
+    fn deref(&self) -> &QueueLayout {
+        &self.layout
+    }
+}
+
+impl SpikeQueue {
+    /// `sources[s]`: presynaptic neuron of synapse `s` (absolute index); `delays`: steps,
+    /// per synapse or a single one; `slots`/`offset`: the state left by earlier runs.
+    pub fn new(
+        source_start: usize,
+        source_stop: usize,
+        sources: &[i32],
+        delays: Vec<u32>,
+        slots: Vec<Vec<i32>>,
+        offset: usize,
+    ) -> Result<Self, EngineError> {
+        let layout = QueueLayout::new(source_start, source_stop, sources, delays)?;
+        Ok(Self::with_layout(Arc::new(layout), slots, offset))
+    }
+
+    /// A queue over `layout` holding the spikes queued by earlier runs.
+    pub fn with_layout(layout: Arc<QueueLayout>, mut slots: Vec<Vec<i32>>, offset: usize) -> Self {
         // Room for the longest delay; keep queued spikes where they are due (as
         // Brian2's queue does when it grows).
-        let max_delay = delays.iter().copied().max().unwrap_or(0) as usize;
+        let max_delay = layout.max_delay as usize;
         let offset = if slots.is_empty() { 0 } else { offset };
         if slots.is_empty() {
             slots.push(Vec::new());
@@ -72,25 +198,17 @@ impl SpikeQueue {
             let len = slots.len();
             slots.rotate_left(offset % len);
             slots.resize(max_delay + 1, Vec::new());
-            return Ok(Self {
-                source_start,
-                source_stop,
-                delays,
-                row_start: counts,
-                by_source,
+            return Self {
+                layout,
                 slots,
                 offset: 0,
-            });
+            };
         }
-        Ok(Self {
-            source_start,
-            source_stop,
-            delays,
-            row_start: counts,
-            by_source,
+        Self {
+            layout,
             offset: offset % slots.len(),
             slots,
-        })
+        }
     }
 
     /// Queue the synapses of this step's events (ascending absolute indices).
@@ -98,15 +216,16 @@ impl SpikeQueue {
         let lo = events.partition_point(|&i| (i as usize) < self.source_start);
         let hi = events.partition_point(|&i| (i as usize) < self.source_stop);
         let len = self.slots.len();
+        let q = &*self.layout;
         for &e in &events[lo..hi] {
-            let i = e as usize - self.source_start;
-            let syns = &self.by_source[self.row_start[i]..self.row_start[i + 1]];
-            if self.delays.len() == 1 {
-                let slot = (self.offset + self.delays[0] as usize) % len;
+            let i = e as usize - q.source_start;
+            let syns = &q.by_source[q.row_start[i]..q.row_start[i + 1]];
+            if q.delays.len() == 1 {
+                let slot = (self.offset + q.delays[0] as usize) % len;
                 self.slots[slot].extend_from_slice(syns);
             } else {
                 for &s in syns {
-                    let slot = (self.offset + self.delays[s as usize] as usize) % len;
+                    let slot = (self.offset + q.delays[s as usize] as usize) % len;
                     self.slots[slot].push(s);
                 }
             }
