@@ -25,7 +25,7 @@ from brian2.devices.device import RuntimeDevice, all_devices
 from brian2.units import second
 from brian2.utils.logger import get_logger
 
-from . import _engine, connect, integrator_cache
+from . import _engine, connect, integrator_cache, setexpr
 from .codeobject import kernel_spec
 
 __all__ = ["WgpuDevice"]
@@ -60,6 +60,13 @@ prefs.register_preferences(
         docs="Where Synapses.connect with strings (conditions, p, n, generator syntax) "
         "creates synapses: 'engine' (in parallel, in Rust) or 'numpy' (Brian2's numpy "
         "code). Both give Brian2's synapse order; random forms draw different numbers.",
+        validator=lambda v: v in ("engine", "numpy"),
+    ),
+    string_expressions=BrianPreference(
+        default="engine",
+        docs="Where variables set by string expression (S.w = 'rand()*w_max') are "
+        "computed: 'engine' (the interpreter, for arrays of at least 50,000 elements) or "
+        "'numpy' (Brian2's numpy code). Random numbers differ between the two.",
         validator=lambda v: v in ("engine", "numpy"),
     ),
     integrator_cache=BrianPreference(
@@ -193,6 +200,12 @@ class WgpuDevice(RuntimeDevice):
         codeobj.wgpu_abstract_code = abstract_code
         codeobj.wgpu_template_kwds = dict(template_kwds or {})
         codeobj.wgpu_override_conditional_write = set(override_conditional_write or ())
+        if (template_name in ("group_variable_set", "group_variable_set_conditional")
+                and prefs["devices.wgpu.string_expressions"] == "engine"):
+            try:
+                codeobj.run = setexpr.engine_variable_set(self, codeobj)
+            except (NotImplementedError, ValueError) as exc:
+                logger.debug(f"wgpu device: '{name}' runs through numpy: {exc}", "setexpr")
         if template_name == "synapses_push_spikes":
             owner.initialise_queue = functools.partial(self._initialise_queue, owner)
         if (template_name == "synapses_create_generator"

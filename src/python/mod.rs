@@ -157,9 +157,10 @@ impl CompiledKernel {
         }
     }
 
-    /// Run on the CPU interpreter over `n` elements; `arrays` maps variable names to 1-D
-    /// numpy arrays of the declared dtypes (updated in place).
-    #[pyo3(signature = (arrays, n, seed=0, step=0))]
+    /// Run on the CPU interpreter over `n` elements, or over the element indices in `list`
+    /// (then `n` is ignored); `arrays` maps variable names to 1-D numpy arrays of the
+    /// declared dtypes (updated in place).
+    #[pyo3(signature = (arrays, n, seed=0, step=0, list=None))]
     fn run_cpu(
         &self,
         py: Python<'_>,
@@ -167,11 +168,28 @@ impl CompiledKernel {
         n: usize,
         seed: u64,
         step: i64,
+        list: Option<numpy::PyReadonlyArray1<'_, i32>>,
     ) -> PyResult<()> {
         let prog = self.program.as_ref().ok_or_else(|| {
             PyNotImplementedError::new_err(self.cpu_error.clone().unwrap_or_default())
         })?;
+        let list = list.as_ref().map(|l| l.as_slice()).transpose()?;
+        let n = list.map_or(n, <[i32]>::len);
         let mut holders = borrow_arrays(&self.kernel, arrays, n)?;
+        if let Some(list) = list {
+            // The interpreter indexes element arrays by these without checks of its own.
+            for (v, h) in self.kernel.vars.iter().zip(&mut holders) {
+                if matches!(v.index, ir::Index::Elem) && !matches!(h, Holder::None) {
+                    let len = h.view()?.raw().len;
+                    if list.iter().any(|&i| i < 0 || i as usize >= len) {
+                        return Err(PyValueError::new_err(format!(
+                            "element index out of range for '{}' (length {len})",
+                            v.name
+                        )));
+                    }
+                }
+            }
+        }
         let mut views: Vec<ArrayMut> = holders
             .iter_mut()
             .map(Holder::view)
@@ -181,6 +199,7 @@ impl CompiledKernel {
             seed,
             kernel_id: 0,
             step,
+            list,
             ..Default::default()
         };
         py.detach(|| prog.run(&mut views, &args)).map_err(cpu_err)

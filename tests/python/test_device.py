@@ -14,11 +14,13 @@ BACKENDS = ["cpu", "gpu"]
 
 def run_with(device_name, build, backend="cpu", synapse_creation="numpy"):
     """Run ``build`` on numpy's runtime target or the wgpu device. These comparisons are
-    of the simulation: synapses come from numpy's code on both (the engine's own
-    ``connect`` draws other random numbers for random forms; test_connect.py tests it)."""
+    of the simulation: synapses and string-set variables come from numpy's code on both
+    (the engine's own ``connect`` and variable setting draw other random numbers;
+    test_connect.py and test_setexpr.py test them)."""
     start_scope()
     defaultclock.dt = 0.1 * ms
     creation = prefs.devices.wgpu.synapse_creation
+    expressions = prefs.devices.wgpu.string_expressions
     if device_name == "numpy":
         set_device("runtime")
         prefs.codegen.target = "numpy"
@@ -26,10 +28,12 @@ def run_with(device_name, build, backend="cpu", synapse_creation="numpy"):
         set_device("wgpu")
         prefs.devices.wgpu.backend = backend
         prefs.devices.wgpu.synapse_creation = synapse_creation
+        prefs.devices.wgpu.string_expressions = synapse_creation
     try:
         return build()
     finally:
         prefs.devices.wgpu.synapse_creation = creation
+        prefs.devices.wgpu.string_expressions = expressions
         set_device("runtime")
 
 

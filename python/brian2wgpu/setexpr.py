@@ -1,0 +1,105 @@
+"""Variables set by string expression (``S.w = 'rand() * w_max'``, Brian2's
+``group_variable_set`` template) in the engine's interpreter, for arrays large enough that
+it pays (a kernel compiles in milliseconds; numpy's own code is as fast below that size).
+
+Brian2's numpy code object is built as usual (its checks, and the fallback for anything
+the engine does not run); its ``run`` is replaced. Random numbers come from the engine's
+Philox streams keyed by a seed drawn from numpy's generator: reproducible under
+``seed()``, other numbers than numpy's.
+"""
+
+import numpy as np
+from brian2.core.preferences import prefs
+from brian2.core.variables import ArrayVariable
+
+from . import _engine
+from .codeobject import kernel_spec
+
+__all__ = ["engine_variable_set", "MIN_ELEMENTS"]
+
+# Below this many elements numpy's code is about as fast as compiling a kernel.
+MIN_ELEMENTS = 50_000
+
+
+def _kernel(codeobj, part, code, extra=()):
+    spec = kernel_spec(f"{codeobj.name}_{part}", codeobj.template_name, code,
+                       codeobj.variables, codeobj.variable_indices,
+                       float_dtype=prefs.core.default_float_dtype,
+                       owner_name=codeobj.owner.name, optimise=False)
+    if spec.pop("tables") or spec["functions"]:
+        raise NotImplementedError("functions or tables in the expression")
+    spec["variables"].extend(extra)
+    kernel = _engine.compile(spec, wgsl=False)
+    if kernel.program_text == "":
+        raise NotImplementedError("an expression the interpreter cannot run")
+    return kernel
+
+
+def _seed():
+    return int(np.random.randint(0, 2**31 - 1)) << 32 | int(np.random.randint(0, 2**31 - 1))
+
+
+def engine_variable_set(device, codeobj):
+    """A replacement for the numpy code object's ``run`` (templates
+    ``group_variable_set`` and ``group_variable_set_conditional``); raises
+    NotImplementedError where the engine should not or cannot run it (the caller keeps
+    numpy's)."""
+    V = codeobj.variables
+    code = codeobj.wgpu_abstract_code
+    fallback = codeobj.run
+    if codeobj.template_name == "group_variable_set":
+        indices = np.ascontiguousarray(V["_group_idx"].get_value(), dtype=np.int32)
+        size, condition, statement = len(indices), None, code
+    else:
+        indices = None
+        size = int(np.asarray(V["N"].get_value()).reshape(-1)[0])
+        cond = code["condition"].partition("=")[2].strip()
+        statement = code["statement"]
+        condition = None if cond == "True" else code["condition"]
+    target = V.get(statement.partition("=")[0].strip())
+    if size < MIN_ELEMENTS:
+        raise NotImplementedError(f"{size} elements: numpy is as fast")
+    if not isinstance(target, ArrayVariable) or target.scalar:
+        raise NotImplementedError("a scalar target")
+    write = _kernel(codeobj, "statement", statement)
+    test = None
+    if condition is not None:
+        test = _kernel(codeobj, "condition", condition,
+                       extra=[{"name": "_cond", "dtype": "bool", "index": "_idx"}])
+
+    def arrays_of(kernel, out):
+        seen = {id(a): n for n, a in out.items()}
+        for name in kernel.variables:
+            var = V.get(name)
+            if name in out or not isinstance(var, ArrayVariable):
+                continue
+            value = device.get_value(var, access_data=True)
+            if not isinstance(value, np.ndarray) or not value.flags.c_contiguous:
+                return None
+            where = value.__array_interface__["data"][0]
+            if any(a.__array_interface__["data"][0] == where for a in out.values()):
+                # One array under two names (x_pre and x_post of a group connected to
+                # itself): numpy's code handles the aliasing.
+                return None
+            out[name] = value
+        del seen
+        return out
+
+    def run():
+        rows = indices
+        if test is not None:
+            flags = np.zeros(size, dtype=bool)
+            arrays = arrays_of(test, {"_cond": flags})
+            if arrays is None:
+                return fallback()
+            test.run_cpu(arrays, size, seed=_seed())
+            rows = np.flatnonzero(flags).astype(np.int32)
+        arrays = arrays_of(write, {})
+        if arrays is None:
+            return fallback()
+        if rows is None:
+            write.run_cpu(arrays, size, seed=_seed())
+        else:
+            write.run_cpu(arrays, len(rows), seed=_seed(), list=rows)
+
+    return run
