@@ -24,6 +24,21 @@ pub struct QueueLayout {
     pub(crate) by_source: Vec<i32>,
     /// The longest delay in steps.
     max_delay: u32,
+    /// Built on first use by the GPU queue, then kept with the layout.
+    grouping: std::sync::OnceLock<Grouping>,
+}
+
+/// The synapses grouped by (source, delay) as the GPU queue uploads them: per source,
+/// its groups in ascending delay, each group's synapses ascending (the order Brian2's
+/// queue delivers them).
+#[derive(Debug)]
+pub struct Grouping {
+    /// Groups of relative source `i`: `src_group[i]..src_group[i + 1]`.
+    pub src_group: Vec<u32>,
+    pub group_delay: Vec<u32>,
+    /// Synapses of group `g`: `perm[group_start[g]..group_start[g + 1]]`.
+    pub group_start: Vec<u32>,
+    pub perm: Vec<i32>,
 }
 
 impl QueueLayout {
@@ -69,9 +84,49 @@ impl QueueLayout {
             source_start,
             source_stop,
             max_delay: delays.iter().copied().max().unwrap_or(0),
+            grouping: std::sync::OnceLock::new(),
             delays,
             row_start: counts,
             by_source,
+        })
+    }
+
+    /// The synapses by (source, delay), computed once per layout.
+    pub fn grouping(&self) -> &Grouping {
+        self.grouping.get_or_init(|| {
+            let width = self.source_stop.saturating_sub(self.source_start);
+            let homogeneous = self.delays.len() == 1;
+            let mut g = Grouping {
+                src_group: Vec::with_capacity(width + 1),
+                group_delay: Vec::new(),
+                group_start: Vec::new(),
+                perm: Vec::with_capacity(self.by_source.len()),
+            };
+            g.src_group.push(0);
+            for i in 0..width {
+                let syns = &self.by_source[self.row_start[i]..self.row_start[i + 1]];
+                if homogeneous {
+                    g.group_delay.push(self.delays[0]);
+                    g.group_start.push(g.perm.len() as u32);
+                    g.perm.extend_from_slice(syns);
+                } else {
+                    let mut sorted = syns.to_vec();
+                    sorted.sort_by_key(|&s| self.delays[s as usize]); // stable
+                    let mut prev = None;
+                    for s in sorted {
+                        let dl = self.delays[s as usize];
+                        if prev != Some(dl) {
+                            g.group_delay.push(dl);
+                            g.group_start.push(g.perm.len() as u32);
+                            prev = Some(dl);
+                        }
+                        g.perm.push(s);
+                    }
+                }
+                g.src_group.push(g.group_delay.len() as u32);
+            }
+            g.group_start.push(g.perm.len() as u32);
+            g
         })
     }
 

@@ -89,7 +89,6 @@ impl GpuQueue {
     ) -> Result<Self, EngineError> {
         let width = q.source_stop - q.source_start;
         let d = q.slots.len();
-        let homogeneous = q.delays.len() == 1;
         let uniform_delay = match q.delays.split_first() {
             None => Some(0),
             Some((&first, rest)) => rest.iter().all(|&x| x == first).then_some(first),
@@ -101,35 +100,15 @@ impl GpuQueue {
             Some(delay) => Some(Bundles::Ring { delay }),
             None => Some(Bundles::Groups),
         };
-        let mut src_group = Vec::with_capacity(width + 1);
-        let mut group_delay = Vec::new();
-        let mut group_start = Vec::new();
-        let mut perm: Vec<i32> = Vec::with_capacity(q.by_source.len());
-        src_group.push(0u32);
-        for i in 0..width {
-            let syns = &q.by_source[q.row_start[i]..q.row_start[i + 1]];
-            if homogeneous {
-                group_delay.push(q.delays[0]);
-                group_start.push(perm.len() as u32);
-                perm.extend_from_slice(syns);
-            } else {
-                let mut sorted = syns.to_vec();
-                sorted.sort_by_key(|&s| q.delays[s as usize]); // stable: ascending synapses
-                let mut prev = None;
-                for s in sorted {
-                    let dl = q.delays[s as usize];
-                    if prev != Some(dl) {
-                        group_delay.push(dl);
-                        group_start.push(perm.len() as u32);
-                        prev = Some(dl);
-                    }
-                    perm.push(s);
-                }
-            }
-            src_group.push(group_delay.len() as u32);
-        }
+        // The grouping by (source, delay) is kept with the layout: later runs over the
+        // same synapses and delays reuse it.
+        let grouping = q.grouping();
+        let src_group = grouping.src_group.clone();
+        let group_delay = grouping.group_delay.clone();
+        let group_start = grouping.group_start.clone();
         let n_groups = group_delay.len();
-        group_start.push(perm.len() as u32);
+        let mut perm: Vec<i32> = Vec::with_capacity(grouping.perm.len() + q.slots.len());
+        perm.extend_from_slice(&grouping.perm);
         let n_syn = perm.len();
         let mut extra = Vec::with_capacity(d);
         let mut longest_extra = 0;
