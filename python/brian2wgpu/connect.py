@@ -17,7 +17,7 @@ from brian2.core.variables import ArrayVariable, AuxiliaryVariable
 from . import _engine
 from .codeobject import _dtype_name, kernel_spec
 
-__all__ = ["engine_generator"]
+__all__ = ["engine_generator", "connect_arrays", "append_synapses"]
 
 
 def _int(value):
@@ -169,3 +169,33 @@ def append_synapses(synapses, pre, post, pre_counts, post_counts):
         numbers = V[synapses.multisynaptic_index].get_value()
         numbers[:] = calc_repeats(V["_synaptic_pre"].get_value()
                                   + V["_synaptic_post"].get_value() * 1j)
+
+
+def connect_arrays(synapses, i, j):
+    """``connect(i=array, j=array)`` (with ``n=1``, ``p=1``): Brian2's checks and errors,
+    then one append (no per-call code object; Brian2's ``repeat`` and count updates were
+    most of its time)."""
+    i, j, _ = synapses._verify_connect_array_arguments(i, j, 1)
+    sources = np.ascontiguousarray(np.atleast_1d(i), dtype=np.int32)
+    targets = np.ascontiguousarray(np.atleast_1d(j), dtype=np.int32)
+    n_pre, n_post = len(synapses.source), len(synapses.target)
+    for indices, which, size, group in ((sources, "source", n_pre, synapses.source),
+                                        (targets, "target", n_post, synapses.target)):
+        if len(indices) and (indices.max() >= size or indices.min() < 0):
+            cause = IndexError(
+                f"The given {which} indices contain values outside of the range "
+                f"[0, {size - 1}] allowed for the {which} group \"{group.name}\"")
+            raise IndexError("Tried to create synapse indices outside valid range.") from cause
+    synapses._connect_called = True
+    V = synapses.variables
+    src_off = _int(V["_source_offset"].get_value())
+    tgt_off = _int(V["_target_offset"].get_value())
+    pre_counts = np.bincount(sources, minlength=n_pre).astype(np.int32)
+    post_counts = np.bincount(targets, minlength=n_post).astype(np.int32)
+    append_synapses(synapses, sources + np.int32(src_off), targets + np.int32(tgt_off),
+                    pre_counts, post_counts)
+    # As Brian2's connect does after its code object.
+    for var in synapses._registered_variables:
+        var.size = len(var.get_value())
+    for name in ("N_incoming", "N_outgoing"):
+        V[name].size = len(V[name].get_value())

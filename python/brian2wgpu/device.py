@@ -204,7 +204,7 @@ class WgpuDevice(RuntimeDevice):
                 and prefs["devices.wgpu.string_expressions"] == "engine"):
             try:
                 codeobj.run = setexpr.engine_variable_set(self, codeobj)
-            except (NotImplementedError, ValueError) as exc:
+            except Exception as exc:  # anything the engine cannot take: Brian2's code runs
                 logger.debug(f"wgpu device: '{name}' runs through numpy: {exc}", "setexpr")
         if template_name == "synapses_push_spikes":
             owner.initialise_queue = functools.partial(self._initialise_queue, owner)
@@ -212,10 +212,32 @@ class WgpuDevice(RuntimeDevice):
                 and prefs["devices.wgpu.synapse_creation"] == "engine"):
             try:
                 codeobj.run = connect.engine_generator(self, codeobj)
-            except NotImplementedError as exc:
+            except Exception as exc:  # anything the engine cannot take: Brian2's code runs
                 logger.debug(f"wgpu device: '{name}' creates synapses through numpy: {exc}",
                              "connect")
         return codeobj
+
+    # -- synapse creation ---------------------------------------------------------------
+    def synapses_connect(self, synapses, condition=None, i=None, j=None, p=1.0, n=1,
+                         skip_if_invalid=False, namespace=None, level=0):
+        """Brian2's ``Synapses.connect`` (its ``device_override``): index arrays with
+        ``n=1``, ``p=1`` are appended directly; every other form runs Brian2's own
+        ``connect`` (whose string forms then run in the engine, see ``code_object``)."""
+        import numbers
+
+        from brian2.synapses.synapses import Synapses
+
+        if (condition is None and i is not None and j is not None
+                and not isinstance(i, str) and not isinstance(j, str)
+                and not skip_if_invalid
+                and isinstance(p, numbers.Number) and p == 1
+                and isinstance(n, numbers.Integral) and n == 1
+                and prefs["devices.wgpu.synapse_creation"] == "engine"):
+            synapses._verify_connect_argument_types(condition, i, j, n, p)
+            return connect.connect_arrays(synapses, i, j)
+        # One more frame between Brian2's connect and the user's namespace.
+        return Synapses.connect.original_function(synapses, condition, i, j, p, n,
+                                                  skip_if_invalid, namespace, level + 1)
 
     # -- backend --------------------------------------------------------------------
     def _backend_choice(self):

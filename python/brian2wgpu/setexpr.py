@@ -47,15 +47,18 @@ def engine_variable_set(device, codeobj):
     V = codeobj.variables
     code = codeobj.wgpu_abstract_code
     fallback = codeobj.run
-    if codeobj.template_name == "group_variable_set":
+    if codeobj.template_name == "group_variable_set" and isinstance(code, str):
         indices = np.ascontiguousarray(V["_group_idx"].get_value(), dtype=np.int32)
         size, condition, statement = len(indices), None, code
-    else:
+    elif (isinstance(code, dict) and isinstance(code.get("condition"), str)
+          and isinstance(code.get("statement"), str)):
         indices = None
         size = int(np.asarray(V["N"].get_value()).reshape(-1)[0])
         cond = code["condition"].partition("=")[2].strip()
         statement = code["statement"]
         condition = None if cond == "True" else code["condition"]
+    else:
+        raise NotImplementedError("an unusual variable set")
     target = V.get(statement.partition("=")[0].strip())
     if size < MIN_ELEMENTS:
         raise NotImplementedError(f"{size} elements: numpy is as fast")

@@ -155,3 +155,24 @@ def test_seed_changes_random_connections():
     S.connect(p=0.05)
     set_device("runtime")
     assert not np.array_equal(a["j"][:100], np.array(S.j[:100]))
+
+
+@pytest.mark.parametrize("subgroups", [False, True])
+def test_index_arrays_match_numpy(subgroups):
+    rng = np.random.default_rng(3)
+    i = rng.integers(0, 300, size=2000)
+    j = rng.integers(0, 300, size=2000)
+    for kwargs in (dict(i=i, j=j), dict(i=5, j=j[:10]), dict(i=i[:50], j=j[:50], n=2)):
+        ref = connect("numpy", kwargs, subgroups=subgroups)
+        got = connect("engine", kwargs, subgroups=subgroups)
+        for k in ref:
+            assert np.array_equal(ref[k], got[k]), (k, kwargs)
+
+
+def test_index_arrays_out_of_range_raise_like_numpy():
+    for mode in ("numpy", "engine"):
+        with pytest.raises(IndexError) as exc:
+            connect(mode, dict(i=[0, 400], j=[1, 2]))
+        assert "outside" in str(exc.value.__cause__)
+        with pytest.raises(TypeError):
+            connect(mode, dict(i=[0.5, 1.0], j=[1, 2]))
