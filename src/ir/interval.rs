@@ -149,6 +149,19 @@ fn binary(op: BinaryOp, ty: Type, a: Bound, b: Bound) -> Bound {
         BinaryOp::FloorDiv if b0 == b1 && b0 > 0.0 => {
             Bound::num((a0 / b0).floor(), (a1 / b0).floor())
         }
+        // Integer powers (Brian2's `x**2`): monotone in |x| for even ones, in x for odd.
+        BinaryOp::Pow if b0 == b1 && b0.fract() == 0.0 && (0.0..=64.0).contains(&b0) => {
+            let n = b0 as i32;
+            if n % 2 == 1 {
+                Bound::num(a0.powi(n), a1.powi(n))
+            } else if a0 >= 0.0 {
+                Bound::num(a0.powi(n), a1.powi(n))
+            } else if a1 <= 0.0 {
+                Bound::num(a1.powi(n), a0.powi(n))
+            } else {
+                Bound::num(0.0, a0.abs().max(a1.abs()).powi(n))
+            }
+        }
         BinaryOp::Mod if b0 == b1 && b0 > 0.0 => {
             if a0 >= 0.0 && a1 < b0 {
                 Bound::num(a0, a1)
@@ -235,6 +248,12 @@ fn eval(e: &Expr, locals: &[Bound]) -> Bound {
             let (f, t) = eval(a, locals).as_bool();
             Bound::Bool { f: t, t: f }
         }
+        // `x*x` (how `x**2` is lowered) is a square, not a product of two independent
+        // values: never negative.
+        ExprKind::Binary(BinaryOp::Mul, a, b) if a == b => {
+            let two = Bound::point(Value::I32(2));
+            binary(BinaryOp::Pow, e.ty, eval(a, locals), two)
+        }
         ExprKind::Binary(op, a, b) => binary(*op, e.ty, eval(a, locals), eval(b, locals)),
         ExprKind::Call(f, args) => {
             // Brian2's functions take at most three arguments; no allocation per call.
@@ -317,6 +336,19 @@ mod tests {
         assert!(!cond_bound("_cond = x > 0.5", (200.0, 300.0)).surely_false());
         assert!(!cond_bound("_cond = rand() < 0.1", (200.0, 300.0)).surely_false());
         assert!(cond_bound("_cond = _j < 10 and rand() < 0.1", (20.0, 30.0)).surely_false());
+        // Squares (sqrt of a sum of squares: distances on a grid).
+        assert!(
+            cond_bound("_cond = sqrt((_j - 250.0)**2 + 1.0) < 20.0", (0.0, 200.0)).surely_false()
+        );
+        assert!(!cond_bound("_cond = sqrt((_j - 250.0)**2) < 20.0", (0.0, 240.0)).surely_false());
+        assert!(cond_bound("_cond = (_j - 5)**3 > 1000", (0.0, 14.0)).surely_false());
+        assert!(
+            cond_bound(
+                "_cond = sqrt((_i - 90.0)**2 + (_j - 250.0)**2) < 20.0",
+                (0.0, 200.0)
+            )
+            .surely_false()
+        );
         // Modulo and floored division.
         assert!(cond_bound("_cond = _j // 10 == 3", (40.0, 99.0)).surely_false());
         assert!(!cond_bound("_cond = _j % 10 == 3", (40.0, 99.0)).surely_false());

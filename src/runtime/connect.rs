@@ -630,9 +630,8 @@ impl Generator<'_> {
 struct Pruner<'g> {
     generator: &'g Generator<'g>,
     candidate: &'g Stage<'g>,
-    /// Per candidate-kernel variable read through the result index: the bound of its
-    /// whole array.
-    hulls: Vec<Bound>,
+    /// Per candidate-kernel variable read through the result index: its range bounds.
+    hulls: Vec<Option<RangeHull>>,
     cond_local: usize,
 }
 
@@ -665,20 +664,73 @@ fn value_bound(raw: &RawArray, k: i64) -> Bound {
     }
 }
 
-fn hull(raw: &RawArray) -> Bound {
-    if raw.ty == Type::Bool || raw.len == 0 {
-        return Bound::Any;
+/// Bounds of a model array over index ranges (a sparse table: level `k` holds the hull of
+/// `2^k` elements from each position), so that a range of candidate targets bounds the
+/// target-side values it reads: `sqrt((x_pre - x_post)**2 + ...) < r` on a grid prunes
+/// the rows far away.
+struct RangeHull {
+    levels: Vec<Vec<(f64, f64)>>,
+}
+
+/// Arrays above this size get one bound for the whole array (the table's memory).
+const RANGE_HULL_MAX: usize = 1 << 22;
+
+impl RangeHull {
+    fn new(raw: &RawArray) -> Option<RangeHull> {
+        if raw.ty == Type::Bool || raw.len == 0 {
+            return None;
+        }
+        let base: Vec<(f64, f64)> = (0..raw.len)
+            .map(|k| {
+                let v = read(raw, k as i64).unwrap_or(f64::NAN);
+                (v, v)
+            })
+            .collect();
+        if base.iter().any(|v| v.0.is_nan()) {
+            return None;
+        }
+        let mut levels = vec![base];
+        if raw.len <= RANGE_HULL_MAX {
+            let mut width = 1;
+            while 2 * width <= raw.len {
+                let prev = levels.last().expect("level 0");
+                let next: Vec<(f64, f64)> = (0..=raw.len - 2 * width)
+                    .map(|k| {
+                        let (a, b) = (prev[k], prev[k + width]);
+                        (a.0.min(b.0), a.1.max(b.1))
+                    })
+                    .collect();
+                levels.push(next);
+                width *= 2;
+            }
+        } else {
+            let all = levels[0]
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |h, v| {
+                    (h.0.min(v.0), h.1.max(v.1))
+                });
+            levels = vec![vec![all]];
+        }
+        Some(RangeHull { levels })
     }
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for k in 0..raw.len {
-        let v = read(raw, k as i64).unwrap_or(f64::NAN);
-        if v.is_nan() {
+
+    /// The bound of elements `lo..=hi` (clamped to the array).
+    fn query(&self, lo: f64, hi: f64) -> Bound {
+        let n = self.levels[0].len();
+        if self.levels.len() == 1 && n == 1 {
+            let (a, b) = self.levels[0][0];
+            return Bound::num(a, b);
+        }
+        let lo = lo.max(0.0);
+        let hi = hi.min((n - 1) as f64);
+        if !(lo <= hi) {
             return Bound::Any;
         }
-        lo = lo.min(v);
-        hi = hi.max(v);
+        let (lo, hi) = (lo as usize, hi as usize);
+        let k = (usize::BITS - 1 - (hi - lo + 1).leading_zeros()) as usize;
+        let (a, b) = (self.levels[k][lo], self.levels[k][hi + 1 - (1 << k)]);
+        Bound::num(a.0.min(b.0), a.1.max(b.1))
     }
-    Bound::num(lo, hi)
 }
 
 impl Generator<'_> {
@@ -699,9 +751,9 @@ impl Generator<'_> {
                 (Binding::Model(raw), Index::Var(iv))
                     if matches!(candidate.bindings[iv], Binding::Aux(Role::ResultRaw)) =>
                 {
-                    hull(raw)
+                    RangeHull::new(raw)
                 }
-                _ => Bound::Any,
+                _ => None,
             })
             .collect();
         Some(Pruner {
@@ -721,7 +773,7 @@ impl Pruner<'_> {
         row: usize,
         inner: Bound,
         result: Bound,
-        hulls: &[Bound],
+        hulls: &[Option<RangeHull>],
         locals: &mut Vec<Bound>,
     ) {
         let g = self.generator;
@@ -740,7 +792,11 @@ impl Pruner<'_> {
                 Index::Zero => value_bound(&raw, 0),
                 Index::Var(iv) => match stage.bindings[iv] {
                     Binding::Aux(Role::OuterRaw) => value_bound(&raw, outer_raw),
-                    _ => hulls.get(i).copied().unwrap_or(Bound::Any),
+                    _ => match (hulls.get(i), shift(result, g.result_offset)) {
+                        (Some(Some(h)), Bound::Num { lo, hi }) => h.query(lo, hi),
+                        (Some(Some(h)), _) => h.query(f64::NEG_INFINITY, f64::INFINITY),
+                        _ => Bound::Any,
+                    },
                 },
                 _ => Bound::Any,
             },

@@ -23,7 +23,7 @@ def connect(mode, kwargs, n_pre=300, n_post=None, subgroups=False):
         G = NeuronGroup(n_pre + extra, "x : 1")
         H = NeuronGroup(n_post + extra, "y : 1")
         G.x = "i*0.1"
-        H.y = "i*0.2"
+        H.y = "i*0.2 + 3*sin(i)"
         src, tgt = (G[5:5 + n_pre], H[3:3 + n_post]) if subgroups else (G, H)
         S = Synapses(src, tgt, "w : 1", multisynaptic_index="syn")
         seed(7)
@@ -53,6 +53,9 @@ DETERMINISTIC = [
     dict(j="k for k in range(N_post - 1, -1, -5)"),
     dict(condition="x_pre > 5"),
     dict(condition="False"),
+    # Bounds of target values over ranges of targets (y_post ascends with j).
+    dict(condition="sqrt((x_pre - y_post*0.5)**2 + 0.25) < 2 and i != j"),
+    dict(condition="(y_post - 2*x_pre)**2 < 9"),
 ]
 
 
