@@ -152,9 +152,7 @@ fn binary(op: BinaryOp, ty: Type, a: Bound, b: Bound) -> Bound {
         // Integer powers (Brian2's `x**2`): monotone in |x| for even ones, in x for odd.
         BinaryOp::Pow if b0 == b1 && b0.fract() == 0.0 && (0.0..=64.0).contains(&b0) => {
             let n = b0 as i32;
-            if n % 2 == 1 {
-                Bound::num(a0.powi(n), a1.powi(n))
-            } else if a0 >= 0.0 {
+            if n % 2 == 1 || a0 >= 0.0 {
                 Bound::num(a0.powi(n), a1.powi(n))
             } else if a1 <= 0.0 {
                 Bound::num(a1.powi(n), a0.powi(n))

@@ -723,7 +723,7 @@ impl RangeHull {
         }
         let lo = lo.max(0.0);
         let hi = hi.min((n - 1) as f64);
-        if !(lo <= hi) {
+        if lo > hi || lo.is_nan() || hi.is_nan() {
             return Bound::Any;
         }
         let (lo, hi) = (lo as usize, hi as usize);
