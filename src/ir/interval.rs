@@ -234,7 +234,8 @@ fn cast(ty: Type, b: Bound) -> Bound {
     }
 }
 
-fn eval(e: &Expr, locals: &[Bound]) -> Bound {
+/// The bound of `e` given the bounds of the locals it reads.
+pub fn eval(e: &Expr, locals: &[Bound]) -> Bound {
     match &e.kind {
         ExprKind::Lit(v) => Bound::point(*v),
         ExprKind::Local(l) => locals[*l],

@@ -20,7 +20,7 @@ pub use cse::share_subexpressions;
 pub use func::{Func, float_result};
 pub use fuse::{Fused, fuse_elementwise};
 pub use hoist::{Hoisted, hoist_scalars};
-pub use interval::{Bound, bounds};
+pub use interval::{Bound, bounds, eval as eval_bound};
 pub use lower::{FunctionSpec, KernelSpec, LowerError, VariableSpec, lower};
 pub use types::{Type, TypeInfo, Value, promote};
 pub use validate::{ValidateError, validate};

@@ -18,7 +18,10 @@ use rayon::prelude::*;
 use thiserror::Error;
 
 use crate::cpu::{CpuError, Program, RawArray, RunArgs};
-use crate::ir::{Bound, Index, Kernel, Type, bounds};
+use crate::ir::{
+    BinaryOp, Bound, CmpOp, Expr, ExprKind, Func, Index, Kernel, Local, Stmt, Type, VarKind,
+    Variable, bounds, eval_bound,
+};
 use crate::rng;
 
 /// Candidate ranges at most this long are evaluated, not bounded (see [`Pruner`]).
@@ -71,9 +74,11 @@ pub enum Role {
     N,
     /// Written by Brian2's code but not needed here (`_pre_idx`, `_post_idx`).
     Scratch,
+    /// Per candidate, the factor on `rand()` in a thinned condition (see [`Thinning`]).
+    Scale,
 }
 
-const ROLES: usize = 13;
+const ROLES: usize = 14;
 
 impl Role {
     pub fn from_name(name: &str) -> Option<Role> {
@@ -298,10 +303,20 @@ pub struct Created {
 struct Block {
     outer: Vec<i32>,
     inner: Vec<i32>,
+    /// Per candidate, the factor on `rand()` of a thinned condition (1: not thinned).
+    scale: Vec<f64>,
 }
 
 impl Generator<'_> {
     pub fn run(&self) -> Result<Created, ConnectError> {
+        let thinning = self.thinning()?;
+        let thinned = match (&thinning, &self.candidate) {
+            (Some(t), Some(c)) => Some(t.stage(c)),
+            _ => None,
+        };
+        let cand = thinned.as_ref().or(self.candidate.as_ref());
+        let pruner = self.pruner(thinning.as_ref().map(|t| &t.p));
+        let pruner = pruner.as_ref();
         let chunks = self.outer_size.div_ceil(ROWS_PER_CHUNK);
         let parts: Vec<(Vec<i32>, Vec<i32>)> = (0..chunks)
             .into_par_iter()
@@ -310,7 +325,7 @@ impl Generator<'_> {
             .map_init(Buffers::new, |bufs, c| {
                 let lo = c * ROWS_PER_CHUNK;
                 let hi = (lo + ROWS_PER_CHUNK).min(self.outer_size);
-                self.chunk(bufs, c, lo, hi)
+                self.chunk(cand, pruner, bufs, c, lo, hi)
             })
             .collect::<Result<_, _>>()?;
         let total = parts.iter().map(|p| p.0.len()).sum();
@@ -335,8 +350,11 @@ impl Generator<'_> {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn chunk(
         &self,
+        cand: Option<&Stage>,
+        pruner: Option<&Pruner>,
         bufs: &mut Buffers,
         chunk: usize,
         lo: usize,
@@ -385,11 +403,11 @@ impl Generator<'_> {
         let mut block = Block {
             outer: Vec::with_capacity(BLOCK),
             inner: Vec::with_capacity(BLOCK),
+            scale: Vec::with_capacity(BLOCK),
         };
         let mut block_no = 0i64;
         let step_of = |b: i64| ((chunk as i64) << 32) | b;
-        let direct = self.element.is_none() && self.candidate.is_none();
-        let pruner = self.pruner();
+        let direct = self.element.is_none() && cand.is_none();
         for (k, &(cond, low, high, step, p, size)) in args.iter().enumerate() {
             if !cond {
                 continue;
@@ -401,7 +419,7 @@ impl Generator<'_> {
                 ));
             }
             let outer_raw = row as i32 + self.outer_offset;
-            let mut emit = |inner: i64, block: &mut Block, bufs: &mut Buffers| {
+            let mut emit = |inner: i64, scale: f64, block: &mut Block, bufs: &mut Buffers| {
                 if direct {
                     // Nothing to evaluate per candidate: the inner value is the result.
                     let j = inner as i32;
@@ -419,8 +437,9 @@ impl Generator<'_> {
                 }
                 block.outer.push(row as i32);
                 block.inner.push(inner as i32);
+                block.scale.push(scale);
                 if block.outer.len() == BLOCK {
-                    self.flush(block, bufs, step_of(block_no), &mut out)?;
+                    self.flush(cand, block, bufs, step_of(block_no), &mut out)?;
                     block_no += 1;
                 }
                 Ok::<(), ConnectError>(())
@@ -428,15 +447,32 @@ impl Generator<'_> {
             let total = range_len(low, high, step);
             match self.iteration {
                 Iteration::Range => {
-                    let mut take = |m0: i64, m1: i64| {
-                        for m in m0..m1 {
-                            emit(low + m * step, &mut block, bufs)?;
+                    let mut rnd = RowRandom::new(self.seed, row);
+                    let mut take = |m0: i64, m1: i64, phi: f64| {
+                        if phi >= 1.0 {
+                            for m in m0..m1 {
+                                emit(low + m * step, 1.0, &mut block, bufs)?;
+                            }
+                        } else {
+                            // Thinning: each position with probability `phi` (geometric
+                            // gaps); its condition then tests rand()*phi < p.
+                            let inv_log = 1.0 / (-phi).ln_1p();
+                            let mut m = m0;
+                            loop {
+                                let gap = rnd.next().ln() * inv_log;
+                                if gap >= (m1 - m) as f64 {
+                                    break;
+                                }
+                                m += gap as i64;
+                                emit(low + m * step, phi, &mut block, bufs)?;
+                                m += 1;
+                            }
                         }
                         Ok(())
                     };
-                    match &pruner {
+                    match pruner {
                         Some(pr) => pr.walk(row, low, step, total, &mut take)?,
-                        None => take(0, total)?,
+                        None => take(0, total, 1.0)?,
                     }
                 }
                 Iteration::SampleP => {
@@ -445,7 +481,7 @@ impl Generator<'_> {
                     }
                     if p >= 1.0 {
                         for m in 0..total {
-                            emit(low + m * step, &mut block, bufs)?;
+                            emit(low + m * step, 1.0, &mut block, bufs)?;
                         }
                         continue;
                     }
@@ -460,13 +496,13 @@ impl Generator<'_> {
                                 break;
                             }
                             m += gap as i64;
-                            emit(low + m * step, &mut block, bufs)?;
+                            emit(low + m * step, 1.0, &mut block, bufs)?;
                             m += 1;
                         }
                     } else {
                         for m in 0..total {
                             if rnd.next() <= p {
-                                emit(low + m * step, &mut block, bufs)?;
+                                emit(low + m * step, 1.0, &mut block, bufs)?;
                             }
                         }
                     }
@@ -492,12 +528,12 @@ impl Generator<'_> {
                     }
                     let mut rnd = RowRandom::new(self.seed, row);
                     for m in sample_fixed(total, size, &mut rnd) {
-                        emit(low + m * step, &mut block, bufs)?;
+                        emit(low + m * step, 1.0, &mut block, bufs)?;
                     }
                 }
             }
         }
-        self.flush(&mut block, bufs, step_of(block_no), &mut out)?;
+        self.flush(cand, &mut block, bufs, step_of(block_no), &mut out)?;
         Ok(out)
     }
 
@@ -512,6 +548,7 @@ impl Generator<'_> {
     /// Evaluate the candidates of `block` and append the synapses they make.
     fn flush(
         &self,
+        cand: Option<&Stage>,
         block: &mut Block,
         bufs: &mut Buffers,
         step: i64,
@@ -530,8 +567,22 @@ impl Generator<'_> {
                 *r = o + off;
             }
         }
+        let scale_ty = cand.and_then(|c| c.role_type(Role::Scale));
+        if let Some(t) = scale_ty {
+            let buf = &mut bufs.data[Role::Scale as usize];
+            if t == Type::F32 {
+                let v: &mut [f32] = bytemuck::cast_slice_mut(&mut buf[..BLOCK / 2]);
+                for (x, &s) in v.iter_mut().zip(&block.scale) {
+                    *x = s as f32;
+                }
+            } else {
+                let v: &mut [f64] = bytemuck::cast_slice_mut(&mut buf[..BLOCK]);
+                v[..m].copy_from_slice(&block.scale);
+            }
+        }
         block.outer.clear();
         block.inner.clear();
+        block.scale.clear();
         match &self.element {
             Some(stage) => stage.run(bufs, m, self.seed, STREAM_ELEMENT, step)?,
             None => {
@@ -556,6 +607,15 @@ impl Generator<'_> {
                     let b = bufs.i32s(role);
                     b[kept] = b[k];
                 }
+                let sb = &mut bufs.data[Role::Scale as usize];
+                match scale_ty {
+                    Some(Type::F32) => {
+                        let v: &mut [u32] = bytemuck::cast_slice_mut(&mut sb[..]);
+                        v[kept] = v[k];
+                    }
+                    Some(_) => sb[kept] = sb[k],
+                    None => {}
+                }
                 kept += 1;
             }
             m = kept;
@@ -579,7 +639,7 @@ impl Generator<'_> {
                 raw[k] = if valid(res[k]) { res[k] + off } else { off };
             }
         }
-        let (cond_ty, n_ty) = match &self.candidate {
+        let (cond_ty, n_ty) = match cand {
             Some(stage) => {
                 stage.run(bufs, m, self.seed, STREAM_CANDIDATE, step)?;
                 (stage.role_type(Role::Cond), stage.role_type(Role::N))
@@ -633,6 +693,9 @@ struct Pruner<'g> {
     /// Per candidate-kernel variable read through the result index: its range bounds.
     hulls: Vec<Option<RangeHull>>,
     cond_local: usize,
+    /// `p` of a thinned condition (`... and rand() < p`): its bound over a range is the
+    /// thinning probability there.
+    p: Option<&'g Expr>,
 }
 
 /// Element `k` of a model array as f64 (None where it is out of range).
@@ -734,7 +797,7 @@ impl RangeHull {
 }
 
 impl Generator<'_> {
-    fn pruner(&self) -> Option<Pruner<'_>> {
+    fn pruner<'g>(&'g self, p: Option<&'g Expr>) -> Option<Pruner<'g>> {
         let candidate = self.candidate.as_ref()?;
         if self.iteration != Iteration::Range || !self.candidate_condition {
             return None;
@@ -761,7 +824,154 @@ impl Generator<'_> {
             candidate,
             hulls,
             cond_local: candidate.kernel.vars[cond].local,
+            p,
         })
+    }
+
+    /// The candidate condition as `... and rand() < p` (Brian2's form for a probability
+    /// that depends on the target), rewritten to `rand()*scale < p` (see [`Thinning`]).
+    fn thinning(&self) -> Result<Option<Thinning>, ConnectError> {
+        let Some(candidate) = &self.candidate else {
+            return Ok(None);
+        };
+        if self.iteration != Iteration::Range || !self.candidate_condition {
+            return Ok(None);
+        }
+        let k = candidate.kernel;
+        let Some(cond_var) = candidate
+            .bindings
+            .iter()
+            .position(|b| matches!(b, Binding::Aux(Role::Cond)))
+        else {
+            return Ok(None);
+        };
+        let cond_local = k.vars[cond_var].local;
+        let stmts: Vec<&Stmt> = k.scalar.iter().chain(&k.vector).collect();
+        let at = stmts
+            .iter()
+            .rposition(|Stmt::Assign { local, cond, .. }| *local == cond_local && cond.is_none());
+        let Some(at) = at else { return Ok(None) };
+        // Only statements of the condition's own: nothing may reassign what `p` reads
+        // afterwards, nor assign the condition twice.
+        let Stmt::Assign { value, .. } = stmts[at];
+        let mut kernel = k.clone();
+        let new_local = kernel.locals.len();
+        let mut p = None;
+        let mut ty = Type::F64;
+        let mut value = value.clone();
+        fn find(e: &mut Expr, new_local: usize, p: &mut Option<Expr>, ty: &mut Type) -> bool {
+            match &mut e.kind {
+                ExprKind::Binary(BinaryOp::And, a, b) => {
+                    find(a, new_local, p, ty) || find(b, new_local, p, ty)
+                }
+                ExprKind::Binary(BinaryOp::Cmp(CmpOp::Lt), r, q)
+                    if matches!(r.kind, ExprKind::Call(Func::Rand { .. }, _)) && !uses_rng(q) =>
+                {
+                    *ty = r.ty;
+                    *p = Some((**q).clone());
+                    let rand = (**r).clone();
+                    let scale = Expr {
+                        ty: r.ty,
+                        kind: ExprKind::Local(new_local),
+                    };
+                    **r = Expr {
+                        ty: r.ty,
+                        kind: ExprKind::Binary(BinaryOp::Mul, Box::new(rand), Box::new(scale)),
+                    };
+                    true
+                }
+                _ => false,
+            }
+        }
+        if !find(&mut value, new_local, &mut p, &mut ty) {
+            return Ok(None);
+        }
+        let p = p.expect("found");
+        let mut read = Vec::new();
+        expr_locals(&p, &mut read);
+        let later_writes = stmts[at + 1..]
+            .iter()
+            .any(|Stmt::Assign { local, .. }| read.contains(local) || *local == cond_local);
+        if later_writes {
+            return Ok(None);
+        }
+        let var = kernel.vars.len();
+        kernel.locals.push(Local {
+            name: "_thin_scale".into(),
+            ty,
+            var: Some(var),
+            scalar: false,
+        });
+        kernel.vars.push(Variable {
+            name: "_thin_scale".into(),
+            ty,
+            kind: VarKind::Array,
+            index: Index::Elem,
+            read: true,
+            written: false,
+            local: new_local,
+        });
+        let n_scalar = kernel.scalar.len();
+        let target = if at < n_scalar {
+            &mut kernel.scalar[at]
+        } else {
+            &mut kernel.vector[at - n_scalar]
+        };
+        let Stmt::Assign { value: v, .. } = target;
+        *v = value;
+        let program = Program::new(&kernel)?;
+        Ok(Some(Thinning { kernel, program, p }))
+    }
+}
+
+/// Whether an expression draws random numbers.
+fn uses_rng(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Call(f, args) => f.uses_rng() || args.iter().any(uses_rng),
+        ExprKind::Unary(_, a) | ExprKind::Cast(a) => uses_rng(a),
+        ExprKind::Binary(_, a, b) => uses_rng(a) || uses_rng(b),
+        ExprKind::Gather(_, i) => uses_rng(i),
+        ExprKind::Lit(_) | ExprKind::Local(_) | ExprKind::ElemIndex => false,
+    }
+}
+
+/// The locals an expression reads.
+fn expr_locals(e: &Expr, out: &mut Vec<usize>) {
+    match &e.kind {
+        ExprKind::Local(l) => out.push(*l),
+        ExprKind::Unary(_, a) | ExprKind::Cast(a) => expr_locals(a, out),
+        ExprKind::Binary(_, a, b) => {
+            expr_locals(a, out);
+            expr_locals(b, out);
+        }
+        ExprKind::Call(_, args) => args.iter().for_each(|a| expr_locals(a, out)),
+        ExprKind::Gather(_, i) => expr_locals(i, out),
+        ExprKind::Lit(_) | ExprKind::ElemIndex => {}
+    }
+}
+
+/// Thinning (Lewis and Shedler's method) for a condition `A and rand() < p`: over a range
+/// of candidates where `p <= phi`, each candidate is drawn with probability `phi`
+/// (geometric gaps) and then tests `A and rand()*phi < p`, so it is created with
+/// probability `phi * p/phi = p`, independently, as without thinning; a distance-dependent
+/// probability then costs the candidates it may create, not `N_post` per row. `kernel` is
+/// the candidate kernel with `rand()` scaled by the new variable `_thin_scale`.
+struct Thinning {
+    kernel: Kernel,
+    program: Program,
+    p: Expr,
+}
+
+impl Thinning {
+    fn stage<'a>(&'a self, candidate: &Stage<'a>) -> Stage<'a> {
+        let mut bindings = candidate.bindings.clone();
+        bindings.push(Binding::Aux(Role::Scale));
+        Stage {
+            program: &self.program,
+            kernel: &self.kernel,
+            bindings,
+            types: self.kernel.vars.iter().map(|v| v.ty).collect(),
+        }
     }
 }
 
@@ -805,15 +1015,17 @@ impl Pruner<'_> {
         bounds(stage.kernel, &mut input, locals);
     }
 
-    /// Whether no candidate at positions `m0..m1` of the row can make a synapse.
-    fn surely_none(
+    /// Whether no candidate at positions `m0..m1` of the row can make a synapse, and an
+    /// upper bound of a thinned condition's `p` there (1 without one, or where
+    /// candidates may not be skipped).
+    fn verdict(
         &self,
         row: usize,
         low: i64,
         step: i64,
         (m0, m1): (i64, i64),
         locals: &mut Vec<Bound>,
-    ) -> bool {
+    ) -> (bool, f64) {
         let g = self.generator;
         let (a, b) = (low + m0 * step, low + (m1 - 1) * step);
         let inner = Bound::num(a.min(b) as f64, a.max(b) as f64);
@@ -833,29 +1045,63 @@ impl Pruner<'_> {
             // error even where the condition is false, so only valid ranges are skipped.
             match result {
                 Bound::Num { lo, hi } if lo >= 0.0 && hi < g.result_size as f64 => {}
-                _ => return false,
+                _ => return (false, 1.0),
             }
         }
         self.stage(self.candidate, row, inner, result, &self.hulls, locals);
-        locals[self.cond_local].surely_false()
+        let none = locals[self.cond_local].surely_false();
+        let phi = match self.p.map(|p| eval_bound(p, locals)) {
+            Some(Bound::Num { hi, .. }) => hi.clamp(0.0, 1.0),
+            _ => 1.0,
+        };
+        (none, phi)
     }
 
     /// Hand the row's positions `0..total` to `take`, in order, in ranges, leaving out
-    /// ranges whose condition is surely false.
+    /// ranges whose condition is surely false; with a thinned condition, each range
+    /// with the bound of its `p` (`take` then draws its positions with that probability).
     fn walk(
         &self,
         row: usize,
         low: i64,
         step: i64,
         total: i64,
-        take: &mut dyn FnMut(i64, i64) -> Result<(), ConnectError>,
+        take: &mut dyn FnMut(i64, i64, f64) -> Result<(), ConnectError>,
     ) -> Result<(), ConnectError> {
-        if total <= 2 * LEAF {
-            return take(0, total);
+        if total <= 2 * LEAF && self.p.is_none() {
+            return take(0, total, 1.0);
         }
         let mut locals = Vec::new();
-        let mut surely_none = |m: (i64, i64)| self.surely_none(row, low, step, m, &mut locals);
-        if surely_none((0, total)) {
+        let mut verdict = |m: (i64, i64)| self.verdict(row, low, step, m, &mut locals);
+        let (none, phi) = verdict((0, total));
+        if none {
+            return Ok(());
+        }
+        if self.p.is_some() {
+            // Thinning pays below this probability; above it every candidate is tested.
+            const THIN_BELOW: f64 = 0.5;
+            let rate = |phi: f64| if phi < THIN_BELOW { phi } else { 1.0 };
+            let mut stack = vec![(0, total, phi)];
+            while let Some((m0, m1, phi)) = stack.pop() {
+                if m1 - m0 <= 8 * LEAF {
+                    take(m0, m1, rate(phi))?;
+                    continue;
+                }
+                let mid = m0 + (m1 - m0) / 2;
+                let (ln, lphi) = verdict((m0, mid));
+                let (rn, rphi) = verdict((mid, m1));
+                if !ln && !rn && lphi >= 0.9 * phi && rphi >= 0.9 * phi {
+                    // Halving bounds nothing better: draw the whole range at once.
+                    take(m0, m1, rate(phi))?;
+                    continue;
+                }
+                if !rn {
+                    stack.push((mid, m1, rphi));
+                }
+                if !ln {
+                    stack.push((m0, mid, lphi));
+                }
+            }
             return Ok(());
         }
         let piece = (total + PROBES - 1) / PROBES;
@@ -863,9 +1109,9 @@ impl Pruner<'_> {
             .step_by(piece as usize)
             .map(|m| (m, (m + piece).min(total)))
             .collect();
-        let skip: Vec<bool> = pieces.iter().map(|&m| surely_none(m)).collect();
+        let skip: Vec<bool> = pieces.iter().map(|&m| verdict(m).0).collect();
         if !skip.contains(&true) {
-            return take(0, total);
+            return take(0, total, 1.0);
         }
         let mut stack = Vec::new();
         for (&(m0, m1), &s) in pieces.iter().zip(&skip).rev() {
@@ -875,8 +1121,8 @@ impl Pruner<'_> {
         }
         while let Some((m0, m1)) = stack.pop() {
             if m1 - m0 <= LEAF {
-                take(m0, m1)?;
-            } else if !surely_none((m0, m1)) {
+                take(m0, m1, 1.0)?;
+            } else if !verdict((m0, m1)).0 {
                 let mid = m0 + (m1 - m0) / 2;
                 stack.push((mid, m1));
                 stack.push((m0, mid));

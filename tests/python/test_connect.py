@@ -179,3 +179,31 @@ def test_index_arrays_out_of_range_raise_like_numpy():
         assert "outside" in str(exc.value.__cause__)
         with pytest.raises(TypeError):
             connect(mode, dict(i=[0.5, 1.0], j=[1, 2]))
+
+
+@pytest.mark.parametrize("p_expr, p_of", [
+    ("0.05*exp(-abs(i-j)/20.0)", lambda d, j: 0.05 * np.exp(-np.abs(d) / 20.0)),
+    ("0.004*(1 + j % 2)", lambda d, j: 0.004 * (1 + j % 2)),
+    ("0.003", lambda d, j: 0.003 + 0 * d),
+])
+def test_probability_depending_on_j_is_thinned_exactly(p_expr, p_of):
+    """`p` depending on j becomes `rand() < p` in the condition; the engine draws
+    candidates with a bound of p per range (thinning): counts and the distribution over
+    distances must still be those of independent draws with probability p."""
+    n = 3000
+    a = connect("engine", dict(condition="i != j", p=p_expr), n_pre=n)
+    assert not np.any(a["i"] == a["j"])
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    p = p_of(i - j, j) * (i != j)
+    mean, sd = p.sum(), np.sqrt((p * (1 - p)).sum())
+    assert abs(len(a["i"]) - mean) < 4 * sd
+    # Distances: the expected share of synapses within 10 of the source.
+    near = (np.abs(i - j) <= 10) & (i != j)
+    share = p[near].sum() / p.sum()
+    got = np.mean(np.abs(a["i"] - a["j"]) <= 10)
+    assert abs(got - share) < 4 * np.sqrt(share * (1 - share) / len(a["i"])) + 1e-9
+    # Targets ascend within each row, and a seed replays the same synapses.
+    for row in range(0, n, 211):
+        assert np.all(np.diff(a["j"][a["i"] == row]) > 0)
+    b = connect("engine", dict(condition="i != j", p=p_expr), n_pre=n)
+    assert np.array_equal(a["j"], b["j"])
