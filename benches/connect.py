@@ -29,6 +29,8 @@ FORMS = {
     "range_gen": "dict(j='k for k in range(i-40, i+40) if k != i', skip_if_invalid=True)",
     "condition_pre_post": "dict(condition='x_pre > x_post', p=0.002)",
     "n_multi": "dict(j='k for k in range(i, i+40)', n=2, skip_if_invalid=True)",
+    "p_of_j": "dict(condition='i != j', p='0.3*exp(-abs(i-j)/30.0)')",
+    "grid_distance": "dict(condition='sqrt((i%200 - j%200)**2 + (i//200 - j//200)**2) < 4.5')",
     "arrays": "'arrays'",
 }
 

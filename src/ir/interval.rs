@@ -161,8 +161,10 @@ fn binary(op: BinaryOp, ty: Type, a: Bound, b: Bound) -> Bound {
             }
         }
         BinaryOp::Mod if b0 == b1 && b0 > 0.0 => {
-            if a0 >= 0.0 && a1 < b0 {
-                Bound::num(a0, a1)
+            // Within one period the modulo is a shift.
+            let period = (a0 / b0).floor();
+            if period == (a1 / b0).floor() && period.is_finite() {
+                Bound::num(a0 - period * b0, a1 - period * b0)
             } else if ty.is_int() {
                 Bound::num(0.0, b0 - 1.0)
             } else {
@@ -351,6 +353,8 @@ mod tests {
         // Modulo and floored division.
         assert!(cond_bound("_cond = _j // 10 == 3", (40.0, 99.0)).surely_false());
         assert!(!cond_bound("_cond = _j % 10 == 3", (40.0, 99.0)).surely_false());
+        assert!(cond_bound("_cond = _j % 10 == 3", (44.0, 49.0)).surely_false());
+        assert!(!cond_bound("_cond = _j % 10 == 3", (41.0, 49.0)).surely_false());
     }
 
     #[test]
