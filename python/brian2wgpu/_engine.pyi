@@ -25,7 +25,7 @@ def compile(spec: dict[str, Any], wgsl: bool = True) -> CompiledKernel:
 
 def connect_generator(
     plan: dict[str, Any],
-    rows: CompiledKernel | None,
+    rows: CompiledKernel,
     element: CompiledKernel | None,
     candidate: CompiledKernel | None,
     roles: dict[str, str],

@@ -13,7 +13,7 @@ from brian2.core.variables import ArrayVariable, AuxiliaryVariable, Constant, Su
 from brian2.parsing.rendering import NodeRenderer
 from brian2.utils.stringtools import get_identifiers
 
-__all__ = ["kernel_spec", "statements_text"]
+__all__ = ["kernel_spec", "statements_text", "scalar_int"]
 
 # Brian2's DEFAULT_FUNCTIONS that the Rust side implements itself.
 BUILTIN_FUNCTIONS = {
@@ -41,6 +41,11 @@ def _dtype_name(dtype):
     if dtype.kind == "f":
         return "float32" if dtype.itemsize == 4 else "float64"
     raise NotImplementedError(f"wgpu device: variables of dtype {dtype} are not supported yet")
+
+
+def scalar_int(value):
+    """A Brian2 scalar (a Python number or an array of one element) as an int."""
+    return int(np.asarray(value).reshape(-1)[0])
 
 
 def _render(expr):

@@ -15,14 +15,9 @@ from brian2.core.preferences import prefs
 from brian2.core.variables import ArrayVariable, AuxiliaryVariable
 
 from . import _engine
-from .codeobject import _dtype_name, kernel_spec
+from .codeobject import _dtype_name, kernel_spec, scalar_int
 
 __all__ = ["engine_generator", "connect_arrays", "append_synapses"]
-
-
-def _int(value):
-    """A Brian2 scalar (a Python number or an array of one element) as an int."""
-    return int(np.asarray(value).reshape(-1)[0])
 
 
 def _roles(kw):
@@ -108,9 +103,10 @@ def engine_generator(device, codeobj):
             var = V.get(name)
             if isinstance(var, ArrayVariable):
                 arrays[name] = np.ascontiguousarray(device.get_value(var, access_data=True))
-        n_pre, n_post = _int(V["N_pre"].get_value()), _int(V["N_post"].get_value())
+        n_pre = scalar_int(V["N_pre"].get_value())
+        n_post = scalar_int(V["N_post"].get_value())
         src_off, tgt_off = int(kw["source_offset_val"]), int(kw["target_offset_val"])
-        seed = int(np.random.randint(0, 2**31 - 1)) << 32 | int(np.random.randint(0, 2**31 - 1))
+        seed = device._seed()
         plan = {
             "iteration": iteration,
             "outer_size": n_pre if over_pre else n_post,
@@ -152,14 +148,14 @@ def append_synapses(synapses, pre, post, pre_counts, post_counts):
     from brian2.synapses.synapses import calc_repeats
 
     V = synapses.variables
-    old = _int(V["N"].get_value())
+    old = scalar_int(V["N"].get_value())
     new = old + len(pre)
     for name, values in (("_synaptic_pre", pre), ("_synaptic_post", post)):
         V[name].resize(new)
         V[name].get_value()[old:] = values
     synapses._resize(new)
-    src_off = _int(V["_source_offset"].get_value())
-    tgt_off = _int(V["_target_offset"].get_value())
+    src_off = scalar_int(V["_source_offset"].get_value())
+    tgt_off = scalar_int(V["_target_offset"].get_value())
     for name, off, counts in (("N_outgoing", src_off, pre_counts),
                               ("N_incoming", tgt_off, post_counts)):
         V[name].resize(off + len(counts))
@@ -188,8 +184,8 @@ def connect_arrays(synapses, i, j):
             raise IndexError("Tried to create synapse indices outside valid range.") from cause
     synapses._connect_called = True
     V = synapses.variables
-    src_off = _int(V["_source_offset"].get_value())
-    tgt_off = _int(V["_target_offset"].get_value())
+    src_off = scalar_int(V["_source_offset"].get_value())
+    tgt_off = scalar_int(V["_target_offset"].get_value())
     pre_counts = np.bincount(sources, minlength=n_pre).astype(np.int32)
     post_counts = np.bincount(targets, minlength=n_post).astype(np.int32)
     append_synapses(synapses, sources + np.int32(src_off), targets + np.int32(tgt_off),

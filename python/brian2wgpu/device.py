@@ -26,7 +26,7 @@ from brian2.units import second
 from brian2.utils.logger import get_logger
 
 from . import _engine, connect, integrator_cache, setexpr
-from .codeobject import kernel_spec
+from .codeobject import kernel_spec, scalar_int
 
 __all__ = ["WgpuDevice"]
 
@@ -496,10 +496,10 @@ class WgpuDevice(RuntimeDevice):
             raise _unsupported(f"the '{tmpl}' template", obj.name)
         V = codeobj.variables
         if tmpl == "stateupdate":
-            n = _scalar_int(V["N"].get_value())
+            n = scalar_int(V["N"].get_value())
             return {"op": "elementwise", "kernel": self._kernel(engine, state, codeobj), "n": n}, None
         if tmpl == "threshold":
-            n = _scalar_int(V["N"].get_value())
+            n = scalar_int(V["N"].get_value())
             cond = np.zeros(n, dtype=bool)
             state.extra = {"_cond": state.scratch(cond, f"the threshold flags of '{obj.name}'")}
             # Brian2's threshold template marks spiking neurons refractory; as statements
@@ -532,7 +532,7 @@ class WgpuDevice(RuntimeDevice):
                     "neuron_index": state.array(V["neuron_index"], "neuron_index"),
                     "timebins": state.array(V["_timebins"], "_timebins"),
                     "lastindex": state.array(V["_lastindex"], "_lastindex"),
-                    "period": _scalar_int(V["_period_bins"].get_value())}, None
+                    "period": scalar_int(V["_period_bins"].get_value())}, None
         if tmpl == "spikemonitor":
             return self._spikemonitor(engine, state, obj, codeobj)
         if tmpl == "statemonitor":
@@ -550,6 +550,15 @@ class WgpuDevice(RuntimeDevice):
         return (int(pathway.source.start), int(pathway.source.stop), sources, delays,
                 float(pathway.source.clock.dt_))
 
+    def _cached_layout(self, pathway):
+        """(fingerprint, inputs, layout): the layout kept from an earlier run where the
+        pathway's synapses, delays and dt still give its fingerprint, else None."""
+        inputs = self._queue_inputs(pathway)
+        fingerprint = _engine.QueueLayout.fingerprint(*inputs)
+        cached = self._queue_layouts.get(pathway)
+        layout = cached[1] if cached is not None and cached[0] == fingerprint else None
+        return fingerprint, inputs, layout
+
     def _initialise_queue(self, pathway):
         """Brian2's ``SynapticPathway.initialise_queue`` (called by the push code object
         before every run), skipped where the engine's layout of the last run still holds:
@@ -557,11 +566,9 @@ class WgpuDevice(RuntimeDevice):
         synapses, delays and dt (its ``prepare`` took 0.16 s per run at 10^8 synapses)."""
         from brian2.synapses.synapses import SynapticPathway
 
-        inputs = self._queue_inputs(pathway)
-        fingerprint = _engine.QueueLayout.fingerprint(*inputs)
-        pathway._wgpu_queue_fingerprint = (fingerprint, inputs)
-        cached = self._queue_layouts.get(pathway)
-        if cached is not None and cached[0] == fingerprint:
+        # Looked up once per run: _push_spikes takes it from here.
+        pathway._wgpu_cached_layout = self._cached_layout(pathway)
+        if pathway._wgpu_cached_layout[2] is not None:
             pathway.eventspace = pathway.source.variables[pathway.eventspace_name].get_value()
             return
         SynapticPathway.initialise_queue(pathway)
@@ -571,15 +578,9 @@ class WgpuDevice(RuntimeDevice):
         so queued spikes survive between runs and in store()/restore()."""
         queue = pathway.queue
         offset, slots = queue._full_state()
-        fingerprint, inputs = getattr(pathway, "_wgpu_queue_fingerprint", None) or (None, None)
-        pathway._wgpu_queue_fingerprint = None
-        if fingerprint is None:
-            inputs = self._queue_inputs(pathway)
-            fingerprint = _engine.QueueLayout.fingerprint(*inputs)
-        cached = self._queue_layouts.get(pathway)
-        if cached is not None and cached[0] == fingerprint:
-            layout = cached[1]
-        else:
+        found = pathway.__dict__.pop("_wgpu_cached_layout", None) or self._cached_layout(pathway)
+        fingerprint, inputs, layout = found
+        if layout is None:
             try:
                 layout = _engine.QueueLayout(*inputs)
             except ValueError as exc:
@@ -596,11 +597,11 @@ class WgpuDevice(RuntimeDevice):
 
     def _summed_variable(self, engine, state, obj, codeobj):
         V, kw = codeobj.variables, codeobj.wgpu_template_kwds
-        n = _scalar_int(V["N"].get_value())
+        n = scalar_int(V["N"].get_value())
         target = kw["_target_var"]
         start, stop = int(kw["_target_start"]), int(kw["_target_stop"])
         if stop < 0:
-            stop = _scalar_int(V[kw["_target_size_name"]].get_value())
+            stop = scalar_int(V[kw["_target_size_name"]].get_value())
         dtype = np.dtype(target.dtype)
         values = np.zeros(n, dtype=dtype)
         state.extra = {"_synaptic_var": state.scratch(values, f"the summed values of '{obj.name}'")}
@@ -688,10 +689,6 @@ class WgpuDevice(RuntimeDevice):
               "t": state.array(obj.clock.variables["t"], "t"), "dt": float(obj.clock.dt_),
               "t_record": t_record, "rate_record": rate_record, "total": total}
         return op, finish
-
-
-def _scalar_int(value):
-    return int(np.asarray(value).reshape(-1)[0])
 
 
 def zip_spec(spec, names):

@@ -13,7 +13,7 @@ from brian2.core.preferences import prefs
 from brian2.core.variables import ArrayVariable
 
 from . import _engine
-from .codeobject import kernel_spec
+from .codeobject import kernel_spec, scalar_int
 
 __all__ = ["engine_variable_set", "MIN_ELEMENTS"]
 
@@ -35,10 +35,6 @@ def _kernel(codeobj, part, code, extra=()):
     return kernel
 
 
-def _seed():
-    return int(np.random.randint(0, 2**31 - 1)) << 32 | int(np.random.randint(0, 2**31 - 1))
-
-
 def engine_variable_set(device, codeobj):
     """A replacement for the numpy code object's ``run`` (templates
     ``group_variable_set`` and ``group_variable_set_conditional``); raises
@@ -53,7 +49,7 @@ def engine_variable_set(device, codeobj):
     elif (isinstance(code, dict) and isinstance(code.get("condition"), str)
           and isinstance(code.get("statement"), str)):
         indices = None
-        size = int(np.asarray(V["N"].get_value()).reshape(-1)[0])
+        size = scalar_int(V["N"].get_value())
         cond = code["condition"].partition("=")[2].strip()
         statement = code["statement"]
         condition = None if cond == "True" else code["condition"]
@@ -71,7 +67,6 @@ def engine_variable_set(device, codeobj):
                        extra=[{"name": "_cond", "dtype": "bool", "index": "_idx"}])
 
     def arrays_of(kernel, out):
-        seen = {id(a): n for n, a in out.items()}
         for name in kernel.variables:
             var = V.get(name)
             if name in out or not isinstance(var, ArrayVariable):
@@ -85,7 +80,6 @@ def engine_variable_set(device, codeobj):
                 # itself): numpy's code handles the aliasing.
                 return None
             out[name] = value
-        del seen
         return out
 
     def run():
@@ -95,14 +89,14 @@ def engine_variable_set(device, codeobj):
             arrays = arrays_of(test, {"_cond": flags})
             if arrays is None:
                 return fallback()
-            test.run_cpu(arrays, size, seed=_seed())
+            test.run_cpu(arrays, size, seed=device._seed())
             rows = np.flatnonzero(flags).astype(np.int32)
         arrays = arrays_of(write, {})
         if arrays is None:
             return fallback()
         if rows is None:
-            write.run_cpu(arrays, size, seed=_seed())
+            write.run_cpu(arrays, size, seed=device._seed())
         else:
-            write.run_cpu(arrays, len(rows), seed=_seed(), list=rows)
+            write.run_cpu(arrays, len(rows), seed=device._seed(), list=rows)
 
     return run

@@ -25,20 +25,6 @@ pub struct Hoisted {
     pub eval: Kernel,
 }
 
-fn reads(e: &Expr, out: &mut Vec<LocalId>) {
-    match &e.kind {
-        ExprKind::Local(l) => out.push(*l),
-        ExprKind::Lit(_) | ExprKind::ElemIndex => {}
-        ExprKind::Unary(_, a) | ExprKind::Cast(a) => reads(a, out),
-        ExprKind::Binary(_, a, b) => {
-            reads(a, out);
-            reads(b, out);
-        }
-        ExprKind::Call(_, args) => args.iter().for_each(|a| reads(a, out)),
-        ExprKind::Gather(_, i) => reads(i, out),
-    }
-}
-
 /// Variables read through table lookups (TimedArray) in `e`.
 fn tables(e: &Expr, out: &mut HashSet<VarId>) {
     match &e.kind {
@@ -98,7 +84,7 @@ pub fn hoist_scalars(k: &Kernel, invariant: impl Fn(VarId) -> bool) -> Option<Ho
     for s in &k.scalar {
         let Stmt::Assign { local, value, cond } = s;
         let mut used = Vec::new();
-        reads(value, &mut used);
+        value.read_locals(&mut used);
         let ok = cond.is_none()
             && k.locals[*local].var.is_none()
             && assigned[*local] == 1
@@ -116,7 +102,7 @@ pub fn hoist_scalars(k: &Kernel, invariant: impl Fn(VarId) -> bool) -> Option<Ho
     let mut gathered = HashSet::new();
     for Stmt::Assign { value, cond, .. } in kept.iter().chain(&k.vector) {
         for e in std::iter::once(value).chain(cond) {
-            reads(e, &mut used);
+            e.read_locals(&mut used);
             tables(e, &mut gathered);
         }
     }
@@ -135,7 +121,7 @@ pub fn hoist_scalars(k: &Kernel, invariant: impl Fn(VarId) -> bool) -> Option<Ho
     // Variables read only by hoisted statements are no longer loaded.
     let mut hoisted_reads = Vec::new();
     for Stmt::Assign { value, .. } in &hoisted {
-        reads(value, &mut hoisted_reads);
+        value.read_locals(&mut hoisted_reads);
     }
     // Index variables (`_postsynaptic_idx`) and tables are read without their locals.
     let indices: HashSet<VarId> = k
@@ -216,7 +202,7 @@ pub fn hoist_scalars(k: &Kernel, invariant: impl Fn(VarId) -> bool) -> Option<Ho
     // shared arrays, by construction) and writes none of them.
     let mut inputs = Vec::new();
     for Stmt::Assign { value, .. } in &eval.scalar {
-        reads(value, &mut inputs);
+        value.read_locals(&mut inputs);
     }
     for var in eval.vars.iter_mut().take(k.vars.len()) {
         var.written = false;

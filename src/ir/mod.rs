@@ -106,6 +106,36 @@ pub struct Expr {
     pub kind: ExprKind,
 }
 
+impl Expr {
+    /// Does this expression or any of its subexpressions satisfy `pred`?
+    pub fn any(&self, pred: &mut dyn FnMut(&Expr) -> bool) -> bool {
+        if pred(self) {
+            return true;
+        }
+        match &self.kind {
+            ExprKind::Unary(_, a) | ExprKind::Cast(a) | ExprKind::Gather(_, a) => a.any(pred),
+            ExprKind::Binary(_, a, b) => a.any(pred) || b.any(pred),
+            ExprKind::Call(_, args) => args.iter().any(|a| a.any(pred)),
+            ExprKind::Lit(_) | ExprKind::Local(_) | ExprKind::ElemIndex => false,
+        }
+    }
+
+    /// Append the locals this expression reads to `out`.
+    pub fn read_locals(&self, out: &mut Vec<LocalId>) {
+        self.any(&mut |e| {
+            if let ExprKind::Local(l) = e.kind {
+                out.push(l);
+            }
+            false
+        });
+    }
+
+    /// Whether the expression draws random numbers.
+    pub fn uses_rng(&self) -> bool {
+        self.any(&mut |e| matches!(&e.kind, ExprKind::Call(f, _) if f.uses_rng()))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExprKind {
     Lit(Value),
@@ -168,20 +198,9 @@ impl Kernel {
 
     /// Does any expression satisfy `pred`?
     pub fn any_expr(&self, pred: &mut dyn FnMut(&Expr) -> bool) -> bool {
-        fn walk(e: &Expr, pred: &mut dyn FnMut(&Expr) -> bool) -> bool {
-            if pred(e) {
-                return true;
-            }
-            match &e.kind {
-                ExprKind::Unary(_, a) | ExprKind::Cast(a) => walk(a, pred),
-                ExprKind::Binary(_, a, b) => walk(a, pred) || walk(b, pred),
-                ExprKind::Call(_, args) => args.iter().any(|a| walk(a, pred)),
-                _ => false,
-            }
-        }
         self.scalar.iter().chain(&self.vector).any(|s| match s {
             Stmt::Assign { value, cond, .. } => {
-                walk(value, pred) || cond.as_ref().is_some_and(|c| walk(c, pred))
+                value.any(pred) || cond.as_ref().is_some_and(|c| c.any(pred))
             }
         })
     }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -68,7 +68,7 @@ fn borrow<'py>(var: &ir::Variable, a: &Bound<'py, PyAny>) -> PyResult<(ReadOnly<
 }
 
 /// Create synapses with the engine. `stages` are the compiled `rows`, `element` and
-/// `candidate` kernels (`rows` and `candidate` may be None); `roles` maps the template's
+/// `candidate` kernels (`element` and `candidate` may be None); `roles` maps the template's
 /// own variables to their [`Role`] names; `arrays` holds the model arrays by name.
 /// Returns a dict: `outer`, `result` (indices with offsets, in Brian2's order) and
 /// `outer_counts`, `result_counts` (synapses per index, without offsets).
@@ -76,7 +76,7 @@ fn borrow<'py>(var: &ir::Variable, a: &Bound<'py, PyAny>) -> PyResult<(ReadOnly<
 pub(super) fn connect_generator<'py>(
     py: Python<'py>,
     plan: &Bound<'py, PyDict>,
-    rows: Option<PyRef<'py, CompiledKernel>>,
+    rows: PyRef<'py, CompiledKernel>,
     element: Option<PyRef<'py, CompiledKernel>>,
     candidate: Option<PyRef<'py, CompiledKernel>>,
     roles: HashMap<String, String>,
@@ -93,17 +93,16 @@ pub(super) fn connect_generator<'py>(
     // Each model array is borrowed once, whichever stages read it.
     let mut holders: HashMap<String, ReadOnly<'py>> = HashMap::new();
     let mut raws: HashMap<String, RawArray> = HashMap::new();
-    let kernels: Vec<&CompiledKernel> = [rows.as_deref(), element.as_deref(), candidate.as_deref()]
+    let kernels: Vec<&CompiledKernel> = [Some(&*rows), element.as_deref(), candidate.as_deref()]
         .into_iter()
         .flatten()
         .collect();
     for k in &kernels {
-        let prog = k.program.as_ref().ok_or_else(|| {
-            pyo3::exceptions::PyNotImplementedError::new_err(
+        if k.program.is_none() {
+            return Err(pyo3::exceptions::PyNotImplementedError::new_err(
                 k.cpu_error.clone().unwrap_or_default(),
-            )
-        })?;
-        let _ = prog;
+            ));
+        }
         for v in &k.kernel.vars {
             if roles.contains_key(&v.name)
                 || matches!(v.kind, ir::VarKind::Constant(_))
@@ -115,9 +114,6 @@ pub(super) fn connect_generator<'py>(
             let a = arrays.get_item(&v.name)?.ok_or_else(|| {
                 PyValueError::new_err(format!("connect: no array for variable '{}'", v.name))
             })?;
-            if a.cast::<numpy::PyUntypedArray>()?.ndim() != 1 {
-                return Err(PyValueError::new_err(format!("'{}' must be 1-D", v.name)));
-            }
             let (h, raw) = borrow(v, &a)?;
             raws.insert(v.name.clone(), raw);
             holders.insert(v.name.clone(), h);
@@ -136,7 +132,7 @@ pub(super) fn connect_generator<'py>(
     };
     let result_name: String = get(plan, "result_name")?;
     let generator = Generator {
-        rows: rows.as_deref().map(stage).transpose()?,
+        rows: stage(&rows)?,
         element: element.as_deref().map(stage).transpose()?,
         candidate: candidate.as_deref().map(stage).transpose()?,
         iteration,

@@ -131,7 +131,7 @@ pub enum Iteration {
 }
 
 pub struct Generator<'a> {
-    pub rows: Option<Stage<'a>>,
+    pub rows: Stage<'a>,
     /// None when the element expression is the inner variable itself (`k for k in ...`,
     /// every `condition=` form): the result index is the inner value.
     pub element: Option<Stage<'a>>,
@@ -175,6 +175,14 @@ impl Buffers {
             ty,
         }
     }
+    /// The outer indices of the next kernel call, and the same with the group's offset.
+    fn set_outer(&mut self, outer: &[i32], offset: i32) {
+        self.i32s(Role::Outer)[..outer.len()].copy_from_slice(outer);
+        for (r, &o) in self.i32s(Role::OuterRaw).iter_mut().zip(outer) {
+            *r = o + offset;
+        }
+    }
+
     fn i32s(&mut self, role: Role) -> &mut [i32] {
         bytemuck::cast_slice_mut(&mut self.data[role as usize][..BLOCK / 2])
     }
@@ -194,13 +202,16 @@ impl Buffers {
 }
 
 impl Stage<'_> {
-    /// The type of the variable bound to `role`, if the stage has one.
-    fn role_type(&self, role: Role) -> Option<Type> {
+    /// The kernel variable bound to `role`, if the stage has one.
+    fn var_of(&self, role: Role) -> Option<usize> {
         self.bindings
             .iter()
-            .zip(&self.types)
-            .find(|(b, _)| matches!(b, Binding::Aux(r) if *r == role))
-            .map(|(_, t)| *t)
+            .position(|b| matches!(b, Binding::Aux(r) if *r == role))
+    }
+
+    /// The type of the variable bound to `role`, if the stage has one.
+    fn role_type(&self, role: Role) -> Option<Type> {
+        self.var_of(role).map(|v| self.types[v])
     }
 
     fn run(
@@ -276,6 +287,28 @@ impl RowRandom {
         let w = self.words[self.used];
         self.used += 1;
         (w as f64 + 1.0) * (1.0 / 4_294_967_296.0)
+    }
+}
+
+/// Call `f` for each position of `m0..m1` kept with probability `p` (0 < p < 1),
+/// independently, in order: geometric gaps between kept positions, one draw each.
+fn geometric(
+    rnd: &mut RowRandom,
+    p: f64,
+    m0: i64,
+    m1: i64,
+    f: &mut dyn FnMut(i64) -> Result<(), ConnectError>,
+) -> Result<(), ConnectError> {
+    let inv_log = 1.0 / (-p).ln_1p();
+    let mut m = m0;
+    loop {
+        let gap = rnd.next().ln() * inv_log; // >= 0: `as` truncates = floors
+        if gap >= (m1 - m) as f64 {
+            return Ok(());
+        }
+        m += gap as i64;
+        f(m)?;
+        m += 1;
     }
 }
 
@@ -361,43 +394,28 @@ impl Generator<'_> {
         hi: usize,
     ) -> Result<(Vec<i32>, Vec<i32>), ConnectError> {
         let rows = hi - lo;
-        {
-            let outer = bufs.i32s(Role::Outer);
-            for (k, r) in (lo..hi).enumerate() {
-                outer[k] = r as i32;
-            }
-        }
-        {
-            let off = self.outer_offset;
-            let raw = bufs.i32s(Role::OuterRaw);
-            for (k, r) in (lo..hi).enumerate() {
-                raw[k] = r as i32 + off;
-            }
-        }
+        bufs.set_outer(
+            (lo as i32..hi as i32).collect::<Vec<_>>().as_slice(),
+            self.outer_offset,
+        );
         // Per row: the iterator's arguments and the row's condition.
-        let mut args = Vec::with_capacity(rows);
-        if let Some(stage) = &self.rows {
-            stage.run(bufs, rows, self.seed, STREAM_ROWS, chunk as i64)?;
-            let ty = |r| stage.role_type(r);
-            let get = |b: &Buffers, role: Role, k: usize, default: f64| {
-                ty(role).map_or(default, |t| b.get(role, t, k))
-            };
-            for k in 0..rows {
-                let cond = !self.row_condition || get(bufs, Role::Cond, k, 1.0) != 0.0;
-                args.push((
-                    cond,
+        let stage = &self.rows;
+        stage.run(bufs, rows, self.seed, STREAM_ROWS, chunk as i64)?;
+        let get = |b: &Buffers, role: Role, k: usize, default: f64| {
+            stage.role_type(role).map_or(default, |t| b.get(role, t, k))
+        };
+        let args: Vec<_> = (0..rows)
+            .map(|k| {
+                (
+                    !self.row_condition || get(bufs, Role::Cond, k, 1.0) != 0.0,
                     get(bufs, Role::IterLow, k, 0.0) as i64,
                     get(bufs, Role::IterHigh, k, 0.0) as i64,
                     get(bufs, Role::IterStep, k, 1.0) as i64,
                     get(bufs, Role::IterP, k, 1.0),
                     get(bufs, Role::IterSize, k, 0.0) as i64,
-                ));
-            }
-        } else {
-            return Err(ConnectError::Value(
-                "synapse generator without its iterator's arguments".into(),
-            ));
-        }
+                )
+            })
+            .collect();
 
         let mut out = (Vec::new(), Vec::new());
         let mut block = Block {
@@ -453,22 +471,14 @@ impl Generator<'_> {
                             for m in m0..m1 {
                                 emit(low + m * step, 1.0, &mut block, bufs)?;
                             }
+                            Ok(())
                         } else {
-                            // Thinning: each position with probability `phi` (geometric
-                            // gaps); its condition then tests rand()*phi < p.
-                            let inv_log = 1.0 / (-phi).ln_1p();
-                            let mut m = m0;
-                            loop {
-                                let gap = rnd.next().ln() * inv_log;
-                                if gap >= (m1 - m) as f64 {
-                                    break;
-                                }
-                                m += gap as i64;
-                                emit(low + m * step, phi, &mut block, bufs)?;
-                                m += 1;
-                            }
+                            // Thinning: each position with probability `phi`; its
+                            // condition then tests rand()*phi < p.
+                            geometric(&mut rnd, phi, m0, m1, &mut |m| {
+                                emit(low + m * step, phi, &mut block, bufs)
+                            })
                         }
-                        Ok(())
                     };
                     match pruner {
                         Some(pr) => pr.walk(row, low, step, total, &mut take)?,
@@ -487,18 +497,10 @@ impl Generator<'_> {
                     }
                     let mut rnd = RowRandom::new(self.seed, row);
                     if p < 0.25 {
-                        // Geometric gaps between successes (Brian2's jump algorithm).
-                        let inv_log = 1.0 / (-p).ln_1p();
-                        let mut m = 0i64;
-                        loop {
-                            let gap = rnd.next().ln() * inv_log; // >= 0: `as` truncates = floors
-                            if gap >= (total - m) as f64 {
-                                break;
-                            }
-                            m += gap as i64;
-                            emit(low + m * step, 1.0, &mut block, bufs)?;
-                            m += 1;
-                        }
+                        // Brian2's jump algorithm.
+                        geometric(&mut rnd, p, 0, total, &mut |m| {
+                            emit(low + m * step, 1.0, &mut block, bufs)
+                        })?;
                     } else {
                         for m in 0..total {
                             if rnd.next() <= p {
@@ -558,15 +560,8 @@ impl Generator<'_> {
         if m == 0 {
             return Ok(());
         }
-        bufs.i32s(Role::Outer)[..m].copy_from_slice(&block.outer);
+        bufs.set_outer(&block.outer, self.outer_offset);
         bufs.i32s(Role::Inner)[..m].copy_from_slice(&block.inner);
-        {
-            let off = self.outer_offset;
-            let raw = bufs.i32s(Role::OuterRaw);
-            for (r, &o) in raw.iter_mut().zip(&block.outer) {
-                *r = o + off;
-            }
-        }
         let scale_ty = cand.and_then(|c| c.role_type(Role::Scale));
         if let Some(t) = scale_ty {
             let buf = &mut bufs.data[Role::Scale as usize];
@@ -693,6 +688,8 @@ struct Pruner<'g> {
     /// Per candidate-kernel variable read through the result index: its range bounds.
     hulls: Vec<Option<RangeHull>>,
     cond_local: usize,
+    /// The element kernel's local holding the result index.
+    result_local: Option<usize>,
     /// `p` of a thinned condition (`... and rand() < p`): its bound over a range is the
     /// thinning probability there.
     p: Option<&'g Expr>,
@@ -802,10 +799,7 @@ impl Generator<'_> {
         if self.iteration != Iteration::Range || !self.candidate_condition {
             return None;
         }
-        let cond = candidate
-            .bindings
-            .iter()
-            .position(|b| matches!(b, Binding::Aux(Role::Cond)))?;
+        let cond = candidate.var_of(Role::Cond)?;
         let hulls = candidate
             .bindings
             .iter()
@@ -824,6 +818,10 @@ impl Generator<'_> {
             candidate,
             hulls,
             cond_local: candidate.kernel.vars[cond].local,
+            result_local: self
+                .element
+                .as_ref()
+                .and_then(|e| e.var_of(Role::Result).map(|v| e.kernel.vars[v].local)),
             p,
         })
     }
@@ -838,11 +836,7 @@ impl Generator<'_> {
             return Ok(None);
         }
         let k = candidate.kernel;
-        let Some(cond_var) = candidate
-            .bindings
-            .iter()
-            .position(|b| matches!(b, Binding::Aux(Role::Cond)))
-        else {
+        let Some(cond_var) = candidate.var_of(Role::Cond) else {
             return Ok(None);
         };
         let cond_local = k.vars[cond_var].local;
@@ -865,7 +859,7 @@ impl Generator<'_> {
                     find(a, new_local, p, ty) || find(b, new_local, p, ty)
                 }
                 ExprKind::Binary(BinaryOp::Cmp(CmpOp::Lt), r, q)
-                    if matches!(r.kind, ExprKind::Call(Func::Rand { .. }, _)) && !uses_rng(q) =>
+                    if matches!(r.kind, ExprKind::Call(Func::Rand { .. }, _)) && !q.uses_rng() =>
                 {
                     *ty = r.ty;
                     *p = Some((**q).clone());
@@ -888,7 +882,7 @@ impl Generator<'_> {
         }
         let p = p.expect("found");
         let mut read = Vec::new();
-        expr_locals(&p, &mut read);
+        p.read_locals(&mut read);
         let later_writes = stmts[at + 1..]
             .iter()
             .any(|Stmt::Assign { local, .. }| read.contains(local) || *local == cond_local);
@@ -921,32 +915,6 @@ impl Generator<'_> {
         *v = value;
         let program = Program::new(&kernel)?;
         Ok(Some(Thinning { kernel, program, p }))
-    }
-}
-
-/// Whether an expression draws random numbers.
-fn uses_rng(e: &Expr) -> bool {
-    match &e.kind {
-        ExprKind::Call(f, args) => f.uses_rng() || args.iter().any(uses_rng),
-        ExprKind::Unary(_, a) | ExprKind::Cast(a) => uses_rng(a),
-        ExprKind::Binary(_, a, b) => uses_rng(a) || uses_rng(b),
-        ExprKind::Gather(_, i) => uses_rng(i),
-        ExprKind::Lit(_) | ExprKind::Local(_) | ExprKind::ElemIndex => false,
-    }
-}
-
-/// The locals an expression reads.
-fn expr_locals(e: &Expr, out: &mut Vec<usize>) {
-    match &e.kind {
-        ExprKind::Local(l) => out.push(*l),
-        ExprKind::Unary(_, a) | ExprKind::Cast(a) => expr_locals(a, out),
-        ExprKind::Binary(_, a, b) => {
-            expr_locals(a, out);
-            expr_locals(b, out);
-        }
-        ExprKind::Call(_, args) => args.iter().for_each(|a| expr_locals(a, out)),
-        ExprKind::Gather(_, i) => expr_locals(i, out),
-        ExprKind::Lit(_) | ExprKind::ElemIndex => {}
     }
 }
 
@@ -1032,11 +1000,7 @@ impl Pruner<'_> {
         let result = match &g.element {
             Some(stage) => {
                 self.stage(stage, row, inner, Bound::Any, &[], locals);
-                stage
-                    .bindings
-                    .iter()
-                    .position(|b| matches!(b, Binding::Aux(Role::Result)))
-                    .map_or(Bound::Any, |i| locals[stage.kernel.vars[i].local])
+                self.result_local.map_or(Bound::Any, |l| locals[l])
             }
             None => inner,
         };

@@ -3,7 +3,9 @@
 //! and the conversion back into Brian2's queue state (synapses per future step) after it.
 
 use super::*;
-use crate::runtime::SpikeQueue;
+use std::sync::Arc;
+
+use crate::runtime::{QueueLayout, SpikeQueue};
 
 /// Bundles with fewer synapses than this on average run one per invocation.
 const SMALL_BUNDLE: usize = 32;
@@ -35,11 +37,9 @@ pub struct GpuQueue {
     d: usize,
     width: usize,
     start: usize,
-    /// Groups of relative source i: `src_group[i]..src_group[i + 1]`, ascending delays.
-    src_group: Vec<u32>,
-    group_delay: Vec<u32>,
-    /// Group g is `perm[group_start[g]..group_start[g + 1]]` (ascending synapses).
-    group_start: Vec<u32>,
+    /// The synapses grouped by (source, delay) ([`QueueLayout::grouping`]); group g is
+    /// `perm[group_start[g]..group_start[g + 1]]`.
+    layout: Arc<QueueLayout>,
     /// Synapses grouped by (source, delay), then the queue state of earlier runs.
     perm: Vec<i32>,
     /// Per future step j < d: the range of `perm` queued before this run.
@@ -103,9 +103,11 @@ impl GpuQueue {
         // The grouping by (source, delay) is kept with the layout: later runs over the
         // same synapses and delays reuse it.
         let grouping = q.grouping();
-        let src_group = grouping.src_group.clone();
-        let group_delay = grouping.group_delay.clone();
-        let group_start = grouping.group_start.clone();
+        let (src_group, group_delay, group_start) = (
+            &grouping.src_group,
+            &grouping.group_delay,
+            &grouping.group_start,
+        );
         let n_groups = group_delay.len();
         let mut perm: Vec<i32> = Vec::with_capacity(grouping.perm.len() + q.slots.len());
         perm.extend_from_slice(&grouping.perm);
@@ -118,7 +120,7 @@ impl GpuQueue {
             perm.extend_from_slice(slot);
             longest_extra = longest_extra.max(slot.len());
         }
-        let mut delays_desc: Vec<u32> = group_delay.clone();
+        let mut delays_desc: Vec<u32> = group_delay.to_vec();
         delays_desc.sort_unstable_by(|a, b| b.cmp(a));
         delays_desc.dedup();
         if delays_desc.len() > 60_000 {
@@ -132,11 +134,11 @@ impl GpuQueue {
         // tables: src_group | group_delay | group_start | extra | delays (descending)
         let mut tables: Vec<u32> = Vec::new();
         let off_sg = 0;
-        tables.extend(&src_group);
+        tables.extend(src_group);
         let off_gd = tables.len();
-        tables.extend(&group_delay);
+        tables.extend(group_delay);
         let off_gs = tables.len();
-        tables.extend(&group_start);
+        tables.extend(group_start);
         let off_ex = tables.len();
         tables.extend(extra.iter().flat_map(|&(a, b)| [a, b]));
         let off_dl = tables.len();
@@ -197,9 +199,9 @@ impl GpuQueue {
             let off_dl = off_gs + group_start.len() as u32;
             bundle_table.extend([d as u32, width as u32, nd as u32, off_sg, off_gd, off_gs]);
             bundle_table.extend([off_dl, 0]);
-            bundle_table.extend(&src_group);
-            bundle_table.extend(&group_delay);
-            bundle_table.extend(&group_start);
+            bundle_table.extend(src_group);
+            bundle_table.extend(group_delay);
+            bundle_table.extend(group_start);
             bundle_table.extend(&delays_desc);
             slots_bytes = 32;
         }
@@ -275,9 +277,7 @@ impl GpuQueue {
             perm_buf: ctx.storage_buffer("queue synapses", bytemuck::cast_slice(&perm))?,
             due: zeros(ctx, "due synapses", due_cap)?,
             serial_chunks,
-            src_group,
-            group_delay,
-            group_start,
+            layout: q.layout.clone(),
             perm,
             extra,
             delays_desc,
@@ -295,12 +295,14 @@ impl GpuQueue {
     }
 
     fn group_of(&self, src: usize, d: u32) -> Option<usize> {
+        let grouping = self.layout.grouping();
         let (lo, hi) = (
-            self.src_group[src] as usize,
-            self.src_group[src + 1] as usize,
+            grouping.src_group[src] as usize,
+            grouping.src_group[src + 1] as usize,
         );
-        let g = lo + self.group_delay[lo..hi].partition_point(|&x| x < d);
-        (g < hi && self.group_delay[g] == d).then_some(g)
+        let delays = &grouping.group_delay;
+        let g = lo + delays[lo..hi].partition_point(|&x| x < d);
+        (g < hi && delays[g] == d).then_some(g)
     }
 
     /// Write the queued synapses back into `q` (slot j due in j steps, offset 0), in the
@@ -332,7 +334,8 @@ impl GpuQueue {
                 let count = ring[base + self.width] as usize;
                 for &src in &ring[base..base + count] {
                     if let Some(g) = self.group_of(src as usize, dl as u32) {
-                        let (a, b) = (self.group_start[g], self.group_start[g + 1]);
+                        let starts = &self.layout.grouping().group_start;
+                        let (a, b) = (starts[g], starts[g + 1]);
                         slot.extend_from_slice(&self.perm[a as usize..b as usize]);
                     }
                 }
