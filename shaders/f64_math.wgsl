@@ -18,6 +18,8 @@
 // to ~2 ulp off (mpmath spot checks put these results within 0.51 ulp of the true
 // value); fmod 0. Against the true value: about 0.5 ulp, up to 1 ulp for subnormal
 // results (rounded twice).
+// exp alone skips double-double (see b2_exp_f64): still within 1 ulp, but about 6% of
+// its results are 1 ulp from glibc's where the double-double path misses ~0.2%.
 //
 // Special values follow C99 Annex F / glibc (= numpy): NaN in -> NaN out; exp overflow
 // -> inf, underflow -> 0 through the subnormals; log(0) = -inf, log(<0) = NaN; trig of
@@ -313,12 +315,31 @@ fn b2m_expm1_dd(x: f64) -> vec2<f64> {
     return b2m_fast_two_sum(t.x, t.y + (u.y + m.y) * s);
 }
 
+// exp alone needs no double-double: with x = k ln2 + hi - lo and r = hi - lo, write
+// e^r = 1 + r + r c / (2 - c), where c = r - r^2 g(r^2) and r coth(r/2) = 2 + r^2 g(r^2);
+// then 1 + hi is the only large sum and it comes last, so the result is off by little
+// more than its final rounding. About a quarter of the double-double path's operations:
+// neuron models call exp several times per element per step.
 fn b2_exp_f64(x: f64) -> f64 {
     if (b2m_isnan(x)) { return x; }
     if (x > B2M_EXP_OVERFLOW) { return b2m_inf(); }
     if (x < B2M_EXP_UNDERFLOW) { return 0.0lf; }
-    let p = b2m_exp_parts(x, 0.0lf);
-    return b2m_ldexp(p.x + p.y, i32(p.z));
+    let k = floor(x * B2M_INV_LN2 + 0.5lf);
+    let hi = x - k * B2M_LN2_HI;  // exact, as in b2m_exp_reduce
+    let lo = k * B2M_LN2_LO;
+    let r = hi - lo;
+    let s = r * r;
+    // g on [0, 0.1203] (|r| <= ln2 / 2): Chebyshev fit, absolute error 5.2e-17 (mpmath).
+    var g = 0x1.63f172b27f204p-25lf;
+    g = -0x1.bbd53071582fap-20lf + s * g;
+    g = 0x1.1566ab5ba4dbep-14lf + s * g;
+    g = -0x1.6c16c16c0aadbp-9lf + s * g;
+    g = 0x1.5555555555553p-3lf + s * g;
+    let c = r - s * g;
+    let y = 1.0lf - ((lo - (r * c) / (2.0lf - c)) - hi);
+    // 2^k is one f32 power of two for |k| <= 126 (|x| < 87), the usual case.
+    if (abs(k) <= 126.0lf) { return y * b2m_exp2i_small(i32(k)); }
+    return b2m_ldexp(y, i32(k));
 }
 
 fn b2_expm1_f64(x: f64) -> f64 {
@@ -428,23 +449,27 @@ fn b2_log1p_f64(x: f64) -> f64 {
 
 // C99 pow: pow(x, +-0) = 1 and pow(1, y) = 1 even for NaN, negative bases need integer
 // exponents, zeros and infinities as in C99 F.9.4.4.
-// x^n for an integer 2 <= n <= 8 (the generated code's x ** 2.0 ... x ** 8.0), the
-// product carried in double-double: the correctly rounded power except within ~2^-100 of
-// a tie, as the interpreter computes it. b2m_split needs every partial product within
-// f32's normal range, which holds when the power is within [2^-120, 2^120] (the partial
-// products lie between x and the power); other results (zeros, overflow, subnormals, NaN
-// included) come from b2_pow_f64 (within 1 ulp).
+// x^n for an integer 2 <= n <= 8 (the generated code's x ** 2.0 ... x ** 8.0): the
+// correctly rounded power except within ~2^-100 of a tie, as the interpreter computes it.
+// x = a 2^e with 1 <= |a| < 2, and a^n is carried in double-double (b2m_split needs the
+// partial products within f32's normal range, which holds for powers of a), then scaled
+// by 2^(n e): exact wherever the result is normal, one extra rounding where it is
+// subnormal. Straight-line code: lavapipe runs both sides of a per-element branch, so a
+// fallback to b2_pow_f64 would cost every element a whole pow.
 fn b2_powi_f64(x: f64, n: i32) -> f64 {
-    var p = vec2<f64>(x, 0.0lf);
+    let ax = abs(x);
+    // Zeros, infinities and NaN: the plain product has pow's value and sign.
+    let special = ax == 0.0lf || b2m_isinf(ax) || b2m_isnan(x);
+    let fr = b2m_frexp(select(ax, 1.0lf, special));
+    let a = select(fr.x, -fr.x, x < 0.0lf);
+    var p = vec2<f64>(a, 0.0lf);
+    var plain = x;
     for (var k = 1i; k < n; k++) {
-        p = b2m_dd_mul_d(p, x);
+        p = b2m_dd_mul_d(p, a);
+        plain = plain * x;
     }
-    let r = p.x + p.y;
-    let m = abs(r);
-    if (m >= 0x1p-120lf && m <= 0x1p120lf) {
-        return r;
-    }
-    return b2_pow_f64(x, f64(n));
+    let scaled = b2m_ldexp(p.x + p.y, clamp(n * i32(fr.y), -2016, 2016));
+    return select(scaled, plain, special);
 }
 
 fn b2_pow_f64(x: f64, y: f64) -> f64 {

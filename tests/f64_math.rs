@@ -322,9 +322,11 @@ fn compare(
         got: 0.0,
         want: 0.0,
     };
+    let mut differ = 0usize;
     for i in 0..xs.len() {
         let r = want(xs[i], ys[i]);
         let d = ulp_diff(got[i], r);
+        differ += (d != 0) as usize;
         if d > w.ulps || i == 0 {
             w = Worst {
                 ulps: d,
@@ -336,7 +338,7 @@ fn compare(
         }
     }
     println!(
-        "{name:<8} {:>6} inputs  max {} ulp  (at x = {:e}, y = {:e}: got {:e}, want {:e})",
+        "{name:<8} {:>6} inputs  {differ} differ  max {} ulp  (at x = {:e}, y = {:e}: got {:e}, want {:e})",
         xs.len(),
         w.ulps,
         w.x,

@@ -341,6 +341,20 @@ impl GpuContext {
         Ok(buf)
     }
 
+    /// A small table bound as uniform or storage buffer (hoisted scalars: the generated
+    /// code picks the binding, [`crate::wgsl::HOISTED_UNIFORM_BYTES`]), padded to whole
+    /// 16-byte rows as uniform arrays need.
+    pub fn table_buffer(&self, label: &str, data: &[u8]) -> Result<wgpu::Buffer, GpuError> {
+        let mut padded = data.to_vec();
+        padded.resize(data.len().max(16).div_ceil(16) * 16, 0);
+        let usage = if padded.len() <= crate::wgsl::HOISTED_UNIFORM_BYTES {
+            wgpu::BufferUsages::UNIFORM
+        } else {
+            wgpu::BufferUsages::empty()
+        };
+        self.buffer_with(label, &padded, usage)
+    }
+
     /// A storage buffer that also holds indirect dispatch arguments.
     pub fn indirect_buffer(&self, label: &str, data: &[u8]) -> Result<wgpu::Buffer, GpuError> {
         self.buffer_with(label, data, wgpu::BufferUsages::INDIRECT)

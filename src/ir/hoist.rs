@@ -1,13 +1,15 @@
 //! Scalar code out of GPU kernels. Brian2 puts loop invariants in a kernel's scalar block
-//! (CUBA's `_lio_*` integration constants: `exp`s of `dt` over time constants); the WGSL
-//! backend would evaluate them in every invocation, the interpreter once per call. Scalar
-//! statements whose inputs do not change during a run (constants, shared variables that
-//! nothing writes while the engine runs, and other such statements) are split off here: the
-//! host evaluates them once per run with the interpreter, and the GPU kernel reads each
-//! result from a small table ([`VarKind::Hoisted`]: one table per type, so a kernel with
-//! dozens of constants still needs few bindings).
+//! (CUBA's `_lio_*` integration constants: `exp`s of `dt` over time constants; a drive
+//! `sin(2*pi*f*t)`); the WGSL backend would evaluate them in every invocation, the
+//! interpreter once per call. Scalar statements whose inputs are constants, shared
+//! variables that nothing writes while the engine runs, clock values (`t`, timesteps) and
+//! other such statements are split off here. The host evaluates them with the
+//! interpreter, once per run, or, where they read a clock, once per step for a whole batch
+//! of steps ahead (the clock's values are planned); the GPU kernel reads each result from
+//! a small table ([`VarKind::Hoisted`]: one table per type, so a kernel with dozens of
+//! constants still needs few bindings).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::{Expr, ExprKind, Index, Kernel, Local, LocalId, Stmt, VarId, VarKind, Variable};
 
@@ -56,28 +58,40 @@ fn pure(e: &Expr) -> bool {
     }
 }
 
+/// How a shared variable changes while the engine runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invariance {
+    /// Nothing writes it during the run.
+    Run,
+    /// Only the clock writes it, once per step, with values known in advance.
+    Step,
+    /// Anything else.
+    Varying,
+}
+
 /// Split off the scalar statements of `k` that depend only on constants and on shared
-/// variables for which `invariant(var)` holds (arrays nothing writes during the run).
+/// variables that `class` calls [`Invariance::Run`] or [`Invariance::Step`].
 /// `None` when there is nothing to hoist.
-pub fn hoist_scalars(k: &Kernel, invariant: impl Fn(VarId) -> bool) -> Option<Hoisted> {
+pub fn hoist_scalars(k: &Kernel, class: impl Fn(VarId) -> Invariance) -> Option<Hoisted> {
     let mut assigned = vec![0usize; k.locals.len()];
     for Stmt::Assign { local, .. } in k.scalar.iter().chain(&k.vector) {
         assigned[*local] += 1;
     }
-    // Locals whose value is fixed for the run.
-    let mut known: HashSet<LocalId> = k
+    // Locals whose value is fixed for the run (false) or for the step (true).
+    let mut known: HashMap<LocalId, bool> = k
         .vars
         .iter()
         .enumerate()
-        .filter(|(v, var)| {
-            !var.written
-                && match var.kind {
-                    VarKind::Constant(_) => true,
-                    VarKind::Array => var.index == Index::Zero && invariant(*v),
-                    VarKind::Hoisted { .. } => false,
-                }
+        .filter(|(_, var)| !var.written)
+        .filter_map(|(v, var)| match var.kind {
+            VarKind::Constant(_) => Some((var.local, false)),
+            VarKind::Array if var.index == Index::Zero => match class(v) {
+                Invariance::Run => Some((var.local, false)),
+                Invariance::Step => Some((var.local, true)),
+                Invariance::Varying => None,
+            },
+            _ => None,
         })
-        .map(|(_, var)| var.local)
         .collect();
     let mut hoisted = Vec::new();
     let mut kept = Vec::new();
@@ -89,9 +103,9 @@ pub fn hoist_scalars(k: &Kernel, invariant: impl Fn(VarId) -> bool) -> Option<Ho
             && k.locals[*local].var.is_none()
             && assigned[*local] == 1
             && pure(value)
-            && used.iter().all(|l| known.contains(l));
+            && used.iter().all(|l| known.contains_key(l));
         if ok {
-            known.insert(*local);
+            known.insert(*local, used.iter().any(|l| known[l]));
             hoisted.push(s.clone());
         } else {
             kept.push(s.clone());
@@ -143,7 +157,7 @@ pub fn hoist_scalars(k: &Kernel, invariant: impl Fn(VarId) -> bool) -> Option<Ho
             var.read = false;
         }
     }
-    let mut slots = std::collections::HashMap::new();
+    let mut slots = HashMap::new();
     let first = kernel.vars.len();
     for &l in &results {
         let id = kernel.vars.len();
@@ -152,10 +166,11 @@ pub fn hoist_scalars(k: &Kernel, invariant: impl Fn(VarId) -> bool) -> Option<Ho
             ty: k.locals[l].ty,
             kind: VarKind::Hoisted {
                 slot: {
-                    let n = slots.entry(k.locals[l].ty).or_insert(0u32);
+                    let n = slots.entry((k.locals[l].ty, known[&l])).or_insert(0u32);
                     *n += 1;
                     *n - 1
                 },
+                per_step: known[&l],
             },
             index: Index::Zero,
             read: true,
@@ -236,11 +251,75 @@ mod tests {
         lower(&spec).unwrap()
     }
 
+    /// `v` is invariant for the run, everything else varies.
+    fn only(v: VarId) -> impl Fn(VarId) -> Invariance {
+        move |x| {
+            if x == v {
+                Invariance::Run
+            } else {
+                Invariance::Varying
+            }
+        }
+    }
+
+    /// A drive `sin(t)` (t written by the clock) moves to a per-step table, and so does
+    /// what derives from it; statements that draw random numbers stay.
+    #[test]
+    fn clock_dependent_scalars_move_per_step() {
+        let mut dt = VariableSpec::array("dt", Type::F64);
+        dt.index = "0".into();
+        let mut t = VariableSpec::array("t", Type::F64);
+        t.index = "0".into();
+        let mut spec = KernelSpec::vector(
+            "stateupdate",
+            vec![VariableSpec::array("v", Type::F64), dt, t],
+            "v = v*_lio_1 + _lio_3 + _lio_4",
+        );
+        spec.scalar_code =
+            "_lio_1 := exp(-dt)\n_lio_2 := sin(t)\n_lio_3 := _lio_1*_lio_2\n_lio_4 := t*rand()"
+                .into();
+        let k = lower(&spec).unwrap();
+        let dt = k.vars.iter().position(|v| v.name == "dt").unwrap();
+        let t = k.vars.iter().position(|v| v.name == "t").unwrap();
+        let h = hoist_scalars(&k, |v| match v {
+            _ if v == dt => Invariance::Run,
+            _ if v == t => Invariance::Step,
+            _ => Invariance::Varying,
+        })
+        .unwrap();
+        let kinds: Vec<(&str, &VarKind)> = h.kernel.vars[h.first..]
+            .iter()
+            .map(|v| (v.name.as_str(), &v.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (
+                    "_hoisted_lio_1",
+                    &VarKind::Hoisted {
+                        slot: 0,
+                        per_step: false
+                    }
+                ),
+                (
+                    "_hoisted_lio_3",
+                    &VarKind::Hoisted {
+                        slot: 0,
+                        per_step: true
+                    }
+                ),
+            ]
+        );
+        // Only the random draw is left, and it still reads t.
+        assert_eq!(h.kernel.scalar.len(), 1);
+        assert!(h.kernel.vars[t].read);
+    }
+
     #[test]
     fn invariant_scalars_move_to_the_host() {
         let k = cuba_like();
         let dt = k.vars.iter().position(|v| v.name == "dt").unwrap();
-        let h = hoist_scalars(&k, |v| v == dt).unwrap();
+        let h = hoist_scalars(&k, only(dt)).unwrap();
         // `_lio_3` reads `t` (written by the clock) and draws: it stays.
         assert_eq!(h.kernel.scalar.len(), 1);
         let names: Vec<&str> = h.kernel.vars[h.first..]
@@ -253,7 +332,7 @@ mod tests {
         assert_eq!(h.eval.scalar.len(), 4);
         assert_eq!(h.eval.vars.len(), k.vars.len() + 2);
         // With dt not invariant nothing moves.
-        assert!(hoist_scalars(&k, |_| false).is_none());
+        assert!(hoist_scalars(&k, |_| Invariance::Varying).is_none());
     }
 
     /// A pathway's `x_post += dt*100*Hz`: the scalar moves, and the index variable that
@@ -273,7 +352,7 @@ mod tests {
         let k = lower(&spec).unwrap();
         let dt = k.vars.iter().position(|v| v.name == "dt").unwrap();
         let post = k.var("_postsynaptic_idx").unwrap().clone();
-        let h = hoist_scalars(&k, |v| v == dt).unwrap();
+        let h = hoist_scalars(&k, only(dt)).unwrap();
         assert!(h.kernel.scalar.is_empty());
         assert!(!h.kernel.vars[dt].read);
         assert_eq!(h.kernel.var("_postsynaptic_idx"), Some(&post));
@@ -283,7 +362,7 @@ mod tests {
     fn hoisted_values_match_the_interpreter() {
         let k = cuba_like();
         let dt = k.vars.iter().position(|v| v.name == "dt").unwrap();
-        let h = hoist_scalars(&k, |v| v == dt).unwrap();
+        let h = hoist_scalars(&k, only(dt)).unwrap();
         let prog = crate::cpu::Program::new(&h.eval).unwrap();
         let mut v = vec![0.0f64; 1];
         let mut dtv = vec![1e-4f64];

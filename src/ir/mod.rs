@@ -19,7 +19,7 @@ pub use access::{Parallel, accumulation, parallel};
 pub use cse::share_subexpressions;
 pub use func::{Func, float_result};
 pub use fuse::{Fused, fuse_elementwise};
-pub use hoist::{Hoisted, hoist_scalars};
+pub use hoist::{Hoisted, Invariance, hoist_scalars};
 pub use interval::{Bound, bounds, eval as eval_bound};
 pub use lower::{FunctionSpec, KernelSpec, LowerError, VariableSpec, lower};
 pub use types::{Type, TypeInfo, Value, promote};
@@ -52,7 +52,9 @@ pub enum VarKind {
     Constant(Value),
     /// A scalar statement's result computed on the host ([`hoist_scalars`]): element
     /// `slot` of the kernel's table of such values of this type (GPU kernels only).
-    Hoisted { slot: u32 },
+    /// `per_step`: the value depends on a clock's `t` or timestep; the table then has one
+    /// row per step of a batch, and the kernel reads the row of its step.
+    Hoisted { slot: u32, per_step: bool },
 }
 
 #[derive(Debug, Clone, PartialEq)]

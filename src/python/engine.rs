@@ -445,7 +445,7 @@ fn run_backend(
         // Resuming after a Python callback, which may have changed arrays.
         Some(run) => run.upload_all()?,
         None => {
-            let run = runtime::GpuRun::new(ctx, engine, raws, cl, steps_hint)?;
+            let run = runtime::GpuRun::new(ctx, engine, raws, cl, steps_hint, check_every)?;
             *dispatches = run.dispatches();
             *monitor_bytes = run.monitor_bytes();
             *gpu_run = Some(run);

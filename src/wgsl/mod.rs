@@ -144,7 +144,7 @@ pub const PARAM_HEADER: u32 = 8;
 /// Arena storage types in binding order (bindings 1..=5) for batched modules.
 pub const ARENA_TYPES: [Type; 5] = [Type::F64, Type::F32, Type::I32, Type::Bool, Type::I64];
 
-pub use writer::write_batch;
+pub use writer::{HOISTED_UNIFORM_BYTES, write_batch};
 
 /// Write a kernel as WGSL (not yet validated: see [`validate`]).
 pub fn write_kernel(kernel: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
@@ -316,15 +316,19 @@ mod tests {
         );
         spec.scalar_code = "_lio_1 := exp(-dt/tau)\n_lio_2 := 1 - _lio_1".into();
         let kernel = lower(&spec).unwrap();
-        let h = crate::ir::hoist_scalars(&kernel, |_| true).unwrap();
+        let h = crate::ir::hoist_scalars(&kernel, |_| crate::ir::Invariance::Run).unwrap();
         let k = compile(&h.kernel, &Options::default()).unwrap();
+        // A uniform table (two f64 per 16-byte row), read at constant positions.
         assert_eq!(
             k.source
-                .matches("var<storage, read> b2_hoisted_f64")
+                .matches("var<uniform> b2_hoisted_f64: array<vec2<f64>, 1>")
                 .count(),
             1
         );
-        assert!(k.source.contains("b2_hoisted_f64[0u]") && k.source.contains("b2_hoisted_f64[1u]"));
+        assert!(
+            k.source.contains("b2_hoisted_f64[0u][0u]")
+                && k.source.contains("b2_hoisted_f64[0u][1u]")
+        );
         assert!(
             !k.source.contains("b2_exp_f64"),
             "no exp per element: {}",

@@ -421,8 +421,48 @@ fn alias_map(k: &Kernel, opts: &Options, arena: bool) -> Vec<usize> {
 }
 
 /// The table of host-computed scalar values of type `t` ([`VarKind::Hoisted`]).
-fn hoisted_table(t: Type) -> String {
-    format!("b2_hoisted_{}", storage_type(t))
+fn hoisted_table(t: Type, per_step: bool) -> String {
+    let step = if per_step { "step_" } else { "" };
+    format!("b2_hoisted_{step}{}", storage_type(t))
+}
+
+/// Host-computed values of type `t` per table row (per step, for `per_step` ones).
+fn hoisted_count(k: &Kernel, t: Type, per_step: bool) -> Option<usize> {
+    k.vars
+        .iter()
+        .filter_map(|v| match v.kind {
+            VarKind::Hoisted { slot, per_step: p } if v.ty == t && p == per_step => {
+                Some(slot as usize + 1)
+            }
+            _ => None,
+        })
+        .max()
+}
+
+/// Whether `k` reads values computed per step (their row comes from `b2_step`).
+fn has_per_step_values(k: &Kernel) -> bool {
+    k.vars
+        .iter()
+        .any(|v| matches!(v.kind, VarKind::Hoisted { per_step: true, .. }))
+}
+
+/// Hoisted tables up to this size are uniform buffers (every adapter allows 16 KiB):
+/// lavapipe turns each storage load into a per-lane loop even at a constant index, while
+/// a uniform load is one scalar read (27 loads per element: 1.1 ms against 0.1 ms per
+/// 100,000 elements). Larger tables stay in storage.
+pub const HOISTED_UNIFORM_BYTES: usize = 16384;
+
+/// Values of type `t` per 16-byte row of a uniform hoisted table.
+fn hoisted_per_row(t: Type) -> usize {
+    16 / t.size()
+}
+
+/// Whether the run-invariant hoisted table of type `t` in `k` is a uniform buffer, and its
+/// row count. (Per-step tables are larger and indexed by the step: storage.)
+fn hoisted_uniform_rows(k: &Kernel, t: Type) -> Option<usize> {
+    let count = hoisted_count(k, t, false)?;
+    let rows = count.div_ceil(hoisted_per_row(t));
+    (rows * 16 <= HOISTED_UNIFORM_BYTES).then_some(rows)
 }
 
 fn load_expr(k: &Kernel, v: usize, index: &str, arena: bool) -> String {
@@ -507,8 +547,32 @@ pub fn write_function(
                     var.name
                 )));
             }
-            VarKind::Hoisted { slot } => {
-                let e = format!("{}[{slot}u]", hoisted_table(var.ty));
+            VarKind::Hoisted {
+                slot,
+                per_step: true,
+            } => {
+                // Row = the step's position in its batch (word 2 of the step buffer).
+                let count = hoisted_count(k, var.ty, true).unwrap_or(1);
+                let e = format!(
+                    "{}[b2_step[2] * {count}u + {slot}u]",
+                    hoisted_table(var.ty, true)
+                );
+                let e = if var.ty == Type::Bool {
+                    format!("({e} != 0u)")
+                } else {
+                    e
+                };
+                writeln!(body, "    {local} = {e};").unwrap();
+            }
+            VarKind::Hoisted { slot, .. } => {
+                let table = hoisted_table(var.ty, false);
+                let e = match hoisted_uniform_rows(k, var.ty) {
+                    Some(_) => {
+                        let per = hoisted_per_row(var.ty) as u32;
+                        format!("{table}[{}u][{}u]", slot / per, slot % per)
+                    }
+                    None => format!("{table}[{slot}u]"),
+                };
                 let e = if var.ty == Type::Bool {
                     format!("({e} != 0u)")
                 } else {
@@ -665,17 +729,35 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
         });
         binding += 1;
     }
-    // Host-computed scalar values: one read-only table per type, bound under the first
-    // variable of that type.
+    // Host-computed scalar values: one read-only table per type (and per kind: values of
+    // the run, values per step), bound under the first variable of that type and kind.
     let mut hoisted_types = Vec::new();
     for (v, var) in k.vars.iter().enumerate() {
-        if matches!(var.kind, VarKind::Hoisted { .. }) && !hoisted_types.contains(&var.ty) {
-            hoisted_types.push(var.ty);
+        let VarKind::Hoisted { per_step, .. } = var.kind else {
+            continue;
+        };
+        if !hoisted_types.contains(&(var.ty, per_step)) {
+            hoisted_types.push((var.ty, per_step));
+            let uniform = if per_step {
+                None
+            } else {
+                hoisted_uniform_rows(k, var.ty)
+            };
+            let (space, ty) = match uniform {
+                Some(rows) => (
+                    "uniform",
+                    format!(
+                        "array<vec{}<{}>, {rows}>",
+                        hoisted_per_row(var.ty),
+                        storage_type(var.ty)
+                    ),
+                ),
+                None => ("storage, read", format!("array<{}>", storage_type(var.ty))),
+            };
             writeln!(
                 src,
-                "@group(0) @binding({binding}) var<storage, read> {}: array<{}>;",
-                hoisted_table(var.ty),
-                storage_type(var.ty)
+                "@group(0) @binding({binding}) var<{space}> {}: {ty};",
+                hoisted_table(var.ty, per_step),
             )
             .unwrap();
             bindings.push(Binding {
@@ -735,7 +817,10 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
     });
     // Counting events needs the step's parity (the counter half).
     let step_binding = (opts.step_binding
-        && (k.uses_rng() || opts.count_tiles.is_some() || bundle_binding.is_some()))
+        && (k.uses_rng()
+            || opts.count_tiles.is_some()
+            || bundle_binding.is_some()
+            || has_per_step_values(k)))
     .then(|| {
         writeln!(
             src,

@@ -146,6 +146,27 @@ def event_clock_inputs():
     return dict(i=M.i[:].copy(), t=M.t[:].copy(), v=S.v[:].copy(), st=S.t[:].copy())
 
 
+def time_varying_drive():
+    # Scalar code that reads the clock (Brian2 lifts `sin(2*pi*f*t)` into the scalar
+    # block): the gpu backend evaluates it on the host once per step, for whole batches
+    # ahead; a short batch and two runs check the rows line up across batches and runs.
+    f = 37 * Hz
+    G = NeuronGroup(20, """dv/dt = (sin(2*pi*f*t) + cos(2*pi*f*t_in_timesteps*dt)*i/N
+                                   - v)/(2*ms) : 1""",
+                    threshold="v > 0.5", reset="v = 0", method="euler")
+    M = SpikeMonitor(G)
+    S = StateMonitor(G, "v", record=[0, 7, 19])
+    net = Network(G, M, S)
+    batch = prefs.devices.wgpu.steps_per_batch
+    prefs.devices.wgpu.steps_per_batch = 7
+    try:
+        net.run(30 * ms)
+        net.run(17 * ms)
+    finally:
+        prefs.devices.wgpu.steps_per_batch = batch
+    return dict(i=M.i[:].copy(), t=M.t[:].copy(), v=S.v[:].copy(), st=S.t[:].copy())
+
+
 def compare(ref, got, exact=("i", "t", "ei", "et", "count", "st", "nr"), rtol=1e-9):
     for k in ref:
         if k in exact:
@@ -158,7 +179,8 @@ def compare(ref, got, exact=("i", "t", "ei", "et", "count", "st", "nr"), rtol=1e
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("model", [lif, hh_fi_curve, adaptive_threshold, custom_events_and_clocks,
                                    event_clock_inputs,
-                                   timed_array_input, shared_variable_recorded])
+                                   timed_array_input, shared_variable_recorded,
+                                   time_varying_drive])
 def test_matches_numpy(model, backend):
     seed(11)
     ref = run_with("numpy", model)
@@ -268,6 +290,34 @@ def test_gsl_is_refused_before_the_first_step(backend):
             np.testing.assert_array_equal(G.v[:], 1)
     with pytest.raises(NotImplementedError, match="method 'gsl' .* in 'neurongroup"):
         run_with("wgpu", build, backend)
+
+
+def test_scalar_code_runs_once_per_step(gpu, tmp_path):
+    """No generated kernel evaluates Brian2's scalar code per element: run-invariant
+    values (exact integration's exp(-dt/tau)) and clock-dependent ones (sin of t) come
+    from host-computed tables; the dumped WGSL shows it."""
+    prefs.devices.wgpu.dump_shaders = str(tmp_path)
+
+    def build():
+        G = NeuronGroup(10, """dv/dt = (sin(2*pi*40*Hz*t) - v)/(10*ms) : 1
+                               dw/dt = -w/(20*ms) : 1""", threshold="v > 0.5",
+                        reset="v = 0; w += exp(-t/(5*ms))", method="euler")
+        Network(G).run(5 * ms)
+        return dict(v=G.v[:].copy(), w=G.w[:].copy())
+    try:
+        got = run_with("wgpu", build, "gpu")
+    finally:
+        prefs.devices.wgpu.dump_shaders = ""
+    compare(run_with("numpy", build), got)
+    kernels = {p.name: p.read_text() for p in tmp_path.glob("*.wgsl")}
+    generated = {n: src for n, src in kernels.items() if "codeobject" in n}
+    assert generated, kernels.keys()
+    for name, src in generated.items():
+        start = src.index("fn b2_kernel")
+        main = src[start:src.index("\n}\n", start)]
+        for f in ("b2_sin_f64", "b2_exp_f64"):
+            assert f + "(" not in main, f"{name} calls {f} per element"
+    assert any("b2_hoisted_step_f64" in src for src in generated.values())
 
 
 def _softclip():

@@ -16,7 +16,7 @@ mod synapses;
 use super::{Binding, Clocks, Engine, EngineError, Op, RunStatus, elem_size};
 use crate::cpu::{Program, RawArray};
 use crate::gpu::{GpuContext, GpuError, check_features, grid};
-use crate::ir::{Parallel, Type};
+use crate::ir::{Invariance, Parallel, Type, VarKind};
 use crate::wgsl::{self, Options};
 use monitors::MonitorRecords;
 use queue::{Bundles, GpuQueue, SERIAL_CHUNK};
@@ -88,24 +88,39 @@ struct Pass {
     at_step: Option<i64>,
 }
 
-/// A generated kernel's scalar statements that do not change during a run
-/// ([`crate::ir::hoist_scalars`]): evaluated once by the interpreter, read by every
-/// invocation from one small buffer each, instead of being recomputed per element.
+/// A generated kernel's scalar statements that do not change during a run, or change
+/// only with the clock ([`crate::ir::hoist_scalars`]): evaluated by the interpreter, once
+/// per run or once per planned step, and read by every invocation from small tables,
+/// instead of being recomputed per element.
 struct HoistedScalars {
     eval: Program,
     /// Bindings of the evaluation's inputs (the kernel's own variables).
     inputs: Vec<Binding>,
-    /// Types of the outputs, in order (each type's values fill its table in that order).
-    types: Vec<Type>,
-    /// One table per type.
+    /// Per output, in order: its type and whether it is computed per step (each type's
+    /// values fill their table in that order).
+    outputs: Vec<(Type, bool)>,
+    /// Run tables, one per type.
     bufs: Vec<(Type, wgpu::Buffer)>,
+    /// Per-step tables, one per type: one row of values per step of a batch.
+    step_bufs: Vec<(Type, wgpu::Buffer)>,
+    /// Inputs that are clock arrays: (input position, clock, `t` rather than timestep).
+    clock_inputs: Vec<(usize, usize, bool)>,
 }
 
+/// Host-computed values as the GPU stores them (booleans as u32), one table per type in
+/// the order the types first appear.
+type Tables = Vec<(Type, Vec<u8>)>;
+
 impl HoistedScalars {
-    /// The values, one table per type as the GPU stores them (booleans as u32), in the
-    /// order the types first appear.
-    fn values(&self, arrays: &[RawArray]) -> Result<Vec<(Type, Vec<u8>)>, EngineError> {
-        let mut out: Vec<Vec<u64>> = self.types.iter().map(|_| vec![0u64]).collect();
+    /// The run tables and one row of the per-step tables. `clock`: every clock's (t,
+    /// timestep) at that step; `None` reads the clock arrays as they are.
+    fn values(
+        &self,
+        arrays: &[RawArray],
+        clock: Option<&[(f64, i64)]>,
+    ) -> Result<(Tables, Tables), EngineError> {
+        let mut out: Vec<Vec<u64>> = self.outputs.iter().map(|_| vec![0u64]).collect();
+        let mut cells: Vec<[u64; 1]> = vec![[0]; self.clock_inputs.len()];
         let mut raws: Vec<RawArray> = self
             .inputs
             .iter()
@@ -118,7 +133,15 @@ impl HoistedScalars {
                 },
             })
             .collect();
-        for (ty, o) in self.types.iter().zip(out.iter_mut()) {
+        if let Some(values) = clock {
+            for (cell, &(input, c, is_t)) in cells.iter_mut().zip(&self.clock_inputs) {
+                let (t, ts) = values[c];
+                cell[0] = if is_t { t.to_bits() } else { ts as u64 };
+                raws[input].ptr = cell.as_mut_ptr() as *mut u8;
+                raws[input].len = 1;
+            }
+        }
+        for ((ty, _), o) in self.outputs.iter().zip(out.iter_mut()) {
             raws.push(RawArray {
                 ptr: o.as_mut_ptr() as *mut u8,
                 len: 1,
@@ -130,21 +153,51 @@ impl HoistedScalars {
             ..Default::default()
         };
         unsafe { self.eval.run_raw(&raws, &args)? };
-        let mut tables: Vec<(Type, Vec<u8>)> = Vec::new();
-        for (ty, raw) in self.types.iter().zip(&raws[self.inputs.len()..]) {
+        let (mut run, mut step): (Tables, Tables) = (Vec::new(), Vec::new());
+        for ((ty, per_step), raw) in self.outputs.iter().zip(&raws[self.inputs.len()..]) {
             let bytes = host_to_gpu(raw);
+            let tables = if *per_step { &mut step } else { &mut run };
             match tables.iter_mut().find(|(t, _)| t == ty) {
                 Some((_, table)) => table.extend(bytes),
                 None => tables.push((*ty, bytes)),
             }
         }
-        Ok(tables)
+        Ok((run, step))
+    }
+
+    /// Fill the per-step tables' rows for the steps of a batch.
+    fn write_steps(
+        &self,
+        ctx: &GpuContext,
+        arrays: &[RawArray],
+        plan: &[PlannedStep],
+    ) -> Result<(), EngineError> {
+        if self.step_bufs.is_empty() {
+            return Ok(());
+        }
+        let mut rows: Tables = Vec::new();
+        for (_, values) in plan {
+            for (ty, bytes) in self.values(arrays, Some(values))?.1 {
+                match rows.iter_mut().find(|(t, _)| *t == ty) {
+                    Some((_, all)) => all.extend(bytes),
+                    None => rows.push((ty, bytes)),
+                }
+            }
+        }
+        for ((_, buf), (_, bytes)) in self.step_bufs.iter().zip(&rows) {
+            ctx.queue.write_buffer(buf, 0, bytes);
+        }
+        Ok(())
     }
 }
 
 /// A dispatch as `profile` reports it: the kernel, and its workgroup grid (`None` where
 /// the GPU computes it: indirect dispatch).
 pub type Dispatch = (String, Option<[u32; 3]>);
+
+/// Bytes of a clock's step record (`b2_step` in the shaders): the random streams' step
+/// (timestep minus the run's first, i64 as two u32), the step's row in its batch, padding.
+const STEP_BYTES: u64 = 16;
 
 /// Workgroup size of the per-event kernels (generated list-mode kernels, count_events).
 const EVENT_WG: u32 = 64;
@@ -229,6 +282,11 @@ pub struct GpuRun {
     /// Per array: nothing writes it while the engine runs (scalar code reading only such
     /// arrays is evaluated once, on the host).
     invariant: Vec<bool>,
+    /// The clocks' arrays: (array, clock, `t` rather than timestep). Scalar code reading
+    /// them (and invariant arrays) is evaluated on the host once per step.
+    clock_arrays: Vec<(usize, usize, bool)>,
+    /// Steps per batch at most (rows of the per-step tables).
+    batch: usize,
 }
 
 /// Per array, whether no scheduled operation or clock writes it during a run (Python
@@ -454,10 +512,11 @@ impl GpuRun {
         counter: Option<&wgpu::Buffer>,
         step: Option<&wgpu::Buffer>,
     ) -> Result<Pass, EngineError> {
-        let hoisted = crate::ir::hoist_scalars(
-            &ek.kernel,
-            |v| matches!(ek.bindings[v], Binding::Array(id) if self.invariant[id]),
-        );
+        let hoisted = crate::ir::hoist_scalars(&ek.kernel, |v| match ek.bindings[v] {
+            Binding::Array(id) if self.invariant[id] => Invariance::Run,
+            Binding::Array(id) if self.clock_arrays.iter().any(|c| c.0 == id) => Invariance::Step,
+            _ => Invariance::Varying,
+        });
         let kernel =
             crate::ir::share_subexpressions(hoisted.as_ref().map_or(&ek.kernel, |h| &h.kernel));
         let kernel = &kernel;
@@ -508,15 +567,45 @@ impl GpuRun {
             None => None,
             Some(h) => {
                 let eval = Program::new(&h.eval)?;
+                let outputs = h.kernel.vars[h.first..]
+                    .iter()
+                    .map(|v| {
+                        (
+                            v.ty,
+                            matches!(v.kind, VarKind::Hoisted { per_step: true, .. }),
+                        )
+                    })
+                    .collect();
+                let clock_inputs = ek
+                    .bindings
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, b)| match *b {
+                        Binding::Array(id) => self
+                            .clock_arrays
+                            .iter()
+                            .find(|c| c.0 == id)
+                            .map(|&(_, c, is_t)| (i, c, is_t)),
+                        _ => None,
+                    })
+                    .collect();
                 let mut hs = HoistedScalars {
                     eval,
                     inputs: ek.bindings.clone(),
-                    types: h.kernel.vars[h.first..].iter().map(|v| v.ty).collect(),
+                    outputs,
                     bufs: Vec::new(),
+                    step_bufs: Vec::new(),
+                    clock_inputs,
                 };
                 let label = format!("{} scalars", ek.kernel.name);
-                for (ty, bytes) in hs.values(&self.arrays)? {
-                    hs.bufs.push((ty, storage(self.ctx, &label, &bytes)?));
+                let (run, step) = hs.values(&self.arrays, None)?;
+                for (ty, bytes) in run {
+                    hs.bufs.push((ty, self.ctx.table_buffer(&label, &bytes)?));
+                }
+                let label = format!("{} scalars per step", ek.kernel.name);
+                for (ty, row) in step {
+                    let zeros = vec![0u8; row.len() * self.batch];
+                    hs.step_bufs.push((ty, storage(self.ctx, &label, &zeros)?));
                 }
                 Some(hs)
             }
@@ -537,11 +626,14 @@ impl GpuRun {
         for b in &compiled.bindings {
             if b.var >= ek.bindings.len() {
                 let hs = scalars.as_ref().expect("only hoisting adds variables");
-                let ty = kernel.vars[b.var].ty;
-                let table = hs
-                    .bufs
+                let var = &kernel.vars[b.var];
+                let tables = match var.kind {
+                    VarKind::Hoisted { per_step: true, .. } => &hs.step_bufs,
+                    _ => &hs.bufs,
+                };
+                let table = tables
                     .iter()
-                    .find(|(t, _)| *t == ty)
+                    .find(|(t, _)| *t == var.ty)
                     .expect("a table per type");
                 entries.push((b.binding, &table.1));
                 continue;
@@ -617,6 +709,7 @@ impl GpuRun {
         arrays: Vec<RawArray>,
         clocks: &Clocks,
         steps: usize,
+        batch: usize,
     ) -> Result<Self, EngineError> {
         let n_arrays = arrays.len();
         let mut bufs = Vec::with_capacity(arrays.len());
@@ -636,10 +729,21 @@ impl GpuRun {
             queues: (0..eng.queues.len()).map(|_| None).collect(),
             keep: Vec::new(),
             rng_steps: (0..clocks.clocks.len())
-                .map(|_| storage(ctx, "rng step", &[0u8; 8]))
+                .map(|_| storage(ctx, "rng step", &[0u8; STEP_BYTES as usize]))
                 .collect::<Result<_, _>>()?,
             resume_at: None,
             invariant: invariant_arrays(eng, clocks, n_arrays),
+            clock_arrays: clocks
+                .clocks
+                .iter()
+                .enumerate()
+                .flat_map(|(c, clock)| {
+                    let t = clock.t_array.map(|a| (a, c, true));
+                    t.into_iter()
+                        .chain(clock.timestep_array.map(|a| (a, c, false)))
+                })
+                .collect(),
+            batch: batch.max(1),
             tables: Vec::new(),
             table_steps: 0,
             in_flight: None,
@@ -764,7 +868,7 @@ impl GpuRun {
         should_stop: &mut dyn FnMut(&Clocks) -> bool,
         check_every: usize,
     ) -> Result<RunStatus, EngineError> {
-        let batch = check_every.max(1);
+        let batch = check_every.max(1).min(self.batch);
         let status = loop {
             let first = self.resume_at.take().unwrap_or(0);
             // Plan the batch on a copy of the clocks: which clocks tick at each step, their
@@ -823,13 +927,14 @@ impl GpuRun {
             let mut enc = self.ctx.device.create_command_encoder(&Default::default());
             if self.table_steps < plan.len() {
                 let bytes = vec![0u8; plan.len().max(batch) * 8];
+                let steps = vec![0u8; plan.len().max(batch) * STEP_BYTES as usize];
                 self.table_steps = plan.len().max(batch);
                 self.tables = (0..clocks.clocks.len())
                     .map(|_| {
                         Ok((
                             storage(self.ctx, "t table", &bytes)?,
                             storage(self.ctx, "timestep table", &bytes)?,
-                            storage(self.ctx, "rng step table", &bytes)?,
+                            storage(self.ctx, "rng step table", &steps)?,
                         ))
                     })
                     .collect::<Result<_, EngineError>>()?;
@@ -838,7 +943,16 @@ impl GpuRun {
                 let t: Vec<f64> = plan.iter().map(|(_, v)| v[c].0).collect();
                 let ts: Vec<i64> = plan.iter().map(|(_, v)| v[c].1).collect();
                 let base = eng.step_base.get(c).copied().unwrap_or(0);
-                let rng: Vec<i64> = ts.iter().map(|s| s - base).collect();
+                // Per step: the random streams' step (i64), then the step's row in the
+                // batch (per-step tables).
+                let rng: Vec<u32> = ts
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(row, s)| {
+                        let r = (s - base) as u64;
+                        [r as u32, (r >> 32) as u32, row as u32, 0]
+                    })
+                    .collect();
                 self.ctx.queue.write_buffer(tt, 0, bytemuck::cast_slice(&t));
                 self.ctx
                     .queue
@@ -846,6 +960,13 @@ impl GpuRun {
                 self.ctx
                     .queue
                     .write_buffer(rngt, 0, bytemuck::cast_slice(&rng));
+            }
+            for p in &self.prepared {
+                if let Prepared::Passes(passes, _) = p {
+                    for hs in passes.iter().filter_map(|p| p.scalars.as_ref()) {
+                        hs.write_steps(self.ctx, &self.arrays, &plan)?;
+                    }
+                }
             }
             let tables = &self.tables;
             let n_steps = plan.len();
@@ -872,10 +993,10 @@ impl GpuRun {
                     }
                     enc.copy_buffer_to_buffer(
                         &tables[c].2,
-                        (s * 8) as u64,
+                        s as u64 * STEP_BYTES,
                         &self.rng_steps[c],
                         0,
-                        8,
+                        STEP_BYTES,
                     );
                 }
                 let start = if s == 0 { first } else { 0 };
@@ -1042,7 +1163,8 @@ impl GpuRun {
                 continue;
             };
             for hs in passes.iter().filter_map(|p| p.scalars.as_ref()) {
-                for ((_, buf), (_, bytes)) in hs.bufs.iter().zip(hs.values(&self.arrays)?) {
+                let (run, _) = hs.values(&self.arrays, None)?;
+                for ((_, buf), (_, bytes)) in hs.bufs.iter().zip(run) {
                     self.ctx.queue.write_buffer(buf, 0, &bytes);
                 }
             }
