@@ -100,7 +100,8 @@ def _dispatch_info(engine, items, names, clocks):
             dispatches.append({"object": name, "clock": clock, "kernel": kernel,
                                "workgroups": "indirect" if grid is None else tuple(grid)})
     return {"gpu_dispatches": dispatches, "gpu_dispatches_per_step": per_step,
-            "gpu_monitor_bytes": engine.gpu_monitor_bytes()}
+            "gpu_monitor_bytes": engine.gpu_monitor_bytes(),
+            "gpu_uploaded_bytes": engine.gpu_uploaded_bytes()}
 
 
 def _log_dispatches(info):
@@ -134,6 +135,8 @@ class _RunState:
         self.arrays = []
         self.names = []  # per array, what it is (for error messages)
         self.ids = {}
+        # Per array, its host copy's version (WgpuDevice._host_version; 0: none).
+        self.versions = []
         self.extra = {}
         # Spike queue id per synaptic pathway (push_spikes creates it, synapses uses it).
         self.queues = {}
@@ -144,12 +147,13 @@ class _RunState:
             return self.ids[key]
         if not isinstance(var, ArrayVariable):
             raise _unsupported(f"variable {what} of kind {type(var).__name__}", what)
-        value = self.device.get_value(var, access_data=True)
+        value = self.device.peek_value(var)
         value = np.asarray(value)
         if value.ndim != 1 or not value.flags.c_contiguous or not value.flags.writeable:
             raise _unsupported(f"non-contiguous or multi-dimensional variable '{what}'", what)
         self.ids[key] = len(self.arrays)
         self.arrays.append(value)
+        self.versions.append(self.device._host_version(var))
         try:
             owner = var.owner.name
         except Exception:  # a dead weak reference or no owner
@@ -167,6 +171,7 @@ class _RunState:
 
     def scratch(self, array, what="an internal table"):
         self.arrays.append(array)
+        self.versions.append(0)  # made for this run: always uploaded
         self.names.append(what)
         return len(self.arrays) - 1
 
@@ -182,6 +187,79 @@ class WgpuDevice(RuntimeDevice):
         # its synapses, delays and dt stay as they were (issue 14: set-up that does not
         # scale with the synapse count when nothing changed).
         self._queue_layouts = weakref.WeakKeyDictionary()
+        # Per variable, the version of its host array. The gpu backend keeps each run's
+        # buffers and does not upload an array again while its version is unchanged; any
+        # access that may write the host array (get_value hands it out, set_value,
+        # resize, host code run on it) forgets the version, so the next run uploads it.
+        self._versions = weakref.WeakKeyDictionary()
+        self._version_counter = 0
+        self._creating_code = False
+
+    # -- host arrays and their versions ------------------------------------------------
+    def _host_version(self, var):
+        version = self._versions.get(var)
+        if version is None:
+            self._version_counter += 1
+            version = self._versions[var] = self._version_counter
+        return version
+
+    def _touch(self, var):
+        self._versions.pop(var, None)
+
+    def peek_value(self, var):
+        """The host array of ``var`` for reading only (does not mark it as changed)."""
+        return super().get_value(var, access_data=True)
+
+    def get_value(self, var, access_data=True):
+        # The caller may write into the array it gets (Brian2 does, e.g. when adding
+        # synapses); code objects being built only keep a reference (their runs on the
+        # host are tracked by _track_host_code).
+        if not self._creating_code:
+            self._touch(var)
+        return super().get_value(var, access_data)
+
+    def set_value(self, var, value):
+        self._touch(var)
+        super().set_value(var, value)
+
+    def fill_with_array(self, var, arr):
+        self._touch(var)
+        super().fill_with_array(var, arr)
+
+    def resize(self, var, new_size):
+        self._touch(var)
+        super().resize(var, new_size)
+
+    def resize_along_first(self, var, new_size):
+        self._touch(var)
+        super().resize_along_first(var, new_size)
+
+    def init_with_zeros(self, var, dtype):
+        self._touch(var)
+        super().init_with_zeros(var, dtype)
+
+    def init_with_arange(self, var, start, dtype):
+        self._touch(var)
+        super().init_with_arange(var, start, dtype)
+
+    def _track_host_code(self, codeobj):
+        """Code run on the host (numpy) may write any array its block names: forget their
+        versions whenever the block runs."""
+        arrays = [v for v in codeobj.variables.values() if isinstance(v, ArrayVariable)]
+        run_block = codeobj.run_block
+        named = {}
+
+        def tracked(block):
+            if codeobj.compiled_code.get(block):
+                if block not in named:
+                    code = getattr(codeobj.code, block, "") or ""
+                    named[block] = [var for var in arrays
+                                    if self.get_array_name(var, True) in code
+                                    or self.get_array_name(var, False) in code]
+                for var in named[block]:
+                    self._touch(var)
+            return run_block(block)
+        codeobj.run_block = tracked
 
     # -- code objects ---------------------------------------------------------------
     def code_object_class(self, codeobj_class=None, fallback_pref="codegen.target"):
@@ -192,11 +270,17 @@ class WgpuDevice(RuntimeDevice):
     def code_object(self, owner, name, abstract_code, variables, template_name,
                     variable_indices, codeobj_class=None, template_kwds=None,
                     override_conditional_write=None, compiler_kwds=None):
-        codeobj = super().code_object(owner, name, abstract_code, variables, template_name,
-                                      variable_indices, codeobj_class=NumpyCodeObject,
-                                      template_kwds=template_kwds,
-                                      override_conditional_write=override_conditional_write,
-                                      compiler_kwds=compiler_kwds)
+        self._creating_code = True
+        try:
+            codeobj = super().code_object(owner, name, abstract_code, variables,
+                                          template_name, variable_indices,
+                                          codeobj_class=NumpyCodeObject,
+                                          template_kwds=template_kwds,
+                                          override_conditional_write=override_conditional_write,
+                                          compiler_kwds=compiler_kwds)
+        finally:
+            self._creating_code = False
+        self._track_host_code(codeobj)
         codeobj.wgpu_abstract_code = abstract_code
         codeobj.wgpu_template_kwds = dict(template_kwds or {})
         codeobj.wgpu_override_conditional_write = set(override_conditional_write or ())
@@ -395,7 +479,8 @@ class WgpuDevice(RuntimeDevice):
         try:
             while True:
                 status, cb, timesteps = engine.run(state.arrays, clock_specs, should_stop,
-                                                   check_every, backend, steps_hint)
+                                                   check_every, backend, steps_hint,
+                                                   state.versions)
                 clock_specs = [(s[0], ts, *s[2:]) for s, ts in zip(clock_specs, timesteps)]
                 if status == "callback":
                     callbacks[cb]()
@@ -433,11 +518,25 @@ class WgpuDevice(RuntimeDevice):
                 _log_dispatches(self.last_run_info)
         for obj in all_objects:
             if isinstance(obj, Group):
-                obj._check_for_invalid_states()
+                self._check_for_invalid_states(obj)
         if report is not None:
             report_callback((end_time - start_time) * second,
                             self._last_run_completed_fraction, t_start, duration)
         net.after_run()
+
+    def _check_for_invalid_states(self, group):
+        """Brian2's check of the integrated variables (NaN or huge values), reading the
+        arrays without marking them as changed (``Group._check_for_invalid_states`` goes
+        through ``get_value``)."""
+        from brian2.equations.equations import Equations
+
+        equations = getattr(group, "equations", None)
+        if not isinstance(equations, Equations):
+            return
+        for name in equations.diff_eq_names:
+            var = group.variables[name]
+            if isinstance(var, ArrayVariable):
+                group._check_for_invalid_values(name, self.peek_value(var))
 
     def _seed(self):
         # Brian2's seed() seeds numpy's global generator; draw the engine key from it so
@@ -541,12 +640,12 @@ class WgpuDevice(RuntimeDevice):
             return self._ratemonitor(engine, state, obj, codeobj)
         raise _unsupported(f"the '{tmpl}' template", obj.name)
 
-    @staticmethod
-    def _queue_inputs(pathway):
+    def _queue_inputs(self, pathway):
         """What a pathway's queue layout is built from, as the engine takes it."""
         delays = np.ascontiguousarray(
-            np.asarray(pathway._delays.get_value(), dtype=np.float64).reshape(-1))
-        sources = np.ascontiguousarray(pathway.synapse_sources.get_value(), dtype=np.int32)
+            np.asarray(self.peek_value(pathway._delays), dtype=np.float64).reshape(-1))
+        sources = np.ascontiguousarray(self.peek_value(pathway.synapse_sources),
+                                       dtype=np.int32)
         return (int(pathway.source.start), int(pathway.source.stop), sources, delays,
                 float(pathway.source.clock.dt_))
 
@@ -569,7 +668,8 @@ class WgpuDevice(RuntimeDevice):
         # Looked up once per run: _push_spikes takes it from here.
         pathway._wgpu_cached_layout = self._cached_layout(pathway)
         if pathway._wgpu_cached_layout[2] is not None:
-            pathway.eventspace = pathway.source.variables[pathway.eventspace_name].get_value()
+            pathway.eventspace = self.peek_value(
+                pathway.source.variables[pathway.eventspace_name])
             return
         SynapticPathway.initialise_queue(pathway)
 

@@ -132,6 +132,7 @@ pub struct PyEngine {
     /// GPU memory its monitors held.
     dispatches: Vec<Vec<runtime::Dispatch>>,
     monitor_bytes: u64,
+    uploaded_bytes: u64,
 }
 
 #[pymethods]
@@ -143,6 +144,7 @@ impl PyEngine {
             gpu_run: None,
             dispatches: Vec::new(),
             monitor_bytes: 0,
+            uploaded_bytes: 0,
         }
     }
 
@@ -253,6 +255,12 @@ impl PyEngine {
         self.monitor_bytes
     }
 
+    /// Bytes of array data the last GPU run uploaded when it started (arrays whose
+    /// buffers were kept from the run before are not uploaded again).
+    fn gpu_uploaded_bytes(&self) -> u64 {
+        self.uploaded_bytes
+    }
+
     fn profiling(&self) -> Vec<f64> {
         self.engine.profile.clone().unwrap_or_default()
     }
@@ -310,7 +318,10 @@ impl PyEngine {
     /// is called with the leading clock's timestep every `check_every` steps and returns
     /// True to stop. Returns (status, callback index or -1, [timestep per clock]).
     #[allow(clippy::type_complexity, clippy::too_many_arguments)]
-    #[pyo3(signature = (arrays, clocks, should_stop, check_every, backend="cpu", steps_hint=1000))]
+    /// `versions` (gpu): per array, the version of its host copy; an array whose buffer
+    /// from the previous gpu run has the same version is not uploaded again (0: always
+    /// upload).
+    #[pyo3(signature = (arrays, clocks, should_stop, check_every, backend="cpu", steps_hint=1000, versions=None))]
     fn run(
         &mut self,
         py: Python<'_>,
@@ -327,7 +338,16 @@ impl PyEngine {
         check_every: usize,
         backend: &str,
         steps_hint: usize,
+        versions: Option<Vec<u64>>,
     ) -> PyResult<(String, i64, Vec<i64>)> {
+        let versions = versions.unwrap_or_default();
+        if !versions.is_empty() && versions.len() != arrays.len() {
+            return Err(PyValueError::new_err(format!(
+                "{} versions for {} arrays",
+                versions.len(),
+                arrays.len()
+            )));
+        }
         let mut raws = Vec::with_capacity(arrays.len());
         for a in &arrays {
             if !a.is_c_contiguous() || a.ndim() > 1 {
@@ -387,6 +407,7 @@ impl PyEngine {
             let gpu_run = &mut self.gpu_run;
             let dispatches = &mut self.dispatches;
             let monitor_bytes = &mut self.monitor_bytes;
+            let uploaded_bytes = &mut self.uploaded_bytes;
             let gpu = backend == "gpu";
             let r = py.detach(move || -> Result<RunStatus, runtime::EngineError> {
                 // Kernels name themselves in a caught panic (runtime::cpu); this catches
@@ -396,20 +417,26 @@ impl PyEngine {
                     run_backend(
                         engine,
                         gpu_run,
-                        (dispatches, monitor_bytes),
+                        (dispatches, monitor_bytes, uploaded_bytes),
                         raws,
                         cl,
                         &mut should_stop_fn,
                         gpu,
                         check_every,
                         steps_hint,
+                        &versions,
                     )
                 }))
                 .unwrap_or_else(|payload| {
                     *gpu_run = None;
+                    runtime::forget_resident();
                     Err(runtime::EngineError::panic(loop_name, payload))
                 })
             });
+            if r.is_err() || stop_err.is_some() {
+                // GPU buffers may be ahead of the host arrays: never reuse them.
+                runtime::forget_resident();
+            }
             if let Some(e) = stop_err {
                 return Err(e);
             }
@@ -429,15 +456,22 @@ impl PyEngine {
 fn run_backend(
     engine: &mut Engine,
     gpu_run: &mut Option<runtime::GpuRun>,
-    (dispatches, monitor_bytes): (&mut Vec<Vec<runtime::Dispatch>>, &mut u64),
+    (dispatches, monitor_bytes, uploaded_bytes): (
+        &mut Vec<Vec<runtime::Dispatch>>,
+        &mut u64,
+        &mut u64,
+    ),
     raws: Vec<RawArray>,
     cl: &mut Clocks,
     should_stop_fn: &mut dyn FnMut(&Clocks) -> bool,
     gpu: bool,
     check_every: usize,
     steps_hint: usize,
+    versions: &[u64],
 ) -> Result<RunStatus, runtime::EngineError> {
     if !gpu {
+        // The interpreter writes host arrays: buffers kept from a gpu run go stale.
+        runtime::forget_resident();
         return unsafe { engine.run_cpu(&raws, cl, should_stop_fn, check_every) };
     }
     let ctx = GpuContext::shared()?;
@@ -445,9 +479,11 @@ fn run_backend(
         // Resuming after a Python callback, which may have changed arrays.
         Some(run) => run.upload_all()?,
         None => {
-            let run = runtime::GpuRun::new(ctx, engine, raws, cl, steps_hint, check_every)?;
+            let run =
+                runtime::GpuRun::new(ctx, engine, raws, cl, steps_hint, check_every, versions)?;
             *dispatches = run.dispatches();
             *monitor_bytes = run.monitor_bytes();
+            *uploaded_bytes = run.uploaded;
             *gpu_run = Some(run);
         }
     }

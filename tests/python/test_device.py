@@ -209,6 +209,81 @@ def test_multiple_runs_and_set_between(backend):
     compare(ref, got, exact=("i", "t", "tt"))
 
 
+def interactive_session():
+    """Runs with every way of changing arrays between them (and one during a run): the gpu
+    backend keeps its buffers from run to run and must upload exactly what changed."""
+    from brian2 import Synapses
+    G = NeuronGroup(40, """dv/dt = (I - v)/(5*ms) : 1
+                           I : 1""", threshold="v > 1", reset="v = 0", method="exact")
+    G.I = "1.1 + 0.4*i/40"
+    S = Synapses(G, G, "w : 1", on_pre="v_post += w", delay=1 * ms)
+    S.connect(j="(i + 1) % N_post")
+    S.w = 0.05
+    M = SpikeMonitor(G)
+    kicks = []
+
+    @network_operation(dt=3 * ms)
+    def kick(t):
+        if 4 * ms < t < 8 * ms:
+            G.I[3] = 2.5  # during a run: the callback's change must reach the GPU
+            kicks.append(float(G.v[3]))
+    net = Network(G, S, M, kick)
+    out = {}
+    net.run(10 * ms)
+    out["v1"] = G.v[:].copy()
+    G.v = "v * 0.5"             # host code on a state variable
+    net.run(5 * ms)
+    net.run(5 * ms)             # nothing changed in between
+    G.v[:5] = 0.9               # assignment by index
+    S.w["i < 10"] = 0.3         # synaptic, by condition
+    net.store()
+    net.run(5 * ms)
+    out["v2"] = G.v[:].copy()
+    net.restore()               # everything back, on the host
+    S.delay = 2 * ms            # the queue layout changes
+    net.run(5 * ms)
+    S.connect(i=[0, 1], j=[10, 20])  # synapse arrays grow
+    S.w["i < 2"] = 0.4
+    net.run(5 * ms)
+    out.update(i=M.i[:].copy(), t=M.t[:].copy(), v=G.v[:].copy(), w=S.w[:].copy(),
+               kicks=np.array(kicks))
+    return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_arrays_changed_between_runs(backend):
+    ref = run_with("numpy", interactive_session)
+    got = run_with("wgpu", interactive_session, backend)
+    assert len(ref["i"]) > 0
+    compare(ref, got)
+
+
+def test_unchanged_arrays_are_not_uploaded_again(gpu):
+    """A second run with nothing changed uploads only the small per-run arrays; a
+    synaptic weight set in between is uploaded again (and only then)."""
+    from brian2 import Synapses
+
+    def build():
+        G = NeuronGroup(100, "dv/dt = (1.2 - v)/(10*ms) : 1", threshold="v > 1",
+                        reset="v = 0", method="exact")
+        S = Synapses(G, G, "w : 1", on_pre="v_post += w")
+        S.connect(p=0.5)
+        S.w = "0.01"
+        net = Network(G, S, SpikeMonitor(G))
+        uploads = []
+        for change in (False, False, True):
+            if change:
+                S.w = 0.02
+            net.run(1 * ms)
+            uploads.append(device.last_run_info["gpu_uploaded_bytes"])
+        return uploads, len(S) * 8
+    first, second, after_set = run_with("wgpu", build, "gpu")[0]
+    w_bytes = run_with("wgpu", build, "gpu")[1]
+    assert first > w_bytes
+    assert second < w_bytes / 4, (first, second)
+    assert w_bytes <= after_set < first, (first, second, after_set)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_store_restore(backend):
     def build():

@@ -287,6 +287,8 @@ pub struct GpuRun {
     clock_arrays: Vec<(usize, usize, bool)>,
     /// Steps per batch at most (rows of the per-step tables).
     batch: usize,
+    /// Bytes of array data uploaded when the run started.
+    pub uploaded: u64,
 }
 
 /// Per array, whether no scheduled operation or clock writes it during a run (Python
@@ -384,6 +386,28 @@ fn invariant_arrays(eng: &Engine, clocks: &Clocks, n: usize) -> Vec<bool> {
         }
     }
     inv
+}
+
+/// The last gpu run's array buffers, kept for the next run (DESIGN.md §3: transfers that
+/// follow use). An entry is reused only for the same host array (address, length, type)
+/// whose host copy has the same version, a number the Python device changes whenever the
+/// host copy may have changed (it is set, read out, resized, or host code ran on it);
+/// version 0 is never reused. Between runs GPU and host copies are equal: each run ends by
+/// downloading what the GPU wrote.
+struct Resident {
+    ptr: usize,
+    len: usize,
+    ty: Type,
+    version: u64,
+    buf: wgpu::Buffer,
+}
+
+static RESIDENT: std::sync::Mutex<Vec<Resident>> = std::sync::Mutex::new(Vec::new());
+
+/// Forget the kept buffers (after a failed run, or a run on the CPU, which writes the host
+/// arrays without versions).
+pub fn forget_resident() {
+    RESIDENT.lock().unwrap_or_else(|e| e.into_inner()).clear();
 }
 
 /// Size of one element in GPU storage (booleans are u32 there).
@@ -703,6 +727,9 @@ impl GpuRun {
     }
 
     /// Upload the arrays and prepare every scheduled operation.
+    /// `versions`: per array, the version of its host copy ([`Resident`]; empty: upload
+    /// everything).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         ctx: &'static GpuContext,
         eng: &Engine,
@@ -710,16 +737,49 @@ impl GpuRun {
         clocks: &Clocks,
         steps: usize,
         batch: usize,
+        versions: &[u64],
     ) -> Result<Self, EngineError> {
         let n_arrays = arrays.len();
         let mut bufs = Vec::with_capacity(arrays.len());
+        let mut kept = std::mem::take(&mut *RESIDENT.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut resident = Vec::new();
+        let mut uploaded = 0u64;
         for (i, a) in arrays.iter().enumerate() {
-            let label = match eng.array_names.get(i) {
-                Some(name) => format!("{name} ({} elements of {})", a.len, a.ty),
-                None => format!("array {i}"),
+            let version = versions.get(i).copied().unwrap_or(0);
+            let same = |r: &Resident| {
+                version != 0
+                    && r.version == version
+                    && r.ptr == a.ptr as usize
+                    && r.len == a.len
+                    && r.ty == a.ty
             };
-            bufs.push(storage(ctx, &label, &host_to_gpu(a))?);
+            let buf = match kept.iter().position(same) {
+                Some(k) => kept.swap_remove(k).buf,
+                None => {
+                    let label = match eng.array_names.get(i) {
+                        Some(name) => format!("{name} ({} elements of {})", a.len, a.ty),
+                        None => format!("array {i}"),
+                    };
+                    let bytes = host_to_gpu(a);
+                    uploaded += bytes.len() as u64;
+                    storage(ctx, &label, &bytes)?
+                }
+            };
+            if version != 0 {
+                resident.push(Resident {
+                    ptr: a.ptr as usize,
+                    len: a.len,
+                    ty: a.ty,
+                    version,
+                    buf: buf.clone(),
+                });
+            }
+            bufs.push(buf);
         }
+        // Buffers this run does not use are released here; this run's are kept for the
+        // next (a failed run forgets them).
+        drop(kept);
+        *RESIDENT.lock().unwrap_or_else(|e| e.into_inner()) = resident;
         let mut run = GpuRun {
             ctx,
             arrays,
@@ -744,6 +804,7 @@ impl GpuRun {
                 })
                 .collect(),
             batch: batch.max(1),
+            uploaded,
             tables: Vec::new(),
             table_steps: 0,
             in_flight: None,
@@ -1102,7 +1163,14 @@ impl GpuRun {
                 gq.download(self.ctx, &mut eng.queues[q])?;
             }
         }
-        for (a, buf) in self.arrays.iter().zip(&self.bufs) {
+        // What no operation writes is on the host already.
+        for ((a, buf), _) in self
+            .arrays
+            .iter()
+            .zip(&self.bufs)
+            .zip(&self.invariant)
+            .filter(|(_, inv)| !**inv)
+        {
             if a.ptr.is_null() || a.len == 0 {
                 continue;
             }
