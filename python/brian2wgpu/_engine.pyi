@@ -45,6 +45,7 @@ def create_pipeline(kernel: CompiledKernel) -> float:
 def set_adapter(name: str | None = None) -> None:
     """Use the first adapter whose name contains ``name`` (effective before first use)."""
 
+def set_gpu_timeout(seconds: float) -> None: ...
 def set_dump_shaders(dir: str | None = None) -> None:
     """Write the WGSL of every GPU pipeline to ``dir/<kernel>.wgsl`` (None or '' stops)."""
 

@@ -55,6 +55,12 @@ prefs.register_preferences(
         "file per kernel named after its Brian2 code object ('' turns it off). The "
         "environment variable BRIAN2WGPU_DUMP_SHADERS overrides it.",
     ),
+    gpu_timeout=BrianPreference(
+        default=120.0,
+        docs="Seconds the gpu backend waits for the GPU at most (one batch of steps, or one "
+        "read-back) before it raises TimeoutError; the device is then abandoned and the "
+        "next run() starts a new one. Raise it for batches that take longer.",
+    ),
     synapse_creation=BrianPreference(
         default="engine",
         docs="Where Synapses.connect with strings (conditions, p, n, generator syntax) "
@@ -386,6 +392,7 @@ class WgpuDevice(RuntimeDevice):
         if len(all_objects) == 0:
             return
         backend = self.backend()
+        _engine.set_gpu_timeout(float(prefs["devices.wgpu.gpu_timeout"]))
         _engine.set_dump_shaders(
             os.environ.get("BRIAN2WGPU_DUMP_SHADERS", prefs["devices.wgpu.dump_shaders"]) or None)
         state = _RunState(self)
@@ -476,6 +483,7 @@ class WgpuDevice(RuntimeDevice):
         steps_hint = max(1, i_end - i_start)
         engine.set_array_names(state.names)
         Network._globally_running = True
+        completed = False
         try:
             while True:
                 status, cb, timesteps = engine.run(state.arrays, clock_specs, should_stop,
@@ -491,10 +499,21 @@ class WgpuDevice(RuntimeDevice):
                         break
                     continue
                 break
+            completed = True
         finally:
             Network._globally_running = False
             for finish in post:
-                finish(engine)
+                if completed:
+                    finish(engine)
+                    continue
+                # After a failed run the user must see the run's error, not a second one
+                # from collecting its results.
+                try:
+                    finish(engine)
+                except Exception as exc:
+                    logger.warn(f"wgpu device: collecting results after the failed run also "
+                                f"failed ({type(exc).__name__}: {exc}); the run's own error "
+                                "follows", "finish")
         end_time = time.time()
         if net._stopped or Network._globally_stopped:
             net.t_ = min(c.t_ for c in clocks)

@@ -11,7 +11,8 @@ pub use adapter::{AdapterReport, list_adapters, pick_adapter};
 pub use kernel::{check_features, grid, run_kernel};
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use thiserror::Error;
 
@@ -41,6 +42,11 @@ pub enum GpuError {
          an adapter with more memory, or prefs.devices.wgpu.backend = 'cpu'"
     )]
     OutOfMemory { label: String, size: u64 },
+    #[error(
+        "the GPU did not finish '{label}' within {seconds} s (prefs.devices.wgpu.gpu_timeout); \
+         the device is abandoned and the next run() starts a new one"
+    )]
+    Timeout { label: String, seconds: f64 },
     #[error("the model needs {feature}, which adapter '{adapter}' lacks; {advice}")]
     MissingFeature {
         feature: &'static str,
@@ -96,6 +102,19 @@ pub struct GpuContext {
     pipelines: Mutex<HashMap<u64, Arc<wgpu::ComputePipeline>>>,
     /// Errors no error scope caught (see `check_uncaptured`).
     uncaptured: Arc<Mutex<Vec<String>>>,
+    /// Lost, or a wait timed out: [`GpuContext::shared`] makes a new device next time.
+    failed: Arc<AtomicBool>,
+    /// The last submission (see [`GpuContext::submit`]).
+    last_submission: Mutex<Option<wgpu::SubmissionIndex>>,
+}
+
+/// How long one wait for the GPU may take (milliseconds; [`set_wait_timeout`]).
+static WAIT_TIMEOUT_MS: AtomicU64 = AtomicU64::new(120_000);
+
+/// The deadline of every wait for the GPU (a batch of steps, a read-back).
+pub fn set_wait_timeout(seconds: f64) {
+    let ms = (seconds.max(0.0) * 1e3).ceil().min(u64::MAX as f64) as u64;
+    WAIT_TIMEOUT_MS.store(ms.max(1), Ordering::Relaxed);
 }
 
 /// Features requested when the adapter offers them; none is required.
@@ -151,6 +170,9 @@ impl GpuContext {
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             sink.lock().unwrap().push(e.to_string());
         }));
+        let failed = Arc::new(AtomicBool::new(false));
+        let lost = failed.clone();
+        device.set_device_lost_callback(move |_, _| lost.store(true, Ordering::Relaxed));
         Ok(Self {
             device,
             queue,
@@ -159,6 +181,8 @@ impl GpuContext {
             limits,
             pipelines: Mutex::new(HashMap::new()),
             uncaptured,
+            failed,
+            last_submission: Mutex::new(None),
         })
     }
 
@@ -168,18 +192,28 @@ impl GpuContext {
     }
 
     /// A process-wide context on the best adapter (or the one chosen with
-    /// [`Self::set_shared_filter`]), created once and kept (Brian2 reinitialises devices
-    /// between tests; adapters are expensive).
+    /// [`Self::set_shared_filter`]), created on first use and kept (Brian2 reinitialises
+    /// devices between tests; adapters are expensive). A context whose device was lost or
+    /// timed out is replaced by a new one; the old one is leaked, since freeing buffers a
+    /// hung device may still use is not safe. A failure to create one is not kept: the
+    /// next call tries again.
     pub fn shared() -> Result<&'static GpuContext, GpuError> {
-        static CTX: OnceLock<Result<GpuContext, String>> = OnceLock::new();
-        let filter = SHARED_FILTER.lock().unwrap().clone();
-        match CTX.get_or_init(|| GpuContext::new(filter.as_deref()).map_err(|e| e.to_string())) {
-            Ok(ctx) => Ok(ctx),
-            Err(msg) => Err(GpuError::Device {
-                label: "adapter".into(),
-                message: msg.clone(),
-            }),
+        static CTX: Mutex<Option<&'static GpuContext>> = Mutex::new(None);
+        let mut slot = CTX.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ctx) = *slot
+            && !ctx.failed.load(Ordering::Relaxed)
+        {
+            return Ok(ctx);
         }
+        let filter = SHARED_FILTER.lock().unwrap().clone();
+        let ctx: &'static GpuContext = Box::leak(Box::new(GpuContext::new(filter.as_deref())?));
+        *slot = Some(ctx);
+        Ok(ctx)
+    }
+
+    /// Whether the device was lost or a wait timed out.
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
     }
 
     pub fn supports_f64(&self) -> bool {
@@ -418,7 +452,7 @@ impl GpuContext {
         });
         let mut enc = self.device.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(src, 0, &staging, 0, size);
-        self.queue.submit([enc.finish()]);
+        self.submit("readback", enc.finish())?;
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
@@ -445,6 +479,25 @@ impl GpuContext {
         Ok(out[..len].to_vec())
     }
 
+    /// Submit recorded work. On a CPU adapter (lavapipe) `vkQueueSubmit` itself blocks
+    /// while an earlier submission runs, where no deadline applies: wait for that one
+    /// first, under the deadline (lavapipe runs one submission at a time anyway).
+    pub fn submit(
+        &self,
+        label: &str,
+        commands: wgpu::CommandBuffer,
+    ) -> Result<wgpu::SubmissionIndex, GpuError> {
+        if self.info.device_type == wgpu::DeviceType::Cpu {
+            let prev = self.last_submission.lock().unwrap().take();
+            if let Some(prev) = prev {
+                self.poll_wait(label, Some(prev))?;
+            }
+        }
+        let index = self.queue.submit([commands]);
+        *self.last_submission.lock().unwrap() = Some(index.clone());
+        Ok(index)
+    }
+
     /// Block until the queue is idle, surfacing device loss as an error rather than a hang.
     pub fn wait(&self, label: &str) -> Result<(), GpuError> {
         self.poll_wait(label, None)
@@ -456,15 +509,26 @@ impl GpuContext {
     }
 
     fn poll_wait(&self, label: &str, index: Option<wgpu::SubmissionIndex>) -> Result<(), GpuError> {
+        let ms = WAIT_TIMEOUT_MS.load(Ordering::Relaxed);
         let waited = self.device.poll(wgpu::PollType::Wait {
             submission_index: index,
-            timeout: None,
+            timeout: Some(std::time::Duration::from_millis(ms)),
         });
+        if waited.is_err() {
+            // Timed out or lost: this device is not used again.
+            self.failed.store(true, Ordering::Relaxed);
+        }
         // A failed submission makes the wait fail too; its own error says why.
         self.check_uncaptured(label)?;
-        waited.map(|_| ()).map_err(|e| GpuError::Device {
-            label: label.into(),
-            message: e.to_string(),
+        waited.map(|_| ()).map_err(|e| match e {
+            wgpu::PollError::Timeout => GpuError::Timeout {
+                label: label.into(),
+                seconds: ms as f64 / 1e3,
+            },
+            e => GpuError::Device {
+                label: label.into(),
+                message: e.to_string(),
+            },
         })
     }
 
@@ -530,7 +594,7 @@ impl GpuContext {
             pass.set_bind_group(0, &bind, &[]);
             pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
         }
-        self.queue.submit([enc.finish()]);
+        self.submit(label, enc.finish())?;
         if let Some(err) = pollster::block_on(scope.pop()) {
             return Err(GpuError::Device {
                 label: label.into(),

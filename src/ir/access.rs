@@ -93,6 +93,47 @@ pub fn parallel(k: &Kernel, alias: &[usize]) -> Parallel {
     }
 }
 
+/// For a kernel that needs the serial order ([`Parallel::Serial`]): the index variable
+/// (`_postsynaptic_idx`) through which it writes every array that several elements share,
+/// where elements with different values of it touch disjoint data. Elements then only need
+/// the serial order among those with the same index value (one target's synapses), and
+/// different targets may run in parallel. `None` where some shared write goes through
+/// another index (a pre-side variable), a shared scalar, or an array also reached through
+/// a different index (pre and post on the same group's variable).
+pub fn serial_index(k: &Kernel, alias: &[usize]) -> Option<VarId> {
+    let rep = |v: usize| alias.get(v).copied().unwrap_or(v);
+    let mut index = None;
+    for var in &k.vars {
+        if !(var.written && matches!(var.kind, VarKind::Array)) {
+            continue;
+        }
+        match var.index {
+            Index::Elem => continue,
+            Index::Var(iv) if index.is_none() || index == Some(iv) => index = Some(iv),
+            _ => return None,
+        }
+    }
+    let iv = index?;
+    if k.vars[iv].written {
+        return None;
+    }
+    // Every variable on the array of a shared write must address it through `iv`.
+    for (v, var) in k.vars.iter().enumerate() {
+        if !(var.written && var.index == Index::Var(iv)) {
+            continue;
+        }
+        let clash = (0..k.vars.len()).any(|u| {
+            rep(u) == rep(v)
+                && (k.vars[u].read || k.vars[u].written)
+                && k.vars[u].index != Index::Var(iv)
+        });
+        if clash {
+            return None;
+        }
+    }
+    Some(iv)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +177,23 @@ mod tests {
         let k = kernel("v_post += w\nw = x_post");
         assert_eq!(parallel(&k, &[0, 1, 2, 2]), Parallel::Serial);
         assert!(matches!(parallel(&k, &[]), Parallel::Atomic(_)));
+    }
+
+    #[test]
+    fn serial_writes_through_one_index_run_per_target() {
+        let post = |k: &Kernel| k.vars.iter().position(|v| v.name == "_postsynaptic_idx");
+        let k = kernel("v_post = v_post*0.5 + w\nx_post = v_post");
+        assert_eq!(parallel(&k, &[]), Parallel::Serial);
+        assert_eq!(serial_index(&k, &[]), post(&k));
+        // w (per synapse) on the same array as v_post: the array is reached through two
+        // indices.
+        let k2 = kernel("v_post = v_post*0.5 + w");
+        assert_eq!(serial_index(&k2, &[0, 1, 1, 3]), None);
+        // Pure accumulations are not serial at all.
+        assert!(matches!(
+            parallel(&kernel("v_post += w"), &[]),
+            Parallel::Atomic(_)
+        ));
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod lower;
 mod types;
 mod validate;
 
-pub use access::{Parallel, accumulation, parallel};
+pub use access::{Parallel, accumulation, parallel, serial_index};
 pub use cse::share_subexpressions;
 pub use func::{Func, float_result};
 pub use fuse::{Fused, fuse_elementwise};

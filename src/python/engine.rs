@@ -16,6 +16,9 @@ fn engine_err(e: runtime::EngineError) -> PyErr {
         runtime::EngineError::Gpu(
             e @ (crate::gpu::GpuError::TooLarge { .. } | crate::gpu::GpuError::OutOfMemory { .. }),
         ) => pyo3::exceptions::PyMemoryError::new_err(format!("wgpu device: {e}")),
+        runtime::EngineError::Gpu(e @ crate::gpu::GpuError::Timeout { .. }) => {
+            pyo3::exceptions::PyTimeoutError::new_err(format!("wgpu device: {e}"))
+        }
         runtime::EngineError::Cpu(crate::cpu::CpuError::Unsupported(m))
         | runtime::EngineError::Unsupported(m) => {
             pyo3::exceptions::PyNotImplementedError::new_err(m)
@@ -295,6 +298,12 @@ impl PyEngine {
 
     /// Take a record's data as a numpy array (the record is emptied).
     fn take_record<'py>(&mut self, py: Python<'py>, id: usize) -> PyResult<Bound<'py, PyAny>> {
+        if id >= self.engine.records.len() {
+            return Err(PyValueError::new_err(format!(
+                "no record {id} (the engine has {})",
+                self.engine.records.len()
+            )));
+        }
         let rec = self.engine.take_record(id);
         Ok(match rec.ty {
             Type::F64 => PyArray1::from_vec(py, bytemuck::pod_collect_to_vec::<u8, f64>(&rec.data))
@@ -363,6 +372,9 @@ impl PyEngine {
                 ty,
             });
         }
+        self.engine
+            .check_run(&raws, clocks.len())
+            .map_err(engine_err)?;
         let mut cl = Clocks {
             clocks: clocks
                 .into_iter()

@@ -420,6 +420,19 @@ fn set_dump_shaders(dir: Option<String>) {
     crate::gpu::set_dump_dir(dir.filter(|d| !d.is_empty()).map(Into::into));
 }
 
+/// The deadline of every wait for the GPU, in seconds (a device that misses it is
+/// abandoned; the next run starts a new one).
+#[pyfunction]
+fn set_gpu_timeout(seconds: f64) -> PyResult<()> {
+    if seconds.is_nan() || seconds <= 0.0 {
+        return Err(PyValueError::new_err(format!(
+            "the GPU timeout must be a positive number of seconds, not {seconds}"
+        )));
+    }
+    crate::gpu::set_wait_timeout(seconds);
+    Ok(())
+}
+
 /// Name of the adapter the engine runs on (creates the shared context).
 #[pyfunction]
 fn current_adapter(py: Python<'_>) -> PyResult<String> {
@@ -434,6 +447,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(create_pipeline, m)?)?;
     m.add_function(wrap_pyfunction!(set_adapter, m)?)?;
     m.add_function(wrap_pyfunction!(set_dump_shaders, m)?)?;
+    m.add_function(wrap_pyfunction!(set_gpu_timeout, m)?)?;
     m.add_function(wrap_pyfunction!(current_adapter, m)?)?;
     m.add_function(wrap_pyfunction!(connect::connect_generator, m)?)?;
     m.add_class::<CompiledKernel>()?;

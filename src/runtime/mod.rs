@@ -272,6 +272,143 @@ impl Engine {
         Ok(self.kernels.len() - 1)
     }
 
+    /// Check, before a run, every id the schedule holds (kernels, queues, arrays, records,
+    /// clocks) and that each array a kernel binds has the variable's type: the backends
+    /// index and reinterpret these without further checks.
+    pub fn check_run(&self, arrays: &[RawArray], n_clocks: usize) -> Result<(), EngineError> {
+        let bad = |what: String| Err(EngineError::Invalid(what));
+        let array = |id: ArrayId, what: &str| -> Result<(), EngineError> {
+            if id >= arrays.len() {
+                return bad(format!(
+                    "{what} is array {id}, but the run has {} arrays",
+                    arrays.len()
+                ));
+            }
+            Ok(())
+        };
+        let record = |id: RecordId, what: &str| -> Result<(), EngineError> {
+            if id >= self.records.len() {
+                return bad(format!(
+                    "{what} is record {id}, but the engine has {} records",
+                    self.records.len()
+                ));
+            }
+            Ok(())
+        };
+        for ek in &self.kernels {
+            for (var, b) in ek.kernel.vars.iter().zip(&ek.bindings) {
+                let what = format!("variable '{}' of kernel '{}'", var.name, ek.kernel.name);
+                let ty = match *b {
+                    Binding::None => continue,
+                    Binding::Array(id) => {
+                        array(id, &what)?;
+                        arrays[id].ty
+                    }
+                    Binding::Record(id) => {
+                        record(id, &what)?;
+                        self.records[id].ty
+                    }
+                };
+                if ty != var.ty {
+                    return bad(format!("{what} is {} but its data is {ty}", var.ty));
+                }
+            }
+        }
+        for (pos, it) in self.items.iter().enumerate() {
+            let what = format!("schedule item {pos}");
+            if it.clock >= n_clocks {
+                return bad(format!(
+                    "{what} runs on clock {}, but the run has {n_clocks} clocks",
+                    it.clock
+                ));
+            }
+            let kernel = match &it.op {
+                Op::Elementwise { kernel, .. }
+                | Op::Threshold { kernel, .. }
+                | Op::Reset { kernel, .. }
+                | Op::SpikeMonitor { kernel, .. }
+                | Op::StateMonitor { kernel, .. }
+                | Op::SummedVariable { kernel, .. } => Some(*kernel),
+                Op::Synapses { kernel, queue } => {
+                    if *queue >= self.queues.len() {
+                        return bad(format!("{what} uses spike queue {queue}, which is missing"));
+                    }
+                    Some(*kernel)
+                }
+                Op::PushSpikes { queue, eventspace } => {
+                    if *queue >= self.queues.len() {
+                        return bad(format!("{what} uses spike queue {queue}, which is missing"));
+                    }
+                    array(*eventspace, &what)?;
+                    None
+                }
+                _ => None,
+            };
+            if let Some(k) = kernel
+                && k >= self.kernels.len()
+            {
+                return bad(format!("{what} runs kernel {k}, which is missing"));
+            }
+            let (ids, recs): (Vec<ArrayId>, Vec<RecordId>) = match &it.op {
+                Op::Threshold {
+                    cond, eventspace, ..
+                } => (vec![*cond, *eventspace], vec![]),
+                Op::Reset { eventspace, .. } => (vec![*eventspace], vec![]),
+                Op::SpikeMonitor {
+                    eventspace,
+                    count,
+                    total,
+                    records,
+                    ..
+                } => (vec![*eventspace, *count, *total], records.clone()),
+                Op::StateMonitor {
+                    indices,
+                    t,
+                    t_record,
+                    records,
+                    total,
+                    ..
+                } => {
+                    let mut r = records.clone();
+                    r.push(*t_record);
+                    (vec![*indices, *t, *total], r)
+                }
+                Op::RateMonitor {
+                    eventspace,
+                    t,
+                    t_record,
+                    rate_record,
+                    total,
+                    ..
+                } => (vec![*eventspace, *t, *total], vec![*t_record, *rate_record]),
+                Op::SummedVariable {
+                    values,
+                    index,
+                    target,
+                    ..
+                } => (vec![*values, *index, *target], vec![]),
+                Op::SpikeGenerator {
+                    eventspace,
+                    neuron_index,
+                    timebins,
+                    lastindex,
+                    ..
+                } => (
+                    vec![*eventspace, *neuron_index, *timebins, *lastindex],
+                    vec![],
+                ),
+                _ => (vec![], vec![]),
+            };
+            for id in ids {
+                array(id, &what)?;
+            }
+            for id in recs {
+                record(id, &what)?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn add_record(&mut self, ty: Type) -> RecordId {
         self.records.push(Record {
             ty,

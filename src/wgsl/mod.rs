@@ -64,6 +64,13 @@ pub struct Options {
     /// With `list`: one invocation walks `b2_list[lo + b2_params[1] ..][.. b2_params[2]]`
     /// in order (the serial loop's semantics), dispatched as one workgroup of one.
     pub serial: bool,
+    /// With `list`: one invocation per distinct target of the due synapses, walking that
+    /// target's due synapses in list order (the serial loop's semantics where only a
+    /// target's own synapses conflict, [`crate::ir::serial_index`]). The targets, their
+    /// counts and their due positions come from a `b2_tgt` binding that the support
+    /// kernels of shaders/synapses.wgsl (section `by_target`) fill; `b2_params[6]` holds
+    /// the number of possible targets.
+    pub by_target: bool,
     /// Per variable, the variable whose binding it uses: variables on one array (`A_pre`
     /// and `A_post` of one group) must share a binding, as a dispatch may not bind a
     /// buffer twice when one binding writes. Empty: each its own.
@@ -81,6 +88,7 @@ impl Default for Options {
             float_atomics: false,
             count_tiles: None,
             serial: false,
+            by_target: false,
             bundles: None,
             bundle_per_invocation: false,
             alias: Vec::new(),
@@ -128,6 +136,8 @@ pub struct WgslKernel {
     pub step_binding: Option<u32>,
     /// Binding of `b2_tiles` (see [`Options::count_tiles`]).
     pub tiles_binding: Option<u32>,
+    /// Binding of `b2_tgt` (see [`Options::by_target`]).
+    pub targets_binding: Option<u32>,
 }
 
 /// Flags per tile of the event compaction (`B2_SPK_TILE` in shaders/spikes.wgsl).

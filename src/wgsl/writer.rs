@@ -830,6 +830,15 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
         binding += 1;
         binding - 1
     });
+    let targets_binding = (opts.list && opts.by_target).then(|| {
+        writeln!(
+            src,
+            "@group(0) @binding({binding}) var<storage, read_write> b2_tgt: array<atomic<u32>>;"
+        )
+        .unwrap();
+        binding += 1;
+        binding - 1
+    });
     let tiles_binding = opts.count_tiles.map(|_| {
         writeln!(
             src,
@@ -938,9 +947,61 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             pos_binding,
             step_binding,
             tiles_binding,
+            targets_binding,
         });
     }
-    let body = if opts.list && opts.serial {
+    let body = if opts.list && opts.by_target {
+        // b2_tgt: [targets, allocated, 6 spare, then per possible target (T =
+        // b2_params[6]) its count, its first position, a fill counter; then the distinct
+        // targets (T); then the due positions grouped by target].
+        format!(
+            "    _ = b2_params[0];
+    let b2_w = gid.x + gid.y * nwg.x * {wg}u;
+    if (b2_w >= atomicLoad(&b2_tgt[0])) {{ return; }}
+    let b2_nt = b2_params[6];
+    let b2_t = atomicLoad(&b2_tgt[8u + 3u * b2_nt + b2_w]);
+    let b2_c = atomicLoad(&b2_tgt[8u + b2_t]);
+    let b2_o = 8u + 4u * b2_nt + atomicLoad(&b2_tgt[8u + b2_nt + b2_t]);
+    // Heapsort of this target's due positions (they arrive in any order), then the
+    // kernel over them in queue order.
+    var b2_start = b2_c / 2u;
+    var b2_end = b2_c;
+    loop {{
+        var b2_root = 0u;
+        if (b2_start > 0u) {{
+            b2_start -= 1u;
+            b2_root = b2_start;
+        }} else {{
+            if (b2_end <= 1u) {{ break; }}
+            b2_end -= 1u;
+            let b2_top = atomicLoad(&b2_tgt[b2_o]);
+            atomicStore(&b2_tgt[b2_o], atomicLoad(&b2_tgt[b2_o + b2_end]));
+            atomicStore(&b2_tgt[b2_o + b2_end], b2_top);
+        }}
+        loop {{
+            var b2_child = 2u * b2_root + 1u;
+            if (b2_child >= b2_end) {{ break; }}
+            if (b2_child + 1u < b2_end
+                && atomicLoad(&b2_tgt[b2_o + b2_child]) < atomicLoad(&b2_tgt[b2_o + b2_child + 1u])) {{
+                b2_child += 1u;
+            }}
+            let b2_x = atomicLoad(&b2_tgt[b2_o + b2_root]);
+            let b2_y = atomicLoad(&b2_tgt[b2_o + b2_child]);
+            if (b2_x >= b2_y) {{ break; }}
+            atomicStore(&b2_tgt[b2_o + b2_root], b2_y);
+            atomicStore(&b2_tgt[b2_o + b2_child], b2_x);
+            b2_root = b2_child;
+        }}
+    }}
+    for (var b2_q = 0u; b2_q < b2_c; b2_q++) {{
+        let b2_kk = atomicLoad(&b2_tgt[b2_o + b2_q]);
+        b2_kernel(u32(b2_list[b2_range[0] + b2_kk]), b2_kk, 0u);
+    }}
+    // Counts start from zero at the next step.
+    atomicStore(&b2_tgt[8u + b2_t], 0u);
+"
+        )
+    } else if opts.list && opts.serial {
         "    _ = b2_params[0];
     let b2_lo = b2_range[0] + b2_params[1];
     let b2_hi = min(b2_range[1], b2_lo + b2_params[2]);
@@ -978,6 +1039,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         pos_binding,
         step_binding,
         tiles_binding,
+        targets_binding,
     })
 }
 

@@ -214,3 +214,39 @@ def test_boolean_select():
     arrays = {"b": np.array([True, False, True]), "v": np.array([1.0, 2.0, 3.0])}
     k.run_cpu(arrays, 3)
     assert np.array_equal(arrays["v"], [2.0, 1.0, 6.0])
+
+
+@pytest.mark.parametrize("backend", ["cpu", "gpu"])
+def test_engine_checks_ids_and_dtypes_before_running(backend, request):
+    """Ids and dtypes that cross into the engine are checked when a run starts: a clear
+    error, never a panic or a reinterpretation of the wrong bytes."""
+    if backend == "gpu":
+        request.getfixturevalue("gpu")
+    from brian2wgpu import _engine
+    spec = {"name": "double", "variables": [{"name": "v", "dtype": "float64"}],
+            "vector_code": "v = v * 2"}
+    clocks = [(1e-4, 0, 3, None, None, None)]
+
+    def engine(binding=("array", 0), schedule=None):
+        eng = _engine.Engine()
+        eng.add_kernel(spec, [binding])
+        eng.set_schedule(schedule or [{"op": "elementwise", "kernel": 0, "n": 4, "clock": 0}])
+        return eng
+    v = np.ones(4)
+    engine().run([v], clocks, lambda ts: False, 0, backend)
+    np.testing.assert_array_equal(v, 8.0)
+    cases = [
+        (engine(), [np.ones(4, dtype=np.float32)], "float64 but its data is float32"),
+        (engine(binding=("array", 3)), [v], "is array 3, but the run has 1 arrays"),
+        (engine(schedule=[{"op": "elementwise", "kernel": 7, "n": 4, "clock": 0}]), [v],
+         "runs kernel 7, which is missing"),
+        (engine(schedule=[{"op": "elementwise", "kernel": 0, "n": 4, "clock": 2}]), [v],
+         "runs on clock 2, but the run has 1 clocks"),
+        (engine(schedule=[{"op": "synapses", "kernel": 0, "queue": 0, "clock": 0}]), [v],
+         "spike queue 0, which is missing"),
+    ]
+    for eng, arrays, message in cases:
+        with pytest.raises(RuntimeError, match=message):
+            eng.run(arrays, clocks, lambda ts: False, 0, backend)
+    with pytest.raises(ValueError, match="no record 5"):
+        engine().take_record(5)

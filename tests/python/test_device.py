@@ -1,6 +1,9 @@
 """Whole networks on the wgpu device against Brian2's numpy target (same model, same
 seed): deterministic models must give identical spikes and matching traces."""
 
+import contextlib
+import logging
+
 import numpy as np
 import pytest
 from brian2 import (NeuronGroup, Network, SpikeMonitor, StateMonitor, PopulationRateMonitor,
@@ -10,6 +13,19 @@ from brian2 import (NeuronGroup, Network, SpikeMonitor, StateMonitor, Population
 import brian2wgpu  # noqa: F401  (registers the device)
 
 BACKENDS = ["cpu", "gpu"]
+
+
+@contextlib.contextmanager
+def quiet_logs():
+    """Brian2 logs several debug records per run, and pytest keeps every record it sees:
+    tests with hundreds of runs raise Brian2's logger to WARNING while they run."""
+    logger = logging.getLogger("brian2")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def run_with(device_name, build, backend="cpu", synapse_creation="numpy"):
@@ -453,3 +469,47 @@ def test_spatial_neuron_runs_on_the_host(backend):
     got = run_with("wgpu", cable, backend)
     assert len(ref["i"]) > 0
     compare(ref, got, exact=("i", "t"), rtol=1e-9)
+
+
+def test_gpu_wait_deadline(gpu):
+    """A wait for the GPU that misses prefs.devices.wgpu.gpu_timeout raises TimeoutError
+    (not a hang), and the next run() works on a new device."""
+    import time
+
+    def build():
+        # Tens of ms of lavapipe work per step: one batch of 100 steps (lavapipe's submit
+        # blocks while an earlier submission runs, so the wait that can time out here is
+        # the one after the last batch) far outlasts 5 ms.
+        G = NeuronGroup(50000, """dv/dt = (exp(-v)*sin(3*v) + cos(v)**3 + 1.2 - v)/(10*ms) : 1
+                                  dw/dt = (exp(v - w)*tanh(w) - w)/(7*ms) : 1""",
+                        threshold="v > 1", reset="v = 0", method="rk4")
+        G.v = "i*1.0/N"
+        M = SpikeMonitor(G)
+        return Network(G, M), M
+    timeout = prefs.devices.wgpu.gpu_timeout
+    set_device("wgpu")
+    prefs.devices.wgpu.backend = "gpu"
+    try:
+        start_scope()
+        net, _ = build()
+        prefs.devices.wgpu.gpu_timeout = 0.005
+        t0 = time.perf_counter()
+        with pytest.raises(TimeoutError, match="gpu_timeout"):
+            net.run(10 * ms)
+        assert time.perf_counter() - t0 < 30  # pipelines compile first; no hang
+        prefs.devices.wgpu.gpu_timeout = timeout
+        start_scope()
+        net, M = build()
+        net.run(2 * ms)
+        assert device.last_run_info["backend"] == "gpu"
+        got = M.count[:].copy()
+    finally:
+        prefs.devices.wgpu.gpu_timeout = timeout
+        set_device("runtime")
+
+    def reference():
+        net, M = build()
+        net.run(2 * ms)
+        return dict(count=M.count[:].copy())
+    ref = run_with("wgpu", reference, "cpu")
+    assert np.array_equal(ref["count"], got)

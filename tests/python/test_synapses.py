@@ -294,3 +294,45 @@ def test_poisson_input_counts(backend):
     assert np.all(v == np.round(v))
     assert abs(v.mean() - 400) < 5 * 20 / np.sqrt(200)
     assert 12 < v.std() < 30
+
+
+def serial_onto_many_targets():
+    # A statement that is not an accumulation (u reads the v just written), many sources
+    # per target, several delays and spikes in flight across runs: on the gpu the due
+    # synapses are grouped by target, each target's in queue order. A second pathway
+    # with 2,500 synapses onto one neuron keeps the single ordered walk.
+    G = NeuronGroup(2500, "dv/dt = (1.1 - v)/(3*ms) : 1", threshold="v > 1", reset="v = 0",
+                    method="exact")
+    G.v = "1 - i/2500.0"
+    H = NeuronGroup(25, "v : 1\nu : 1")
+    S = Synapses(G[:300], H, "w : 1", on_pre="""v_post = v_post*0.9 + w
+                                                u_post = u_post + v_post*w""")
+    S.connect(j="k for k in range(i % 7, 25, 3)")
+    S.w = "0.01 + 0.001*((7*i + 3*j) % 11)"
+    S.delay = "(i % 4)*0.1*ms"
+    K = NeuronGroup(1, "x : 1")
+    T = Synapses(G, K, on_pre="x_post = x_post*0.99 + 0.001*i")
+    T.connect()
+    net = Network(G, H, S, K, T)
+    net.run(3 * ms)
+    net.run(2.35 * ms)
+    return dict(v=H.v[:].copy(), u=H.u[:].copy(), x=K.x[:].copy())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_serial_pathways_by_target(backend):
+    ref = run_with("numpy", serial_onto_many_targets)
+    got = run_with("wgpu", serial_onto_many_targets, backend)
+    assert np.all(ref["u"] != 0)
+    compare(ref, got, rtol=1e-12)
+
+
+def test_serial_pathway_dispatches(gpu):
+    from brian2.devices.device import all_devices
+    run_with("wgpu", serial_onto_many_targets, "gpu")
+    kernels = {}
+    for d in all_devices["wgpu"].last_run_info["gpu_dispatches"]:
+        kernels.setdefault(d["object"], []).append(d["kernel"])
+    by_target = [o for o, k in kernels.items() if "b2_tgt_count" in k]
+    walked = [o for o, k in kernels.items() if "queue_deliver" in k and "b2_tgt_count" not in k]
+    assert len(by_target) == 1 and len(walked) == 1, kernels

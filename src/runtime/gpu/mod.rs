@@ -51,6 +51,9 @@ enum Mode<'a> {
     List(&'a wgpu::Buffer, &'a wgpu::Buffer, &'a [usize]),
     /// Over the same list in order, in one invocation: `SERIAL_CHUNK` entries from `start`.
     Serial(&'a wgpu::Buffer, &'a wgpu::Buffer, usize),
+    /// Over the same list, one invocation per distinct target, each over its own entries
+    /// in order (`Options::by_target`): the grouping state, and the number of targets.
+    ByTarget(&'a wgpu::Buffer, &'a wgpu::Buffer, &'a wgpu::Buffer, usize),
     /// One workgroup per event of a list (events, range records), over the event's
     /// synapses (bundle table, synapse order); `atomic` as in `List`
     /// ([`crate::wgsl::Options::bundles`]).
@@ -395,6 +398,8 @@ fn invariant_arrays(eng: &Engine, clocks: &Clocks, n: usize) -> Vec<bool> {
 /// version 0 is never reused. Between runs GPU and host copies are equal: each run ends by
 /// downloading what the GPU wrote.
 struct Resident {
+    /// The context the buffer belongs to (a lost device's buffers are never reused).
+    ctx: usize,
     ptr: usize,
     len: usize,
     ty: Type,
@@ -549,6 +554,7 @@ impl GpuRun {
             Mode::Elements | Mode::CountingEvents(..) => (None, &[][..], None, None),
             Mode::List(l, r, atomic) => (Some((l, r)), atomic, None, None),
             Mode::Serial(l, r, start) => (Some((l, r)), &[][..], Some(start), None),
+            Mode::ByTarget(l, r, ..) => (Some((l, r)), &[][..], None, None),
             Mode::Bundles {
                 bundling,
                 list,
@@ -578,6 +584,7 @@ impl GpuRun {
                 _ => None,
             },
             serial: serial.is_some(),
+            by_target: matches!(mode, Mode::ByTarget(..)),
             bundles: bundles.map(|b| b.0),
             bundle_per_invocation: bundles.is_some_and(|b| b.3),
             workgroup_size: if serial.is_some() { 1 } else { 64 },
@@ -642,7 +649,10 @@ impl GpuRun {
             seed as u32,
             (seed >> 32) as u32,
             ek.rng_id,
-            0,
+            match mode {
+                Mode::ByTarget(.., targets) => targets as u32,
+                _ => 0,
+            },
             0,
         ];
         let params = storage(self.ctx, "params", bytemuck::cast_slice(&words))?;
@@ -712,6 +722,9 @@ impl GpuRun {
         if let (Some(tb), Mode::CountingEvents(_, tiles)) = (compiled.tiles_binding, mode) {
             entries.push((tb, tiles));
         }
+        if let (Some(tb), Mode::ByTarget(_, _, state, _)) = (compiled.targets_binding, mode) {
+            entries.push((tb, state));
+        }
         let bind = self.bind(&ek.kernel.name, &pipeline, &entries)?;
         Ok(Pass {
             label: ek.kernel.name.clone(),
@@ -748,6 +761,7 @@ impl GpuRun {
             let version = versions.get(i).copied().unwrap_or(0);
             let same = |r: &Resident| {
                 version != 0
+                    && r.ctx == ctx as *const GpuContext as usize
                     && r.version == version
                     && r.ptr == a.ptr as usize
                     && r.len == a.len
@@ -767,6 +781,7 @@ impl GpuRun {
             };
             if version != 0 {
                 resident.push(Resident {
+                    ctx: ctx as *const GpuContext as usize,
                     ptr: a.ptr as usize,
                     len: a.len,
                     ty: a.ty,
@@ -1081,7 +1096,7 @@ impl GpuRun {
                         if eng.profile.is_some() {
                             // Profiling: this item's work alone, timed to completion.
                             drop(pass);
-                            self.ctx.queue.submit([enc.finish()]);
+                            self.ctx.submit("profile", enc.finish())?;
                             self.ctx.wait("profile")?;
                             let t0 = std::time::Instant::now();
                             enc = self.ctx.device.create_command_encoder(&Default::default());
@@ -1090,7 +1105,7 @@ impl GpuRun {
                                 dispatch(&mut pass, p, r);
                             }
                             drop(pass);
-                            self.ctx.queue.submit([enc.finish()]);
+                            self.ctx.submit("profile", enc.finish())?;
                             self.ctx.wait("profile")?;
                             if let Some(prof) = eng.profile.as_mut() {
                                 prof[start + pos] += t0.elapsed().as_secs_f64();
@@ -1125,7 +1140,7 @@ impl GpuRun {
                     }
                 }
             }
-            let submitted = self.ctx.queue.submit([enc.finish()]);
+            let submitted = self.ctx.submit("batch", enc.finish())?;
             // The real clocks follow the plan (the last step stays open for a callback).
             for (s, (cur, _)) in plan.iter().enumerate() {
                 if callback.is_some() && s + 1 == n_steps {

@@ -450,7 +450,7 @@ impl GpuRun {
         }
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
         enc.clear_buffer(&b.bits, 0, Some(bytes.div_ceil(4) as u64 * 4));
-        self.ctx.queue.submit([enc.finish()]);
+        self.ctx.submit("spike bits", enc.finish())?;
         b.row_t.clear();
         Ok(())
     }

@@ -4,6 +4,10 @@
 
 use super::*;
 
+/// A pathway grouped by target: the grouping state, the kernel's indirect sizes, the
+/// support kernels' parameters, the array of targets per synapse, the number of targets.
+type ByTarget = (wgpu::Buffer, wgpu::Buffer, wgpu::Buffer, usize, usize);
+
 impl GpuRun {
     /// `synapses`: a pathway's kernel over the synapses due this step, by bundles where the
     /// kernel needs no serial order, else in Brian2's queue order.
@@ -158,7 +162,40 @@ impl GpuRun {
             expand.indirect = Some((q.indirect.clone(), 0));
             let mut passes = vec![deliver, expand];
             let n_max = (q.due.size() / 4) as usize;
+            let by_target = match ir_parallel(cx.eng, *kernel) {
+                Parallel::Serial => self.by_target(cx.eng, *kernel, q)?,
+                _ => None,
+            };
             match ir_parallel(cx.eng, *kernel) {
+                Parallel::Serial if by_target.is_some() => {
+                    let (state, args, params, post, targets) = by_target.expect("checked");
+                    let wgsl = section_of(SYNAPSES_WGSL, "by_target");
+                    let entries = [
+                        (0, &params),
+                        (1, &q.range),
+                        (2, &q.due),
+                        (3, &self.bufs[post]),
+                        (4, &state),
+                        (5, &args),
+                    ];
+                    passes.push(self.support(
+                        "b2_tgt_reset",
+                        &wgsl,
+                        "b2_tgt_reset",
+                        &entries,
+                        [1, 1, 1],
+                    )?);
+                    for entry in ["b2_tgt_count", "b2_tgt_offsets", "b2_tgt_scatter"] {
+                        let mut p = self.support(entry, &wgsl, entry, &entries, [1, 1, 1])?;
+                        p.indirect = Some((q.indirect.clone(), 12));
+                        passes.push(p);
+                    }
+                    let mode = Mode::ByTarget(&q.due, &q.range, &state, targets);
+                    let mut p =
+                        self.kernel_pass(cx.eng, &[], *kernel, n_max, mode, None, step_buf)?;
+                    p.indirect = Some((args, 0));
+                    passes.push(p);
+                }
                 Parallel::Serial => {
                     for c in 0..q.serial_chunks {
                         let mode = Mode::Serial(&q.due, &q.range, c * SERIAL_CHUNK);
@@ -182,5 +219,77 @@ impl GpuRun {
             }
             Prepared::Passes(passes, None)
         })
+    }
+
+    /// For a serial-order pathway whose conflicts are only among one target's synapses
+    /// ([`crate::ir::serial_index`]): the grouping state of shaders/synapses.wgsl
+    /// (section `by_target`), its parameters, the array of targets per synapse and the
+    /// number of possible targets. `None` (one invocation walks the whole due list
+    /// instead) where the kernel writes through other indices, or where one target has so
+    /// many synapses that its invocation's loops would be long (lavapipe ends a shader's
+    /// loops after 65,535 iterations).
+    fn by_target(
+        &self,
+        eng: &Engine,
+        kernel: usize,
+        q: &GpuQueue,
+    ) -> Result<Option<ByTarget>, EngineError> {
+        const MOST_PER_TARGET: usize = 2048;
+        let ek = &eng.kernels[kernel];
+        let Some(iv) = crate::ir::serial_index(&ek.kernel, &alias_of(ek)) else {
+            return Ok(None);
+        };
+        let Binding::Array(post) = ek.bindings[iv] else {
+            return Ok(None);
+        };
+        let targets = ek
+            .kernel
+            .vars
+            .iter()
+            .zip(&ek.bindings)
+            .filter(|(v, _)| v.written && v.index == crate::ir::Index::Var(iv))
+            .filter_map(|(_, b)| match *b {
+                Binding::Array(id) => Some(self.arrays[id].len),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let a = self.arrays[post];
+        if a.ty != Type::I32 || a.ptr.is_null() || targets == 0 {
+            return Ok(None);
+        }
+        // Synapses per target, from the host copy of the targets.
+        let ids = unsafe { std::slice::from_raw_parts(a.ptr as *const i32, a.len) };
+        let mut per_target = vec![0usize; targets];
+        for &t in ids {
+            match per_target.get_mut(t as usize) {
+                Some(c) if t >= 0 => *c += 1,
+                _ => return Ok(None),
+            }
+        }
+        if per_target.iter().any(|&c| c > MOST_PER_TARGET) {
+            return Ok(None);
+        }
+        let due_cap = (q.due.size() / 4) as usize;
+        let words = 8 + 4 * targets + due_cap;
+        if (words * 4) as u64 > self.ctx.limits.max_storage_buffer_binding_size {
+            return Ok(None);
+        }
+        let state = storage(
+            self.ctx,
+            "due synapses by target",
+            bytemuck::cast_slice(&vec![0u32; words]),
+        )?;
+        let args = self.ctx.indirect_buffer(
+            "by-target dispatch sizes",
+            bytemuck::cast_slice(&[0u32, 1, 1, 0]),
+        )?;
+        let max_x = self.ctx.limits.max_compute_workgroups_per_dimension;
+        let params = storage(
+            self.ctx,
+            "by-target params",
+            bytemuck::cast_slice(&[targets as u32, max_x, 0, 0]),
+        )?;
+        Ok(Some((state, args, params, post, targets)))
     }
 }
