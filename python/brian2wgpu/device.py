@@ -495,7 +495,7 @@ class WgpuDevice(RuntimeDevice):
                     if net._stopped or Network._globally_stopped:
                         # A network_operation called stop(): end after this step.
                         engine.run(state.arrays, [(s[0], s[1], s[1] + 1, *s[3:]) for s in clock_specs],
-                                   lambda ts: False, 0, backend, 1)
+                                   lambda ts: False, 0, backend, 1, state.versions)
                         break
                     continue
                 break

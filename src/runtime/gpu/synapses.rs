@@ -162,11 +162,12 @@ impl GpuRun {
             expand.indirect = Some((q.indirect.clone(), 0));
             let mut passes = vec![deliver, expand];
             let n_max = (q.due.size() / 4) as usize;
-            let by_target = match ir_parallel(cx.eng, *kernel) {
+            let parallel = ir_parallel(cx.eng, *kernel);
+            let by_target = match parallel {
                 Parallel::Serial => self.by_target(cx.eng, *kernel, q)?,
                 _ => None,
             };
-            match ir_parallel(cx.eng, *kernel) {
+            match parallel {
                 Parallel::Serial if by_target.is_some() => {
                     let (state, args, params, post, targets) = by_target.expect("checked");
                     let wgsl = section_of(SYNAPSES_WGSL, "by_target");
