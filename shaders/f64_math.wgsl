@@ -337,8 +337,6 @@ fn b2_exp_f64(x: f64) -> f64 {
     g = 0x1.5555555555553p-3lf + s * g;
     let c = r - s * g;
     let y = 1.0lf - ((lo - (r * c) / (2.0lf - c)) - hi);
-    // 2^k is one f32 power of two for |k| <= 126 (|x| < 87), the usual case.
-    if (abs(k) <= 126.0lf) { return y * b2m_exp2i_small(i32(k)); }
     return b2m_ldexp(y, i32(k));
 }
 

@@ -315,14 +315,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 // (`v_post = v_post*0.5 + w`): the due list (`due[range[0]..range[1]]`, in queue order)
 // is grouped by target, and the kernel runs one invocation per distinct target over its
 // due positions in order (the generated kernel's `by_target` mode). The state `tgt`
-// (u32): [0] distinct targets, [1] positions allocated, then per possible target (T = params[0]) its count (8 + t), its first
-// position (8 + T + t) and a fill counter (8 + 2T + t), the distinct targets (8 + 3T + k)
-// and the due positions grouped by target (8 + 4T + ...). Counts are zero between steps
-// (the kernel clears each target's). `args` holds the kernel's indirect dispatch sizes
-// (a buffer of its own: a dispatch cannot read its sizes from a buffer it binds for
-// writing). Dispatched per due position: `b2_tgt_count`,
-// `b2_tgt_offsets` (over the first `tgt[0]` of them), `b2_tgt_scatter`; `b2_tgt_reset`
-// first (one invocation).
+// (u32): [0] distinct targets, [1] positions allocated, then per possible target
+// (T = params[0]) its count (8 + t), its first position (8 + T + t) and a fill counter
+// (8 + 2T + t), the distinct targets (8 + 3T + k) and the due positions grouped by target
+// (8 + 4T + ...). Counts are zero between steps (the kernel clears each target's). `args`
+// holds the kernel's indirect dispatch sizes (a buffer of its own: a dispatch cannot read
+// its sizes from a buffer it binds for writing). Dispatched per due position:
+// `b2_tgt_count`, `b2_tgt_offsets` (over the first `tgt[0]` of them), `b2_tgt_scatter`;
+// `b2_tgt_reset` first (one invocation).
 @group(0) @binding(0) var<storage, read> params: array<u32>;
 @group(0) @binding(1) var<storage, read> range: array<u32>;
 @group(0) @binding(2) var<storage, read> due: array<i32>;

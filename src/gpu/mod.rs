@@ -211,11 +211,6 @@ impl GpuContext {
         Ok(ctx)
     }
 
-    /// Whether the device was lost or a wait timed out.
-    pub fn failed(&self) -> bool {
-        self.failed.load(Ordering::Relaxed)
-    }
-
     pub fn supports_f64(&self) -> bool {
         self.features.contains(wgpu::Features::SHADER_F64)
     }
@@ -375,18 +370,12 @@ impl GpuContext {
         Ok(buf)
     }
 
-    /// A small table bound as uniform or storage buffer (hoisted scalars: the generated
-    /// code picks the binding, [`crate::wgsl::HOISTED_UNIFORM_BYTES`]), padded to whole
-    /// 16-byte rows as uniform arrays need.
+    /// A small table that the generated code binds as a uniform or a storage buffer
+    /// (hoisted scalars), padded to whole 16-byte rows as uniform arrays need.
     pub fn table_buffer(&self, label: &str, data: &[u8]) -> Result<wgpu::Buffer, GpuError> {
         let mut padded = data.to_vec();
         padded.resize(data.len().max(16).div_ceil(16) * 16, 0);
-        let usage = if padded.len() <= crate::wgsl::HOISTED_UNIFORM_BYTES {
-            wgpu::BufferUsages::UNIFORM
-        } else {
-            wgpu::BufferUsages::empty()
-        };
-        self.buffer_with(label, &padded, usage)
+        self.buffer_with(label, &padded, wgpu::BufferUsages::UNIFORM)
     }
 
     /// A storage buffer that also holds indirect dispatch arguments.

@@ -29,33 +29,22 @@ pub struct Hoisted {
 
 /// Variables read through table lookups (TimedArray) in `e`.
 fn tables(e: &Expr, out: &mut HashSet<VarId>) {
-    match &e.kind {
-        ExprKind::Lit(_) | ExprKind::Local(_) | ExprKind::ElemIndex => {}
-        ExprKind::Unary(_, a) | ExprKind::Cast(a) => tables(a, out),
-        ExprKind::Binary(_, a, b) => {
-            tables(a, out);
-            tables(b, out);
+    e.any(&mut |x| {
+        if let ExprKind::Gather(v, _) = x.kind {
+            out.insert(v);
         }
-        ExprKind::Call(_, args) => args.iter().for_each(|a| tables(a, out)),
-        ExprKind::Gather(v, i) => {
-            out.insert(*v);
-            tables(i, out)
-        }
-    }
+        false
+    });
 }
 
-/// Whether `e` may be computed once per run on the host: no random numbers, no user
-/// functions (they exist in WGSL only), no table lookups, no element index.
+/// Whether `e` may be computed on the host: no random numbers, no user functions (they
+/// exist in WGSL only), no table lookups, no element index.
 fn pure(e: &Expr) -> bool {
-    match &e.kind {
-        ExprKind::Lit(_) | ExprKind::Local(_) => true,
-        ExprKind::ElemIndex | ExprKind::Gather(..) => false,
-        ExprKind::Unary(_, a) | ExprKind::Cast(a) => pure(a),
-        ExprKind::Binary(_, a, b) => pure(a) && pure(b),
-        ExprKind::Call(f, args) => {
-            !f.uses_rng() && !matches!(f, super::Func::User(_)) && args.iter().all(pure)
-        }
-    }
+    !e.any(&mut |x| match &x.kind {
+        ExprKind::ElemIndex | ExprKind::Gather(..) => true,
+        ExprKind::Call(f, _) => f.uses_rng() || matches!(f, super::Func::User(_)),
+        _ => false,
+    })
 }
 
 /// How a shared variable changes while the engine runs.

@@ -441,7 +441,6 @@ impl PyEngine {
                 }))
                 .unwrap_or_else(|payload| {
                     *gpu_run = None;
-                    runtime::forget_resident();
                     Err(runtime::EngineError::panic(loop_name, payload))
                 })
             });
@@ -500,7 +499,7 @@ fn run_backend(
         }
     }
     let run = gpu_run.as_mut().unwrap();
-    let status = run.run(engine, cl, should_stop_fn, check_every);
+    let status = run.run(engine, cl, should_stop_fn);
     if !matches!(status, Ok(RunStatus::Callback { .. })) {
         *gpu_run = None;
     }

@@ -154,7 +154,7 @@ pub const PARAM_HEADER: u32 = 8;
 /// Arena storage types in binding order (bindings 1..=5) for batched modules.
 pub const ARENA_TYPES: [Type; 5] = [Type::F64, Type::F32, Type::I32, Type::Bool, Type::I64];
 
-pub use writer::{HOISTED_UNIFORM_BYTES, write_batch};
+pub use writer::write_batch;
 
 /// Write a kernel as WGSL (not yet validated: see [`validate`]).
 pub fn write_kernel(kernel: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {

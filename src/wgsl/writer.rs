@@ -450,7 +450,7 @@ fn has_per_step_values(k: &Kernel) -> bool {
 /// lavapipe turns each storage load into a per-lane loop even at a constant index, while
 /// a uniform load is one scalar read (27 loads per element: 1.1 ms against 0.1 ms per
 /// 100,000 elements). Larger tables stay in storage.
-pub const HOISTED_UNIFORM_BYTES: usize = 16384;
+const HOISTED_UNIFORM_BYTES: usize = 16384;
 
 /// Values of type `t` per 16-byte row of a uniform hoisted table.
 fn hoisted_per_row(t: Type) -> usize {
@@ -547,31 +547,17 @@ pub fn write_function(
                     var.name
                 )));
             }
-            VarKind::Hoisted {
-                slot,
-                per_step: true,
-            } => {
-                // Row = the step's position in its batch (word 2 of the step buffer).
-                let count = hoisted_count(k, var.ty, true).unwrap_or(1);
-                let e = format!(
-                    "{}[b2_step[2] * {count}u + {slot}u]",
-                    hoisted_table(var.ty, true)
-                );
-                let e = if var.ty == Type::Bool {
-                    format!("({e} != 0u)")
+            &VarKind::Hoisted { slot, per_step } => {
+                let table = hoisted_table(var.ty, per_step);
+                let e = if per_step {
+                    // Row = the step's position in its batch (word 2 of the step buffer).
+                    let count = hoisted_count(k, var.ty, true).unwrap_or(1);
+                    format!("{table}[b2_step[2] * {count}u + {slot}u]")
+                } else if hoisted_uniform_rows(k, var.ty).is_some() {
+                    let per = hoisted_per_row(var.ty) as u32;
+                    format!("{table}[{}u][{}u]", slot / per, slot % per)
                 } else {
-                    e
-                };
-                writeln!(body, "    {local} = {e};").unwrap();
-            }
-            VarKind::Hoisted { slot, .. } => {
-                let table = hoisted_table(var.ty, false);
-                let e = match hoisted_uniform_rows(k, var.ty) {
-                    Some(_) => {
-                        let per = hoisted_per_row(var.ty) as u32;
-                        format!("{table}[{}u][{}u]", slot / per, slot % per)
-                    }
-                    None => format!("{table}[{slot}u]"),
+                    format!("{table}[{slot}u]")
                 };
                 let e = if var.ty == Type::Bool {
                     format!("({e} != 0u)")

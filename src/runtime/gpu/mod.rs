@@ -272,13 +272,13 @@ pub struct GpuRun {
     queues: Vec<Option<GpuQueue>>,
     /// Tables the passes read (kept alive for the run).
     keep: Vec<wgpu::Buffer>,
-    /// Per clock, the random streams' step (timestep minus the run's first; 2 u32 words).
+    /// Per clock, its step record ([`STEP_BYTES`]: the random streams' step, the step's
+    /// row in its batch).
     rng_steps: Vec<wgpu::Buffer>,
-    /// Per clock, the batch's (t, timestep, random-stream step) tables, reused from batch
-    /// to batch (queue writes land after the previous batch's reads, in queue order).
+    /// Per clock, the batch's (t, timestep, step record) tables, one row per step of a
+    /// batch, reused from batch to batch (queue writes land after the previous batch's
+    /// reads, in queue order).
     tables: Vec<(wgpu::Buffer, wgpu::Buffer, wgpu::Buffer)>,
-    /// Steps the tables hold.
-    table_steps: usize,
     /// The batch the GPU may still be running while the next one is recorded.
     in_flight: Option<wgpu::SubmissionIndex>,
     resume_at: Option<usize>,
@@ -288,7 +288,7 @@ pub struct GpuRun {
     /// The clocks' arrays: (array, clock, `t` rather than timestep). Scalar code reading
     /// them (and invariant arrays) is evaluated on the host once per step.
     clock_arrays: Vec<(usize, usize, bool)>,
-    /// Steps per batch at most (rows of the per-step tables).
+    /// Steps per batch at most (rows of the clock tables and of the per-step tables).
     batch: usize,
     /// Bytes of array data uploaded when the run started.
     pub uploaded: u64,
@@ -795,6 +795,17 @@ impl GpuRun {
         // next (a failed run forgets them).
         drop(kept);
         *RESIDENT.lock().unwrap_or_else(|e| e.into_inner()) = resident;
+        let batch = batch.max(1);
+        let (values, records) = (vec![0u8; batch * 8], vec![0u8; batch * STEP_BYTES as usize]);
+        let tables = (0..clocks.clocks.len())
+            .map(|_| {
+                Ok((
+                    storage(ctx, "t table", &values)?,
+                    storage(ctx, "timestep table", &values)?,
+                    storage(ctx, "step record table", &records)?,
+                ))
+            })
+            .collect::<Result<_, EngineError>>()?;
         let mut run = GpuRun {
             ctx,
             arrays,
@@ -818,10 +829,9 @@ impl GpuRun {
                         .chain(clock.timestep_array.map(|a| (a, c, false)))
                 })
                 .collect(),
-            batch: batch.max(1),
+            batch,
             uploaded,
-            tables: Vec::new(),
-            table_steps: 0,
+            tables,
             in_flight: None,
         };
         // Spike queues, each sized for its pathway's kernel (serial or parallel).
@@ -936,15 +946,15 @@ impl GpuRun {
             .indirect_buffer("range", &[0u8; RANGE_RECORD_BYTES as usize])?)
     }
 
-    /// Run the schedule (same contract as the CPU loop), many steps per submission.
+    /// Run the schedule (same contract as the CPU loop), many steps per submission: at
+    /// most the `batch` given to [`Self::new`], between checks of `should_stop`.
     pub fn run(
         &mut self,
         eng: &mut Engine,
         clocks: &mut Clocks,
         should_stop: &mut dyn FnMut(&Clocks) -> bool,
-        check_every: usize,
     ) -> Result<RunStatus, EngineError> {
-        let batch = check_every.max(1).min(self.batch);
+        let batch = self.batch;
         let status = loop {
             let first = self.resume_at.take().unwrap_or(0);
             // Plan the batch on a copy of the clocks: which clocks tick at each step, their
@@ -1001,20 +1011,6 @@ impl GpuRun {
                 callback = None;
             }
             let mut enc = self.ctx.device.create_command_encoder(&Default::default());
-            if self.table_steps < plan.len() {
-                let bytes = vec![0u8; plan.len().max(batch) * 8];
-                let steps = vec![0u8; plan.len().max(batch) * STEP_BYTES as usize];
-                self.table_steps = plan.len().max(batch);
-                self.tables = (0..clocks.clocks.len())
-                    .map(|_| {
-                        Ok((
-                            storage(self.ctx, "t table", &bytes)?,
-                            storage(self.ctx, "timestep table", &bytes)?,
-                            storage(self.ctx, "rng step table", &steps)?,
-                        ))
-                    })
-                    .collect::<Result<_, EngineError>>()?;
-            }
             for (c, (tt, tst, rngt)) in self.tables.iter().enumerate() {
                 let t: Vec<f64> = plan.iter().map(|(_, v)| v[c].0).collect();
                 let ts: Vec<i64> = plan.iter().map(|(_, v)| v[c].1).collect();
