@@ -11,17 +11,16 @@
 //   the queue state left by earlier runs for step r ("extra", one range), then
 //   for each distinct delay d, largest first: for each event k pushed at step r - d, the
 //   group (source k, delay d) if it exists.
-// `queue_deliver` enumerates those groups into entries [lo, hi, out] (one workgroup, an
-// ordered scan), `queue_expand` writes the synapse ids (one thread per entry), and the
-// pathway's kernel runs over them with indirect dispatch sizes.
+// `queue_deliver` enumerates those groups into entries [lo, hi, out] (an ordered scan over
+// tiles of (delay, event) pairs), `queue_expand` writes the synapse ids (one invocation
+// per due synapse), and the pathway's kernel runs over them with indirect dispatch sizes.
 //
 // Queue params (u32): [0] source start, [1] source stop, [2] D, [3] width (stop - start),
 // [4] number of distinct delays, [5] number of "extra" ranges, [6] serial chunk length,
 // [7] serial chunks, [8] N of the eventspace, [9] tables offset of src_group,
 // [10] of group_delay, [11] of group_start, [12] of extra, [13] of delays (descending),
-// [14] kernel workgroup size, [15] max workgroups per dimension.
-// Queue state (u32): [0] r (steps delivered in this run), [1] due synapses M, [2] entries E,
-// [3] spare, [4..] per-delay prefix of pair counts.
+// [14] kernel workgroup size, [15] max workgroups per dimension, [16] pairs per invocation
+// of `queue_deliver`'s tiles (the queue state is described there).
 
 //! section queue_push
 // Copy this step's events within [start, stop) (relative indices) into ring slot r % D:
@@ -133,6 +132,20 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 
 //! section queue_deliver
+// The ordered delivery, in three entry points that share these bindings (no workgroup
+// waits on another one):
+//   `queue_deliver` (one workgroup): the per-delay prefix of the events due this step
+//     (a workgroup scan over the distinct delays), the range left by earlier runs (entry
+//     0), the number of pair tiles and their dispatch sizes;
+//   `queue_deliver_count` (one workgroup per tile of pairs): the due groups and synapses
+//     of the tile;
+//   `queue_deliver_write` (one workgroup per tile): the tile's first entry and synapse
+//     offset (the sums of the tiles before it, in parallel), then its entries in order;
+//     the last tile's workgroup knows the totals and writes the dispatch sizes of
+//     `queue_expand` and of the pathway's kernel.
+// Queue state (u32): [0] steps delivered in this run, [1] due synapses M, [2] entries E,
+// [3] this step (r), [4] entries and [5] synapses from earlier runs, [6] pairs,
+// [7] tiles, [8..] per-delay prefix of pair counts (nd + 1).
 @group(0) @binding(0) var<storage, read> params: array<u32>;
 @group(0) @binding(1) var<storage, read_write> qstate: array<u32>;
 @group(0) @binding(2) var<storage, read> ring: array<i32>;
@@ -140,12 +153,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 @group(0) @binding(4) var<storage, read_write> entries: array<u32>;
 @group(0) @binding(5) var<storage, read_write> due_range: array<u32>;
 @group(0) @binding(6) var<storage, read_write> indirect: array<u32>;
+// Per tile: its due groups and synapses (written by `queue_deliver_count`).
+@group(0) @binding(7) var<storage, read_write> tiles: array<u32>;
+// The tiles' dispatch sizes (x, y, z), bound by `queue_deliver` only: a dispatch may not
+// bind for writing the buffer it takes its sizes from.
+@group(0) @binding(8) var<storage, read_write> tile_args: array<u32>;
 
-const WG: u32 = 256u;
-var<workgroup> wg_groups: array<u32, 256>;
-var<workgroup> wg_syns: array<u32, 256>;
-var<workgroup> wg_pairs: u32;
-var<workgroup> wg_r: u32;
+const PLAN_WG: u32 = 256u;
+const TILE_WG: u32 = 64u;
+const PREFIX: u32 = 8u;
+var<workgroup> wg_scan: array<u32, 256>;
+var<workgroup> wg_groups: array<u32, 64>;
+var<workgroup> wg_syns: array<u32, 64>;
+var<workgroup> wg_tiles: u32;
 
 // Group of relative source `src` with delay `d` (ascending delays within a source), or
 // 0xffffffff.
@@ -168,14 +188,21 @@ fn slot_base(r: u32, d: u32) -> u32 {
     return ((r + dd - d) % dd) * (params[3] + 1u);
 }
 
-// Pair x (counted over delays, largest first, then events): (delay position, event).
+// Events due this step (relative step r) for delay position o.
+fn due_events(r: u32, o: u32) -> u32 {
+    let d = tables[params[13] + o];
+    if (d > r) { return 0u; }
+    return u32(ring[slot_base(r, d) + params[3]]);
+}
+
+// Pair x (counted over delays, largest first, then events): its delay position.
 fn pair_delay(x: u32) -> u32 {
     var lo = 0u;
     var hi = params[4];
     // Largest o with prefix[o] <= x.
     while (hi - lo > 1u) {
         let mid = (lo + hi) / 2u;
-        if (qstate[4u + mid] <= x) { lo = mid; } else { hi = mid; }
+        if (qstate[PREFIX + mid] <= x) { lo = mid; } else { hi = mid; }
     }
     return lo;
 }
@@ -189,9 +216,9 @@ fn walk(begin: u32, end: u32, r: u32, write: bool, eg0: u32, es0: u32) -> vec2<u
     if (begin < end) {
         var o = pair_delay(begin);
         for (var x = begin; x < end; x++) {
-            while (qstate[4u + o + 1u] <= x) { o++; }
+            while (qstate[PREFIX + o + 1u] <= x) { o++; }
             let d = tables[params[13] + o];
-            let src = u32(ring[slot_base(r, d) + x - qstate[4u + o]]);
+            let src = u32(ring[slot_base(r, d) + x - qstate[PREFIX + o]]);
             let g = group_of(src, d);
             if (g != 0xffffffffu) {
                 let lo = tables[params[11] + g];
@@ -209,49 +236,70 @@ fn walk(begin: u32, end: u32, r: u32, write: bool, eg0: u32, es0: u32) -> vec2<u
     return vec2<u32>(eg - eg0, es - es0);
 }
 
-fn dispatch_args(at: u32, items: u32, wg: u32) {
+// Dispatch sizes for `items` invocations, `wg` per workgroup.
+fn grid_of(items: u32, wg: u32) -> vec3<u32> {
     let groups = (items + wg - 1u) / wg;
     let x = min(groups, params[15]);
-    indirect[at] = x;
-    indirect[at + 1u] = select(1u, (groups + x - 1u) / max(x, 1u), x > 0u);
-    indirect[at + 2u] = 1u;
+    return vec3<u32>(x, select(1u, (groups + x - 1u) / max(x, 1u), x > 0u), 1u);
+}
+
+fn dispatch_args(at: u32, items: u32, wg: u32) {
+    let g = grid_of(items, wg);
+    indirect[at] = g.x;
+    indirect[at + 1u] = g.y;
+    indirect[at + 2u] = g.z;
+}
+
+// Pairs per tile: params[16] per invocation.
+fn tile_pairs() -> u32 {
+    return TILE_WG * params[16];
 }
 
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) t: u32) {
+    _ = arrayLength(&entries) + arrayLength(&due_range) + arrayLength(&indirect)
+        + arrayLength(&tiles);
     let nd = params[4];
-    let width = params[3];
-    if (t == 0u) {
-        let r = qstate[0];
-        wg_r = r;
-        var total = 0u;
-        for (var o = 0u; o < nd; o++) {
-            qstate[4u + o] = total;
-            let d = tables[params[13] + o];
-            if (d <= r) {
-                total += u32(ring[slot_base(r, d) + width]);
-            }
-        }
-        qstate[4u + nd] = total;
-        wg_pairs = total;
+    let r = qstate[0];
+    // Each invocation sums a contiguous run of delays, then a scan of the 256 sums.
+    let per = (nd + PLAN_WG - 1u) / PLAN_WG;
+    let begin = min(t * per, nd);
+    let end = min(begin + per, nd);
+    var mine = 0u;
+    for (var o = begin; o < end; o++) {
+        mine += due_events(r, o);
     }
+    wg_scan[t] = mine;
     workgroupBarrier();
-    storageBarrier();
-    let r = wg_r;
-    let pairs = wg_pairs;
-    let chunk = (pairs + WG - 1u) / WG;
-    let begin = min(t * chunk, pairs);
-    let end = min(begin + chunk, pairs);
-    // 1. Count this thread's groups and synapses.
-    let mine = walk(begin, end, r, false, 0u, 0u);
-    wg_groups[t] = mine.x;
-    wg_syns[t] = mine.y;
-    workgroupBarrier();
-    // 2. Exclusive prefix sums (thread 0; 256 steps).
+    for (var stride = 1u; stride < PLAN_WG; stride *= 2u) {
+        var add = 0u;
+        if (t >= stride) { add = wg_scan[t - stride]; }
+        workgroupBarrier();
+        wg_scan[t] += add;
+        workgroupBarrier();
+    }
+    // wg_scan[t] is now inclusive.
+    var acc = wg_scan[t] - mine;
+    for (var o = begin; o < end; o++) {
+        qstate[PREFIX + o] = acc;
+        acc += due_events(r, o);
+    }
+    if (t == PLAN_WG - 1u) {
+        let pairs = wg_scan[t];
+        qstate[PREFIX + nd] = pairs;
+        qstate[6] = pairs;
+        // At least one tile: its workgroup writes the totals when nothing is due.
+        let n_tiles = max((pairs + tile_pairs() - 1u) / tile_pairs(), 1u);
+        qstate[7] = n_tiles;
+        let g = grid_of(n_tiles, 1u);
+        tile_args[0] = g.x;
+        tile_args[1] = g.y;
+        tile_args[2] = g.z;
+    }
     if (t == 0u) {
+        // The state left by earlier runs comes first.
         var eg = 0u;
         var es = 0u;
-        // The state left by earlier runs comes first.
         if (r < params[5]) {
             let lo = tables[params[12] + 2u * r];
             let hi = tables[params[12] + 2u * r + 1u];
@@ -263,36 +311,112 @@ fn main(@builtin(local_invocation_index) t: u32) {
                 es = hi - lo;
             }
         }
-        for (var i = 0u; i < WG; i++) {
-            let g = wg_groups[i];
-            let s = wg_syns[i];
-            wg_groups[i] = eg;
-            wg_syns[i] = es;
-            eg += g;
-            es += s;
-        }
-        qstate[1] = es;
-        qstate[2] = eg;
-        due_range[0] = 0u;
-        due_range[1] = es;
-        dispatch_args(0u, eg, 64u);
-        dispatch_args(3u, es, params[14]);
-        for (var c = 0u; c < params[7]; c++) {
-            indirect[6u + 3u * c] = select(0u, 1u, es > c * params[6]);
-            indirect[7u + 3u * c] = 1u;
-            indirect[8u + 3u * c] = 1u;
-        }
-    }
-    workgroupBarrier();
-    // 3. Write the entries in order.
-    _ = walk(begin, end, r, true, wg_groups[t], wg_syns[t]);
-    workgroupBarrier();
-    if (t == 0u) {
+        qstate[3] = r;
+        qstate[4] = eg;
+        qstate[5] = es;
         qstate[0] = r + 1u;
     }
 }
 
+// This workgroup's tile (a 2-D grid where tiles exceed one dimension), or past the end.
+fn tile_index(wid: vec3<u32>, nwg: vec3<u32>, t: u32) -> vec2<u32> {
+    if (t == 0u) { wg_tiles = qstate[7]; }
+    let n = workgroupUniformLoad(&wg_tiles);
+    return vec2<u32>(wid.x + wid.y * nwg.x, n);
+}
+
+// Sum of wg_groups / wg_syns over the workgroup, left in element 0.
+fn reduce_counts(t: u32) {
+    for (var stride = TILE_WG / 2u; stride > 0u; stride /= 2u) {
+        if (t < stride) {
+            wg_groups[t] += wg_groups[t + stride];
+            wg_syns[t] += wg_syns[t + stride];
+        }
+        workgroupBarrier();
+    }
+}
+
+@compute @workgroup_size(64)
+fn queue_deliver_count(@builtin(local_invocation_index) t: u32,
+                       @builtin(workgroup_id) wid: vec3<u32>,
+                       @builtin(num_workgroups) nwg: vec3<u32>) {
+    _ = arrayLength(&entries) + arrayLength(&due_range) + arrayLength(&indirect);
+    let tw = tile_index(wid, nwg, t);
+    let w = tw.x;
+    if (w >= tw.y) { return; }
+    let pairs = qstate[6];
+    let begin = min(w * tile_pairs() + t * params[16], pairs);
+    let end = min(begin + params[16], pairs);
+    let mine = walk(begin, end, qstate[3], false, 0u, 0u);
+    wg_groups[t] = mine.x;
+    wg_syns[t] = mine.y;
+    workgroupBarrier();
+    reduce_counts(t);
+    if (t == 0u) {
+        tiles[2u * w] = wg_groups[0];
+        tiles[2u * w + 1u] = wg_syns[0];
+    }
+}
+
+@compute @workgroup_size(64)
+fn queue_deliver_write(@builtin(local_invocation_index) t: u32,
+                       @builtin(workgroup_id) wid: vec3<u32>,
+                       @builtin(num_workgroups) nwg: vec3<u32>) {
+    let tw = tile_index(wid, nwg, t);
+    let w = tw.x;
+    let n_tiles = tw.y;
+    if (w >= n_tiles) { return; }
+    // The entries and synapses of the tiles before this one, summed in parallel.
+    var g_before = 0u;
+    var s_before = 0u;
+    for (var u = t; u < w; u += TILE_WG) {
+        g_before += tiles[2u * u];
+        s_before += tiles[2u * u + 1u];
+    }
+    wg_groups[t] = g_before;
+    wg_syns[t] = s_before;
+    workgroupBarrier();
+    reduce_counts(t);
+    let eg0 = qstate[4] + wg_groups[0];
+    let es0 = qstate[5] + wg_syns[0];
+    workgroupBarrier();
+    let pairs = qstate[6];
+    let r = qstate[3];
+    let begin = min(w * tile_pairs() + t * params[16], pairs);
+    let end = min(begin + params[16], pairs);
+    let mine = walk(begin, end, r, false, 0u, 0u);
+    wg_groups[t] = mine.x;
+    wg_syns[t] = mine.y;
+    workgroupBarrier();
+    var eg = eg0;
+    var es = es0;
+    for (var u = 0u; u < t; u++) {
+        eg += wg_groups[u];
+        es += wg_syns[u];
+    }
+    _ = walk(begin, end, r, true, eg, es);
+    if (w + 1u == n_tiles && t == TILE_WG - 1u) {
+        // The last invocation of the last tile: its end is the total.
+        let e_total = eg + mine.x;
+        let m_total = es + mine.y;
+        qstate[1] = m_total;
+        qstate[2] = e_total;
+        due_range[0] = 0u;
+        due_range[1] = m_total;
+        dispatch_args(0u, m_total, 64u);
+        dispatch_args(3u, m_total, params[14]);
+        for (var c = 0u; c < params[7]; c++) {
+            indirect[6u + 3u * c] = select(0u, 1u, m_total > c * params[6]);
+            indirect[7u + 3u * c] = 1u;
+            indirect[8u + 3u * c] = 1u;
+        }
+    }
+}
+
 //! section queue_expand
+// The due synapses in order: one invocation per due synapse, which finds its entry (the
+// last one whose first output position is at or before it; entries are nonempty and in
+// ascending output order).
 @group(0) @binding(0) var<storage, read> qstate: array<u32>;
 @group(0) @binding(1) var<storage, read> entries: array<u32>;
 @group(0) @binding(2) var<storage, read> perm: array<i32>;
@@ -300,14 +424,15 @@ fn main(@builtin(local_invocation_index) t: u32) {
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let e = gid.x + gid.y * nwg.x * 64u;
-    if (e >= qstate[2]) { return; }
-    let lo = entries[3u * e];
-    let hi = entries[3u * e + 1u];
-    let out = entries[3u * e + 2u];
-    for (var s = lo; s < hi; s++) {
-        due[out + s - lo] = perm[s];
+    let j = gid.x + gid.y * nwg.x * 64u;
+    if (j >= qstate[1]) { return; }
+    var lo = 0u;
+    var hi = qstate[2];
+    while (hi - lo > 1u) {
+        let mid = (lo + hi) / 2u;
+        if (entries[3u * mid + 2u] <= j) { lo = mid; } else { hi = mid; }
     }
+    due[j] = perm[entries[3u * lo] + j - entries[3u * lo + 2u]];
 }
 
 //! section by_target

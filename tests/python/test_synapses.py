@@ -319,6 +319,32 @@ def serial_onto_many_targets():
     return dict(v=H.v[:].copy(), u=H.u[:].copy(), x=K.x[:].copy())
 
 
+def serial_many_delays():
+    # An ordered pathway with 40 distinct delays and thousands of (delay, event) pairs due
+    # per step: the ordered delivery spans many tiles; spikes in flight across runs.
+    G = NeuronGroup(3000, "dv/dt = (1.2 - v)/(2*ms) : 1", threshold="v > 1", reset="v = 0",
+                    method="exact")
+    G.v = "(i % 97) / 97.0"
+    H = NeuronGroup(30, "v : 1\nu : 1")
+    S = Synapses(G, H, "w : 1", on_pre="""v_post = v_post*0.95 + w
+                                          u_post = u_post*0.5 + v_post""")
+    S.connect(j="k for k in range(i % 10, 30, 10)")
+    S.w = "0.001*((13*i + j) % 17)"
+    S.delay = "((7*i + j) % 40)*0.1*ms"
+    net = Network(G, H, S)
+    net.run(2.05 * ms)
+    net.run(3 * ms)
+    return dict(v=H.v[:].copy(), u=H.u[:].copy())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_serial_pathway_many_delays(backend):
+    ref = run_with("numpy", serial_many_delays)
+    got = run_with("wgpu", serial_many_delays, backend)
+    assert np.all(ref["u"] != 0)
+    compare(ref, got, rtol=1e-12)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_serial_pathways_by_target(backend):
     ref = run_with("numpy", serial_onto_many_targets)

@@ -16,6 +16,12 @@ const LONGEST_BUNDLE_LOOP: usize = 2048;
 /// iterations in all, and a kernel body may loop too).
 pub const SERIAL_CHUNK: usize = 8192;
 
+/// (Delay, event) pairs each invocation of the ordered delivery walks (`queue_deliver`),
+/// unless the tiles would exceed ...
+const DELIVER_PAIRS_PER_INVOCATION: usize = 16;
+/// ... this many (their table holds two words per tile).
+const MAX_DELIVER_TILES: usize = 1 << 16;
+
 /// How a pathway with one delay for all synapses (and a kernel that needs no serial order)
 /// delivers: its kernel runs one workgroup per due event over that source's synapses
 /// (`Options::bundles`), with no ordered delivery pass.
@@ -69,6 +75,10 @@ pub struct GpuQueue {
     pub entries: wgpu::Buffer,
     pub range: wgpu::Buffer,
     pub indirect: wgpu::Buffer,
+    /// Per tile of (delay, event) pairs of the ordered delivery: its due groups and
+    /// synapses; and the tiles' dispatch sizes.
+    pub tiles: wgpu::Buffer,
+    pub tile_args: wgpu::Buffer,
     pub perm_buf: wgpu::Buffer,
     pub due: wgpu::Buffer,
 }
@@ -153,7 +163,19 @@ impl GpuQueue {
         } else {
             0
         };
-        let params: [u32; 16] = [
+        // Ordered delivery walks (delay, event) pairs in tiles of 64 invocations: at most
+        // every source's event for every delay per step. Each invocation takes enough pairs
+        // that the tiles' table stays within MAX_DELIVER_TILES.
+        let most_pairs = if bundles.is_some() {
+            0
+        } else {
+            nd.saturating_mul(width)
+        };
+        let pairs_per_invocation = most_pairs
+            .div_ceil(64 * MAX_DELIVER_TILES)
+            .max(DELIVER_PAIRS_PER_INVOCATION);
+        let n_tiles = most_pairs.div_ceil(64 * pairs_per_invocation).max(1);
+        let params: [u32; 17] = [
             q.source_start as u32,
             q.source_stop as u32,
             d as u32,
@@ -170,13 +192,12 @@ impl GpuQueue {
             off_dl as u32,
             kernel_wg,
             ctx.limits.max_compute_workgroups_per_dimension,
+            pairs_per_invocation as u32,
         ];
-        let indirect = {
-            let words = 6 + 3 * serial_chunks;
-            let size = (words * 4) as u64;
-            ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("queue indirect"),
-                size,
+        let indirect_buffer = |label: &str, words: usize| {
+            ctx.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: (words * 4) as u64,
                 usage: wgpu::BufferUsages::STORAGE
                     | wgpu::BufferUsages::INDIRECT
                     | wgpu::BufferUsages::COPY_DST
@@ -184,6 +205,8 @@ impl GpuQueue {
                 mapped_at_creation: false,
             })
         };
+        let indirect = indirect_buffer("queue indirect", 6 + 3 * serial_chunks)?;
+        let tile_args = indirect_buffer("queue tile sizes", 3)?;
         // Bundles: per relative source, its synapses' first position in `perm` (with one
         // delay, `perm` starts with the synapses by source, as `by_source` has them).
         let mut bundle_table: Vec<u32> = Vec::new();
@@ -268,7 +291,9 @@ impl GpuQueue {
             width,
             start: q.source_start,
             params: ctx.storage_buffer("queue params", bytemuck::cast_slice(&params))?,
-            state: zeros(ctx, "queue state", 5 + nd)?,
+            state: zeros(ctx, "queue state", 9 + nd)?,
+            tiles: zeros(ctx, "queue tiles", 2 * n_tiles)?,
+            tile_args,
             ring: zeros(ctx, "queue ring", ring_words)?,
             tables: ctx.storage_buffer("queue tables", bytemuck::cast_slice(&tables))?,
             entries: zeros(ctx, "queue entries", n_entries)?,

@@ -132,21 +132,28 @@ impl GpuRun {
         Ok({
             let step_buf = Some(&self.rng_steps[cx.clock]);
             let q = queue_of(&self.queues, *queue)?;
-            let deliver = self.support(
-                "queue_deliver",
-                &section_of(SYNAPSES_WGSL, "queue_deliver"),
-                "main",
-                &[
-                    (0, &q.params),
-                    (1, &q.state),
-                    (2, &q.ring),
-                    (3, &q.tables),
-                    (4, &q.entries),
-                    (5, &q.range),
-                    (6, &q.indirect),
-                ],
-                [1, 1, 1],
-            )?;
+            // The ordered delivery: plan (one workgroup, over the distinct delays), then a
+            // count and a write over tiles of (delay, event) pairs.
+            let shared = [
+                (0, &q.params),
+                (1, &q.state),
+                (2, &q.ring),
+                (3, &q.tables),
+                (4, &q.entries),
+                (5, &q.range),
+                (6, &q.indirect),
+                (7, &q.tiles),
+            ];
+            let wgsl = section_of(SYNAPSES_WGSL, "queue_deliver");
+            let mut with_args = shared.to_vec();
+            with_args.push((8, &q.tile_args));
+            let plan = self.support("queue_deliver", &wgsl, "main", &with_args, [1, 1, 1])?;
+            let mut deliver = vec![plan];
+            for entry in ["queue_deliver_count", "queue_deliver_write"] {
+                let mut p = self.support(entry, &wgsl, entry, &shared, [1, 1, 1])?;
+                p.indirect = Some((q.tile_args.clone(), 0));
+                deliver.push(p);
+            }
             let mut expand = self.support(
                 "queue_expand",
                 &section_of(SYNAPSES_WGSL, "queue_expand"),
@@ -160,7 +167,8 @@ impl GpuRun {
                 [1, 1, 1],
             )?;
             expand.indirect = Some((q.indirect.clone(), 0));
-            let mut passes = vec![deliver, expand];
+            let mut passes = deliver;
+            passes.push(expand);
             let n_max = (q.due.size() / 4) as usize;
             let parallel = ir_parallel(cx.eng, *kernel);
             let by_target = match parallel {
