@@ -37,10 +37,9 @@ runs each test hands to the engine, and checks that each test started with the w
 device active. Per-test timeouts (pytest-timeout, ``--timeout``, default 120 s) cover the
 test function only, so a hang fails one test, not the run.
 
-Known limitation: the ``fake_randn_randn_fixture`` of Brian2's conftest swaps
-``DEFAULT_FUNCTIONS['randn']`` for a Function returning 0.5; the device lowers any
-function *named* ``randn`` to its own generator, so the three tests using the fixture
-see real random numbers and fail (listed as expected failures).
+The ``fake_randn_randn_fixture`` of Brian2's conftest swaps ``DEFAULT_FUNCTIONS['randn']``
+for a Python function returning 0.5: the device treats it as the user function it is (not
+its own generator), so the code objects calling it run through numpy on the host.
 
 Output: ``N passed, N failed, N errors, N skipped`` on stdout and a JSON file (default
 ``output/brian2_suite_<backend>.json``, rewritten after every test so a crashed or

@@ -143,6 +143,32 @@ def _record_binomial_params():
 _record_binomial_params()
 
 
+def _is_user_function(name, func):
+    """A Function that is not one of Brian2's builtins (one that only shares a builtin's
+    name, a replaced randn say, is a user function)."""
+    return name not in BUILTIN_FUNCTIONS or func is not _BUILTIN_OBJECTS.get(name)
+
+
+def python_functions(variables, backend="gpu"):
+    """Names of the user functions in a code object's ``variables`` that the engine cannot
+    compile but numpy can call: Python functions, as ``Function(pyfunc)`` or
+    ``@implementation('numpy', ...)`` make them, without a 'wgpu' implementation (on the
+    interpreter, which runs no WGSL, with one too)."""
+    from brian2.input.binomial import BinomialFunction
+    from brian2.input.timedarray import TimedArray
+
+    found = []
+    for name, var in variables.items():
+        if (not isinstance(var, Function) or isinstance(var, (TimedArray, BinomialFunction))
+                or not _is_user_function(name, var)):
+            continue
+        impls = var.implementations
+        if "numpy" not in impls or ("wgpu" in impls and backend == "gpu"):
+            continue
+        found.append(name)
+    return sorted(found)
+
+
 def _function_spec(name, func, owner_name, float_dtype=np.float64):
     from brian2.input.binomial import BinomialFunction
 
@@ -160,8 +186,10 @@ def _function_spec(name, func, owner_name, float_dtype=np.float64):
         pass
     if impl is None:
         raise NotImplementedError(
-            f"wgpu device: user function '{name}' in '{owner_name}' has no 'wgpu' implementation "
-            f"is not supported yet; add one with "
+            f"wgpu device: user function '{name}' without a 'wgpu' implementation in "
+            f"'{owner_name}' is not supported yet: Python functions run (on the host, through "
+            "numpy) only in state updates, run_regularly, thresholds, resets, summed variables "
+            "and monitors, not in synaptic pathways; add a WGSL implementation with "
             f"{name}.implementations.add_implementation('wgpu', code=WGSL_SOURCE)"
         )
     code = impl.get_code(None)
@@ -221,9 +249,7 @@ def kernel_spec(name, template, code, variables, variable_indices, float_dtype=n
                 functions.append(fspec)
                 specs.append(tvar)
                 tables[tvar["name"]] = values
-            elif v not in BUILTIN_FUNCTIONS or var is not _BUILTIN_OBJECTS.get(v):
-                # A function that only shares a builtin's name (a replaced randn, say) is a
-                # user function.
+            elif _is_user_function(v, var):
                 functions.append(_function_spec(v, var, owner_name, float_dtype))
             continue
         if isinstance(var, (AuxiliaryVariable, Subexpression)):

@@ -26,7 +26,7 @@ from brian2.units import second
 from brian2.utils.logger import get_logger
 
 from . import _engine, connect, integrator_cache, setexpr
-from .codeobject import kernel_spec, scalar_int
+from .codeobject import kernel_spec, python_functions, scalar_int
 
 __all__ = ["WgpuDevice"]
 
@@ -87,6 +87,13 @@ integrator_cache.install()
 # Per-step templates without an engine kernel yet, run through Brian2's numpy code object
 # on the host arrays (SpatialNeuron's cable equation: a tridiagonal solve per branch).
 HOST_TEMPLATES = {"spatialstateupdate"}
+
+# Per-step templates that may instead run through Brian2's numpy code object on the host
+# when their code calls a Python function (one without a 'wgpu' implementation): their
+# numpy templates touch only the host arrays, so the engine's other items see their
+# results. Synaptic pathways (whose numpy template needs Brian2's own spike queue) cannot.
+PYTHON_FUNCTION_TEMPLATES = {"stateupdate", "threshold", "reset", "spikemonitor",
+                             "statemonitor", "ratemonitor", "summed_variable"}
 
 # Templates the engine executes every time step.
 PER_STEP_TEMPLATES = {"stateupdate", "threshold", "reset", "spikemonitor", "statemonitor",
@@ -414,14 +421,27 @@ class WgpuDevice(RuntimeDevice):
             for codeobj in obj._code_objects:
                 if codeobj is None:
                     continue
-                op, finish = self._translate(engine, state, obj, codeobj)
+                pyfuncs = python_functions(codeobj.variables, backend)
+                if pyfuncs and codeobj.template_name in PYTHON_FUNCTION_TEMPLATES:
+                    # numpy semantics: Brian2's numpy code object calls the function with
+                    # whole arrays, every step.
+                    logger.warn(f"wgpu device: '{codeobj.name}' calls the Python function(s) "
+                                f"{', '.join(repr(f) for f in pyfuncs)} (no 'wgpu' "
+                                "implementation, or the interpreter, which runs no WGSL): it "
+                                "runs on the host through Brian2's numpy code every step "
+                                "(slower; on the gpu backend every step copies the arrays both "
+                                "ways)", "python_function", once=True)
+                    op, finish = {"op": "host", "codeobj": codeobj}, None
+                else:
+                    op, finish = self._translate(engine, state, obj, codeobj)
                 if op["op"] == "host":
                     # Brian2's own numpy code object, run on the host arrays each step.
-                    logger.warn(f"wgpu device: the '{codeobj.template_name}' template of "
-                                f"'{obj.name}' has no engine kernel yet; it runs on the host "
-                                "through Brian2's numpy code every step (slow, and on the gpu "
-                                "backend every step copies the arrays both ways)",
-                                "host_template", once=True)
+                    if not pyfuncs:
+                        logger.warn(f"wgpu device: the '{codeobj.template_name}' template of "
+                                    f"'{obj.name}' has no engine kernel yet; it runs on the "
+                                    "host through Brian2's numpy code every step (slow, and on "
+                                    "the gpu backend every step copies the arrays both ways)",
+                                    "host_template", once=True)
                     op = {"op": "python", "index": len(callbacks)}
                     callbacks.append(codeobj)
                 op["clock"] = ci

@@ -252,10 +252,11 @@ impl GpuContext {
         }
         let exact = if self.exact_math() {
             let m =
-                spirv::exact_module(wgsl, entry, (1, 3)).map_err(|message| GpuError::Shader {
-                    label: label.into(),
-                    message,
-                })?;
+                spirv::exact_module(wgsl, entry, (1, 3), spirv::capabilities_of(self.features))
+                    .map_err(|message| GpuError::Shader {
+                        label: label.into(),
+                        message,
+                    })?;
             Some(m)
         } else {
             None

@@ -19,19 +19,36 @@ pub struct ExactModule {
     pub workgroup_size: [u32; 3],
 }
 
-/// Compile `wgsl`'s compute entry point `entry` into IEEE-exact SPIR-V.
+/// What naga may let a shader use on a device with `features`: passthrough SPIR-V skips
+/// wgpu's own validation, so this check is the one that stops a shader needing more than
+/// the adapter has before it reaches the driver.
+pub fn capabilities_of(features: wgpu::Features) -> naga::valid::Capabilities {
+    use naga::valid::Capabilities as C;
+    use wgpu::Features as F;
+    [
+        (F::SHADER_F64, C::FLOAT64),
+        (F::SHADER_INT64, C::SHADER_INT64),
+        (F::SHADER_FLOAT32_ATOMIC, C::SHADER_FLOAT32_ATOMIC),
+        (F::SHADER_INT64_ATOMIC_ALL_OPS, C::SHADER_INT64_ATOMIC_ALL_OPS),
+        (F::SHADER_INT64_ATOMIC_MIN_MAX, C::SHADER_INT64_ATOMIC_MIN_MAX),
+    ]
+    .into_iter()
+    .filter(|(f, _)| features.contains(*f))
+    .fold(C::empty(), |acc, (_, c)| acc | c)
+}
+
+/// Compile `wgsl`'s compute entry point `entry` into IEEE-exact SPIR-V, validated against
+/// `capabilities` (the device's, from [`capabilities_of`]).
 pub fn exact_module(
     wgsl: &str,
     entry: &str,
     lang_version: (u8, u8),
+    capabilities: naga::valid::Capabilities,
 ) -> Result<ExactModule, String> {
     let module = naga::front::wgsl::parse_str(wgsl).map_err(|e| e.emit_to_string(wgsl))?;
-    let info = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::all(),
-    )
-    .validate(&module)
-    .map_err(|e| e.emit_to_string(wgsl))?;
+    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
+        .validate(&module)
+        .map_err(|e| e.emit_to_string(wgsl))?;
     let (ep_index, ep) = module
         .entry_points
         .iter()
@@ -287,6 +304,23 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 ";
 
+    #[test]
+    fn capabilities_follow_the_device() {
+        // An f64 shader on a device without SHADER_F64 is refused before the driver sees it.
+        const F64: &str = "
+@group(0) @binding(0) var<storage, read_write> a: array<f64>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    a[gid.x] = a[gid.x] * 2.0lf;
+}
+";
+        let without = capabilities_of(wgpu::Features::SHADER_INT64);
+        let err = exact_module(F64, "main", (1, 3), without).err().expect("refused");
+        assert!(err.contains("64"), "{err}");
+        let with = capabilities_of(wgpu::Features::SHADER_F64);
+        assert!(exact_module(F64, "main", (1, 3), with).is_ok());
+    }
+
     /// Result ids of the instructions with `op`, and the ids decorated NoContraction.
     fn scan(words: &[u32], op: u32) -> (Vec<u32>, Vec<u32>) {
         let (mut results, mut exact) = (Vec::new(), Vec::new());
@@ -307,7 +341,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 
     #[test]
     fn float_operations_are_decorated_exact() {
-        let m = exact_module(SRC, "main", (1, 3)).unwrap();
+        let m = exact_module(SRC, "main", (1, 3), naga::valid::Capabilities::empty()).unwrap();
         for op in [
             129, /* FAdd */
             131, /* FSub */

@@ -27,9 +27,9 @@ ON_PRE = ["v_post += ws", "w_post += 0.1*ws", "v_post = v_post*0.9 + ws",
           "ws *= 0.95\nv_post += ws"]
 CONNECT = ["j='(i + 1) % N_post'", "condition='abs(i - j) < 3 and i != j'",
            "i=[0, 1, 2, 3], j=[4, 4, 5, 6]"]
-# Mistakes (see build): a unit error in the equations, an unknown name in the threshold
-# or the reset, a Python function without a 'wgpu' implementation (numpy runs it, the
-# device refuses it).
+# Mistakes and oddities (see build): a unit error in the equations, an unknown name in the
+# threshold or the reset, a Python function without a 'wgpu' implementation in the
+# equations (numpy calls it; so does the device, on the host).
 MISTAKES = ["unit", "unknown_threshold", "unknown_reset", "python_function"]
 
 

@@ -437,9 +437,62 @@ def test_user_function_with_wgsl_implementation(gpu):
     ref = run_with("numpy", build)
     got = run_with("wgpu", build, "gpu")
     compare(ref, got, rtol=1e-12)
-    # The interpreter has no WGSL: a clear error before the first step.
-    with pytest.raises(NotImplementedError, match="softclip"):
-        run_with("wgpu", build, "cpu")
+    # The interpreter runs no WGSL: the numpy implementation, on the host.
+    compare(ref, run_with("wgpu", build, "cpu"), rtol=0)
+
+
+def python_functions_in_neurons():
+    # Python functions (no 'wgpu' implementation) in a state update, threshold, reset,
+    # run_regularly and monitors: numpy's semantics (whole arrays per call, every step).
+    from brian2 import Function, PopulationRateMonitor, Synapses, check_units
+    calls = []
+
+    @check_units(x=1, result=1)
+    def drive(x):
+        calls.append(len(x))
+        return 1.2 + 0.1 * np.sin(x)
+    drive = Function(drive, arg_units=[1], return_unit=1, stateless=True)
+    jitter = Function(lambda x: 0.05 * np.cos(3 * x), arg_units=[1], return_unit=1)
+    G = NeuronGroup(20, """dv/dt = (drive(v + 0.1*i) - v)/(5*ms) : 1
+                           y = jitter(v) : 1""",
+                    threshold="v > 1 + jitter(i)", reset="v = jitter(v)", method="euler",
+                    namespace={"drive": drive, "jitter": jitter})
+    G.run_regularly("v = v + jitter(t/ms)", dt=1 * ms)
+    H = NeuronGroup(20, "dv/dt = (1.1 - v)/(4*ms) : 1", threshold="v > 1", reset="v = 0",
+                    method="exact")
+    H.v = "i/20.0"
+    S = Synapses(G, H, on_pre="v_post += 0.05")
+    S.connect(j="i")
+    M = SpikeMonitor(G, variables=["y"])
+    V = StateMonitor(G, ["v", "y"], record=[0, 7, 19])
+    R = PopulationRateMonitor(G)
+    Network(G, H, S, M, V, R).run(12 * ms)
+    assert calls and max(calls) == 20  # whole arrays, as numpy calls it
+    return dict(i=M.i[:].copy(), t=M.t[:].copy(), y=M.y[:].copy(), v=V.v[:].copy(),
+                vy=V.y[:].copy(), rate=R.rate[:].copy(), hv=H.v[:].copy())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_python_functions_run_on_the_host(backend):
+    ref = run_with("numpy", python_functions_in_neurons)
+    assert len(ref["i"]) > 5
+    with quiet_logs():
+        got = run_with("wgpu", python_functions_in_neurons, backend)
+    compare(ref, got, exact=("i", "t"), rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_python_function_in_a_pathway_is_refused(backend):
+    from brian2 import Function, Synapses
+    f = Function(lambda x: 0.5 * x, arg_units=[1], return_unit=1)
+
+    def build():
+        G = NeuronGroup(2, "dv/dt = 1/ms : 1", threshold="v > 1", reset="v = 0")
+        S = Synapses(G, G, "w : 1", on_pre="v_post += half(w)", namespace={"half": f})
+        S.connect()
+        Network(G, S).run(1 * ms)
+    with pytest.raises(NotImplementedError, match="'half'.*not in synaptic pathways"):
+        run_with("wgpu", build, backend)
 
 
 def cable():
