@@ -65,6 +65,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -225,6 +226,9 @@ def main():
     ap.add_argument("--standalone-compatible", action="store_true",
                     help="run the standalone-compatible subset instead of the runtime tests")
     ap.add_argument("--long", action="store_true", help="include tests marked 'long'")
+    ap.add_argument("--float32", action="store_true",
+                    help="core.default_float_dtype = float32, as brian2.test(float_dtype="
+                         "float32) runs it; expected failures under '<backend>-float32'")
     ap.add_argument("-k", dest="keyword", default=None, help="pytest -k expression")
     ap.add_argument("--max", type=int, default=None, help="run only the first N selected tests")
     ap.add_argument("--timeout", type=float, default=120,
@@ -253,7 +257,8 @@ def main():
         argv, extra = argv[:i], argv[i + 1:]
     args = ap.parse_args(argv)
 
-    json_path = Path(args.json) if args.json else REPO / "output" / f"brian2_suite_{args.backend}.json"
+    key = args.backend + ("-float32" if args.float32 else "")
+    json_path = Path(args.json) if args.json else REPO / "output" / f"brian2_suite_{key}.json"
     expected_path = Path(args.expected)
     if args.from_json:
         return from_json(args, expected_path)
@@ -286,13 +291,15 @@ def main():
     prefs["codegen.target"] = "numpy"
     prefs["codegen.string_expression_target"] = "numpy"
     prefs["devices.wgpu.backend"] = args.backend
+    if args.float32:
+        prefs["core.default_float_dtype"] = np.float32
 
     pref_plugin = b2tests.PreferencePlugin(prefs, not args.not_implemented_skips)
     pref_plugin.device = "wgpu"
     pref_plugin.device_options = {}
 
     meta = {
-        "backend": args.backend,
+        "backend": key,
         "brian2": brian2.__version__,
         "brian2wgpu": brian2wgpu.__version__,
         "markers": markers,
@@ -365,7 +372,7 @@ def main():
         print(f"pytest ended with exit code {int(rc)} ({rc!r})", file=sys.stderr)
 
     # -- expected failures -------------------------------------------------------------
-    data, expected = load_expected(expected_path, args.backend)
+    data, expected = load_expected(expected_path, key)
     ran = result.tests
     verdict = compare(ran, expected)
     extra_out.update({k: v for k, v in verdict.items() if k != "failed"},
@@ -384,9 +391,9 @@ def main():
     print(f"results: {json_path}")
     healthy = rc in (0, 1, 5) and not result.not_on_wgpu
     if args.update_expected:
-        update_expected(expected_path, data, expected, args.backend, ran, verdict["failed"])
+        update_expected(expected_path, data, expected, key, ran, verdict["failed"])
         return 0 if healthy else 1
-    return 0 if report(verdict, expected, expected_path, args.backend) and healthy else 1
+    return 0 if report(verdict, expected, expected_path, key) and healthy else 1
 
 
 def compare(ran, expected):

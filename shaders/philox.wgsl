@@ -177,6 +177,11 @@ fn b2_binomial_f32(ctr: vec4<u32>, key: vec2<u32>, n: i32, p: f32) -> i32 {
         let x = nf * p + sqrt(nf * p * (1.0f - p)) * b2_normal_f32(ctr, key);
         return i32(clamp(floor(x + 0.5f), 0.0f, nf));
     }
+    return b2_binomial_inv_f32(ctr, key, n, p);
+}
+
+fn b2_binomial_inv_f32(ctr: vec4<u32>, key: vec2<u32>, n: i32, p: f32) -> i32 {
+    let nf = f32(n);
     let reverse = p > 0.5f;
     let pp = select(p, 1.0f - p, reverse);
     let q = 1.0f - pp;
@@ -201,6 +206,98 @@ fn b2_binomial_f32(ctr: vec4<u32>, key: vec2<u32>, n: i32, p: f32) -> i32 {
         }
     }
     return select(x, n - x, reverse);
+}
+
+// ln k! - ((k + 1/2) ln(k + 1) - (k + 1) + ln(2 pi) / 2) for BTRD (src/rng.rs:
+// STIRLING_TAIL): a table below 10, three terms of Stirling's series from there on.
+fn b2_stirling_tail_f32(k: f32) -> f32 {
+    if (k < 10.0f) {
+        var t = array<f32, 10>(0.08106146679532733f, 0.04134069595540946f,
+            0.027677925684997717f, 0.02079067210376584f, 0.016644691189820815f,
+            0.013876128823072431f, 0.01189670994589287f, 0.010411265261973224f,
+            0.009255462182709007f, 0.008330563433359028f);
+        return t[u32(k)];
+    }
+    let k1 = k + 1.0f;
+    let k2 = k1 * k1;
+    return (1.0f / 12.0f - (1.0f / 360.0f - 1.0f / 1260.0f / k2) / k2) / k1;
+}
+
+// Hörmann's BTRD for n p >= 10, p <= 1/2, step by step as src/rng.rs's btrd!;
+// iteration i uses draw i (words 0 and 2).
+fn b2_btrd_f32(ctr: vec4<u32>, key: vec2<u32>, n: i32, p: f32) -> i32 {
+    let nf = f32(n);
+    let q = 1.0f - p;
+    let npq = nf * p * q;
+    let spq = sqrt(npq);
+    let b = 1.15f + 2.53f * spq;
+    let a = -0.0873f + 0.0248f * b + 0.01f * p;
+    let c = nf * p + 0.5f;
+    let alpha = (2.83f + 5.1f / b) * spq;
+    let vr = 0.92f - 4.2f / b;
+    let urvr = 0.86f * vr;
+    let m = floor((nf + 1.0f) * p);
+    let r = p / q;
+    let nr = (nf + 1.0f) * r;
+    for (var draw = 0u; draw < 64u; draw++) {
+        let w4 = b2_philox(b2_with_draw(ctr, draw), key);
+        var v = b2_u01_f32(w4.x);
+        let w = b2_u01_f32(w4.z);
+        if (v <= urvr) {
+            let u = v / vr - 0.43f;
+            return i32(floor((2.0f * a / (0.5f - abs(u)) + b) * u + c));
+        }
+        var u: f32;
+        if (v >= vr) {
+            u = w - 0.5f;
+        } else {
+            let u0 = v / vr - 0.93f;
+            v = w * vr;
+            u = select(-0.5f, 0.5f, u0 >= 0.0f) - u0;
+        }
+        let us = 0.5f - abs(u);
+        let k = floor((2.0f * a / us + b) * u + c);
+        if (!(k >= 0.0f && k <= nf)) { continue; }
+        v = v * alpha / (a / (us * us) + b);
+        let km = abs(k - m);
+        if (km <= 15.0f) {
+            var f = 1.0f;
+            var i = min(m, k) + 1.0f;
+            loop {
+                if (i > max(m, k)) { break; }
+                let ratio = nr / i - r;
+                if (m < k) { f = f * ratio; } else { v = v * ratio; }
+                i = i + 1.0f;
+            }
+            if (v <= f) { return i32(k); }
+            continue;
+        }
+        let lv = log(v);
+        let rho = (km / npq) * (((km / 3.0f + 0.625f) * km + 1.0f / 6.0f) / npq + 0.5f);
+        let t = -km * km / (2.0f * npq);
+        if (lv < t - rho) { return i32(k); }
+        if (lv > t + rho) { continue; }
+        let nm = nf - m + 1.0f;
+        let h = (m + 0.5f) * log((m + 1.0f) / (r * nm)) + b2_stirling_tail_f32(m)
+            + b2_stirling_tail_f32(nf - m);
+        let nk = nf - k + 1.0f;
+        let bound = h + (nf + 1.0f) * log(nm / nk) + (k + 0.5f) * log(nk * r / (k + 1.0f))
+            - b2_stirling_tail_f32(k) - b2_stirling_tail_f32(nf - k);
+        if (lv <= bound) { return i32(k); }
+    }
+    return i32(m);
+}
+
+// Brian2's BinomialFunction(n, p, approximate=False): an exact count (inversion below
+// n min(p, 1 - p) = 10, BTRD from there on).
+fn b2_binomial_exact_f32(ctr: vec4<u32>, key: vec2<u32>, n: i32, p: f32) -> i32 {
+    if (n <= 0 || !(p > 0.0f)) { return 0; }
+    if (p >= 1.0f) { return n; }
+    let reverse = p > 0.5f;
+    let pp = select(p, 1.0f - p, reverse);
+    if (f32(n) * pp < 10.0f) { return b2_binomial_inv_f32(ctr, key, n, p); }
+    let k = b2_btrd_f32(ctr, key, n, pp);
+    return select(k, n - k, reverse);
 }
 
 // ---- B2_PHILOX_F64: everything below needs f64 and f64_math.wgsl ----
@@ -346,4 +443,93 @@ fn b2_binomial_value(ctr: vec4<u32>, key: vec2<u32>, n: i32, p: f64) -> f64 {
 fn b2_binomial(ctr: vec4<u32>, key: vec2<u32>, n: i32, p: f64) -> i32 {
     let x = b2_binomial_value(ctr, key, n, p);
     return i32(clamp(floor(x + 0.5lf), 0.0lf, f64(max(n, 0))));
+}
+
+fn b2_stirling_tail_f64(k: f64) -> f64 {
+    if (k < 10.0lf) {
+        var t = array<f64, 10>(0.08106146679532733lf, 0.04134069595540946lf,
+            0.027677925684997717lf, 0.02079067210376584lf, 0.016644691189820815lf,
+            0.013876128823072431lf, 0.01189670994589287lf, 0.010411265261973224lf,
+            0.009255462182709007lf, 0.008330563433359028lf);
+        return t[u32(k)];
+    }
+    let k1 = k + 1.0lf;
+    let k2 = k1 * k1;
+    return (1.0lf / 12.0lf - (1.0lf / 360.0lf - 1.0lf / 1260.0lf / k2) / k2) / k1;
+}
+
+// b2_btrd_f32 in f64 (words 0, 1 and 2, 3 of draw i).
+fn b2_btrd_f64(ctr: vec4<u32>, key: vec2<u32>, n: i32, p: f64) -> i32 {
+    let nf = f64(n);
+    let q = 1.0lf - p;
+    let npq = nf * p * q;
+    let spq = sqrt(npq);
+    let b = 1.15lf + 2.53lf * spq;
+    let a = -0.0873lf + 0.0248lf * b + 0.01lf * p;
+    let c = nf * p + 0.5lf;
+    let alpha = (2.83lf + 5.1lf / b) * spq;
+    let vr = 0.92lf - 4.2lf / b;
+    let urvr = 0.86lf * vr;
+    let m = floor((nf + 1.0lf) * p);
+    let r = p / q;
+    let nr = (nf + 1.0lf) * r;
+    for (var draw = 0u; draw < 64u; draw++) {
+        let w4 = b2_philox(b2_with_draw(ctr, draw), key);
+        var v = b2_u01_f64(w4.x, w4.y);
+        let w = b2_u01_f64(w4.z, w4.w);
+        if (v <= urvr) {
+            let u = v / vr - 0.43lf;
+            return i32(floor((2.0lf * a / (0.5lf - abs(u)) + b) * u + c));
+        }
+        var u: f64;
+        if (v >= vr) {
+            u = w - 0.5lf;
+        } else {
+            let u0 = v / vr - 0.93lf;
+            v = w * vr;
+            u = select(-0.5lf, 0.5lf, u0 >= 0.0lf) - u0;
+        }
+        let us = 0.5lf - abs(u);
+        let k = floor((2.0lf * a / us + b) * u + c);
+        if (!(k >= 0.0lf && k <= nf)) { continue; }
+        v = v * alpha / (a / (us * us) + b);
+        let km = abs(k - m);
+        if (km <= 15.0lf) {
+            var f = 1.0lf;
+            var i = min(m, k) + 1.0lf;
+            loop {
+                if (i > max(m, k)) { break; }
+                let ratio = nr / i - r;
+                if (m < k) { f = f * ratio; } else { v = v * ratio; }
+                i = i + 1.0lf;
+            }
+            if (v <= f) { return i32(k); }
+            continue;
+        }
+        let lv = b2_log_f64(v);
+        let rho = (km / npq) * (((km / 3.0lf + 0.625lf) * km + 1.0lf / 6.0lf) / npq + 0.5lf);
+        let t = -km * km / (2.0lf * npq);
+        if (lv < t - rho) { return i32(k); }
+        if (lv > t + rho) { continue; }
+        let nm = nf - m + 1.0lf;
+        let h = (m + 0.5lf) * b2_log_f64((m + 1.0lf) / (r * nm)) + b2_stirling_tail_f64(m)
+            + b2_stirling_tail_f64(nf - m);
+        let nk = nf - k + 1.0lf;
+        let bound = h + (nf + 1.0lf) * b2_log_f64(nm / nk)
+            + (k + 0.5lf) * b2_log_f64(nk * r / (k + 1.0lf))
+            - b2_stirling_tail_f64(k) - b2_stirling_tail_f64(nf - k);
+        if (lv <= bound) { return i32(k); }
+    }
+    return i32(m);
+}
+
+// b2_binomial_exact_f32 in f64.
+fn b2_binomial_exact_f64(ctr: vec4<u32>, key: vec2<u32>, n: i32, p: f64) -> i32 {
+    if (n <= 0 || !(p > 0.0lf)) { return 0; }
+    if (p >= 1.0lf) { return n; }
+    let reverse = p > 0.5lf;
+    let pp = select(p, 1.0lf - p, reverse);
+    if (f64(n) * pp < 10.0lf) { return b2_binomial_inv_f64(ctr, key, n, p); }
+    let k = b2_btrd_f64(ctr, key, n, pp);
+    return select(k, n - k, reverse);
 }

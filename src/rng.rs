@@ -77,6 +77,128 @@ pub const PTRS_MAX_ITERS: u32 = 64;
 pub const POISSON_INVERSION_MAX_STEPS: i32 = 256;
 /// Uniforms binomial inversion may use (draws 0..this) before returning 0 successes.
 pub const BINOMIAL_MAX_DRAWS: u32 = 16;
+/// Exact binomial: inversion below this mean `n min(p, 1 - p)`, BTRD from here on (the
+/// algorithm's own lower limit).
+pub const BINOMIAL_BTRD_MIN_MEAN: f64 = 10.0;
+/// Iterations of BTRD (draws 0..this) before giving up and returning the mode; each
+/// accepts with probability above 0.8, so this is never reached in practice.
+pub const BTRD_MAX_ITERS: u32 = 64;
+
+/// `ln k! - ((k + 1/2) ln(k + 1) - (k + 1) + ln(2 pi) / 2)`, the tail of Stirling's series
+/// BTRD needs: a table below 10, the series' first three terms from there on.
+const STIRLING_TAIL: [f64; 10] = [
+    0.081_061_466_795_327_33,
+    0.041_340_695_955_409_46,
+    0.027_677_925_684_997_717,
+    0.020_790_672_103_765_84,
+    0.016_644_691_189_820_815,
+    0.013_876_128_823_072_431,
+    0.011_896_709_945_892_87,
+    0.010_411_265_261_973_224,
+    0.009_255_462_182_709_007,
+    0.008_330_563_433_359_028,
+];
+
+fn stirling_tail_f64(k: f64) -> f64 {
+    if k < 10.0 {
+        return STIRLING_TAIL[k as usize];
+    }
+    let k1 = k + 1.0;
+    let k2 = k1 * k1;
+    (1.0 / 12.0 - (1.0 / 360.0 - 1.0 / 1260.0 / k2) / k2) / k1
+}
+
+fn stirling_tail_f32(k: f32) -> f32 {
+    if k < 10.0 {
+        return STIRLING_TAIL[k as usize] as f32;
+    }
+    let k1 = k + 1.0;
+    let k2 = k1 * k1;
+    (1.0f32 / 12.0 - (1.0f32 / 360.0 - 1.0f32 / 1260.0 / k2) / k2) / k1
+}
+
+/// Hörmann's BTRD for `n p >= 10`, `p <= 1/2` (W. Hörmann, "The generation of binomial
+/// random variates", J. Statist. Comput. Simul. 46, 1993), in one float type; the WGSL
+/// versions in `shaders/philox.wgsl` follow it step by step.
+macro_rules! btrd {
+    ($name:ident, $t:ty, $uniforms:ident, $tail:ident) => {
+        fn $name(&self, n: i32, p: $t) -> i32 {
+            let nf = n as $t;
+            let q = 1.0 - p;
+            let npq = nf * p * q;
+            let spq = npq.sqrt();
+            let b = 1.15 + 2.53 * spq;
+            let a = -0.0873 + 0.0248 * b + 0.01 * p;
+            let c = nf * p + 0.5;
+            let alpha = (2.83 + 5.1 / b) * spq;
+            let vr = 0.92 - 4.2 / b;
+            let urvr = 0.86 * vr;
+            let m = ((nf + 1.0) * p).floor();
+            let r = p / q;
+            let nr = (nf + 1.0) * r;
+            for draw in 0..BTRD_MAX_ITERS {
+                let (mut v, w) = self.$uniforms(draw);
+                // The triangle under the hat's centre: accepted at once.
+                if v <= urvr {
+                    let u = v / vr - 0.43;
+                    return ((2.0 * a / (0.5 - u.abs()) + b) * u + c).floor() as i32;
+                }
+                let u = if v >= vr {
+                    w - 0.5
+                } else {
+                    let u = v / vr - 0.93;
+                    v = w * vr;
+                    (if u >= 0.0 { 0.5 } else { -0.5 }) - u
+                };
+                let us = 0.5 - u.abs();
+                let k = ((2.0 * a / us + b) * u + c).floor();
+                if !(k >= 0.0 && k <= nf) {
+                    continue;
+                }
+                v = v * alpha / (a / (us * us) + b);
+                let km = (k - m).abs();
+                if km <= 15.0 {
+                    // f(k) / f(m) by the pmf's recursion.
+                    let mut f = 1.0;
+                    let mut i = m.min(k) + 1.0;
+                    while i <= m.max(k) {
+                        let ratio = nr / i - r;
+                        if m < k {
+                            f *= ratio;
+                        } else {
+                            v *= ratio;
+                        }
+                        i += 1.0;
+                    }
+                    if v <= f {
+                        return k as i32;
+                    }
+                    continue;
+                }
+                // Squeeze on ln v, then the full log-likelihood ratio.
+                let lv = v.ln();
+                let rho = (km / npq) * (((km / 3.0 + 0.625) * km + 1.0 / 6.0) / npq + 0.5);
+                let t = -km * km / (2.0 * npq);
+                if lv < t - rho {
+                    return k as i32;
+                }
+                if lv > t + rho {
+                    continue;
+                }
+                let nm = nf - m + 1.0;
+                let h = (m + 0.5) * ((m + 1.0) / (r * nm)).ln() + $tail(m) + $tail(nf - m);
+                let nk = nf - k + 1.0;
+                let bound = h + (nf + 1.0) * (nm / nk).ln() + (k + 0.5) * (nk * r / (k + 1.0)).ln()
+                    - $tail(k)
+                    - $tail(nf - k);
+                if lv <= bound {
+                    return k as i32;
+                }
+            }
+            m as i32
+        }
+    };
+}
 
 /// Philox4x32 with 10 rounds: the block `ctr` under `key`. Inlined, so that loops over
 /// many counters (the `*_block` functions) run several lanes per vector instruction.
@@ -508,6 +630,60 @@ impl Stream {
         if reverse { n - x } else { x }
     }
 
+    /// Brian2's `BinomialFunction(n, p, approximate=False)`: an exact binomial count.
+    /// Inversion (as in [`Self::binomial_value`]) while `n min(p, 1 - p)` is below
+    /// [`BINOMIAL_BTRD_MIN_MEAN`], where `(1 - p)^n` stays far from underflow; from there on
+    /// Hörmann's BTRD (transformed rejection with decomposition, 1993), iteration i using
+    /// draw i.
+    pub fn binomial_exact(&self, n: i32, p: f64) -> i32 {
+        if n <= 0 || p.is_nan() || p <= 0.0 {
+            return 0;
+        }
+        if p >= 1.0 {
+            return n;
+        }
+        let reverse = p > 0.5;
+        let pp = if reverse { 1.0 - p } else { p };
+        if n as f64 * pp < BINOMIAL_BTRD_MIN_MEAN {
+            return self.binomial_inversion_f64(n, p);
+        }
+        let k = self.btrd_f64(n, pp);
+        if reverse { n - k } else { k }
+    }
+
+    /// [`Self::binomial_exact`] in f32 arithmetic, as `b2_binomial_exact_f32` computes it.
+    pub fn binomial_exact_f32(&self, n: i32, p: f32) -> i32 {
+        if n <= 0 || p.is_nan() || p <= 0.0 {
+            return 0;
+        }
+        if p >= 1.0 {
+            return n;
+        }
+        let reverse = p > 0.5;
+        let pp = if reverse { 1.0 - p } else { p };
+        if n as f32 * pp < BINOMIAL_BTRD_MIN_MEAN as f32 {
+            return self.binomial_inversion_f32(n, p);
+        }
+        let k = self.btrd_f32(n, pp);
+        if reverse { n - k } else { k }
+    }
+
+    /// The two uniforms of draw `draw` (words 0, 1 and 2, 3).
+    #[inline]
+    fn uniforms_at_f64(&self, draw: u32) -> (f64, f64) {
+        let w = self.bits(draw);
+        (u01_f64(w[0], w[1]), u01_f64(w[2], w[3]))
+    }
+
+    #[inline]
+    fn uniforms_at_f32(&self, draw: u32) -> (f32, f32) {
+        let w = self.bits(draw);
+        (u01_f32(w[0]), u01_f32(w[2]))
+    }
+
+    btrd!(btrd_f64, f64, uniforms_at_f64, stirling_tail_f64);
+    btrd!(btrd_f32, f32, uniforms_at_f32, stirling_tail_f32);
+
     #[inline]
     fn uniform_at_f64(&self, draw: u32) -> f64 {
         let w = self.bits(draw);
@@ -909,6 +1085,57 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn binomial_exact_moments_and_shape() {
+        // Inversion (n min(p, 1 - p) < 10, both branches) and BTRD (both branches, from the
+        // boundary on, far from the mode, large n); every pmf checked by chi-square.
+        for (n, p) in [
+            (20, 0.35),
+            (20, 0.6),
+            (50, 0.2),
+            (100, 0.3),
+            (1000, 0.5),
+            (2000, 0.993),
+            (100_000, 0.97),
+            (30, 0.001),
+        ] {
+            let (n, p): (i32, f64) = (n, p);
+            let nf = n as f64;
+            let mut ln_fact = vec![0.0f64; n as usize + 1];
+            for k in 1..=n as usize {
+                ln_fact[k] = ln_fact[k - 1] + (k as f64).ln();
+            }
+            let pmf = |k: i32| {
+                let k = k as usize;
+                (ln_fact[n as usize] - ln_fact[k] - ln_fact[n as usize - k]
+                    + k as f64 * p.ln()
+                    + (nf - k as f64) * (1.0 - p).ln())
+                .exp()
+            };
+            for f32_ in [false, true] {
+                let ks: Vec<i32> = (0..N)
+                    .map(|i| {
+                        if f32_ {
+                            stream(i).binomial_exact_f32(n, p as f32)
+                        } else {
+                            stream(i).binomial_exact(n, p)
+                        }
+                    })
+                    .collect();
+                let name = format!("binomial_exact{}({n}, {p})", if f32_ { "_f32" } else { "" });
+                let xs: Vec<f64> = ks.iter().map(|&k| k as f64).collect();
+                check_moments(&name, &xs, nf * p, nf * p * (1.0 - p));
+                chi_square(&name, &ks, pmf, 0, n);
+            }
+        }
+        let s = stream(3);
+        assert_eq!(s.binomial_exact(10, 0.0), 0);
+        assert_eq!(s.binomial_exact(10, 1.0), 10);
+        assert_eq!(s.binomial_exact(0, 0.5), 0);
+        assert_eq!(s.binomial_exact(10, f64::NAN), 0);
+        assert_eq!(s.binomial_exact_f32(100, 1.0), 100);
     }
 
     #[test]

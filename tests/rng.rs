@@ -410,6 +410,10 @@ fn binomials() -> Vec<(i32, f64)> {
         (50, 0.11),
         (100_000, 0.6),
         (1000, 0.994),
+        (50, 0.2),
+        (1000, 0.3),
+        (5000, 0.5),
+        (200, 0.95),
     ]
 }
 
@@ -475,7 +479,41 @@ fn gpu_poisson_binomial_match_rust_f64() {
         count - bad_b,
         bins.len()
     );
+    // Exact binomials (BTRD from n min(p, 1 - p) = 10 on), the same pairs.
+    let body = "out_u[i] = bitcast<u32>(b2_binomial_exact_f64(ctr, key, n, x));";
+    let (ue, _) = run(
+        ctx,
+        "binomial_exact_f64",
+        true,
+        body,
+        &streams,
+        &bn,
+        &bp,
+        1,
+        0,
+    );
+    let mut bad_e = 0;
+    for (i, s) in streams.iter().enumerate() {
+        let (g, c) = (ue[i] as i32, s.binomial_exact(bn[i], bp[i]));
+        if g != c {
+            bad_e += 1;
+            if bad_e <= 5 {
+                eprintln!(
+                    "binomial_exact mismatch: ({}, {}) GPU {g} Rust {c}",
+                    bn[i], bp[i]
+                );
+            }
+        }
+    }
+    eprintln!(
+        "binomial_exact (f64) GPU == Rust for {}/{count}",
+        count - bad_e
+    );
     let need = if standin { 0.99 } else { 0.9999 };
+    assert!(
+        (count - bad_e) as f64 >= need * count as f64,
+        "binomial_exact: {bad_e} mismatches"
+    );
     assert!(
         (count - bad) as f64 >= need * count as f64,
         "poisson: {bad} mismatches"
@@ -552,6 +590,26 @@ fn gpu_f32_functions_match_rust() {
     );
     assert!(same as f64 >= 0.995 * count as f64);
     assert!(same64 as f64 >= 0.99 * count as f64);
+
+    let body = "out_u[i] = bitcast<u32>(b2_binomial_exact_f32(ctr, key, n, x));";
+    let (u, _) = run(
+        ctx,
+        "binomial_exact_f32",
+        false,
+        body,
+        &streams,
+        &bn,
+        &bp,
+        1,
+        0,
+    );
+    let same = streams
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| u[*i] as i32 == s.binomial_exact_f32(bn[*i], bp[*i] as f32))
+        .count();
+    eprintln!("binomial_exact_f32 GPU == Rust binomial_exact_f32 for {same}/{count}");
+    assert!(same as f64 >= 0.995 * count as f64);
 }
 
 const GPU_N: usize = 200_000;

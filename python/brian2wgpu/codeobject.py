@@ -119,8 +119,8 @@ def _binomial_params(func):
     sampler = func.implementations["numpy"].get_code(None)
     cells = dict(zip(sampler.__code__.co_freevars,
                      (c.cell_contents for c in sampler.__closure__ or ())))
-    if "n" in cells and "p" in cells:
-        return int(cells["n"]), float(cells["p"]), True
+    if "n" in cells and "p" in cells:  # numpy draws exactly
+        return int(cells["n"]), float(cells["p"]), False
     loc, scale = float(cells["loc"]), float(cells["scale"])  # normal approximation
     p = 1.0 - scale * scale / loc
     return int(round(loc / p)), p, True
@@ -174,11 +174,9 @@ def _function_spec(name, func, owner_name, float_dtype=np.float64):
 
     if isinstance(func, BinomialFunction):
         n, p, approximate = _binomial_params(func)
-        if not approximate and n * p > 5 and n * (1 - p) > 5:
-            raise NotImplementedError(
-                f"wgpu device: exact binomial sampling (approximate=False) in '{owner_name}' "
-                "is not supported yet; the device draws the normal approximation")
-        return {"kind": "binomial", "name": name, "n": n, "p": p}
+        # Brian2 approximates only where n p > 5 and n (1 - p) > 5; elsewhere both kinds
+        # draw exactly (the engine by inversion, as Brian2's C++ code does).
+        return {"kind": "binomial", "name": name, "n": n, "p": p, "exact": not approximate}
     impl = None
     try:
         impl = func.implementations["wgpu"]

@@ -1076,7 +1076,23 @@ fn call(
         }
         // Typed as the kernel's float, like Brian2 (its normal approximation is not
         // rounded); float32 kernels draw the rounded f32 variant, as the GPU does.
-        Func::Binomial { site, n: bn, p } => match d {
+        Func::Binomial {
+            site,
+            n: bn,
+            p,
+            exact: true,
+        } => match d {
+            Buf::F64(v) => v[..n]
+                .iter_mut()
+                .enumerate()
+                .for_each(|(k, o)| *o = stream(site, k).binomial_exact(bn, p) as f64),
+            Buf::F32(v) => v[..n]
+                .iter_mut()
+                .enumerate()
+                .for_each(|(k, o)| *o = stream(site, k).binomial_exact_f32(bn, p as f32) as f32),
+            _ => unreachable!("binomial is typed as the kernel's float"),
+        },
+        Func::Binomial { site, n: bn, p, .. } => match d {
             Buf::F64(v) => v[..n]
                 .iter_mut()
                 .enumerate()

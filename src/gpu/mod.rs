@@ -251,12 +251,11 @@ impl GpuContext {
             return Ok(p.clone());
         }
         let exact = if self.exact_math() {
-            let m =
-                spirv::exact_module(wgsl, entry, (1, 3), spirv::capabilities_of(self.features))
-                    .map_err(|message| GpuError::Shader {
-                        label: label.into(),
-                        message,
-                    })?;
+            let m = spirv::exact_module(wgsl, entry, (1, 3), spirv::capabilities_of(self.features))
+                .map_err(|message| GpuError::Shader {
+                    label: label.into(),
+                    message,
+                })?;
             Some(m)
         } else {
             None

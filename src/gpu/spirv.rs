@@ -29,8 +29,14 @@ pub fn capabilities_of(features: wgpu::Features) -> naga::valid::Capabilities {
         (F::SHADER_F64, C::FLOAT64),
         (F::SHADER_INT64, C::SHADER_INT64),
         (F::SHADER_FLOAT32_ATOMIC, C::SHADER_FLOAT32_ATOMIC),
-        (F::SHADER_INT64_ATOMIC_ALL_OPS, C::SHADER_INT64_ATOMIC_ALL_OPS),
-        (F::SHADER_INT64_ATOMIC_MIN_MAX, C::SHADER_INT64_ATOMIC_MIN_MAX),
+        (
+            F::SHADER_INT64_ATOMIC_ALL_OPS,
+            C::SHADER_INT64_ATOMIC_ALL_OPS,
+        ),
+        (
+            F::SHADER_INT64_ATOMIC_MIN_MAX,
+            C::SHADER_INT64_ATOMIC_MIN_MAX,
+        ),
     ]
     .into_iter()
     .filter(|(f, _)| features.contains(*f))
@@ -315,7 +321,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 ";
         let without = capabilities_of(wgpu::Features::SHADER_INT64);
-        let err = exact_module(F64, "main", (1, 3), without).err().expect("refused");
+        let err = exact_module(F64, "main", (1, 3), without)
+            .err()
+            .expect("refused");
         assert!(err.contains("64"), "{err}");
         let with = capabilities_of(wgpu::Features::SHADER_F64);
         assert!(exact_module(F64, "main", (1, 3), with).is_ok());

@@ -48,11 +48,13 @@ pub enum Func {
     Poisson {
         site: u32,
     },
-    /// A Brian2 `BinomialFunction(n, p)` instance (its parameters are fixed per function).
+    /// A Brian2 `BinomialFunction(n, p)` instance (its parameters are fixed per function);
+    /// `exact`: `approximate=False` (no normal approximation).
     Binomial {
         site: u32,
         n: i32,
         p: f64,
+        exact: bool,
     },
     /// Index into `Kernel::user_functions`.
     User(u32),

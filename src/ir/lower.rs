@@ -60,8 +60,13 @@ impl VariableSpec {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum FunctionSpec {
-    /// A Brian2 `BinomialFunction` under its generated name.
-    Binomial { name: String, n: i32, p: f64 },
+    /// A Brian2 `BinomialFunction` under its generated name (`exact`: `approximate=False`).
+    Binomial {
+        name: String,
+        n: i32,
+        p: f64,
+        exact: bool,
+    },
     /// A Brian2 `TimedArray`: `values` (a kernel variable holding the table, `rows` ×
     /// `cols`, row-major) sampled at `t` with Brian2's rule: row
     /// `clip(int(round(t / (dt / k)) / k), 0, rows - 1)`, column `i` for 2-D tables.
@@ -534,12 +539,18 @@ impl<'a> Lowerer<'a> {
                     cols,
                     ..
                 } => self.timed_array(name, args, values, *dt, *k, *rows, *cols),
-                FunctionSpec::Binomial { n, p, .. } => {
+                FunctionSpec::Binomial { n, p, exact, .. } => {
                     // Brian2 types it as float: the normal approximation is not rounded.
                     let site = self.next_site();
+                    let f = Func::Binomial {
+                        site,
+                        n: *n,
+                        p: *p,
+                        exact: *exact,
+                    };
                     Ok(strong(Expr {
                         ty: self.kernel.float,
-                        kind: ExprKind::Call(Func::Binomial { site, n: *n, p: *p }, vec![]),
+                        kind: ExprKind::Call(f, vec![]),
                     }))
                 }
                 FunctionSpec::User {

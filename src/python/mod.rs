@@ -69,6 +69,7 @@ pub(crate) fn spec_from_dict(d: &Bound<'_, PyDict>) -> PyResult<KernelSpec> {
                     name: get(&f, "name")?,
                     n: get(&f, "n")?,
                     p: get(&f, "p")?,
+                    exact: opt(&f, "exact")?.unwrap_or(false),
                 },
                 "timedarray" => FunctionSpec::TimedArray {
                     name: get(&f, "name")?,

@@ -257,7 +257,29 @@ impl Writer<'_> {
                     format!("b2_poisson_f32({}, {})", self.rng_counter(site), a[0])
                 }
             }
-            Func::Binomial { site, n, p } => {
+            Func::Binomial {
+                site,
+                n,
+                p,
+                exact: true,
+            } => {
+                self.helpers.insert(Helper::Philox);
+                if self.k.float == Type::F64 {
+                    self.helpers.insert(Helper::PhiloxF64);
+                    format!(
+                        "f64(b2_binomial_exact_f64({}, {n}i, {}))",
+                        self.rng_counter(site),
+                        self.lit(Value::F64(p))
+                    )
+                } else {
+                    format!(
+                        "f32(b2_binomial_exact_f32({}, {n}i, {}))",
+                        self.rng_counter(site),
+                        self.lit(Value::F32(p as f32))
+                    )
+                }
+            }
+            Func::Binomial { site, n, p, .. } => {
                 self.helpers.insert(Helper::Philox);
                 if self.k.float == Type::F64 {
                     // b2_binomial_value lives in the f64 part of the Philox library.

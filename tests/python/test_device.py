@@ -566,3 +566,42 @@ def test_gpu_wait_deadline(gpu):
         return dict(count=M.count[:].copy())
     ref = run_with("wgpu", reference, "cpu")
     assert np.array_equal(ref["count"], got)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_exact_binomial(backend):
+    # BinomialFunction(approximate=False) in the normal regime draws exact integers (BTRD
+    # from the engine's streams): binomial mean and variance (the normal approximation
+    # would add none of its skew and give non-integers), reproducible under seed().
+    from brian2 import BinomialFunction, StateMonitor
+    from scipy import stats
+
+    def build():
+        seed(4)
+        exact = BinomialFunction(400, 0.1, approximate=False)
+        exact_hi = BinomialFunction(100000, 0.7, approximate=False)
+        approx = BinomialFunction(400, 0.1)
+        G = NeuronGroup(2000, "x : 1\ny : 1\nz : 1")
+        G.run_regularly("x = exact()\ny = exact_hi()\nz = approx()")
+        M = StateMonitor(G, ["x", "y"], record=[3])
+        Network(G, M).run(0.5 * ms)
+        return dict(x=G.x[:].copy(), y=G.y[:].copy(), z=G.z[:].copy(), mx=M.x[:].copy())
+
+    got = run_with("wgpu", build, backend)
+    again = run_with("wgpu", build, backend)
+    np.testing.assert_array_equal(got["x"], again["x"])
+    x, y = got["x"], got["y"]
+    assert np.all(x == np.round(x)) and np.all(y == np.round(y))
+    assert np.any(got["z"] != np.round(got["z"]))  # the approximation stays a real number
+    assert len(np.unique(got["mx"])) > 1  # new draws every step
+    for values, (n, p) in ((x, (400, 0.1)), (y, (100000, 0.7))):
+        mean, var = n * p, n * p * (1 - p)
+        assert abs(values.mean() - mean) < 4 * np.sqrt(var / len(values))
+        assert abs(values.var() / var - 1) < 4 * np.sqrt(2 / len(values))
+    # The whole distribution of the small one (merged tails) against the binomial pmf.
+    ks = np.arange(20, 61)
+    observed = np.array([np.sum(x <= 20)] + [np.sum(x == k) for k in ks[1:-1]]
+                        + [np.sum(x >= 60)])
+    pmf = stats.binom(400, 0.1)
+    expected = len(x) * np.concatenate([[pmf.cdf(20)], pmf.pmf(ks[1:-1]), [pmf.sf(59)]])
+    assert stats.chisquare(observed, expected).pvalue > 1e-4
