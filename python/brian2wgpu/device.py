@@ -520,6 +520,17 @@ class WgpuDevice(RuntimeDevice):
                     continue
                 break
             completed = True
+        except Exception as exc:
+            # As under Brian2's runtime targets, the network stays where the run stopped:
+            # its time follows the clocks (their arrays are the host state's), and the
+            # next run() continues from there.
+            net.t_ = min(float(np.asarray(self.peek_value(c.variables["t"])).reshape(-1)[0])
+                         for c in clocks)
+            exc.add_note(f"wgpu device: the run stopped at t = {net.t!r}; the network's "
+                         "state and clocks are those of that time step (in it, the objects "
+                         "scheduled before the failing one have run), and the next run() "
+                         "continues from there")
+            raise
         finally:
             Network._globally_running = False
             for finish in post:

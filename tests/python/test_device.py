@@ -605,3 +605,40 @@ def test_exact_binomial(backend):
     pmf = stats.binom(400, 0.1)
     expected = len(x) * np.concatenate([[pmf.cdf(20)], pmf.pmf(ks[1:-1]), [pmf.sf(59)]])
     assert stats.chisquare(observed, expected).pvalue > 1e-4
+
+
+def failing_operation():
+    # A network_operation raises in the middle of a run: numpy's runtime target leaves the
+    # network at that time step (objects before the operation have run) and a second
+    # run() continues from there (and fails again at once here).
+    from brian2 import network_operation
+    G = NeuronGroup(3, "dv/dt = (1 + 0.1*i)/ms : 1", threshold="v > 0.35", reset="v = 0")
+    M = SpikeMonitor(G)
+    S = StateMonitor(G, "v", record=[0, 2])
+
+    @network_operation(dt=0.1 * ms)
+    def boom(t):
+        if t >= 0.5 * ms:
+            raise ValueError("boom")
+    net = Network(G, M, S, boom)
+    errors = []
+    for _ in range(2):
+        try:
+            net.run(1 * ms)
+        except ValueError as exc:
+            errors.append(exc)
+    assert len(errors) == 2
+    return dict(net_t=float(net.t / second), clock_t=float(defaultclock.t / second), v=G.v[:].copy(),
+                i=M.i[:].copy(), t=M.t[:].copy(), sv=S.v[:].copy(), st=S.t[:].copy(),
+                notes=getattr(errors[0], "__notes__", []))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_failed_run_leaves_the_network_where_it_stopped(backend):
+    ref = run_with("numpy", failing_operation)
+    with quiet_logs():
+        got = run_with("wgpu", failing_operation, backend)
+    assert ref["net_t"] == pytest.approx(0.5e-3)
+    assert any("stopped at t = 0.5" in n for n in got.pop("notes")), "the error says where"
+    ref.pop("notes")
+    compare(ref, got, exact=("i", "t", "st", "net_t", "clock_t"), rtol=0)
