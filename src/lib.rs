@@ -10,6 +10,7 @@ pub mod parse;
 pub mod rng;
 pub mod runtime;
 pub mod simd;
+pub mod threads;
 pub mod wgsl;
 
 #[cfg(feature = "python")]

@@ -16,6 +16,9 @@ def main():
     for i, a in enumerate(adapters):
         print(f"[{i}] {a['summary']}")
     print(f"backend 'auto' picks: {auto_choice(adapters)}")
+    if adapters:
+        print("choose one by index or name: prefs.devices.wgpu.adapter = '0', or "
+              "BRIAN2WGPU_ADAPTER=0 in a worker's environment")
     return 0
 
 

@@ -43,7 +43,10 @@ prefs.register_preferences(
     ),
     adapter=BrianPreference(
         default="",
-        docs="Use the first adapter whose name contains this text (case-insensitive).",
+        docs="Which adapter the gpu backend uses: an index into the list `python -m "
+        "brian2wgpu` prints (e.g. '1': one worker per GPU on a multi-GPU node), or text "
+        "that the adapter's name contains (case-insensitive); '' takes the best. The "
+        "environment variable BRIAN2WGPU_ADAPTER overrides it.",
     ),
     steps_per_batch=BrianPreference(
         default=0,
@@ -134,6 +137,17 @@ def _clock_times(clock):
 def _clock_dt(clock):
     """A regular clock's dt in seconds (EventClocks have none: 0)."""
     return float(clock.dt_) if _clock_times(clock) is None else 0.0
+
+
+def select_adapters(adapters, wanted):
+    """The adapters (in ``list_adapters()`` order) an adapter choice allows: all for '',
+    the one at that index for digits, else those whose name contains the text."""
+    if not wanted:
+        return list(adapters)
+    if wanted.isdigit():
+        index = int(wanted)
+        return [adapters[index]] if index < len(adapters) else []
+    return [a for a in adapters if wanted.lower() in a["name"].lower()]
 
 
 def _unsupported(feature, obj):
@@ -348,11 +362,15 @@ class WgpuDevice(RuntimeDevice):
         choice = self._backend_choice()
         if choice == "cpu":
             return "cpu"
-        wanted = prefs["devices.wgpu.adapter"]
-        adapters = [a for a in _engine.list_adapters()
-                    if not wanted or wanted.lower() in a["name"].lower()]
+        wanted = str(os.environ.get("BRIAN2WGPU_ADAPTER", prefs["devices.wgpu.adapter"]))
+        wanted = wanted.strip()
+        adapters = select_adapters(_engine.list_adapters(), wanted)
         _engine.set_adapter(wanted or None)
         if choice == "gpu" and not adapters:
+            if wanted:
+                raise RuntimeError(f"wgpu device: no adapter matches {wanted!r} (preference "
+                                   "devices.wgpu.adapter or BRIAN2WGPU_ADAPTER); `python -m "
+                                   "brian2wgpu` lists the adapters with their indices")
             raise RuntimeError("wgpu device: backend 'gpu' was requested but wgpu finds no "
                                "adapter; install a Vulkan driver (e.g. mesa-vulkan-drivers) "
                                "or use backend 'cpu'")

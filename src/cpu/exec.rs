@@ -1284,15 +1284,17 @@ pub fn run(ctx: &RunCtx, n: usize) -> Result<Vec<Buf>, CpuError> {
         if prog.parallel_safe && blocks.len() > 1 && work >= PARALLEL_WORK {
             // One contiguous run of blocks per thread, each with a pooled register file
             // (rayon's per-split init would allocate a file for nearly every block).
-            let parts = rayon::current_num_threads().clamp(1, blocks.len());
-            let per = blocks.len().div_ceil(parts);
-            blocks.par_chunks(per).try_for_each(|run| {
-                let mut loc = pooled();
-                for &start in run {
-                    run_block(&mut loc, start)?;
-                }
-                give_back(loc);
-                Ok::<(), CpuError>(())
+            crate::threads::install(|| {
+                let parts = rayon::current_num_threads().clamp(1, blocks.len());
+                let per = blocks.len().div_ceil(parts);
+                blocks.par_chunks(per).try_for_each(|run| {
+                    let mut loc = pooled();
+                    for &start in run {
+                        run_block(&mut loc, start)?;
+                    }
+                    give_back(loc);
+                    Ok::<(), CpuError>(())
+                })
             })?;
         } else {
             let mut loc = pooled();

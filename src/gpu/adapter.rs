@@ -90,13 +90,21 @@ fn adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
     all
 }
 
-/// The adapter `auto` takes: best device type first, optionally filtered by name.
+/// The adapter to use: with no filter the best device type; a filter of digits is an index
+/// into [`list_adapters`]'s order (machines with several identical GPUs: one worker per
+/// index); any other filter picks the first adapter whose name contains it
+/// (case-insensitive).
 pub fn pick_adapter(instance: &wgpu::Instance, filter: Option<&str>) -> Option<wgpu::Adapter> {
-    let filter = filter.map(|f| f.to_lowercase());
-    adapters(instance).into_iter().find(|a| match &filter {
-        Some(f) => a.get_info().name.to_lowercase().contains(f.as_str()),
-        None => true,
-    })
+    let all = adapters(instance);
+    let Some(filter) = filter.map(str::trim) else {
+        return all.into_iter().next();
+    };
+    if let Ok(index) = filter.parse::<usize>() {
+        return all.into_iter().nth(index);
+    }
+    let filter = filter.to_lowercase();
+    all.into_iter()
+        .find(|a| a.get_info().name.to_lowercase().contains(filter.as_str()))
 }
 
 /// Every adapter wgpu sees, in `auto`'s order of preference.

@@ -186,7 +186,8 @@ impl GpuContext {
         })
     }
 
-    /// Choose the adapter (by name) of the shared context; effective before its first use.
+    /// Choose the adapter of the shared context ([`pick_adapter`]'s filter: a name or an
+    /// index).
     pub fn set_shared_filter(filter: Option<String>) {
         *SHARED_FILTER.lock().unwrap() = filter;
     }
@@ -197,17 +198,25 @@ impl GpuContext {
     /// timed out is replaced by a new one; the old one is leaked, since freeing buffers a
     /// hung device may still use is not safe. A failure to create one is not kept: the
     /// next call tries again.
+    ///
+    /// The context belongs to the process that made it (a child of `fork()` makes its own:
+    /// a driver's device does not survive the fork) and to the adapter choice it was made
+    /// for (a new [`Self::set_shared_filter`] makes a new one).
     pub fn shared() -> Result<&'static GpuContext, GpuError> {
-        static CTX: Mutex<Option<&'static GpuContext>> = Mutex::new(None);
+        type Slot = Option<(u32, Option<String>, &'static GpuContext)>;
+        static CTX: Mutex<Slot> = Mutex::new(None);
         let mut slot = CTX.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(ctx) = *slot
+        let pid = std::process::id();
+        let filter = SHARED_FILTER.lock().unwrap().clone();
+        if let Some((owner, made_for, ctx)) = &*slot
+            && *owner == pid
+            && *made_for == filter
             && !ctx.failed.load(Ordering::Relaxed)
         {
             return Ok(ctx);
         }
-        let filter = SHARED_FILTER.lock().unwrap().clone();
         let ctx: &'static GpuContext = Box::leak(Box::new(GpuContext::new(filter.as_deref())?));
-        *slot = Some(ctx);
+        *slot = Some((pid, filter, ctx));
         Ok(ctx)
     }
 

@@ -126,7 +126,7 @@ fn dtype_of(a: &Bound<'_, PyUntypedArray>) -> PyResult<Type> {
 }
 
 /// A network's kernels and schedule, run without Python per step.
-#[pyclass(module = "brian2wgpu._engine", name = "Engine", unsendable)]
+#[pyclass(module = "brian2wgpu._engine", name = "Engine")]
 pub struct PyEngine {
     engine: Engine,
     /// A GPU run in progress (kept across Python callbacks).

@@ -351,16 +351,18 @@ impl Generator<'_> {
         let pruner = self.pruner(thinning.as_ref().map(|t| &t.p));
         let pruner = pruner.as_ref();
         let chunks = self.outer_size.div_ceil(ROWS_PER_CHUNK);
-        let parts: Vec<(Vec<i32>, Vec<i32>)> = (0..chunks)
-            .into_par_iter()
-            // Scratch buffers per worker, not per chunk (zeroing them cost more than
-            // sampling sparse rows).
-            .map_init(Buffers::new, |bufs, c| {
-                let lo = c * ROWS_PER_CHUNK;
-                let hi = (lo + ROWS_PER_CHUNK).min(self.outer_size);
-                self.chunk(cand, pruner, bufs, c, lo, hi)
-            })
-            .collect::<Result<_, _>>()?;
+        let parts: Vec<(Vec<i32>, Vec<i32>)> = crate::threads::install(|| {
+            (0..chunks)
+                .into_par_iter()
+                // Scratch buffers per worker, not per chunk (zeroing them cost more than
+                // sampling sparse rows).
+                .map_init(Buffers::new, |bufs, c| {
+                    let lo = c * ROWS_PER_CHUNK;
+                    let hi = (lo + ROWS_PER_CHUNK).min(self.outer_size);
+                    self.chunk(cand, pruner, bufs, c, lo, hi)
+                })
+                .collect::<Result<_, _>>()
+        })?;
         let total = parts.iter().map(|p| p.0.len()).sum();
         let (mut outer, mut result) = (Vec::with_capacity(total), Vec::with_capacity(total));
         let mut outer_counts = vec![0i32; self.outer_size];

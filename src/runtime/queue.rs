@@ -139,23 +139,25 @@ impl QueueLayout {
         delays: &[f64],
         dt: f64,
     ) -> Result<Self, EngineError> {
-        let steps = delays
-            .par_iter()
-            .map(|&d| {
-                let s = (d / dt + 0.5).trunc();
-                if s.is_nan() || s < 0.0 {
-                    Err(EngineError::Invalid(format!(
-                        "spike queue: delay {d} s is negative or not a number"
-                    )))
-                } else if s > u32::MAX as f64 {
-                    Err(EngineError::Invalid(format!(
-                        "spike queue: delay {d} s is more than 2^32 time steps of {dt} s"
-                    )))
-                } else {
-                    Ok(s as u32)
-                }
-            })
-            .collect::<Result<Vec<u32>, _>>()?;
+        let steps = crate::threads::install(|| {
+            delays
+                .par_iter()
+                .map(|&d| {
+                    let s = (d / dt + 0.5).trunc();
+                    if s.is_nan() || s < 0.0 {
+                        Err(EngineError::Invalid(format!(
+                            "spike queue: delay {d} s is negative or not a number"
+                        )))
+                    } else if s > u32::MAX as f64 {
+                        Err(EngineError::Invalid(format!(
+                            "spike queue: delay {d} s is more than 2^32 time steps of {dt} s"
+                        )))
+                    } else {
+                        Ok(s as u32)
+                    }
+                })
+                .collect::<Result<Vec<u32>, _>>()
+        })?;
         Self::new(source_start, source_stop, sources, steps)
     }
 }
@@ -176,27 +178,29 @@ pub fn fingerprint(
         (h ^ w).wrapping_mul(K).rotate_left(31)
     }
     fn words<T: Sync>(xs: &[T], word: impl Fn(&T) -> u64 + Sync) -> u64 {
-        xs.par_chunks(1 << 16)
-            .map(|c| {
-                // Four independent lanes: the multiplies overlap instead of chaining.
-                let mut lanes = [0x51_7CC1_B727_220A_u64, 1, 2, 3];
-                let mut quads = c.chunks_exact(4);
-                for q in &mut quads {
-                    for (l, x) in lanes.iter_mut().zip(q) {
-                        *l = mix(*l, word(x));
+        crate::threads::install(|| {
+            xs.par_chunks(1 << 16)
+                .map(|c| {
+                    // Four independent lanes: the multiplies overlap instead of chaining.
+                    let mut lanes = [0x51_7CC1_B727_220A_u64, 1, 2, 3];
+                    let mut quads = c.chunks_exact(4);
+                    for q in &mut quads {
+                        for (l, x) in lanes.iter_mut().zip(q) {
+                            *l = mix(*l, word(x));
+                        }
                     }
-                }
-                let tail = quads
-                    .remainder()
-                    .iter()
-                    .fold(lanes[0], |h, x| mix(h, word(x)));
-                [tail, lanes[1], lanes[2], lanes[3]]
-                    .into_iter()
-                    .fold(0, mix)
-            })
-            .collect::<Vec<u64>>()
-            .into_iter()
-            .fold(xs.len() as u64, mix)
+                    let tail = quads
+                        .remainder()
+                        .iter()
+                        .fold(lanes[0], |h, x| mix(h, word(x)));
+                    [tail, lanes[1], lanes[2], lanes[3]]
+                        .into_iter()
+                        .fold(0, mix)
+                })
+                .collect::<Vec<u64>>()
+        })
+        .into_iter()
+        .fold(xs.len() as u64, mix)
     }
     let h = [
         source_start as u64,

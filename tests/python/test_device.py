@@ -642,3 +642,27 @@ def test_failed_run_leaves_the_network_where_it_stopped(backend):
     assert any("stopped at t = 0.5" in n for n in got.pop("notes")), "the error says where"
     ref.pop("notes")
     compare(ref, got, exact=("i", "t", "st", "net_t", "clock_t"), rtol=0)
+
+
+def test_adapter_choice_by_index_or_name(gpu, monkeypatch):
+    from brian2wgpu import list_adapters
+    from brian2wgpu.device import select_adapters
+    adapters = list_adapters()
+    assert select_adapters(adapters, "") == adapters
+    assert select_adapters(adapters, "0") == adapters[:1]
+    assert select_adapters(adapters, str(len(adapters))) == []
+    name = adapters[0]["name"]
+    assert select_adapters(adapters, name[:4].upper())[0]["name"] == name
+
+    def build():
+        G = NeuronGroup(3, "dv/dt = 1/ms : 1")
+        Network(G).run(0.1 * ms)
+        return G.v[:].copy()
+    prefs.devices.wgpu.adapter = "0"
+    try:
+        assert np.allclose(run_with("wgpu", build, "gpu"), 0.1)
+        monkeypatch.setenv("BRIAN2WGPU_ADAPTER", str(len(adapters)))  # overrides the pref
+        with pytest.raises(RuntimeError, match="no adapter matches .*python -m brian2wgpu"):
+            run_with("wgpu", build, "gpu")
+    finally:
+        prefs.devices.wgpu.adapter = ""
