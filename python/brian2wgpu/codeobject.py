@@ -184,11 +184,10 @@ def _function_spec(name, func, owner_name, float_dtype=np.float64):
         pass
     if impl is None:
         raise NotImplementedError(
-            f"wgpu device: user function '{name}' without a 'wgpu' implementation in "
-            f"'{owner_name}' is not supported yet: Python functions run (on the host, through "
-            "numpy) only in state updates, run_regularly, thresholds, resets, summed variables "
-            "and monitors, not in synaptic pathways; add a WGSL implementation with "
-            f"{name}.implementations.add_implementation('wgpu', code=WGSL_SOURCE)"
+            f"wgpu device: user function '{name}' in '{owner_name}' has neither a 'wgpu' "
+            "implementation nor a numpy one the device could call on the host; add a WGSL "
+            f"implementation with {name}.implementations.add_implementation('wgpu', "
+            "code=WGSL_SOURCE)"
         )
     code = impl.get_code(None)
     if isinstance(code, dict):

@@ -94,9 +94,13 @@ HOST_TEMPLATES = {"spatialstateupdate"}
 # Per-step templates that may instead run through Brian2's numpy code object on the host
 # when their code calls a Python function (one without a 'wgpu' implementation): their
 # numpy templates touch only the host arrays, so the engine's other items see their
-# results. Synaptic pathways (whose numpy template needs Brian2's own spike queue) cannot.
+# results.
 PYTHON_FUNCTION_TEMPLATES = {"stateupdate", "threshold", "reset", "spikemonitor",
-                             "statemonitor", "ratemonitor", "summed_variable"}
+                             "statemonitor", "ratemonitor", "summed_variable",
+                             "synapses", "synapses_push_spikes"}
+# A synaptic pathway's code objects: on the host together or not at all (Brian2's numpy
+# pathway code reads Brian2's own spike queue, which only its push fills).
+PATHWAY_TEMPLATES = {"synapses", "synapses_push_spikes"}
 
 # Templates the engine executes every time step.
 PER_STEP_TEMPLATES = {"stateupdate", "threshold", "reset", "spikemonitor", "statemonitor",
@@ -436,10 +440,18 @@ class WgpuDevice(RuntimeDevice):
                 names.append(obj.name)
                 callbacks.append(obj.run)
                 continue
+            pathway_functions = sorted({
+                f for co in obj._code_objects
+                if co is not None and co.template_name == "synapses"
+                for f in python_functions(co.variables, backend)})
             for codeobj in obj._code_objects:
                 if codeobj is None:
                     continue
                 pyfuncs = python_functions(codeobj.variables, backend)
+                if codeobj.template_name in PATHWAY_TEMPLATES:
+                    # A pathway runs on the host as a whole (Brian2's push into its own
+                    # spike queue, then its numpy code) when its code calls one.
+                    pyfuncs = pathway_functions
                 if pyfuncs and codeobj.template_name in PYTHON_FUNCTION_TEMPLATES:
                     # numpy semantics: Brian2's numpy code object calls the function with
                     # whole arrays, every step.
