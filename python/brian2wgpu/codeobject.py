@@ -149,6 +149,21 @@ def _is_user_function(name, func):
     return name not in BUILTIN_FUNCTIONS or func is not _BUILTIN_OBJECTS.get(name)
 
 
+def _numpy_callable(code):
+    """Whether a numpy implementation can be called: Brian2's code generation gives every
+    Function one, wrapping its ``pyfunc`` even where that is None (C++-only functions)."""
+    if not callable(code):
+        return False
+    names = getattr(getattr(code, "__code__", None), "co_freevars", ())
+    for name, cell in zip(names, getattr(code, "__closure__", None) or ()):
+        if name == "orig_func":
+            try:
+                return cell.cell_contents is not None
+            except ValueError:  # an empty cell
+                return False
+    return True
+
+
 def python_functions(variables, backend="gpu"):
     """Names of the user functions in a code object's ``variables`` that the engine cannot
     compile but numpy can call: Python functions, as ``Function(pyfunc)`` or
@@ -165,6 +180,8 @@ def python_functions(variables, backend="gpu"):
         impls = var.implementations
         if "numpy" not in impls or ("wgpu" in impls and backend == "gpu"):
             continue
+        if not _numpy_callable(impls["numpy"].get_code(None)):
+            continue  # Function(None, ...) with other targets' code only
         found.append(name)
     return sorted(found)
 

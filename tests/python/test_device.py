@@ -359,10 +359,13 @@ def test_unsupported_feature_is_clear(backend):
     from brian2 import Function, Synapses  # noqa: F401
 
     def build():
-        f = Function(lambda x: x, arg_units=[1], return_unit=1)
+        # A function with C++ code only: neither the engine nor numpy can call it.
+        f = Function(None, arg_units=[1], return_unit=1)
+        f.implementations.add_implementation("cpp", code="double f(double x) { return x; }")
         G = NeuronGroup(2, "dv/dt = -f(v)/ms : 1", method="euler", namespace={"f": f})
         Network(G).run(1 * ms)
-    with pytest.raises(NotImplementedError, match="wgpu device: .* is not supported yet"):
+    with pytest.raises(NotImplementedError, match="wgpu device: user function 'f' in .* has "
+                                                  "neither a 'wgpu' implementation nor a numpy"):
         run_with("wgpu", build, backend)
 
 
