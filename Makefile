@@ -9,9 +9,10 @@ ifeq ($(PY313),)
 PY313 := $(shell for p in python3.13 python3; do c=$$(command -v $$p) && $$c -c 'import sys; assert sys.version_info >= (3, 13)' 2>/dev/null && echo $$c && break; done)
 endif
 # scipy: Brian2 solves SpatialNeuron cable equations with it (numpy target and our host path);
-# dask[distributed] and joblib: the optional sweeps extra (brian2wgpu.distributed), tested.
+# dask[distributed] and joblib: the optional sweeps extra (brian2wgpu.distributed), tested;
+# mypy: its stubtest checks _engine.pyi against the compiled module.
 PYDEPS := "brian2==2.11.0" "maturin>=1.5,<2" pytest pytest-timeout matplotlib cython scipy \
-	"dask[distributed]" joblib
+	"dask[distributed]" joblib mypy
 
 .PHONY: test demo vulkan venv develop lint rust-test py-test bench clean brian2-suite brian2-suite-cpu \
 	wheel wheel-check

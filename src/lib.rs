@@ -3,6 +3,7 @@
 //! Data flow: [`parse`] (text → AST) → [`ir`] (typed kernel IR) → [`wgsl`] / [`cpu`]
 //! backends; [`gpu`] owns wgpu devices; [`rng`] is the Philox generator both share.
 
+pub mod arrays;
 pub mod cpu;
 pub mod gpu;
 pub mod ir;

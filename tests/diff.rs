@@ -14,7 +14,8 @@ mod common;
 
 use std::collections::HashMap;
 
-use brian2wgpu::cpu::{ArrayMut, Program, RunArgs};
+use brian2wgpu::arrays::{ArrayMut, RunArgs};
+use brian2wgpu::cpu::Program;
 use brian2wgpu::ir::{self, Kernel, KernelSpec, Type, VariableSpec};
 use brian2wgpu::wgsl::{self, ARENA_TYPES, PARAM_HEADER};
 use serde_json::Value as J;

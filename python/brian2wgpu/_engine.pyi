@@ -1,23 +1,38 @@
 """Typed stub of the Rust extension module ``brian2wgpu._engine``."""
 
-from typing import Any
+from typing import Any, final
 
 import numpy as np
+
+__all__ = ["compile", "list_adapters", "create_pipeline", "set_adapter", "set_dump_shaders",
+           "set_gpu_timeout", "current_adapter", "connect_generator", "CompiledKernel",
+           "Engine", "QueueLayout", "__version__", "wgpu_version"]
 
 __version__: str
 wgpu_version: str
 
+@final
 class CompiledKernel:
     """A code object lowered for both backends."""
 
-    wgsl: str
-    """The WGSL module (validated by naga)."""
-    lower_seconds: float
-    """Seconds spent in parse → IR → WGSL → naga validation."""
+    @property
+    def wgsl(self) -> str:
+        """The WGSL module (validated by naga)."""
+    @property
+    def lower_seconds(self) -> float:
+        """Seconds spent in parse → IR → WGSL → naga validation."""
+    @property
+    def program_text(self) -> str:
+        """The interpreter's program (prologue, body, epilogue), one instruction a line."""
     @property
     def variables(self) -> list[str]: ...
-    def run_cpu(self, arrays: dict[str, np.ndarray], n: int, seed: int = 0, step: int = 0) -> None:
-        """Run on the interpreter over ``n`` elements, updating ``arrays`` in place."""
+    def run_cpu(self, arrays: dict[str, np.ndarray], n: int, seed: int = 0, step: int = 0,
+                list: np.ndarray | None = None) -> None:
+        """Run on the interpreter over ``n`` elements (or the indices ``list``), updating
+        ``arrays`` in place."""
+    def run_gpu(self, arrays: dict[str, np.ndarray], n: int, seed: int = 0,
+                step: int = 0) -> None:
+        """Run once on the shared GPU context (upload, dispatch, read back)."""
 
 def compile(spec: dict[str, Any], wgsl: bool = True) -> CompiledKernel:
     """Lower a kernel spec (see ``brian2wgpu.codeobject.kernel_spec``) for the interpreter
@@ -43,7 +58,8 @@ def create_pipeline(kernel: CompiledKernel) -> float:
     """Create the kernel's compute pipeline on the default adapter; returns seconds taken."""
 
 def set_adapter(name: str | None = None) -> None:
-    """Use the first adapter whose name contains ``name`` (effective before first use)."""
+    """Choose the adapter: an index into ``list_adapters()`` or part of a name (None: the
+    best); the shared GPU context follows the choice."""
 
 def set_gpu_timeout(seconds: float) -> None: ...
 def set_dump_shaders(dir: str | None = None) -> None:
@@ -52,20 +68,22 @@ def set_dump_shaders(dir: str | None = None) -> None:
 def current_adapter() -> str:
     """Name of the adapter the engine runs on."""
 
+@final
 class QueueLayout:
     """A pathway's synapses grouped by source with delays in steps (built once, shared by
     the runs that follow while nothing it is built from changes)."""
-    def __init__(self, source_start: int, source_stop: int, sources: np.ndarray,
-                 delays: np.ndarray, dt: float) -> None: ...
+    def __new__(cls, source_start: int, source_stop: int, sources: np.ndarray,
+                delays: np.ndarray, dt: float) -> QueueLayout: ...
     @staticmethod
     def fingerprint(source_start: int, source_stop: int, sources: np.ndarray,
                     delays: np.ndarray, dt: float) -> int: ...
 
+@final
 class Engine:
     """A network's kernels, schedule and monitor records, run without Python per step."""
 
     seed: int
-    def __init__(self) -> None: ...
+    def __new__(cls) -> Engine: ...
     def add_kernel(self, spec: dict[str, Any], bindings: list[tuple[str, int]]) -> int: ...
     @staticmethod
     def kernel_variables(spec: dict[str, Any]) -> list[str]: ...
@@ -73,6 +91,13 @@ class Engine:
     def add_queue(self, layout: QueueLayout, slots: list[list[int]], offset: int) -> int: ...
     def set_schedule(self, items: list[dict[str, Any]]) -> None: ...
     def take_record(self, id: int) -> np.ndarray: ...
+    def queue_state(self, id: int) -> tuple[int, list[list[int]]]:
+        """A spike queue after the run: (offset, synapses per future step)."""
+    def set_step_base(self, base: list[int]) -> None:
+        """Per clock, the timestep the random streams count from."""
+    def set_profiling(self, on: bool) -> None: ...
+    def profiling(self) -> list[float]:
+        """Seconds per schedule item of the last run (with profiling on)."""
     def set_array_names(self, names: list[str]) -> None: ...
     def gpu_monitor_bytes(self) -> int: ...
     def gpu_uploaded_bytes(self) -> int: ...

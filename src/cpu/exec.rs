@@ -6,6 +6,7 @@ use rayon::prelude::*;
 use super::CpuError;
 use super::math;
 use super::program::{Instr, Place, Program, Reg};
+use crate::arrays::RawArray;
 use crate::ir::{BinaryOp, CmpOp, Func, Index, Type, UnaryOp, Value};
 use crate::rng::{self, Stream};
 
@@ -332,24 +333,6 @@ pub struct RunCtx<'a> {
     pub seed: u64,
     pub kernel_id: u32,
     pub step: i64,
-}
-
-/// An engine-owned array, shared across worker threads. Blocks write disjoint ranges
-/// (checked by `Program::parallel_safe`), so the aliasing is sound.
-#[derive(Clone, Copy, Debug)]
-pub struct RawArray {
-    pub ptr: *mut u8,
-    pub len: usize,
-    pub ty: Type,
-}
-unsafe impl Send for RawArray {}
-unsafe impl Sync for RawArray {}
-
-impl RawArray {
-    #[inline]
-    unsafe fn slice<'a, T>(self) -> &'a mut [T] {
-        unsafe { std::slice::from_raw_parts_mut(self.ptr as *mut T, self.len) }
-    }
 }
 
 fn load(arr: &RawArray, d: &mut Buf, idx: &[usize]) {

@@ -9,7 +9,9 @@ mod optimise;
 mod optimise_props;
 mod program;
 
-pub use exec::{BLOCK, RawArray};
+pub use exec::BLOCK;
+
+use crate::arrays::{ArrayMut, RawArray, RunArgs};
 pub use program::Program;
 
 use thiserror::Error;
@@ -28,45 +30,6 @@ pub enum CpuError {
         got: String,
         want: String,
     },
-}
-
-/// A host array handed to the interpreter (booleans as one byte each, like numpy).
-pub enum ArrayMut<'a> {
-    Bool(&'a mut [u8]),
-    I32(&'a mut [i32]),
-    I64(&'a mut [i64]),
-    F32(&'a mut [f32]),
-    F64(&'a mut [f64]),
-    /// For constants (their value is in the kernel).
-    None,
-}
-
-impl ArrayMut<'_> {
-    pub(crate) fn raw(&mut self) -> RawArray {
-        let (ptr, len, ty) = match self {
-            ArrayMut::Bool(s) => (s.as_mut_ptr(), s.len(), Type::Bool),
-            ArrayMut::I32(s) => (s.as_mut_ptr() as *mut u8, s.len(), Type::I32),
-            ArrayMut::I64(s) => (s.as_mut_ptr() as *mut u8, s.len(), Type::I64),
-            ArrayMut::F32(s) => (s.as_mut_ptr() as *mut u8, s.len(), Type::F32),
-            ArrayMut::F64(s) => (s.as_mut_ptr() as *mut u8, s.len(), Type::F64),
-            ArrayMut::None => (std::ptr::null_mut(), 0, Type::Bool),
-        };
-        RawArray { ptr, len, ty }
-    }
-}
-
-/// Per-invocation parameters: element count and the random stream's key.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RunArgs<'a> {
-    /// Elements (or positions in `list`) to run over.
-    pub n: usize,
-    pub seed: u64,
-    pub kernel_id: u32,
-    pub step: i64,
-    /// Run over these element indices (e.g. the spikes of this step) instead of 0..n.
-    pub list: Option<&'a [i32]>,
-    /// Where position 0 of record (`Index::Pos`) arrays lies.
-    pub pos_base: usize,
 }
 
 impl Program {

@@ -254,7 +254,8 @@ fn reuse_registers(mut body: Vec<Instr>, p: &Program) -> Vec<Instr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::{ArrayMut, RunArgs, program::compile_with};
+    use crate::arrays::{ArrayMut, RunArgs};
+    use crate::cpu::program::compile_with;
     use crate::ir::{KernelSpec, Type, VariableSpec, lower};
 
     fn kernel(vars: Vec<VariableSpec>, code: &str) -> crate::ir::Kernel {

@@ -9,9 +9,10 @@
 //! and the differential test's 10,000 statement sequences (tests/data/diff_cases.jsonl),
 //! each run plain and with its written variables guarded by a boolean.
 
+use super::BLOCK;
 use super::optimise::{dst, optimise, reads};
 use super::program::{Instr, Program, compile_with};
-use super::{ArrayMut, BLOCK, RunArgs};
+use crate::arrays::{ArrayMut, RunArgs};
 use crate::ir::{KernelSpec, Type, Value, VariableSpec, lower};
 
 /// Small deterministic generator (xorshift64*).

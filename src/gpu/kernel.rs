@@ -2,7 +2,7 @@
 //! engine's batched run loop builds on the same binding layout.
 
 use super::{GpuContext, GpuError};
-use crate::cpu::{ArrayMut, RunArgs};
+use crate::arrays::{ArrayMut, RunArgs};
 use crate::ir::{Kernel, Type};
 use crate::wgsl::WgslKernel;
 

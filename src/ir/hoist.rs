@@ -357,7 +357,7 @@ mod tests {
         let mut dtv = vec![1e-4f64];
         let mut tv = vec![0.0f64];
         let (mut o1, mut o2) = (vec![0.0f64], vec![0.0f64]);
-        use crate::cpu::ArrayMut;
+        use crate::arrays::ArrayMut;
         let mut arrays = vec![
             ArrayMut::F64(&mut v),
             ArrayMut::F64(&mut dtv),
@@ -368,7 +368,7 @@ mod tests {
         ];
         prog.run(
             &mut arrays,
-            &crate::cpu::RunArgs {
+            &crate::arrays::RunArgs {
                 n: 1,
                 ..Default::default()
             },

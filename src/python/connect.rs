@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::{CompiledKernel, get, opt};
-use crate::cpu::RawArray;
+use crate::arrays::RawArray;
 use crate::ir::{self, Type};
 use crate::runtime::connect::{Binding, ConnectError, Generator, Iteration, Role, Stage};
 

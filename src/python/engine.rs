@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::spec_from_dict;
-use crate::cpu::RawArray;
+use crate::arrays::RawArray;
 use crate::gpu::GpuContext;
 use crate::ir::{self, Type};
 use crate::runtime::{self, Binding, Clock, Clocks, Engine, Item, Op, RunStatus};

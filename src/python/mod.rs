@@ -7,7 +7,8 @@ use pyo3::exceptions::{PyNotImplementedError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::cpu::{ArrayMut, CpuError, Program, RunArgs};
+use crate::arrays::{ArrayMut, RunArgs};
+use crate::cpu::{CpuError, Program};
 use crate::gpu::{self, GpuContext};
 use crate::ir::{self, FunctionSpec, Kernel, KernelSpec, Type, Value, VariableSpec};
 use crate::wgsl;

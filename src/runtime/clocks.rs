@@ -3,7 +3,7 @@
 //! dt) ticks with it.
 
 use super::ArrayId;
-use crate::cpu::RawArray;
+use crate::arrays::RawArray;
 
 /// Brian2's `Clock.epsilon_dt`.
 pub const EPSILON_DT: f64 = 1e-4;

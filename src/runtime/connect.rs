@@ -17,7 +17,8 @@
 use rayon::prelude::*;
 use thiserror::Error;
 
-use crate::cpu::{CpuError, Program, RawArray, RunArgs};
+use crate::arrays::{RawArray, RunArgs};
+use crate::cpu::{CpuError, Program};
 use crate::ir::{
     BinaryOp, Bound, CmpOp, Expr, ExprKind, Func, Index, Kernel, Local, Stmt, Type, VarKind,
     Variable, bounds, eval_bound,

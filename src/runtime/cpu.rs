@@ -2,7 +2,7 @@
 //! (event compaction, monitor appends) in plain Rust over the engine's arrays.
 
 use super::{Binding, Clocks, Engine, EngineError, Op, Record, RunStatus, elem_size};
-use crate::cpu::{RawArray, RunArgs};
+use crate::arrays::{RawArray, RunArgs};
 use crate::ir::Type;
 
 /// Typed view of an engine array (valid during the run).

@@ -13,7 +13,8 @@ pub use queue::{QueueLayout, SpikeQueue, fingerprint as queue_fingerprint};
 
 use thiserror::Error;
 
-use crate::cpu::{CpuError, Program, RawArray};
+use crate::arrays::RawArray;
+use crate::cpu::{CpuError, Program};
 use crate::ir::{Kernel, Type};
 
 #[derive(Debug, Error)]

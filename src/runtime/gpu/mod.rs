@@ -14,7 +14,8 @@ mod summed;
 mod synapses;
 
 use super::{Binding, Clocks, Engine, EngineError, Op, RunStatus, elem_size};
-use crate::cpu::{Program, RawArray};
+use crate::arrays::RawArray;
+use crate::cpu::Program;
 use crate::gpu::{GpuContext, GpuError, check_features, grid};
 use crate::ir::{Invariance, Parallel, Type, VarKind};
 use crate::wgsl::{self, Options};
@@ -151,7 +152,7 @@ impl HoistedScalars {
                 ty: *ty,
             });
         }
-        let args = crate::cpu::RunArgs {
+        let args = crate::arrays::RunArgs {
             n: 1,
             ..Default::default()
         };
