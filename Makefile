@@ -15,6 +15,7 @@ PYDEPS := "brian2==2.11.0" "maturin>=1.5,<2" pytest pytest-timeout matplotlib cy
 	"dask[distributed]" joblib mypy
 
 .PHONY: test demo vulkan venv develop lint rust-test py-test bench clean brian2-suite brian2-suite-cpu \
+	brian2-suite-float32 \
 	wheel wheel-check
 
 # Lavapipe (Mesa's software Vulkan) when the machine has no Vulkan driver at all.
@@ -88,3 +89,8 @@ wheel-check: vulkan wheel
 # Brian2's own test suite on the wgpu device (runtime selection, both backends).
 brian2-suite: brian2-suite-cpu
 	$(PY) scripts/brian2_suite.py --backend gpu
+
+# Brian2's float32 run (as brian2.test(float_dtype=float32)) on both backends.
+brian2-suite-float32: vulkan develop
+	$(PY) scripts/brian2_suite.py --backend cpu --float32
+	$(PY) scripts/brian2_suite.py --backend gpu --float32
