@@ -28,6 +28,32 @@ def _private_runtime_dir():
 
 _private_runtime_dir()
 
+
+def _import_brian2_in_any_thread():
+    """``import brian2`` installs a SIGINT handler, which Python allows only in a process's
+    main thread; a Dask worker runs tasks in other threads, where the import then fails.
+    There, import Brian2 without the handler (Ctrl-C goes to the main thread anyway)."""
+    import sys
+    import threading
+
+    if "brian2" in sys.modules or threading.current_thread() is threading.main_thread():
+        return
+    import signal
+    original = signal.signal
+
+    def main_thread_only(signum, handler):
+        if threading.current_thread() is threading.main_thread():
+            return original(signum, handler)
+        return signal.getsignal(signum)
+    signal.signal = main_thread_only
+    try:
+        import brian2  # noqa: F401
+    finally:
+        signal.signal = original
+
+
+_import_brian2_in_any_thread()
+
 from ._engine import (CompiledKernel, __version__, compile, create_pipeline,  # noqa: E402
                       list_adapters, wgpu_version)
 from .device import WgpuDevice, wgpu_device  # noqa: E402

@@ -18,10 +18,11 @@ returns numpy results, decorate it with :func:`simulation`, and hand it to :func
 
 :func:`sweep` dispatches with ``joblib.Parallel``: on the Dask cluster of the current
 ``distributed.Client`` when there is one (``joblib.parallel_config(backend='dask')``), else
-in local worker processes. :func:`register` prepares every worker of a client: Dask runs
-tasks in worker threads, and ``import brian2`` installs a SIGINT handler, which Python
-allows only in a process's main thread; the worker plugin imports Brian2 and the device in
-the worker's main thread first, and can give each worker its own GPU adapter.
+in local worker processes. :func:`register` prepares every worker of a client: the worker
+plugin imports Brian2 and the device in the worker's main thread as the worker starts (Dask
+runs tasks in other threads, where ``import brian2`` would fail on its SIGINT handler if
+``brian2wgpu`` did not import it without one there), and can give each worker its own GPU
+adapter.
 """
 
 import functools
@@ -44,16 +45,6 @@ def prepare_worker(adapter=None):
     from . import device  # noqa: F401  (registers the 'wgpu' device and its preferences)
 
 
-def _check_imported():
-    import sys
-    if "brian2" not in sys.modules and threading.current_thread() is not threading.main_thread():
-        raise RuntimeError(
-            "brian2wgpu.distributed: Brian2 is not imported in this worker, and this task runs "
-            "outside the main thread (where Brian2's import must happen); call "
-            "brian2wgpu.distributed.register(client) once after creating the Dask client")
-    prepare_worker()
-
-
 class Simulation:
     """A sweep task (see :func:`simulation`): picklable, so that Dask and joblib can send
     it to workers (the function itself travels by reference, or by value when it lives in
@@ -65,7 +56,6 @@ class Simulation:
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args, **kwargs):
-        _check_imported()
         from brian2 import get_device, prefs, set_device, start_scope
         from brian2.devices.device import all_devices
         with _LOCK:

@@ -66,3 +66,31 @@ def test_dask_sweep_equals_serial():
         # Both workers took part.
         assert len(client.run(lambda: os.getpid())) == 2
     assert results == serial
+
+
+def test_import_and_run_outside_the_main_thread():
+    # What a Dask task does without register(): before, `import brian2` failed there
+    # ("signal only works in main thread of the main interpreter").
+    import subprocess
+    import sys
+    code = """
+import threading
+out = []
+def task():
+    import brian2wgpu
+    from brian2 import NeuronGroup, Network, ms, prefs, set_device
+    set_device("wgpu")
+    prefs.devices.wgpu.backend = "cpu"
+    G = NeuronGroup(3, "dv/dt = 1/ms : 1")
+    Network(G).run(0.2 * ms)
+    out.append(list(G.v[:]))
+t = threading.Thread(target=task)
+t.start()
+t.join()
+print(out)
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "[[0.2, 0.2, 0.2]]" in res.stdout.replace("np.float64(", "").replace(")", ""), \
+        res.stdout + res.stderr
