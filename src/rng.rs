@@ -117,6 +117,29 @@ fn stirling_tail_f32(k: f32) -> f32 {
     (1.0f32 / 12.0 - (1.0f32 / 360.0 - 1.0f32 / 1260.0 / k2) / k2) / k1
 }
 
+/// The exact binomial in one float type: the edge cases, then inversion or BTRD on
+/// `min(p, 1 - p)`.
+macro_rules! binomial_exact {
+    ($(#[$doc:meta])* $name:ident, $t:ty, $inversion:ident, $btrd:ident) => {
+        $(#[$doc])*
+        pub fn $name(&self, n: i32, p: $t) -> i32 {
+            if n <= 0 || p.is_nan() || p <= 0.0 {
+                return 0;
+            }
+            if p >= 1.0 {
+                return n;
+            }
+            let reverse = p > 0.5;
+            let pp = if reverse { 1.0 - p } else { p };
+            if (n as $t) * pp < BINOMIAL_BTRD_MIN_MEAN as $t {
+                return self.$inversion(n, p);
+            }
+            let k = self.$btrd(n, pp);
+            if reverse { n - k } else { k }
+        }
+    };
+}
+
 /// Hörmann's BTRD for `n p >= 10`, `p <= 1/2` (W. Hörmann, "The generation of binomial
 /// random variates", J. Statist. Comput. Simul. 46, 1993), in one float type; the WGSL
 /// versions in `shaders/philox.wgsl` follow it step by step.
@@ -630,43 +653,18 @@ impl Stream {
         if reverse { n - x } else { x }
     }
 
-    /// Brian2's `BinomialFunction(n, p, approximate=False)`: an exact binomial count.
-    /// Inversion (as in [`Self::binomial_value`]) while `n min(p, 1 - p)` is below
-    /// [`BINOMIAL_BTRD_MIN_MEAN`], where `(1 - p)^n` stays far from underflow; from there on
-    /// Hörmann's BTRD (transformed rejection with decomposition, 1993), iteration i using
-    /// draw i.
-    pub fn binomial_exact(&self, n: i32, p: f64) -> i32 {
-        if n <= 0 || p.is_nan() || p <= 0.0 {
-            return 0;
-        }
-        if p >= 1.0 {
-            return n;
-        }
-        let reverse = p > 0.5;
-        let pp = if reverse { 1.0 - p } else { p };
-        if n as f64 * pp < BINOMIAL_BTRD_MIN_MEAN {
-            return self.binomial_inversion_f64(n, p);
-        }
-        let k = self.btrd_f64(n, pp);
-        if reverse { n - k } else { k }
-    }
-
-    /// [`Self::binomial_exact`] in f32 arithmetic, as `b2_binomial_exact_f32` computes it.
-    pub fn binomial_exact_f32(&self, n: i32, p: f32) -> i32 {
-        if n <= 0 || p.is_nan() || p <= 0.0 {
-            return 0;
-        }
-        if p >= 1.0 {
-            return n;
-        }
-        let reverse = p > 0.5;
-        let pp = if reverse { 1.0 - p } else { p };
-        if n as f32 * pp < BINOMIAL_BTRD_MIN_MEAN as f32 {
-            return self.binomial_inversion_f32(n, p);
-        }
-        let k = self.btrd_f32(n, pp);
-        if reverse { n - k } else { k }
-    }
+    binomial_exact!(
+        /// Brian2's `BinomialFunction(n, p, approximate=False)`: an exact binomial count.
+        /// Inversion (as in [`Self::binomial_value`]) while `n min(p, 1 - p)` is below
+        /// [`BINOMIAL_BTRD_MIN_MEAN`], where `(1 - p)^n` stays far from underflow; from there
+        /// on Hörmann's BTRD (transformed rejection with decomposition, 1993), iteration i
+        /// using draw i.
+        binomial_exact, f64, binomial_inversion_f64, btrd_f64
+    );
+    binomial_exact!(
+        /// [`Self::binomial_exact`] in f32 arithmetic, as `b2_binomial_exact_f32` computes it.
+        binomial_exact_f32, f32, binomial_inversion_f32, btrd_f32
+    );
 
     /// The two uniforms of draw `draw` (words 0, 1 and 2, 3).
     #[inline]
