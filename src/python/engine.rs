@@ -500,6 +500,8 @@ fn run_backend(
     }
     let run = gpu_run.as_mut().unwrap();
     let status = run.run(engine, cl, should_stop_fn);
+    // Records grow during a run: report what they reached.
+    *monitor_bytes = run.monitor_bytes();
     if !matches!(status, Ok(RunStatus::Callback { .. })) {
         *gpu_run = None;
     }

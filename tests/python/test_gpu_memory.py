@@ -5,7 +5,8 @@ reported."""
 
 import numpy as np
 import pytest
-from brian2 import NeuronGroup, Network, SpikeMonitor, ms, prefs, defaultclock, get_device
+from brian2 import (NeuronGroup, Network, SpikeMonitor, StateMonitor, ms, prefs, defaultclock,
+                    get_device)
 
 import brian2wgpu  # noqa: F401
 
@@ -127,3 +128,57 @@ def test_cuba_dispatches_at_most_eight_per_step(gpu, delay):
     limit = 6 if delay == 0 * ms else 8  # without delay the pathways need no push
     assert info["gpu_dispatches_per_step"]["defaultclock"] <= limit, kernels
     assert all(w == "indirect" or w[0] * w[1] * w[2] > 1 for _, w in kernels), kernels
+
+
+def sparse_million_with_values():
+    # A SpikeMonitor that records a variable keeps records, not bit rows: their buffers
+    # start small and grow with the recording pace, not with the group's worst case.
+    G = NeuronGroup(1_000_000, "x : 1", threshold="i == 4321 and t >= 1*ms")
+    G.x = "i * 0.5"
+    M = SpikeMonitor(G, variables="x")
+    net = Network(G, M)
+    net.run(3 * ms)
+    dev = get_device()
+    info = dict(dev.last_run_info) if isinstance(dev, brian2wgpu.WgpuDevice) else {}
+    return dict(i=M.i[:].copy(), t=M.t[:].copy(), x=M.x[:].copy()), info
+
+
+def test_spikemonitor_with_variables_on_a_million_neurons_holds_one_step(gpu):
+    ref, _ = run_with("numpy", sparse_million_with_values)
+    got, info = run_with("wgpu", sparse_million_with_values, "gpu")
+    compare(ref, got, exact=("i", "t", "x"))
+    assert len(ref["i"]) == 20
+    # One step's worst case (a million i, t and x values: 20 MB), not 30 steps of it.
+    assert info["gpu_monitor_bytes"] < 24 * 2**20, info["gpu_monitor_bytes"]
+
+
+def growing_records():
+    G = NeuronGroup(2500, "dv/dt = (1.1 + 0.0004*i - v)/(10*ms) : 1", threshold="v > 1",
+                    reset="v = 0", method="exact")
+    S = StateMonitor(G, "v", record=True)
+    M = SpikeMonitor(G, variables="v")
+    net = Network(G, S, M)
+    net.run(12 * ms)
+    net.run(30 * ms)
+    dev = get_device()
+    info = dict(dev.last_run_info) if isinstance(dev, brian2wgpu.WgpuDevice) else {}
+    return dict(v=S.v[:].copy(), st=S.t[:].copy(), i=M.i[:].copy(), t=M.t[:].copy(),
+                mv=M.v[:].copy()), info
+
+
+def test_monitor_records_grow_with_the_recording(gpu):
+    ref, _ = run_with("numpy", growing_records)
+    assert len(ref["i"]) > 1000
+    monitor_bytes = {}
+    for steps_per_batch in (0, 250):
+        prefs.devices.wgpu.steps_per_batch = steps_per_batch
+        try:
+            got, info = run_with("wgpu", growing_records, "gpu")
+        finally:
+            prefs.devices.wgpu.steps_per_batch = 0
+        compare(ref, got, exact=("st", "i", "t"), rtol=1e-12)
+        monitor_bytes[steps_per_batch] = info["gpu_monitor_bytes"]
+    # Records start at 4 MiB at most; batches of 250 steps need more (2,500 values per
+    # step), batches of 100 do not.
+    assert monitor_bytes[0] <= 4 * 4 * 2**20 + 2**20, monitor_bytes
+    assert monitor_bytes[250] > monitor_bytes[0], monitor_bytes

@@ -77,6 +77,9 @@ struct Pass {
     label: String,
     pipeline: Arc<wgpu::ComputePipeline>,
     bind: wgpu::BindGroup,
+    /// The buffers of `bind` by binding number (a monitor's records are replaced when
+    /// they grow, [`GpuRun::grow_records`]).
+    entries: Vec<(u32, wgpu::Buffer)>,
     grid: [u32; 3],
     /// Kept alive with the bind group.
     #[allow(dead_code)]
@@ -462,32 +465,7 @@ impl GpuRun {
         pipeline: &wgpu::ComputePipeline,
         entries: &[(u32, &wgpu::Buffer)],
     ) -> Result<wgpu::BindGroup, EngineError> {
-        let scope = self
-            .ctx
-            .device
-            .push_error_scope(wgpu::ErrorFilter::Validation);
-        let entries: Vec<_> = entries
-            .iter()
-            .map(|(b, buf)| wgpu::BindGroupEntry {
-                binding: *b,
-                resource: buf.as_entire_binding(),
-            })
-            .collect();
-        let group = self
-            .ctx
-            .device
-            .create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(label),
-                layout: &pipeline.get_bind_group_layout(0),
-                entries: &entries,
-            });
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(EngineError::Gpu(GpuError::Device {
-                label: label.into(),
-                message: format!("internal error binding buffers: {e}"),
-            }));
-        }
-        Ok(group)
+        bind_group(self.ctx, label, pipeline, entries)
     }
 
     fn support(
@@ -504,6 +482,7 @@ impl GpuRun {
             label: name.to_string(),
             pipeline,
             bind,
+            entries: owned(entries),
             grid,
             params: None,
             indirect: None,
@@ -731,6 +710,7 @@ impl GpuRun {
             label: ek.kernel.name.clone(),
             pipeline,
             bind,
+            entries: owned(&entries),
             grid: grid(self.ctx, n_max.max(1), compiled.workgroup_size),
             params: Some(params),
             indirect: None,
@@ -1001,7 +981,11 @@ impl GpuRun {
                         .all(|(i, (_, _, cap))| mon.bound[i] + mon.worst[i] * ticks(n) <= *cap)
                 };
                 if !fits(&self.monitors[m], keep) {
-                    self.drain(eng, m)?;
+                    let fill = self.drain(eng, m)?;
+                    if fill >= 0.5 && !fits(&self.monitors[m], keep) {
+                        // The data itself fills the records: larger buffers, fewer drains.
+                        self.grow_records(m, ticks(keep))?;
+                    }
                     while keep > 1 && !fits(&self.monitors[m], keep) {
                         keep /= 2;
                     }
@@ -1266,6 +1250,62 @@ fn alias_of(ek: &super::EngineKernel) -> Vec<usize> {
             Binding::None => v,
             other => b.iter().position(|&x| x == other).unwrap_or(v),
         })
+        .collect()
+}
+
+fn bind_group(
+    ctx: &GpuContext,
+    label: &str,
+    pipeline: &wgpu::ComputePipeline,
+    entries: &[(u32, &wgpu::Buffer)],
+) -> Result<wgpu::BindGroup, EngineError> {
+    let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let entries: Vec<_> = entries
+        .iter()
+        .map(|(b, buf)| wgpu::BindGroupEntry {
+            binding: *b,
+            resource: buf.as_entire_binding(),
+        })
+        .collect();
+    let group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &entries,
+    });
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(EngineError::Gpu(GpuError::Device {
+            label: label.into(),
+            message: format!("internal error binding buffers: {e}"),
+        }));
+    }
+    Ok(group)
+}
+
+impl Pass {
+    /// Bind `new` wherever this pass binds `old`.
+    fn rebind(
+        &mut self,
+        ctx: &GpuContext,
+        old: &wgpu::Buffer,
+        new: &wgpu::Buffer,
+    ) -> Result<(), EngineError> {
+        if !self.entries.iter().any(|(_, b)| b == old) {
+            return Ok(());
+        }
+        for (_, b) in self.entries.iter_mut().filter(|(_, b)| b == old) {
+            *b = new.clone();
+        }
+        let entries: Vec<(u32, &wgpu::Buffer)> =
+            self.entries.iter().map(|(n, b)| (*n, b)).collect();
+        self.bind = bind_group(ctx, &self.label, &self.pipeline, &entries)?;
+        Ok(())
+    }
+}
+
+fn owned(entries: &[(u32, &wgpu::Buffer)]) -> Vec<(u32, wgpu::Buffer)> {
+    entries
+        .iter()
+        .map(|(b, buf)| (*b, (*buf).clone()))
         .collect()
 }
 

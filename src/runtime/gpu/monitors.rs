@@ -25,6 +25,16 @@ pub(super) struct EventBits {
 /// one row, at most 4,096).
 const EVENT_BITS_BUDGET: usize = 4 << 20;
 
+/// First capacity of a monitor record: a batch's worst case where that is smaller, else
+/// this many bytes (at least one step's worst case). The host plans batches by the worst
+/// case (it cannot see the counts without waiting), and a record that could overflow is
+/// drained first, so a sparse monitor on a large group drains often instead of holding
+/// many steps of a worst case that never comes. Memory follows the data: where a drain
+/// finds a record at least half full, it doubles ([`GpuRun::grow_records`]), up to
+/// [`RECORD_MOST`] or the adapter's binding limit.
+const RECORD_START: usize = 4 << 20;
+const RECORD_MOST: usize = 256 << 20;
+
 /// A monitor's GPU-side records and counter.
 pub(super) struct MonitorRecords {
     /// Bit rows instead of `records` (see [`EventBits`]).
@@ -346,23 +356,19 @@ impl GpuRun {
         let mut records = Vec::new();
         for (i, &r) in ids.iter().enumerate() {
             let size = gpu_elem_size(eng.records[r].ty);
-            let want = worst[i].saturating_mul(steps.clamp(1, 4096)).max(1024);
-            let cap = want.min(limit / size);
-            if cap < worst[i] {
+            if worst[i].saturating_mul(size) > limit {
                 return Err(EngineError::Gpu(GpuError::TooLarge {
                     label: format!("record {r} (one step)"),
                     size: (worst[i] * size) as u64,
                     limit: limit as u64,
                 }));
             }
-            let buf = self.ctx.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("monitor records"),
-                size: (cap * size).div_ceil(4) as u64 * 4,
-                usage: wgpu::BufferUsages::STORAGE
-                    | wgpu::BufferUsages::COPY_SRC
-                    | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            })?;
+            let cap = worst[i]
+                .saturating_mul(steps.clamp(1, self.batch))
+                .max(1024)
+                .min((RECORD_START / size).max(worst[i]))
+                .min(limit / size);
+            let buf = self.record_buffer(cap * size)?;
             records.push((r, buf, cap));
         }
         Ok(MonitorRecords {
@@ -375,10 +381,60 @@ impl GpuRun {
         })
     }
 
+    fn record_buffer(&self, bytes: usize) -> Result<wgpu::Buffer, EngineError> {
+        Ok(self.ctx.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("monitor records"),
+            size: bytes.div_ceil(4).max(1) as u64 * 4,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })?)
+    }
+
+    /// After a drain: make monitor `m`'s records hold `ticks` more steps' worst case
+    /// (doubling at least, up to [`RECORD_MOST`] and the binding limit), binding the new
+    /// buffers in the monitor's passes. The drained records are empty: nothing is copied.
+    pub(super) fn grow_records(&mut self, m: usize, ticks: usize) -> Result<(), EngineError> {
+        let limit = self.ctx.limits.max_storage_buffer_binding_size as usize;
+        let ctx = self.ctx;
+        for i in 0..self.monitors[m].records.len() {
+            let mon = &self.monitors[m];
+            let cap = mon.records[i].2;
+            debug_assert_eq!(mon.bound[i], 0, "records grow only when drained");
+            let need = mon.bound[i] + mon.worst[i].saturating_mul(ticks);
+            if need <= cap {
+                continue;
+            }
+            // Bytes per element (4 or 8: buffers hold exactly `cap` elements).
+            let size = (mon.records[i].1.size() as usize / cap.max(1)).max(1);
+            let most = (RECORD_MOST.min(limit) / size).max(cap);
+            let new_cap = need.max(cap.saturating_mul(2)).min(most);
+            if new_cap <= cap {
+                continue;
+            }
+            let buf = self.record_buffer(new_cap * size)?;
+            let old = std::mem::replace(&mut self.monitors[m].records[i].1, buf.clone());
+            self.monitors[m].records[i].2 = new_cap;
+            for p in &mut self.prepared {
+                if let Prepared::Passes(passes, Some(pm)) = p
+                    && *pm == m
+                {
+                    for pass in passes.iter_mut() {
+                        pass.rebind(ctx, &old, &buf)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Copy a monitor's records to the engine's host records and reset its counter.
-    pub(super) fn drain(&mut self, eng: &mut Engine, m: usize) -> Result<(), EngineError> {
+    /// Returns how full the fullest record was (0 to 1; 0 for bit rows).
+    pub(super) fn drain(&mut self, eng: &mut Engine, m: usize) -> Result<f64, EngineError> {
         if self.monitors[m].bits.is_some() {
-            return self.drain_bits(eng, m);
+            self.drain_bits(eng, m)?;
+            return Ok(0.0);
         }
         let counter = self.ctx.read_buffer(&self.monitors[m].counter, 8)?;
         let words: [u32; 2] = [
@@ -386,8 +442,10 @@ impl GpuRun {
             u32::from_le_bytes(counter[4..8].try_into().unwrap()),
         ];
         let mon = &mut self.monitors[m];
-        for (i, (r, buf, _)) in mon.records.iter().enumerate() {
+        let mut fill = 0f64;
+        for (i, (r, buf, cap)) in mon.records.iter().enumerate() {
             let len = words[mon.len_word[i]] as usize;
+            fill = fill.max(len as f64 / (*cap).max(1) as f64);
             if len == 0 {
                 continue;
             }
@@ -405,7 +463,7 @@ impl GpuRun {
         }
         self.ctx.queue.write_buffer(&mon.counter, 0, &[0u8; 8]);
         mon.bound.iter_mut().for_each(|b| *b = 0);
-        Ok(())
+        Ok(fill)
     }
 
     /// A bit-row SpikeMonitor's rows since the last drain as Brian2's records: per row in
