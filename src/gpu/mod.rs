@@ -129,7 +129,7 @@ pub fn wanted_features() -> wgpu::Features {
 /// The instance every context uses. wgpu validates each indirect dispatch with a hidden
 /// compute dispatch of its own (one more per indirect dispatch, every step); the kernels
 /// that write our indirect arguments clamp them to the device's limits themselves
-/// (`dispatch_args` in shaders/synapses.wgsl), so that check is turned off.
+/// (`dispatch_args` in shaders/queue.wgsl), so that check is turned off.
 pub(crate) fn instance_descriptor() -> wgpu::InstanceDescriptor {
     let mut d = wgpu::InstanceDescriptor::new_without_display_handle();
     d.flags

@@ -47,7 +47,7 @@ pub struct Options {
     pub atomic: Vec<usize>,
     /// The threshold kernel's event flag (a boolean variable): each element where it holds
     /// adds 1 to its tile's counter in a `b2_tiles` binding, the first step of the event
-    /// compaction in shaders/spikes.wgsl.
+    /// compaction in shaders/neurons.wgsl.
     pub count_tiles: Option<usize>,
     /// The device has native f32 `atomicAdd` (SHADER_FLOAT32_ATOMIC); without it f32
     /// accumulations are compare-and-swap loops.
@@ -68,8 +68,8 @@ pub struct Options {
     /// target's due synapses in list order (the serial loop's semantics where only a
     /// target's own synapses conflict, [`crate::ir::serial_index`]). The targets, their
     /// counts and their due positions come from a `b2_tgt` binding that the support
-    /// kernels of shaders/synapses.wgsl (section `by_target`) fill; `b2_params[6]` holds
-    /// the number of possible targets.
+    /// kernels of shaders/synapses.wgsl fill; `b2_params[6]` holds the number of possible
+    /// targets.
     pub by_target: bool,
     /// Per variable, the variable whose binding it uses: variables on one array (`A_pre`
     /// and `A_post` of one group) must share a binding, as a dispatch may not bind a
@@ -140,7 +140,7 @@ pub struct WgslKernel {
     pub targets_binding: Option<u32>,
 }
 
-/// Flags per tile of the event compaction (`B2_SPK_TILE` in shaders/spikes.wgsl).
+/// Flags per tile of the event compaction (`B2_SPK_TILE` in shaders/neurons.wgsl).
 pub const COMPACT_TILE: u32 = 1024;
 
 /// How the comment naming a generated kernel starts. Pipeline caches leave that line out

@@ -631,7 +631,7 @@ pub fn write_function(
     }
 
     if let (Some(v), false) = (opts.count_tiles, arena) {
-        // Step 1 of the event compaction (shaders/spikes.wgsl): count this element's
+        // Step 1 of the event compaction (shaders/neurons.wgsl): count this element's
         // event into its tile, in the counter half of this step's parity.
         let t = super::COMPACT_TILE;
         writeln!(

@@ -22,22 +22,11 @@ use crate::wgsl::{self, Options};
 use monitors::MonitorRecords;
 use queue::{Bundles, GpuQueue, SERIAL_CHUNK};
 
-const ENGINE_WGSL: &str = include_str!("../../../shaders/engine.wgsl");
-const SPIKES_WGSL: &str = include_str!("../../../shaders/spikes.wgsl");
+// The hand-written support kernels: one WGSL module per template family, each with one
+// binding table for its entry points (a pipeline binds what its entry point uses).
+const NEURONS_WGSL: &str = include_str!("../../../shaders/neurons.wgsl");
+const QUEUE_WGSL: &str = include_str!("../../../shaders/queue.wgsl");
 const SYNAPSES_WGSL: &str = include_str!("../../../shaders/synapses.wgsl");
-
-/// One section (from a line `//! section {name}` to the next) of a support shader file.
-fn section_of(file: &str, name: &str) -> String {
-    let marker = format!("//! section {name}\n");
-    let start = file.find(&marker).expect("shader section") + marker.len();
-    let rest = &file[start..];
-    let end = rest.find("//! section ").unwrap_or(rest.len());
-    rest[..end].to_string()
-}
-
-fn section(name: &str) -> String {
-    section_of(ENGINE_WGSL, name)
-}
 
 /// How a generated kernel iterates.
 #[derive(Clone, Copy)]
@@ -45,7 +34,7 @@ enum Mode<'a> {
     /// Over `0..n`.
     Elements,
     /// Over `0..n`, counting the elements where variable `.0` (the threshold's flag) holds
-    /// into the compaction's tile counters `.1` (shaders/spikes.wgsl).
+    /// into the compaction's tile counters `.1` (shaders/neurons.wgsl).
     CountingEvents(usize, &'a wgpu::Buffer),
     /// Over `list[range[0]..range[1]]`, one invocation per entry; `atomic`: variables
     /// accumulated atomically.
@@ -902,7 +891,7 @@ impl GpuRun {
         )?;
         let pass = self.support(
             "b2_event_range",
-            SPIKES_WGSL,
+            NEURONS_WGSL,
             "b2_event_range",
             &[
                 (0, &p),
@@ -918,7 +907,7 @@ impl GpuRun {
         Ok((range, Some(pass)))
     }
 
-    /// A range record (shaders/spikes.wgsl, `b2_spk_write_range`): positions, then
+    /// A range record (shaders/neurons.wgsl, `b2_spk_write_range`): positions, then
     /// indirect dispatch sizes at [`RANGE_INDIRECT`], [`RANGE_INDIRECT_NONEMPTY`] and
     /// [`RANGE_BUNDLES`].
     fn range_buffer(&self) -> Result<wgpu::Buffer, EngineError> {
@@ -1330,5 +1319,57 @@ fn dispatch(pass: &mut wgpu::ComputePass<'_>, p: &Pass, r: i64) {
         }
         (Some((buf, offset)), None) => pass.dispatch_workgroups_indirect(buf, *offset),
         (None, _) => pass.dispatch_workgroups(p.grid[0], p.grid[1], p.grid[2]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every hand-written support module parses and validates as a whole (naga), and those
+    /// used by every model need no f64 (adapters without SHADER_F64 create them too).
+    #[test]
+    fn support_modules_validate_as_whole_modules() {
+        use naga::valid::{Capabilities, ValidationFlags, Validator};
+        let summed = |ty: &str, acc: &str| {
+            format!(
+                "alias Value = {ty};\nalias Acc = {acc};\n{}",
+                include_str!("../../../shaders/summed.wgsl")
+            )
+        };
+        let without_f64 = Capabilities::all() - Capabilities::FLOAT64;
+        let modules = [
+            ("neurons", super::NEURONS_WGSL.to_string(), without_f64),
+            ("queue", super::QUEUE_WGSL.to_string(), without_f64),
+            ("synapses", super::SYNAPSES_WGSL.to_string(), without_f64),
+            (
+                "spikegen",
+                super::spikegen::SPIKEGEN_WGSL.to_string(),
+                without_f64,
+            ),
+            (
+                "monitors",
+                super::monitors::MONITORS_WGSL.to_string(),
+                without_f64,
+            ),
+            (
+                "monitors_f64",
+                super::monitors::MONITORS_F64_WGSL.to_string(),
+                Capabilities::all(),
+            ),
+            ("summed f32", summed("f32", "f32"), without_f64),
+            ("summed f64", summed("f64", "f64"), Capabilities::all()),
+            (
+                "summed f32 in f64",
+                summed("f32", "f64"),
+                Capabilities::all(),
+            ),
+        ];
+        for (name, src, caps) in modules {
+            let module = naga::front::wgsl::parse_str(&src)
+                .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&src)));
+            Validator::new(ValidationFlags::all(), caps)
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&src)));
+            assert!(!module.entry_points.is_empty(), "{name}: no entry point");
+        }
     }
 }

@@ -1,10 +1,14 @@
 //! Monitors on the GPU: `spikemonitor` (bit rows, or records and counts), `statemonitor`
-//! and `ratemonitor` (`shaders/engine.wgsl`), and draining their records to the host.
+//! and `ratemonitor` (`shaders/monitors.wgsl`, `shaders/monitors_f64.wgsl`), and draining
+//! their records to the host.
 
 use super::*;
 
+pub(super) const MONITORS_WGSL: &str = include_str!("../../../shaders/monitors.wgsl");
+pub(super) const MONITORS_F64_WGSL: &str = include_str!("../../../shaders/monitors_f64.wgsl");
+
 /// A SpikeMonitor that records only `i` and `t`, as bit rows (`record_event_bits` in
-/// shaders/engine.wgsl): memory follows the recorded steps, not the worst-case spike count.
+/// shaders/monitors.wgsl): memory follows the recorded steps, not the worst-case spike count.
 pub(super) struct EventBits {
     pub(super) bits: wgpu::Buffer,
     pub(super) params: wgpu::Buffer,
@@ -149,16 +153,16 @@ impl GpuRun {
                 )?;
                 let mut c = self.support(
                     "record_event_bits",
-                    &section("record_event_bits"),
-                    "main",
+                    MONITORS_WGSL,
+                    "record_event_bits",
                     &[
                         (0, &params),
                         (1, &self.bufs[*eventspace]),
                         (2, &range),
                         (3, &self.bufs[*count]),
-                        (4, &self.bufs[*total]),
-                        (5, ts),
-                        (6, &bits),
+                        (5, &self.bufs[*total]),
+                        (6, ts),
+                        (7, &bits),
                     ],
                     grid(self.ctx, width, EVENT_WG),
                 )?;
@@ -201,8 +205,8 @@ impl GpuRun {
             let sp = storage(self.ctx, "start", bytemuck::cast_slice(&[*start as u32, 0]))?;
             let mut c = self.support(
                 "count_events",
-                &section("count_events"),
-                "main",
+                MONITORS_WGSL,
+                "count_events",
                 &[
                     (0, &sp),
                     (1, &self.bufs[*eventspace]),
@@ -275,14 +279,14 @@ impl GpuRun {
             let trec = &mon.records.last().unwrap().1;
             passes.push(self.support(
                 "record_t",
-                &section("record_t"),
-                "main",
+                MONITORS_F64_WGSL,
+                "record_t",
                 &[
                     (0, &np),
-                    (1, &self.bufs[*t]),
-                    (2, trec),
-                    (3, &mon.counter),
-                    (4, &self.bufs[*total]),
+                    (2, &self.bufs[*t]),
+                    (3, trec),
+                    (5, &mon.counter),
+                    (6, &self.bufs[*total]),
                 ],
                 [1, 1, 1],
             )?);
@@ -323,10 +327,10 @@ impl GpuRun {
             )?;
             let r = self.support(
                 "record_rate",
-                &section("record_rate"),
-                "main",
+                MONITORS_F64_WGSL,
+                "record_rate",
                 &[
-                    (0, &fp),
+                    (7, &fp),
                     (1, &range),
                     (2, &self.bufs[*t]),
                     (3, &mon.records[0].1),

@@ -1,5 +1,5 @@
 //! Neuron groups on the GPU: `stateupdate` (fused with the group's `threshold` where that
-//! is exact), `threshold` with the ordered event compaction of `shaders/spikes.wgsl`, and
+//! is exact), `threshold` with the ordered event compaction of `shaders/neurons.wgsl`, and
 //! `reset`.
 
 use super::*;
@@ -53,7 +53,7 @@ impl GpuRun {
 
     /// `threshold`: the kernel (unless fused into the state update) writes the flags and
     /// counts them per tile; the scatter writes the ascending eventspace and the group's
-    /// range record (shaders/spikes.wgsl).
+    /// range record (shaders/neurons.wgsl).
     pub(super) fn threshold(&mut self, cx: &mut Prep, op: &Op) -> Result<Prepared, EngineError> {
         let Op::Threshold {
             kernel,
@@ -67,7 +67,7 @@ impl GpuRun {
         };
         Ok({
             let step_buf = Some(&self.rng_steps[cx.clock]);
-            // Ordered compaction over tiles (shaders/spikes.wgsl): the threshold
+            // Ordered compaction over tiles (shaders/neurons.wgsl): the threshold
             // kernel counts its events per tile, then a scatter that also writes
             // the whole group's range record. Two halves of counters (step parity).
             let (done, tiles) = match cx.fused_threshold.take() {
@@ -128,7 +128,7 @@ impl GpuRun {
                     )?);
                     passes.push(self.support(
                         "b2_compact_count",
-                        SPIKES_WGSL,
+                        NEURONS_WGSL,
                         "b2_compact_count",
                         &entries,
                         grid(self.ctx, (*n).max(1), 64),
@@ -137,7 +137,7 @@ impl GpuRun {
             }
             passes.push(self.support(
                 "b2_compact_scatter",
-                SPIKES_WGSL,
+                NEURONS_WGSL,
                 "b2_compact_scatter",
                 &entries,
                 grid(self.ctx, (*n).max(1), wgsl::COMPACT_TILE),
@@ -173,7 +173,7 @@ impl GpuRun {
     }
 }
 
-/// The counters of an event compaction over `n` flags (two halves, shaders/spikes.wgsl).
+/// The counters of an event compaction over `n` flags (two halves, shaders/neurons.wgsl).
 fn compaction_counters(ctx: &GpuContext, n: usize) -> Result<wgpu::Buffer, EngineError> {
     let tiles = n.div_ceil(wgsl::COMPACT_TILE as usize).max(1);
     storage(ctx, "compact tiles", &vec![0u8; tiles * 8])

@@ -1,4 +1,4 @@
-//! A synaptic pathway's spike queue on the GPU (see `shaders/synapses.wgsl` for the
+//! A synaptic pathway's spike queue on the GPU (see `shaders/queue.wgsl` for the
 //! layout): host-side tables built from the engine's [`SpikeQueue`] at the start of a run,
 //! and the conversion back into Brian2's queue state (synapses per future step) after it.
 
@@ -410,13 +410,7 @@ impl GpuRun {
             } else {
                 "queue_push"
             };
-            let mut p = self.support(
-                "queue_push",
-                &section_of(SYNAPSES_WGSL, section),
-                "main",
-                &entries,
-                [1, 1, 1],
-            )?;
+            let mut p = self.support(section, QUEUE_WGSL, section, &entries, [1, 1, 1])?;
             p.indirect = Some((range.clone(), RANGE_INDIRECT_NONEMPTY));
             Prepared::Passes(rp.into_iter().chain([p]).collect(), None)
         })

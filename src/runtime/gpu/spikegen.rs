@@ -1,6 +1,8 @@
-//! SpikeGeneratorGroup on the GPU (`spikegenerator`, `shaders/synapses.wgsl`).
+//! SpikeGeneratorGroup on the GPU (`spikegenerator`, `shaders/spikegen.wgsl`).
 
 use super::*;
+
+pub(super) const SPIKEGEN_WGSL: &str = include_str!("../../../shaders/spikegen.wgsl");
 
 impl GpuRun {
     /// `spikegenerator`: a one-thread plan, then one invocation per event of the bin.
@@ -45,8 +47,8 @@ impl GpuRun {
             let plan = self.ctx.indirect_buffer("spikegen plan", &[0u8; 32])?;
             let mut p = self.support(
                 "spikegen_plan",
-                &section_of(SYNAPSES_WGSL, "spikegen_plan"),
-                "main",
+                SPIKEGEN_WGSL,
+                "spikegen_plan",
                 &[
                     (0, &params),
                     (1, step),
@@ -60,12 +62,12 @@ impl GpuRun {
             p.params = Some(params);
             let mut copy = self.support(
                 "spikegen_copy",
-                &section_of(SYNAPSES_WGSL, "spikegen_copy"),
-                "main",
+                SPIKEGEN_WGSL,
+                "spikegen_copy",
                 &[
-                    (0, &plan),
-                    (1, &self.bufs[*neuron_index]),
-                    (2, &self.bufs[*eventspace]),
+                    (6, &plan),
+                    (7, &self.bufs[*neuron_index]),
+                    (4, &self.bufs[*eventspace]),
                 ],
                 [1, 1, 1],
             )?;

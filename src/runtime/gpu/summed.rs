@@ -1,7 +1,9 @@
 //! Summed variables on the GPU (`summedvariableupdate`): per-synapse values, then one
-//! invocation per target summing in ascending synapse order (`shaders/synapses.wgsl`).
+//! invocation per target summing in ascending synapse order (`shaders/summed.wgsl`).
 
 use super::*;
+
+const SUMMED_WGSL: &str = include_str!("../../../shaders/summed.wgsl");
 
 impl GpuRun {
     /// `summedvariableupdate`: the values per synapse, then one invocation per target.
@@ -87,9 +89,8 @@ impl GpuRun {
         }
         let ty = crate::wgsl::polyfill::wgsl_type(value_ty);
         let acc = if self.ctx.supports_f64() { "f64" } else { ty };
-        let src = section_of(SYNAPSES_WGSL, "summed")
-            .replace("VALUE", ty)
-            .replace("ACC", acc);
+        // The file's type aliases, declared in front of it.
+        let src = format!("alias Value = {ty};\nalias Acc = {acc};\n{SUMMED_WGSL}");
         let params = storage(
             self.ctx,
             "summed params",
@@ -99,7 +100,7 @@ impl GpuRun {
         let mut p = self.support(
             "summed",
             &src,
-            "main",
+            "summed",
             &[
                 (0, &params),
                 (1, &csr),

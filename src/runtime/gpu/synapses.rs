@@ -58,14 +58,14 @@ impl GpuRun {
                     // The grid: a row per delay, a column per due event.
                     passes.push(self.support(
                         "queue_plan",
-                        &section_of(SYNAPSES_WGSL, "queue_plan"),
-                        "main",
+                        QUEUE_WGSL,
+                        "queue_plan",
                         &[
                             (0, &q.params),
-                            (1, &q.ring),
-                            (2, &q.tables),
-                            (3, &self.rng_steps[cx.clock]),
-                            (4, &q.slots),
+                            (3, &q.ring),
+                            (7, &q.tables),
+                            (5, &self.rng_steps[cx.clock]),
+                            (8, &q.slots),
                         ],
                         grid(self.ctx, q.distinct_delays().max(1), 64),
                     )?);
@@ -136,33 +136,38 @@ impl GpuRun {
             // count and a write over tiles of (delay, event) pairs.
             let shared = [
                 (0, &q.params),
-                (1, &q.state),
-                (2, &q.ring),
-                (3, &q.tables),
-                (4, &q.entries),
-                (5, &q.range),
-                (6, &q.indirect),
-                (7, &q.tiles),
+                (2, &q.state),
+                (3, &q.ring),
+                (7, &q.tables),
+                (9, &q.entries),
+                (10, &q.range),
+                (11, &q.indirect),
+                (12, &q.tiles),
             ];
-            let wgsl = section_of(SYNAPSES_WGSL, "queue_deliver");
             let mut with_args = shared.to_vec();
-            with_args.push((8, &q.tile_args));
-            let plan = self.support("queue_deliver", &wgsl, "main", &with_args, [1, 1, 1])?;
+            with_args.push((13, &q.tile_args));
+            let plan = self.support(
+                "queue_deliver",
+                QUEUE_WGSL,
+                "queue_deliver",
+                &with_args,
+                [1, 1, 1],
+            )?;
             let mut deliver = vec![plan];
             for entry in ["queue_deliver_count", "queue_deliver_write"] {
-                let mut p = self.support(entry, &wgsl, entry, &shared, [1, 1, 1])?;
+                let mut p = self.support(entry, QUEUE_WGSL, entry, &shared, [1, 1, 1])?;
                 p.indirect = Some((q.tile_args.clone(), 0));
                 deliver.push(p);
             }
             let mut expand = self.support(
                 "queue_expand",
-                &section_of(SYNAPSES_WGSL, "queue_expand"),
-                "main",
+                QUEUE_WGSL,
+                "queue_expand",
                 &[
-                    (0, &q.state),
-                    (1, &q.entries),
-                    (2, &q.perm_buf),
-                    (3, &q.due),
+                    (2, &q.state),
+                    (9, &q.entries),
+                    (14, &q.perm_buf),
+                    (15, &q.due),
                 ],
                 [1, 1, 1],
             )?;
@@ -178,7 +183,6 @@ impl GpuRun {
             match parallel {
                 Parallel::Serial if by_target.is_some() => {
                     let (state, args, params, post, targets) = by_target.expect("checked");
-                    let wgsl = section_of(SYNAPSES_WGSL, "by_target");
                     let entries = [
                         (0, &params),
                         (1, &q.range),
@@ -189,13 +193,14 @@ impl GpuRun {
                     ];
                     passes.push(self.support(
                         "b2_tgt_reset",
-                        &wgsl,
+                        SYNAPSES_WGSL,
                         "b2_tgt_reset",
                         &entries,
                         [1, 1, 1],
                     )?);
                     for entry in ["b2_tgt_count", "b2_tgt_offsets", "b2_tgt_scatter"] {
-                        let mut p = self.support(entry, &wgsl, entry, &entries, [1, 1, 1])?;
+                        let mut p =
+                            self.support(entry, SYNAPSES_WGSL, entry, &entries, [1, 1, 1])?;
                         p.indirect = Some((q.indirect.clone(), 12));
                         passes.push(p);
                     }
@@ -231,12 +236,12 @@ impl GpuRun {
     }
 
     /// For a serial-order pathway whose conflicts are only among one target's synapses
-    /// ([`crate::ir::serial_index`]): the grouping state of shaders/synapses.wgsl
-    /// (section `by_target`), its parameters, the array of targets per synapse and the
-    /// number of possible targets. `None` (one invocation walks the whole due list
-    /// instead) where the kernel writes through other indices, or where one target has so
-    /// many synapses that its invocation's loops would be long (lavapipe ends a shader's
-    /// loops after 65,535 iterations).
+    /// ([`crate::ir::serial_index`]): the grouping state of shaders/synapses.wgsl, its
+    /// parameters, the array of targets per synapse and the number of possible targets.
+    /// `None` (one invocation walks the whole due list instead) where the kernel writes
+    /// through other indices, or where one target has so many synapses that its
+    /// invocation's loops would be long (lavapipe ends a shader's loops after 65,535
+    /// iterations).
     fn by_target(
         &self,
         eng: &Engine,

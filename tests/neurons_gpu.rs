@@ -1,4 +1,4 @@
-//! `shaders/spikes.wgsl`: ordered event compaction (count, scatter) and subgroup event
+//! `shaders/neurons.wgsl`: ordered event compaction (count, scatter) and subgroup event
 //! ranges (`b2_event_range`), checked exactly against CPU references on whatever adapter
 //! is present (lavapipe in CI).
 
@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use brian2wgpu::gpu::GpuContext;
 
-const SPIKES_WGSL: &str = include_str!("../shaders/spikes.wgsl");
+const NEURONS_WGSL: &str = include_str!("../shaders/neurons.wgsl");
 /// Pre-filled into the eventspace; every entry the kernel must not write keeps it.
 const SENTINEL: i32 = -7;
 /// Pre-filled into buffers an entry point binds but must not write.
@@ -80,7 +80,7 @@ fn reference_space(flags: &[u32], before: &[i32]) -> Vec<i32> {
     out
 }
 
-/// The two compaction steps of shaders/spikes.wgsl (count, scatter) over resident
+/// The two compaction steps of shaders/neurons.wgsl (count, scatter) over resident
 /// buffers, bound as the engine binds them (all six bindings).
 struct Compaction {
     n: usize,
@@ -117,7 +117,7 @@ impl Compaction {
         ]
         .into_iter()
         .map(|(entry, g)| {
-            let p = ctx.pipeline(entry, SPIKES_WGSL, entry).unwrap();
+            let p = ctx.pipeline(entry, NEURONS_WGSL, entry).unwrap();
             let entries: Vec<_> = bufs
                 .iter()
                 .enumerate()
@@ -338,7 +338,7 @@ fn gpu_range(ctx: &GpuContext, space: &[i32], start: u32, stop: u32) -> [u32; 2]
     ];
     ctx.run_compute(
         "b2_event_range",
-        SPIKES_WGSL,
+        NEURONS_WGSL,
         "b2_event_range",
         &mut bufs,
         1,
