@@ -99,7 +99,34 @@ pub fn exact_module(
         });
     }
     layout.sort_by_key(|e| e.binding);
+    // wgpu's Vulkan backend numbers a bind group layout's descriptors 0, 1, 2, ... in
+    // binding order (it remaps naga's own output the same way): a module whose entry point
+    // uses bindings 0, 2, 5 must say 0, 1, 2. Bindings the entry point does not use go
+    // past the end, where they cannot alias a used one.
+    let mut binding_map = spv::BindingMap::default();
+    let mut unused = layout.len() as u32;
+    for (handle, var) in module.global_variables.iter() {
+        let Some(binding) = &var.binding else {
+            continue;
+        };
+        let compact = match layout.iter().position(|e| e.binding == binding.binding) {
+            Some(i) if !ep_info[handle].is_empty() => i as u32,
+            _ => {
+                unused += 1;
+                unused
+            }
+        };
+        binding_map.insert(
+            *binding,
+            spv::BindingInfo {
+                descriptor_set: 0,
+                binding: compact,
+                binding_array_size: None,
+            },
+        );
+    }
     let options = spv::Options {
+        binding_map,
         lang_version,
         flags: spv::WriterFlags::empty(),
         fake_missing_bindings: true,
@@ -378,5 +405,36 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
                 && w[3] == 32
         });
         assert!(preserved);
+    }
+
+    /// wgpu numbers an entry point's descriptors 0, 1, 2, ... in binding order: a module
+    /// whose entry point uses bindings 0 and 5 of several must be decorated 0 and 1.
+    #[test]
+    fn sparse_bindings_are_numbered_as_wgpu_lays_them_out() {
+        const SPARSE: &str = "
+@group(0) @binding(0) var<storage, read> a: array<u32>;
+@group(0) @binding(2) var<storage, read_write> unused: array<u32>;
+@group(0) @binding(5) var<storage, read_write> b: array<u32>;
+@compute @workgroup_size(1)
+fn main() { b[0] = a[0]; }
+@compute @workgroup_size(1)
+fn other() { unused[0] = 1u; }
+";
+        let m = exact_module(SPARSE, "main", (1, 3), naga::valid::Capabilities::empty()).unwrap();
+        let bindings: Vec<u32> = m.layout.iter().map(|e| e.binding).collect();
+        assert_eq!(bindings, [0, 5], "the layout keeps WGSL's numbers");
+        const DECORATION_BINDING: u32 = 33;
+        let mut decorated: Vec<u32> = m
+            .words
+            .windows(4)
+            .filter(|w| w[0] == (4 << 16) | OP_DECORATE && w[2] == DECORATION_BINDING)
+            .map(|w| w[3])
+            .collect();
+        decorated.sort();
+        assert!(decorated.starts_with(&[0, 1]), "{decorated:?}");
+        assert!(
+            !decorated.contains(&5) && !decorated.contains(&2),
+            "{decorated:?}"
+        );
     }
 }
