@@ -68,6 +68,10 @@ def set_dump_shaders(dir: str | None = None) -> None:
 def current_adapter() -> str:
     """Name of the adapter the engine runs on."""
 
+def download_resident(array: np.ndarray) -> bool:
+    """Bring back the values a gpu run left on the GPU for ``array`` (a host array of
+    that run, unchanged since); whether anything was downloaded."""
+
 @final
 class QueueLayout:
     """A pathway's synapses grouped by source with delays in steps (built once, shared by
@@ -101,6 +105,8 @@ class Engine:
     def set_array_names(self, names: list[str]) -> None: ...
     def gpu_monitor_bytes(self) -> int: ...
     def gpu_uploaded_bytes(self) -> int: ...
+    def gpu_left_on_gpu(self) -> list[int]:
+        """Ids of the arrays the last gpu run wrote and left on the GPU."""
     def gpu_dispatches(self) -> list[list[tuple[str, tuple[int, int, int] | None]]]: ...
     def run(self, arrays: list[np.ndarray], clocks: list[tuple[float, int, int, int | None, int | None]],
             should_stop: Any, check_every: int, backend: str = "cpu",

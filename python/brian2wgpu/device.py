@@ -166,8 +166,10 @@ class _RunState:
         self.arrays = []
         self.names = []  # per array, what it is (for error messages)
         self.ids = {}
-        # Per array, its host copy's version (WgpuDevice._host_version; 0: none).
+        # Per array, its host copy's version (WgpuDevice._host_version; 0: none), and its
+        # Brian2 variable (None: a table made for this run).
         self.versions = []
+        self.vars = []
         self.extra = {}
         # Spike queue id per synaptic pathway (push_spikes creates it, synapses uses it).
         self.queues = {}
@@ -178,13 +180,15 @@ class _RunState:
             return self.ids[key]
         if not isinstance(var, ArrayVariable):
             raise _unsupported(f"variable {what} of kind {type(var).__name__}", what)
-        value = self.device.peek_value(var)
-        value = np.asarray(value)
+        # The host array itself: a run on the gpu backend may start while the GPU holds
+        # newer values than it (WgpuDevice._on_gpu), which it then reuses.
+        value = np.asarray(self.device._host_array(var))
         if value.ndim != 1 or not value.flags.c_contiguous or not value.flags.writeable:
             raise _unsupported(f"non-contiguous or multi-dimensional variable '{what}'", what)
         self.ids[key] = len(self.arrays)
         self.arrays.append(value)
         self.versions.append(self.device._host_version(var))
+        self.vars.append(var)
         try:
             owner = var.owner.name
         except Exception:  # a dead weak reference or no owner
@@ -203,6 +207,7 @@ class _RunState:
     def scratch(self, array, what="an internal table"):
         self.arrays.append(array)
         self.versions.append(0)  # made for this run: always uploaded
+        self.vars.append(None)
         self.names.append(what)
         return len(self.arrays) - 1
 
@@ -224,6 +229,10 @@ class WgpuDevice(RuntimeDevice):
         # resize, host code run on it) forgets the version, so the next run uploads it.
         self._versions = weakref.WeakKeyDictionary()
         self._version_counter = 0
+        # Variables whose newest values a gpu run left on the GPU (it downloads only what
+        # Python then reads, DESIGN.md §3): any access to the host array downloads them
+        # first (_sync); a full overwrite just forgets them (_discard).
+        self._on_gpu = weakref.WeakKeyDictionary()
         self._creating_code = False
 
     # -- host arrays and their versions ------------------------------------------------
@@ -237,39 +246,62 @@ class WgpuDevice(RuntimeDevice):
     def _touch(self, var):
         self._versions.pop(var, None)
 
+    def _host_array(self, var):
+        """The host array of ``var`` as it is (the GPU may hold newer values)."""
+        return super().get_value(var, access_data=True)
+
+    def _sync(self, var):
+        """Bring back the values a gpu run left on the GPU for ``var``."""
+        if self._on_gpu.pop(var, False):
+            _engine.download_resident(np.asarray(self._host_array(var)))
+
+    def _discard(self, var):
+        """``var`` is about to be overwritten as a whole: its values on the GPU are moot
+        (its version changes too, so the GPU copy is never used again)."""
+        self._on_gpu.pop(var, None)
+
     def peek_value(self, var):
         """The host array of ``var`` for reading only (does not mark it as changed)."""
-        return super().get_value(var, access_data=True)
+        self._sync(var)
+        return self._host_array(var)
 
     def get_value(self, var, access_data=True):
         # The caller may write into the array it gets (Brian2 does, e.g. when adding
         # synapses); code objects being built only keep a reference (their runs on the
-        # host are tracked by _track_host_code).
+        # host are tracked by _track_host_code, which also brings their arrays back
+        # from the GPU first).
         if not self._creating_code:
+            self._sync(var)
             self._touch(var)
         return super().get_value(var, access_data)
 
     def set_value(self, var, value):
+        self._discard(var)
         self._touch(var)
         super().set_value(var, value)
 
     def fill_with_array(self, var, arr):
+        self._discard(var)
         self._touch(var)
         super().fill_with_array(var, arr)
 
     def resize(self, var, new_size):
+        self._sync(var)
         self._touch(var)
         super().resize(var, new_size)
 
     def resize_along_first(self, var, new_size):
+        self._sync(var)
         self._touch(var)
         super().resize_along_first(var, new_size)
 
     def init_with_zeros(self, var, dtype):
+        self._discard(var)
         self._touch(var)
         super().init_with_zeros(var, dtype)
 
     def init_with_arange(self, var, start, dtype):
+        self._discard(var)
         self._touch(var)
         super().init_with_arange(var, start, dtype)
 
@@ -288,6 +320,7 @@ class WgpuDevice(RuntimeDevice):
                                     if self.get_array_name(var, True) in code
                                     or self.get_array_name(var, False) in code]
                 for var in named[block]:
+                    self._sync(var)
                     self._touch(var)
             return run_block(block)
         codeobj.run_block = tracked
@@ -532,6 +565,11 @@ class WgpuDevice(RuntimeDevice):
         check_every = int(prefs["devices.wgpu.steps_per_batch"]) or 100
         steps_hint = max(1, i_end - i_start)
         engine.set_array_names(state.names)
+        # A run reuses what earlier gpu runs left on the GPU for its own arrays (on the gpu
+        # backend); everything else left there comes back now, before its buffer may go.
+        for var in list(self._on_gpu.keys()):
+            if backend != "gpu" or id(var) not in state.ids:
+                self._sync(var)
         Network._globally_running = True
         completed = False
         try:
@@ -541,6 +579,8 @@ class WgpuDevice(RuntimeDevice):
                                                    state.versions)
                 clock_specs = [(s[0], ts, *s[2:]) for s, ts in zip(clock_specs, timesteps)]
                 if status == "callback":
+                    # The engine brought every array of the run back for the callback.
+                    self._forget_on_gpu(state)
                     callbacks[cb]()
                     if net._stopped or Network._globally_stopped:
                         # A network_operation called stop(): end after this step.
@@ -550,6 +590,9 @@ class WgpuDevice(RuntimeDevice):
                     continue
                 break
             completed = True
+            for i in engine.gpu_left_on_gpu():
+                if state.vars[i] is not None:
+                    self._on_gpu[state.vars[i]] = True
         except Exception as exc:
             # As under Brian2's runtime targets, the network stays where the run stopped:
             # its time follows the clocks (their arrays are the host state's), and the
@@ -563,6 +606,9 @@ class WgpuDevice(RuntimeDevice):
             raise
         finally:
             Network._globally_running = False
+            if not completed:
+                # The engine brought back what it could (the state of a step boundary).
+                self._forget_on_gpu(state)
             for finish in post:
                 if completed:
                     finish(engine)
@@ -603,6 +649,11 @@ class WgpuDevice(RuntimeDevice):
             report_callback((end_time - start_time) * second,
                             self._last_run_completed_fraction, t_start, duration)
         net.after_run()
+
+    def _forget_on_gpu(self, state):
+        for var in state.vars:
+            if var is not None:
+                self._on_gpu.pop(var, None)
 
     def _check_for_invalid_states(self, group):
         """Brian2's check of the integrated variables (NaN or huge values), reading the

@@ -125,6 +125,32 @@ fn dtype_of(a: &Bound<'_, PyUntypedArray>) -> PyResult<Type> {
     Type::from_name(&s).ok_or_else(|| PyValueError::new_err(format!("unsupported array dtype {s}")))
 }
 
+/// Bring back the values a GPU run left on the GPU for `array` (a host array of that run,
+/// unchanged since). Returns whether anything was downloaded.
+#[pyfunction]
+pub(super) fn download_resident(
+    py: Python<'_>,
+    array: Bound<'_, PyUntypedArray>,
+) -> PyResult<bool> {
+    if !array.is_c_contiguous() || array.ndim() > 1 {
+        return Err(PyValueError::new_err(
+            "download_resident: a contiguous 1-D array",
+        ));
+    }
+    let raw = RawArray {
+        ptr: unsafe { (*array.as_array_ptr()).fields.data as *mut u8 },
+        len: array.len(),
+        ty: dtype_of(&array)?,
+    };
+    let raw = SendRaw(raw);
+    py.detach(move || runtime::download_resident(raw.0))
+        .map_err(engine_err)
+}
+
+/// A host array handed to a call without the GIL (the caller holds the numpy array).
+struct SendRaw(RawArray);
+unsafe impl Send for SendRaw {}
+
 /// A network's kernels and schedule, run without Python per step.
 #[pyclass(module = "brian2wgpu._engine", name = "Engine")]
 pub struct PyEngine {
@@ -136,6 +162,8 @@ pub struct PyEngine {
     dispatches: Vec<Vec<runtime::Dispatch>>,
     monitor_bytes: u64,
     uploaded_bytes: u64,
+    /// Arrays the last GPU run wrote and left on the GPU (see `gpu_left_on_gpu`).
+    left_on_gpu: Vec<usize>,
 }
 
 #[pymethods]
@@ -148,6 +176,7 @@ impl PyEngine {
             dispatches: Vec::new(),
             monitor_bytes: 0,
             uploaded_bytes: 0,
+            left_on_gpu: Vec::new(),
         }
     }
 
@@ -262,6 +291,13 @@ impl PyEngine {
     /// buffers were kept from the run before are not uploaded again).
     fn gpu_uploaded_bytes(&self) -> u64 {
         self.uploaded_bytes
+    }
+
+    /// Ids of the arrays the last GPU run wrote and left on the GPU, newer than their
+    /// host copies: `download_resident` brings one back (Python's device does so before
+    /// any access to it).
+    fn gpu_left_on_gpu(&self) -> Vec<usize> {
+        self.left_on_gpu.clone()
     }
 
     fn profiling(&self) -> Vec<f64> {
@@ -391,6 +427,10 @@ impl PyEngine {
                 .collect(),
         };
         let engine = &mut self.engine;
+        // The run's arrays, alive until it returns: kept buffers ahead of them are
+        // downloaded if the run fails.
+        let alive = raws.clone();
+        let versions = &versions;
         let should_stop: Py<PyAny> = should_stop.unbind();
         // The interpreter runs without the GIL; the stop check briefly takes it back.
         let status = {
@@ -420,6 +460,8 @@ impl PyEngine {
             let dispatches = &mut self.dispatches;
             let monitor_bytes = &mut self.monitor_bytes;
             let uploaded_bytes = &mut self.uploaded_bytes;
+            let left_on_gpu = &mut self.left_on_gpu;
+            left_on_gpu.clear();
             let gpu = backend == "gpu";
             let r = py.detach(move || -> Result<RunStatus, runtime::EngineError> {
                 // Kernels name themselves in a caught panic (runtime::cpu); this catches
@@ -429,14 +471,14 @@ impl PyEngine {
                     run_backend(
                         engine,
                         gpu_run,
-                        (dispatches, monitor_bytes, uploaded_bytes),
+                        (dispatches, monitor_bytes, uploaded_bytes, left_on_gpu),
                         raws,
                         cl,
                         &mut should_stop_fn,
                         gpu,
                         check_every,
                         steps_hint,
-                        &versions,
+                        versions,
                     )
                 }))
                 .unwrap_or_else(|payload| {
@@ -445,8 +487,10 @@ impl PyEngine {
                 })
             });
             if r.is_err() || stop_err.is_some() {
-                // GPU buffers may be ahead of the host arrays: never reuse them.
-                runtime::forget_resident();
+                // GPU buffers may be ahead of the host arrays: never reuse them (those that
+                // hold a step boundary's state come back first).
+                runtime::salvage_resident(&alive, versions);
+                self.left_on_gpu.clear();
             }
             if let Some(e) = stop_err {
                 return Err(e);
@@ -467,10 +511,11 @@ impl PyEngine {
 fn run_backend(
     engine: &mut Engine,
     gpu_run: &mut Option<runtime::GpuRun>,
-    (dispatches, monitor_bytes, uploaded_bytes): (
+    (dispatches, monitor_bytes, uploaded_bytes, left_on_gpu): (
         &mut Vec<Vec<runtime::Dispatch>>,
         &mut u64,
         &mut u64,
+        &mut Vec<usize>,
     ),
     raws: Vec<RawArray>,
     cl: &mut Clocks,
@@ -481,8 +526,9 @@ fn run_backend(
     versions: &[u64],
 ) -> Result<RunStatus, runtime::EngineError> {
     if !gpu {
-        // The interpreter writes host arrays: buffers kept from a gpu run go stale.
-        runtime::forget_resident();
+        // The interpreter writes host arrays: buffers kept from a gpu run go stale (those
+        // ahead of the host come back first).
+        runtime::salvage_resident(&raws, versions);
         return unsafe { engine.run_cpu(&raws, cl, should_stop_fn, check_every) };
     }
     let ctx = GpuContext::shared()?;
@@ -503,6 +549,9 @@ fn run_backend(
     // Records grow during a run: report what they reached.
     *monitor_bytes = run.monitor_bytes();
     if !matches!(status, Ok(RunStatus::Callback { .. })) {
+        if status.is_ok() {
+            *left_on_gpu = std::mem::take(&mut run.left_on_gpu);
+        }
         *gpu_run = None;
     }
     status

@@ -451,6 +451,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_dump_shaders, m)?)?;
     m.add_function(wrap_pyfunction!(set_gpu_timeout, m)?)?;
     m.add_function(wrap_pyfunction!(current_adapter, m)?)?;
+    m.add_function(wrap_pyfunction!(engine::download_resident, m)?)?;
     m.add_function(wrap_pyfunction!(connect::connect_generator, m)?)?;
     m.add_class::<CompiledKernel>()?;
     m.add_class::<engine::PyEngine>()?;

@@ -8,7 +8,7 @@ mod gpu;
 mod queue;
 
 pub use clocks::{Clock, Clocks};
-pub use gpu::{Dispatch, GpuRun, forget_resident};
+pub use gpu::{Dispatch, GpuRun, download_resident, salvage_resident};
 pub use queue::{QueueLayout, SpikeQueue, fingerprint as queue_fingerprint};
 
 use thiserror::Error;

@@ -285,6 +285,13 @@ pub struct GpuRun {
     batch: usize,
     /// Bytes of array data uploaded when the run started.
     pub uploaded: u64,
+    /// Per array, the version of its host copy ([`Resident`]; 0: none).
+    versions: Vec<u64>,
+    /// Whether this run's written buffers have been marked as changing ([`Resident`]).
+    tainted: bool,
+    /// Arrays the run wrote and left on the GPU, ahead of their host copies (downloaded
+    /// on demand: [`download_resident`]).
+    pub left_on_gpu: Vec<usize>,
 }
 
 /// Per array, whether no scheduled operation or clock writes it during a run (Python
@@ -388,8 +395,9 @@ fn invariant_arrays(eng: &Engine, clocks: &Clocks, n: usize) -> Vec<bool> {
 /// follow use). An entry is reused only for the same host array (address, length, type)
 /// whose host copy has the same version, a number the Python device changes whenever the
 /// host copy may have changed (it is set, read out, resized, or host code ran on it);
-/// version 0 is never reused. Between runs GPU and host copies are equal: each run ends by
-/// downloading what the GPU wrote.
+/// version 0 is never reused. A run does not download what it wrote: such an entry is
+/// `stale` (the GPU's copy is newer) until Python reads the array, which downloads it
+/// first ([`download_resident`]); the next run reuses it as it is.
 struct Resident {
     /// The context the buffer belongs to (a lost device's buffers are never reused).
     ctx: usize,
@@ -398,14 +406,79 @@ struct Resident {
     ty: Type,
     version: u64,
     buf: wgpu::Buffer,
+    /// The GPU's copy is newer than the host's.
+    stale: bool,
+    /// A run in progress writes the buffer: it holds no state of a step boundary until
+    /// that run ends.
+    tainted: bool,
 }
 
 static RESIDENT: std::sync::Mutex<Vec<Resident>> = std::sync::Mutex::new(Vec::new());
 
-/// Forget the kept buffers (after a failed run, or a run on the CPU, which writes the host
-/// arrays without versions).
-pub fn forget_resident() {
-    RESIDENT.lock().unwrap_or_else(|e| e.into_inner()).clear();
+/// Download a kept buffer that is ahead of its host array (`arr`: that array, alive and
+/// unchanged since the run; Python's device calls this before any access to it).
+/// Returns whether there was anything to download.
+pub fn download_resident(arr: RawArray) -> Result<bool, EngineError> {
+    let mut kept = RESIDENT.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(r) = kept
+        .iter_mut()
+        .find(|r| r.stale && r.ptr == arr.ptr as usize && r.len == arr.len && r.ty == arr.ty)
+    else {
+        return Ok(false);
+    };
+    let ctx = GpuContext::shared()?;
+    if r.ctx != ctx as *const GpuContext as usize {
+        return Err(EngineError::Gpu(GpuError::Device {
+            label: "download".into(),
+            message: "the GPU device that held this array's latest values was lost".into(),
+        }));
+    }
+    let data = ctx.read_buffer(&r.buf, arr.len * gpu_elem_size(arr.ty))?;
+    gpu_to_host(&arr, &data);
+    r.stale = false;
+    Ok(true)
+}
+
+/// Forget the kept buffers (after a failed run, or before a run on the CPU, which writes
+/// the host arrays without versions), downloading first those that are ahead of their
+/// host arrays, are among `arrays` (alive: the run's own, with their `versions`) and hold
+/// the state of a step boundary (no failed run was writing them). Best effort: a lost
+/// device keeps its data.
+pub fn salvage_resident(arrays: &[RawArray], versions: &[u64]) {
+    let kept = std::mem::take(&mut *RESIDENT.lock().unwrap_or_else(|e| e.into_inner()));
+    let Ok(ctx) = GpuContext::shared() else {
+        return;
+    };
+    for r in kept.iter().filter(|r| r.stale && !r.tainted) {
+        let live = arrays.iter().zip(versions).find(|(a, v)| {
+            a.ptr as usize == r.ptr && a.len == r.len && a.ty == r.ty && **v == r.version
+        });
+        if let (Some((a, _)), true) = (live, r.ctx == ctx as *const GpuContext as usize)
+            && let Ok(data) = ctx.read_buffer(&r.buf, a.len * gpu_elem_size(a.ty))
+        {
+            gpu_to_host(a, &data);
+        }
+    }
+}
+
+/// Apply `f` to the kept entry of each array of this run (array id, entry).
+fn with_resident(run: &GpuRun, mut f: impl FnMut(usize, &mut Resident)) {
+    let mut kept = RESIDENT.lock().unwrap_or_else(|e| e.into_inner());
+    let ctx = run.ctx as *const GpuContext as usize;
+    for (id, (a, &v)) in run.arrays.iter().zip(&run.versions).enumerate() {
+        if v == 0 {
+            continue;
+        }
+        if let Some(r) = kept.iter_mut().find(|r| {
+            r.ctx == ctx
+                && r.version == v
+                && r.ptr == a.ptr as usize
+                && r.len == a.len
+                && r.ty == a.ty
+        }) {
+            f(id, r);
+        }
+    }
 }
 
 /// Size of one element in GPU storage (booleans are u32 there).
@@ -737,8 +810,11 @@ impl GpuRun {
                     && r.len == a.len
                     && r.ty == a.ty
             };
-            let buf = match kept.iter().position(same) {
-                Some(k) => kept.swap_remove(k).buf,
+            let (buf, stale) = match kept.iter().position(same) {
+                Some(k) => {
+                    let r = kept.swap_remove(k);
+                    (r.buf, r.stale)
+                }
                 None => {
                     let label = match eng.array_names.get(i) {
                         Some(name) => format!("{name} ({} elements of {})", a.len, a.ty),
@@ -746,7 +822,7 @@ impl GpuRun {
                     };
                     let bytes = host_to_gpu(a);
                     uploaded += bytes.len() as u64;
-                    storage(ctx, &label, &bytes)?
+                    (storage(ctx, &label, &bytes)?, false)
                 }
             };
             if version != 0 {
@@ -757,6 +833,8 @@ impl GpuRun {
                     ty: a.ty,
                     version,
                     buf: buf.clone(),
+                    stale,
+                    tainted: false,
                 });
             }
             bufs.push(buf);
@@ -803,6 +881,9 @@ impl GpuRun {
             uploaded,
             tables,
             in_flight: None,
+            versions: versions.to_vec(),
+            tainted: false,
+            left_on_gpu: Vec::new(),
         };
         // Spike queues, each sized for its pathway's kernel (serial or parallel).
         for item in &eng.items {
@@ -1110,6 +1191,11 @@ impl GpuRun {
                     }
                 }
             }
+            if !self.tainted {
+                self.tainted = true;
+                let invariant = &self.invariant;
+                with_resident(self, |id, r| r.tainted |= !invariant[id]);
+            }
             let submitted = self.ctx.submit("batch", enc.finish())?;
             // The real clocks follow the plan (the last step stays open for a callback).
             for (s, (cur, _)) in plan.iter().enumerate() {
@@ -1133,13 +1219,54 @@ impl GpuRun {
                 break RunStatus::Stopped;
             }
         };
-        self.sync_to_host(eng)?;
+        self.finish(eng)?;
         unsafe { clocks.write_host(&self.arrays) };
         Ok(status)
     }
 
-    /// Download every array and drain every monitor.
+    /// The end of a run: monitors and queues come back; the arrays the run wrote stay on
+    /// the GPU, ahead of their host copies, until Python reads them
+    /// ([`download_resident`]). Arrays without a version (tables made for this run) are
+    /// downloaded now; the clocks' arrays are the host's to write.
+    fn finish(&mut self, eng: &mut Engine) -> Result<(), EngineError> {
+        for m in 0..self.monitors.len() {
+            self.drain(eng, m)?;
+        }
+        for (q, gq) in self.queues.iter().enumerate() {
+            if let Some(gq) = gq {
+                gq.download(self.ctx, &mut eng.queues[q])?;
+            }
+        }
+        let clock = |id: usize| self.clock_arrays.iter().any(|c| c.0 == id);
+        let mut kept = vec![false; self.arrays.len()];
+        let invariant = self.invariant.clone();
+        let mut left = Vec::new();
+        with_resident(self, |id, r| {
+            r.tainted = false;
+            if !invariant[id] && !clock(id) {
+                r.stale = true;
+                kept[id] = true;
+                left.push(id);
+            }
+        });
+        for (id, (a, buf)) in self.arrays.iter().zip(&self.bufs).enumerate() {
+            if self.invariant[id] || kept[id] || clock(id) || a.ptr.is_null() || a.len == 0 {
+                continue;
+            }
+            let data = self.ctx.read_buffer(buf, a.len * gpu_elem_size(a.ty))?;
+            gpu_to_host(a, &data);
+        }
+        self.left_on_gpu = left;
+        Ok(())
+    }
+
+    /// Download every array and drain every monitor (before a Python callback, which
+    /// reads and writes host arrays).
     pub fn sync_to_host(&mut self, eng: &mut Engine) -> Result<(), EngineError> {
+        // Arrays a previous run left on the GPU: Python may read any of them, and the
+        // upload after the callback writes every host copy back.
+        let mut ahead = vec![false; self.arrays.len()];
+        with_resident(self, |id, r| ahead[id] = r.stale);
         for m in 0..self.monitors.len() {
             self.drain(eng, m)?;
         }
@@ -1149,12 +1276,13 @@ impl GpuRun {
             }
         }
         // What no operation writes is on the host already.
-        for ((a, buf), _) in self
+        for (((a, buf), _), _) in self
             .arrays
             .iter()
             .zip(&self.bufs)
             .zip(&self.invariant)
-            .filter(|(_, inv)| !**inv)
+            .zip(&ahead)
+            .filter(|((_, inv), ahead)| !**inv || **ahead)
         {
             if a.ptr.is_null() || a.len == 0 {
                 continue;
@@ -1168,6 +1296,7 @@ impl GpuRun {
             let data = self.ctx.read_buffer(buf, n)?;
             gpu_to_host(a, &data);
         }
+        with_resident(self, |_, r| r.stale = false);
         Ok(())
     }
 
