@@ -214,3 +214,31 @@ fn b2_event_range() {
     let hi = b2_spk_lower_bound(count, stop);
     b2_spk_write_range(lo, max(lo, hi)); // an empty or inverted [start, stop): lo == hi
 }
+
+// Brian2's check after a run (its groups' `_check_for_invalid_states`): whether an
+// integrated variable left on the GPU holds NaN, an infinity or a magnitude above 1e50,
+// decided on the bits (positive IEEE values order like their bit patterns), so that no
+// f64 arithmetic is needed and the array need not come back to the host.
+// params: [n, 1 for f64 (0: f32), flag index].
+@group(0) @binding(6) var<storage, read> b2_chk_params: array<u32>;
+@group(0) @binding(7) var<storage, read> b2_chk_bits: array<u32>;
+@group(0) @binding(8) var<storage, read_write> b2_chk_flags: array<atomic<u32>>;
+
+@compute @workgroup_size(64)
+fn b2_check_invalid(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let k = gid.x + gid.y * nwg.x * 64u;
+    if (k >= b2_chk_params[0]) { return; }
+    var bad = false;
+    if (b2_chk_params[1] == 1u) {
+        // 1e50 is 0x4A511B0E_C57E649A.
+        let lo = b2_chk_bits[2u * k];
+        let hi = b2_chk_bits[2u * k + 1u] & 0x7fffffffu;
+        bad = hi > 0x4A511B0Eu || (hi == 0x4A511B0Eu && lo > 0xC57E649Au);
+    } else {
+        // float32 cannot exceed 1e50 but by an infinity.
+        bad = (b2_chk_bits[k] & 0x7fffffffu) >= 0x7f800000u;
+    }
+    if (bad) {
+        atomicOr(&b2_chk_flags[b2_chk_params[2]], 1u);
+    }
+}

@@ -5,8 +5,8 @@ from typing import Any, final
 import numpy as np
 
 __all__ = ["compile", "list_adapters", "create_pipeline", "set_adapter", "set_dump_shaders",
-           "set_gpu_timeout", "current_adapter", "connect_generator", "CompiledKernel",
-           "Engine", "QueueLayout", "__version__", "wgpu_version"]
+           "set_gpu_timeout", "current_adapter", "download_resident", "connect_generator",
+           "CompiledKernel", "Engine", "QueueLayout", "__version__", "wgpu_version"]
 
 __version__: str
 wgpu_version: str
@@ -107,6 +107,11 @@ class Engine:
     def gpu_uploaded_bytes(self) -> int: ...
     def gpu_left_on_gpu(self) -> list[int]:
         """Ids of the arrays the last gpu run wrote and left on the GPU."""
+    def set_checked_arrays(self, ids: list[int]) -> None:
+        """Arrays Brian2 checks for invalid values after a run (integrated variables)."""
+    def gpu_invalid_arrays(self) -> list[int]:
+        """Of the checked arrays the last gpu run left on the GPU, those holding NaN,
+        infinities or magnitudes above 1e50."""
     def gpu_dispatches(self) -> list[list[tuple[str, tuple[int, int, int] | None]]]: ...
     def run(self, arrays: list[np.ndarray], clocks: list[tuple[float, int, int, int | None, int | None]],
             should_stop: Any, check_every: int, backend: str = "cpu",

@@ -233,6 +233,14 @@ class WgpuDevice(RuntimeDevice):
         # Python then reads, DESIGN.md §3): any access to the host array downloads them
         # first (_sync); a full overwrite just forgets them (_discard).
         self._on_gpu = weakref.WeakKeyDictionary()
+        # A forked child cannot reach the parent's GPU: bring everything back before.
+        this = weakref.ref(self)
+
+        def before_fork():
+            device = this()
+            if device is not None:
+                device._sync_all()
+        os.register_at_fork(before=before_fork)
         self._creating_code = False
 
     # -- host arrays and their versions ------------------------------------------------
@@ -254,6 +262,10 @@ class WgpuDevice(RuntimeDevice):
         """Bring back the values a gpu run left on the GPU for ``var``."""
         if self._on_gpu.pop(var, False):
             _engine.download_resident(np.asarray(self._host_array(var)))
+
+    def _sync_all(self):
+        for var in list(self._on_gpu.keys()):
+            self._sync(var)
 
     def _discard(self, var):
         """``var`` is about to be overwritten as a whole: its values on the GPU are moot
@@ -565,6 +577,11 @@ class WgpuDevice(RuntimeDevice):
         check_every = int(prefs["devices.wgpu.steps_per_batch"]) or 100
         steps_hint = max(1, i_end - i_start)
         engine.set_array_names(state.names)
+        # Brian2 checks the integrated variables after each run: the engine does it on the
+        # GPU for those it leaves there.
+        engine.set_checked_arrays(sorted(
+            state.ids[id(var)] for obj in all_objects for _, var in _integrated(obj)
+            if id(var) in state.ids))
         # A run reuses what earlier gpu runs left on the GPU for its own arrays (on the gpu
         # backend); everything else left there comes back now, before its buffer may go.
         for var in list(self._on_gpu.keys()):
@@ -591,8 +608,15 @@ class WgpuDevice(RuntimeDevice):
                 break
             completed = True
             for i in engine.gpu_left_on_gpu():
-                if state.vars[i] is not None:
-                    self._on_gpu[state.vars[i]] = True
+                var = state.vars[i]
+                if var is None:
+                    continue
+                self._on_gpu[var] = True
+                if self._versions.get(var) != state.versions[i]:
+                    # A callback of this run reached the host copy: the kept buffer is
+                    # filed under the version the run started with, so the next run
+                    # would not reuse it. Bring it back now.
+                    self._sync(var)
         except Exception as exc:
             # As under Brian2's runtime targets, the network stays where the run stopped:
             # its time follows the clocks (their arrays are the host state's), and the
@@ -642,9 +666,10 @@ class WgpuDevice(RuntimeDevice):
             self.last_run_info.update(_dispatch_info(engine, items, names, clocks))
             if profile:
                 _log_dispatches(self.last_run_info)
+        invalid = {id(state.vars[i]) for i in engine.gpu_invalid_arrays()}
         for obj in all_objects:
             if isinstance(obj, Group):
-                self._check_for_invalid_states(obj)
+                self._check_for_invalid_states(obj, invalid)
         if report is not None:
             report_callback((end_time - start_time) * second,
                             self._last_run_completed_fraction, t_start, duration)
@@ -655,19 +680,17 @@ class WgpuDevice(RuntimeDevice):
             if var is not None:
                 self._on_gpu.pop(var, None)
 
-    def _check_for_invalid_states(self, group):
+    def _check_for_invalid_states(self, group, invalid=()):
         """Brian2's check of the integrated variables (NaN or huge values), reading the
         arrays without marking them as changed (``Group._check_for_invalid_states`` goes
-        through ``get_value``)."""
-        from brian2.equations.equations import Equations
-
-        equations = getattr(group, "equations", None)
-        if not isinstance(equations, Equations):
-            return
-        for name in equations.diff_eq_names:
-            var = group.variables[name]
-            if isinstance(var, ArrayVariable):
-                group._check_for_invalid_values(name, self.peek_value(var))
+        through ``get_value``). Arrays a gpu run left on the GPU were checked there
+        (``invalid``: the ids of the variables it found invalid) and stay there."""
+        for name, var in _integrated(group):
+            if var in self._on_gpu:
+                values = np.array([np.nan]) if id(var) in invalid else np.zeros(0)
+            else:
+                values = self._host_array(var)
+            group._check_for_invalid_values(name, values)
 
     def _seed(self):
         # Brian2's seed() seeds numpy's global generator; draw the engine key from it so
@@ -920,6 +943,18 @@ class WgpuDevice(RuntimeDevice):
               "t": state.array(obj.clock.variables["t"], "t"), "dt": float(obj.clock.dt_),
               "t_record": t_record, "rate_record": rate_record, "total": total}
         return op, finish
+
+
+def _integrated(obj):
+    """(name, variable) of the array variables of ``obj``'s differential equations (what
+    Brian2 checks for invalid values after a run)."""
+    from brian2.equations.equations import Equations
+
+    equations = getattr(obj, "equations", None)
+    if not isinstance(equations, Equations):
+        return []
+    return [(name, obj.variables[name]) for name in equations.diff_eq_names
+            if isinstance(obj.variables[name], ArrayVariable)]
 
 
 def zip_spec(spec, names):

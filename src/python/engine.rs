@@ -164,6 +164,8 @@ pub struct PyEngine {
     uploaded_bytes: u64,
     /// Arrays the last GPU run wrote and left on the GPU (see `gpu_left_on_gpu`).
     left_on_gpu: Vec<usize>,
+    /// Of the checked arrays, those the last GPU run found invalid (`gpu_invalid_arrays`).
+    invalid: Vec<usize>,
 }
 
 #[pymethods]
@@ -177,6 +179,7 @@ impl PyEngine {
             monitor_bytes: 0,
             uploaded_bytes: 0,
             left_on_gpu: Vec::new(),
+            invalid: Vec::new(),
         }
     }
 
@@ -298,6 +301,18 @@ impl PyEngine {
     /// any access to it).
     fn gpu_left_on_gpu(&self) -> Vec<usize> {
         self.left_on_gpu.clone()
+    }
+
+    /// The arrays Brian2 checks for invalid values after a run (integrated variables): a
+    /// gpu run checks those it leaves on the GPU there.
+    fn set_checked_arrays(&mut self, ids: Vec<usize>) {
+        self.engine.checked_arrays = ids;
+    }
+
+    /// Of the checked arrays the last gpu run left on the GPU, those holding NaN,
+    /// infinities or magnitudes above 1e50.
+    fn gpu_invalid_arrays(&self) -> Vec<usize> {
+        self.invalid.clone()
     }
 
     fn profiling(&self) -> Vec<f64> {
@@ -462,6 +477,8 @@ impl PyEngine {
             let uploaded_bytes = &mut self.uploaded_bytes;
             let left_on_gpu = &mut self.left_on_gpu;
             left_on_gpu.clear();
+            let invalid = &mut self.invalid;
+            invalid.clear();
             let gpu = backend == "gpu";
             let r = py.detach(move || -> Result<RunStatus, runtime::EngineError> {
                 // Kernels name themselves in a caught panic (runtime::cpu); this catches
@@ -471,7 +488,13 @@ impl PyEngine {
                     run_backend(
                         engine,
                         gpu_run,
-                        (dispatches, monitor_bytes, uploaded_bytes, left_on_gpu),
+                        (
+                            dispatches,
+                            monitor_bytes,
+                            uploaded_bytes,
+                            left_on_gpu,
+                            invalid,
+                        ),
                         raws,
                         cl,
                         &mut should_stop_fn,
@@ -511,10 +534,11 @@ impl PyEngine {
 fn run_backend(
     engine: &mut Engine,
     gpu_run: &mut Option<runtime::GpuRun>,
-    (dispatches, monitor_bytes, uploaded_bytes, left_on_gpu): (
+    (dispatches, monitor_bytes, uploaded_bytes, left_on_gpu, invalid): (
         &mut Vec<Vec<runtime::Dispatch>>,
         &mut u64,
         &mut u64,
+        &mut Vec<usize>,
         &mut Vec<usize>,
     ),
     raws: Vec<RawArray>,
@@ -551,6 +575,7 @@ fn run_backend(
     if !matches!(status, Ok(RunStatus::Callback { .. })) {
         if status.is_ok() {
             *left_on_gpu = std::mem::take(&mut run.left_on_gpu);
+            *invalid = std::mem::take(&mut run.invalid);
         }
         *gpu_run = None;
     }

@@ -220,6 +220,9 @@ pub struct Engine {
     pub profile: Option<Vec<f64>>,
     /// What each array of a run is (`'v' of 'neurongroup'`), for error messages.
     pub array_names: Vec<String>,
+    /// Arrays Brian2 checks for invalid values after a run (integrated variables): a gpu
+    /// run checks those it leaves on the GPU there ([`GpuRun::invalid`]).
+    pub checked_arrays: Vec<usize>,
     /// Resume point inside a step after a Python callback.
     resume_at: Option<usize>,
 }
@@ -241,6 +244,7 @@ impl Engine {
             step_base: Vec::new(),
             profile: None,
             array_names: Vec::new(),
+            checked_arrays: Vec::new(),
             resume_at: None,
         }
     }

@@ -107,12 +107,11 @@ def test_a_run_downloads_only_what_python_reads(gpu):
         return seen, G.x[:].copy(), H.x[:].copy()
 
     seen, gx, hx = run_with("wgpu", script, "gpu")
-    # After each run, G.x came back because it was read; H.x (written by the reset, never
-    # read) stayed on the GPU. The integrated v of both comes back for Brian2's check of
-    # invalid values after every run.
+    # After each run, G.x came back because it was read; H.x and both v (written by the
+    # run, never read; Brian2's check of invalid values runs on the GPU) stayed there.
     for g, h in seen:
         assert "x" not in g and "x" in h, (g, h)
-        assert "v" not in g and "v" not in h, (g, h)
+        assert "v" in g and "v" in h, (g, h)
     ref = run_with("numpy", _xs)
     assert np.array_equal(gx, ref[0]) and np.array_equal(hx, ref[1])
 
@@ -123,3 +122,32 @@ def _xs():
     for _ in range(3):
         net.run(1 * ms)
     return G.x[:].copy(), H.x[:].copy()
+
+
+def invalid_values(tag):
+    from brian2.utils.logger import catch_logs
+
+    healthy = NeuronGroup(5, "dv/dt = -v/(10*ms) : 1", method="euler", name=f"healthy_{tag}")
+    healthy.v = 1
+    # Doubles every step (euler, dt = tau): above 1e50 after 167 steps; the other after
+    # about 660.
+    blowup = NeuronGroup(5, "dv/dt = v/(0.1*ms) : 1", method="euler", name=f"blowup_{tag}")
+    blowup.v = "1 + i"
+    blowup32 = NeuronGroup(3, "dv/dt = v/(0.1*ms) : 1", method="euler", name=f"late_{tag}")
+    blowup32.v = 1e-150
+    net = Network(healthy, blowup, blowup32)
+    warned = []
+    for duration in (10 * ms, 10 * ms, 60 * ms):
+        with catch_logs() as logs:
+            net.run(duration)
+        # Brian2 warns once per group and variable.
+        warned.append(sorted(msg.split("_")[0] for _, _, msg in logs if "NaN" in msg))
+    return warned, blowup.v[:].copy()
+
+
+def test_invalid_values_are_found_where_the_arrays_are(gpu):
+    ref_warned, ref_v = run_with("numpy", lambda: invalid_values("numpy"))
+    got_warned, got_v = run_with("wgpu", lambda: invalid_values("wgpu"), "gpu")
+    assert ref_warned == [[], ["blowup"], ["late"]], ref_warned
+    assert got_warned == ref_warned
+    np.testing.assert_array_equal(got_v, ref_v)

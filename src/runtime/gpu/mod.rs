@@ -292,6 +292,9 @@ pub struct GpuRun {
     /// Arrays the run wrote and left on the GPU, ahead of their host copies (downloaded
     /// on demand: [`download_resident`]).
     pub left_on_gpu: Vec<usize>,
+    /// Of the engine's `checked_arrays` left on the GPU, those holding NaN, infinities or
+    /// magnitudes above 1e50 at the end of the run (checked there, `b2_check_invalid`).
+    pub invalid: Vec<usize>,
 }
 
 /// Per array, whether no scheduled operation or clock writes it during a run (Python
@@ -884,6 +887,7 @@ impl GpuRun {
             versions: versions.to_vec(),
             tainted: false,
             left_on_gpu: Vec::new(),
+            invalid: Vec::new(),
         };
         // Spike queues, each sized for its pathway's kernel (serial or parallel).
         for item in &eng.items {
@@ -1257,7 +1261,64 @@ impl GpuRun {
             gpu_to_host(a, &data);
         }
         self.left_on_gpu = left;
+        self.invalid = self.check_invalid(eng)?;
         Ok(())
+    }
+
+    /// Brian2's check of integrated variables for invalid values, on the GPU for those
+    /// whose newest values are there (the others are on the host, where Python checks
+    /// them): the ids of the arrays that hold NaN, an infinity or a magnitude above 1e50.
+    fn check_invalid(&self, eng: &Engine) -> Result<Vec<usize>, EngineError> {
+        let mut on_gpu = vec![false; self.arrays.len()];
+        with_resident(self, |id, r| on_gpu[id] = r.stale);
+        let ids: Vec<usize> = eng
+            .checked_arrays
+            .iter()
+            .copied()
+            .filter(|&id| {
+                on_gpu.get(id).copied().unwrap_or(false)
+                    && matches!(self.arrays[id].ty, Type::F64 | Type::F32)
+                    && self.arrays[id].len > 0
+            })
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let flags = storage(self.ctx, "invalid-value flags", &vec![0u8; 4 * ids.len()])?;
+        let mut passes = Vec::new();
+        for (k, &id) in ids.iter().enumerate() {
+            let a = self.arrays[id];
+            let params = storage(
+                self.ctx,
+                "invalid-value check",
+                bytemuck::cast_slice(&[a.len as u32, (a.ty == Type::F64) as u32, k as u32]),
+            )?;
+            let mut p = self.support(
+                "b2_check_invalid",
+                NEURONS_WGSL,
+                "b2_check_invalid",
+                &[(6, &params), (7, &self.bufs[id]), (8, &flags)],
+                grid(self.ctx, a.len, 64),
+            )?;
+            p.params = Some(params);
+            passes.push(p);
+        }
+        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for p in &passes {
+                dispatch(&mut pass, p, 0);
+            }
+        }
+        self.ctx.submit("invalid-value check", enc.finish())?;
+        let data = self.ctx.read_buffer(&flags, 4 * ids.len())?;
+        let words: &[u32] = bytemuck::cast_slice(&data[..4 * ids.len()]);
+        Ok(ids
+            .iter()
+            .zip(words)
+            .filter(|(_, w)| **w != 0)
+            .map(|(id, _)| *id)
+            .collect())
     }
 
     /// Download every array and drain every monitor (before a Python callback, which
