@@ -299,10 +299,11 @@ def test_poisson_input_counts(backend):
 def serial_onto_many_targets():
     # A statement that is not an accumulation (u reads the v just written), many sources
     # per target, several delays and spikes in flight across runs: on the gpu the due
-    # synapses are grouped by target, each target's in queue order. A second pathway
-    # with 2,500 synapses onto one neuron keeps the single ordered walk.
-    G = NeuronGroup(2500, "dv/dt = (1.1 - v)/(3*ms) : 1", threshold="v > 1", reset="v = 0",
-                    method="exact")
+    # synapses are grouped by target, each target's in queue order, also with 2,500
+    # synapses onto one neuron. A pathway that writes through both indices keeps the
+    # single ordered walk.
+    G = NeuronGroup(2500, """dv/dt = (1.1 - v)/(3*ms) : 1
+                             c : 1""", threshold="v > 1", reset="v = 0", method="exact")
     G.v = "1 - i/2500.0"
     H = NeuronGroup(25, "v : 1\nu : 1")
     S = Synapses(G[:300], H, "w : 1", on_pre="""v_post = v_post*0.9 + w
@@ -313,10 +314,13 @@ def serial_onto_many_targets():
     K = NeuronGroup(1, "x : 1")
     T = Synapses(G, K, on_pre="x_post = x_post*0.99 + 0.001*i")
     T.connect()
-    net = Network(G, H, S, K, T)
+    U = Synapses(G[:400], K, on_pre="""x_post = x_post*0.98 + 0.01
+                                       c_pre = c_pre*0.5 + x_post""")
+    U.connect()
+    net = Network(G, H, S, K, T, U)
     net.run(3 * ms)
     net.run(2.35 * ms)
-    return dict(v=H.v[:].copy(), u=H.u[:].copy(), x=K.x[:].copy())
+    return dict(v=H.v[:].copy(), u=H.u[:].copy(), x=K.x[:].copy(), c=G.c[:].copy())
 
 
 def serial_many_delays():
@@ -361,4 +365,4 @@ def test_serial_pathway_dispatches(gpu):
         kernels.setdefault(d["object"], []).append(d["kernel"])
     by_target = [o for o, k in kernels.items() if "b2_tgt_count" in k]
     walked = [o for o, k in kernels.items() if "queue_deliver" in k and "b2_tgt_count" not in k]
-    assert len(by_target) == 1 and len(walked) == 1, kernels
+    assert len(by_target) == 2 and len(walked) == 1, kernels

@@ -248,7 +248,9 @@ impl GpuRun {
         kernel: usize,
         q: &GpuQueue,
     ) -> Result<Option<ByTarget>, EngineError> {
-        const MOST_PER_TARGET: usize = 2048;
+        // A target's invocation sorts its due positions (heapsort: 1.5 n iterations of
+        // its outer loop) and walks them (n): within lavapipe's 65,535 per loop.
+        const MOST_PER_TARGET: usize = 32_768;
         let ek = &eng.kernels[kernel];
         let Some(iv) = crate::ir::serial_index(&ek.kernel, &alias_of(ek)) else {
             return Ok(None);
