@@ -105,7 +105,9 @@ def engine_generator(device, codeobj):
                 arrays[name] = np.ascontiguousarray(device.get_value(var, access_data=True))
         n_pre = scalar_int(V["N_pre"].get_value())
         n_post = scalar_int(V["N_post"].get_value())
-        src_off, tgt_off = int(kw["source_offset_val"]), int(kw["target_offset_val"])
+        # Brian2 2.11 passes the offsets as template keywords; 2.10 only as variables.
+        src_off = int(kw.get("source_offset_val", scalar_int(V["_source_offset"].get_value())))
+        tgt_off = int(kw.get("target_offset_val", scalar_int(V["_target_offset"].get_value())))
         seed = device._seed()
         plan = {
             "iteration": iteration,
