@@ -15,7 +15,7 @@ PYDEPS := "brian2==2.11.0" "maturin>=1.5,<2" pytest pytest-timeout matplotlib cy
 	"dask[distributed]" joblib mypy
 
 .PHONY: test demo vulkan venv develop lint rust-test py-test bench clean brian2-suite brian2-suite-cpu \
-	brian2-suite-float32 \
+	brian2-suite-float32 brian2-suite-2.10 \
 	wheel wheel-check
 
 # Lavapipe (Mesa's software Vulkan) when the machine has no Vulkan driver at all.
@@ -89,6 +89,19 @@ wheel-check: vulkan wheel
 # Brian2's own test suite on the wgpu device (runtime selection, both backends).
 brian2-suite: brian2-suite-cpu
 	$(PY) scripts/brian2_suite.py --backend gpu
+
+# Brian2 2.10.x (pyproject says brian2>=2.10): its own suite on both backends, in a venv
+# of its own with this checkout's package (built by `develop`) on PYTHONPATH.
+VENV210 := .venv-brian2-2.10
+$(VENV210)/bin/python:
+	$(PY313) -m venv $(VENV210)
+	$(VENV210)/bin/python -m pip install -q "brian2==2.10.1" pytest pytest-timeout scipy cython
+
+brian2-suite-2.10: vulkan develop $(VENV210)/bin/python
+	PYTHONPATH=python $(VENV210)/bin/python scripts/brian2_suite.py --backend cpu \
+		--json output/brian2_suite_2.10_cpu.json
+	PYTHONPATH=python $(VENV210)/bin/python scripts/brian2_suite.py --backend gpu \
+		--json output/brian2_suite_2.10_gpu.json
 
 # Brian2's float32 run (as brian2.test(float_dtype=float32)) on both backends.
 brian2-suite-float32: vulkan develop
