@@ -1336,7 +1336,7 @@ impl GpuRun {
                 gq.download(self.ctx, &mut eng.queues[q])?;
             }
         }
-        // What no operation writes is on the host already.
+        // What no operation writes is on the host already, unless a run left it ahead.
         for (((a, buf), _), _) in self
             .arrays
             .iter()
@@ -1348,20 +1348,13 @@ impl GpuRun {
             if a.ptr.is_null() || a.len == 0 {
                 continue;
             }
-            let n = a.len
-                * if a.ty == Type::Bool {
-                    4
-                } else {
-                    elem_size(a.ty)
-                };
-            let data = self.ctx.read_buffer(buf, n)?;
+            let data = self.ctx.read_buffer(buf, a.len * gpu_elem_size(a.ty))?;
             gpu_to_host(a, &data);
         }
         with_resident(self, |_, r| r.stale = false);
         Ok(())
     }
 
-    /// After a Python callback changed host arrays: upload them again.
     /// Per schedule item, its dispatches when it runs: (label, workgroup grid), the grid
     /// `None` where the GPU computes it (indirect dispatch).
     pub fn dispatches(&self) -> Vec<Vec<Dispatch>> {
@@ -1393,6 +1386,8 @@ impl GpuRun {
             .sum()
     }
 
+    /// After a Python callback changed host arrays: upload them again (the callback saw
+    /// every array of the run on the host, [`Self::sync_to_host`]).
     pub fn upload_all(&self) -> Result<(), EngineError> {
         for (a, buf) in self.arrays.iter().zip(&self.bufs) {
             if a.ptr.is_null() || a.len == 0 {
