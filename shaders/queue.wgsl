@@ -42,23 +42,28 @@
 @group(0) @binding(14) var<storage, read> perm: array<i32>;          // synapses by (source, delay)
 @group(0) @binding(15) var<storage, read_write> due: array<i32>;     // the due synapses in order
 
-// Copy this step's events within [start, stop) (relative indices) into ring slot r % D:
-// one invocation per event, the positions [lo, hi) and the dispatch sizes (at least one
-// workgroup, since invocation 0 writes the count) from `b2_event_range`.
-
-@compute @workgroup_size(64)
-fn queue_push(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let k = gid.x + gid.y * nwg.x * 64u;
+// Copy this step's events within [start, stop) (relative indices) into ring slot `slot`:
+// invocation k copies event k, invocation 0 also writes the count. The positions [lo, hi)
+// and the dispatch sizes (at least one workgroup, since invocation 0 writes the count)
+// come from `b2_event_range`. Returns the slot's first position in the ring.
+fn push_events(k: u32, slot: u32) -> u32 {
     let lo = range[0];
     let hi = range[1];
     let width = params[3];
-    let base = (qstate[0] % params[2]) * (width + 1u);
+    let base = slot * (width + 1u);
     if (k == 0u) {
         ring[base + width] = i32(hi - lo);
     }
     if (lo + k < hi) {
         ring[base + k] = space[lo + k] - i32(params[0]);
     }
+    return base;
+}
+
+// The push of a pathway with ordered delivery: into slot r % D, r the steps pushed so far.
+@compute @workgroup_size(64)
+fn queue_push(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    push_events(gid.x + gid.y * nwg.x * 64u, qstate[0] % params[2]);
 }
 
 // The push of a pathway that delivers by bundles (one delay for all synapses): the same
@@ -66,42 +71,33 @@ fn queue_push(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 // range record (16 words: [lo, hi) in the ring, the dispatch sizes of 64 events per
 // workgroup at word 4 and of one workgroup per event at word 12) that the pathway's kernel
 // reads `delay` steps later.
-
 @compute @workgroup_size(64)
 fn queue_push_bundles(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let k = gid.x + gid.y * nwg.x * 64u;
-    let lo = range[0];
-    let hi = range[1];
-    let width = params[3];
     let r = step[0];
     let slot = r % params[2];
-    let base = slot * (width + 1u);
-    if (k == 0u) {
-        let count = hi - lo;
-        ring[base + width] = i32(count);
-        let rec = slot * 16u;
-        // Pathways by (source, delay) group keep no slot records (their buffer is a
-        // stand-in of two words).
-        if (rec + 16u <= arrayLength(&slots)) {
+    let base = push_events(k, slot);
+    let rec = slot * 16u;
+    // Pathways by (source, delay) group keep no slot records (their buffer is a stand-in
+    // of two words).
+    if (k == 0u && rec + 16u <= arrayLength(&slots)) {
+        let count = range[1] - range[0];
         slots[rec] = base;
         slots[rec + 1u] = base + count;
-        let x = min(count, params[15]);
-        slots[rec + 12u] = x;
-        slots[rec + 13u] = select(1u, (count + x - 1u) / max(x, 1u), x > 0u);
-        slots[rec + 14u] = 1u;
+        let per_event = grid_of(count, 1u);
+        slots[rec + 12u] = per_event.x;
+        slots[rec + 13u] = per_event.y;
+        slots[rec + 14u] = per_event.z;
         // The same for 64 events per workgroup (an invocation per bundle).
-        let groups = (count + 63u) / 64u;
-        let x64 = min(groups, params[15]);
-        slots[rec + 4u] = x64;
-        slots[rec + 5u] = select(1u, (groups + x64 - 1u) / max(x64, 1u), x64 > 0u);
-        slots[rec + 6u] = 1u;
-        }
+        let per_64 = grid_of(count, 64u);
+        slots[rec + 4u] = per_64.x;
+        slots[rec + 5u] = per_64.y;
+        slots[rec + 6u] = per_64.z;
+    }
+    if (k == 0u) {
         // Steps pushed (and, `delay` later, delivered): the host reads the queue back
         // from it after the run.
         qstate[0] = r + 1u;
-    }
-    if (lo + k < hi) {
-        ring[base + k] = space[lo + k] - i32(params[0]);
     }
 }
 

@@ -142,14 +142,23 @@ pub(super) fn download_resident(
         len: array.len(),
         ty: dtype_of(&array)?,
     };
-    let raw = SendRaw(raw);
-    py.detach(move || runtime::download_resident(raw.0))
+    py.detach(move || runtime::download_resident(raw))
         .map_err(engine_err)
 }
 
-/// A host array handed to a call without the GIL (the caller holds the numpy array).
-struct SendRaw(RawArray);
-unsafe impl Send for SendRaw {}
+/// What the last GPU run reports (the `gpu_*` methods).
+#[derive(Default)]
+struct LastGpuRun {
+    /// Per schedule item, its dispatches.
+    dispatches: Vec<Vec<runtime::Dispatch>>,
+    /// GPU memory the monitors held at the end, and array bytes uploaded at the start.
+    monitor_bytes: u64,
+    uploaded_bytes: u64,
+    /// Arrays the run wrote and left on the GPU.
+    left_on_gpu: Vec<usize>,
+    /// Of the checked arrays, those it found invalid.
+    invalid: Vec<usize>,
+}
 
 /// A network's kernels and schedule, run without Python per step.
 #[pyclass(module = "brian2wgpu._engine", name = "Engine")]
@@ -157,15 +166,8 @@ pub struct PyEngine {
     engine: Engine,
     /// A GPU run in progress (kept across Python callbacks).
     gpu_run: Option<runtime::GpuRun>,
-    /// The dispatches of the last GPU run's schedule items (see `gpu_dispatches`), and the
-    /// GPU memory its monitors held.
-    dispatches: Vec<Vec<runtime::Dispatch>>,
-    monitor_bytes: u64,
-    uploaded_bytes: u64,
-    /// Arrays the last GPU run wrote and left on the GPU (see `gpu_left_on_gpu`).
-    left_on_gpu: Vec<usize>,
-    /// Of the checked arrays, those the last GPU run found invalid (`gpu_invalid_arrays`).
-    invalid: Vec<usize>,
+    /// What the last GPU run reports.
+    last: LastGpuRun,
 }
 
 #[pymethods]
@@ -175,11 +177,7 @@ impl PyEngine {
         Self {
             engine: Engine::new(),
             gpu_run: None,
-            dispatches: Vec::new(),
-            monitor_bytes: 0,
-            uploaded_bytes: 0,
-            left_on_gpu: Vec::new(),
-            invalid: Vec::new(),
+            last: LastGpuRun::default(),
         }
     }
 
@@ -282,25 +280,25 @@ impl PyEngine {
     /// Per schedule item, the GPU dispatches it records each time it runs, as
     /// (kernel, workgroup grid or None where the GPU sizes it), for the last gpu run.
     fn gpu_dispatches(&self) -> Vec<Vec<runtime::Dispatch>> {
-        self.dispatches.clone()
+        self.last.dispatches.clone()
     }
 
     /// Bytes of GPU memory the last GPU run's monitors held.
     fn gpu_monitor_bytes(&self) -> u64 {
-        self.monitor_bytes
+        self.last.monitor_bytes
     }
 
     /// Bytes of array data the last GPU run uploaded when it started (arrays whose
     /// buffers were kept from the run before are not uploaded again).
     fn gpu_uploaded_bytes(&self) -> u64 {
-        self.uploaded_bytes
+        self.last.uploaded_bytes
     }
 
     /// Ids of the arrays the last GPU run wrote and left on the GPU, newer than their
     /// host copies: `download_resident` brings one back (Python's device does so before
     /// any access to it).
     fn gpu_left_on_gpu(&self) -> Vec<usize> {
-        self.left_on_gpu.clone()
+        self.last.left_on_gpu.clone()
     }
 
     /// The arrays Brian2 checks for invalid values after a run (integrated variables): a
@@ -312,7 +310,7 @@ impl PyEngine {
     /// Of the checked arrays the last gpu run left on the GPU, those holding NaN,
     /// infinities or magnitudes above 1e50.
     fn gpu_invalid_arrays(&self) -> Vec<usize> {
-        self.invalid.clone()
+        self.last.invalid.clone()
     }
 
     fn profiling(&self) -> Vec<f64> {
@@ -472,13 +470,9 @@ impl PyEngine {
             };
             let cl = &mut cl;
             let gpu_run = &mut self.gpu_run;
-            let dispatches = &mut self.dispatches;
-            let monitor_bytes = &mut self.monitor_bytes;
-            let uploaded_bytes = &mut self.uploaded_bytes;
-            let left_on_gpu = &mut self.left_on_gpu;
-            left_on_gpu.clear();
-            let invalid = &mut self.invalid;
-            invalid.clear();
+            let last = &mut self.last;
+            last.left_on_gpu.clear();
+            last.invalid.clear();
             let gpu = backend == "gpu";
             let r = py.detach(move || -> Result<RunStatus, runtime::EngineError> {
                 // Kernels name themselves in a caught panic (runtime::cpu); this catches
@@ -488,13 +482,7 @@ impl PyEngine {
                     run_backend(
                         engine,
                         gpu_run,
-                        (
-                            dispatches,
-                            monitor_bytes,
-                            uploaded_bytes,
-                            left_on_gpu,
-                            invalid,
-                        ),
+                        last,
                         raws,
                         cl,
                         &mut should_stop_fn,
@@ -513,7 +501,7 @@ impl PyEngine {
                 // GPU buffers may be ahead of the host arrays: never reuse them (those that
                 // hold a step boundary's state come back first).
                 runtime::salvage_resident(&alive, versions);
-                self.left_on_gpu.clear();
+                self.last.left_on_gpu.clear();
             }
             if let Some(e) = stop_err {
                 return Err(e);
@@ -534,13 +522,7 @@ impl PyEngine {
 fn run_backend(
     engine: &mut Engine,
     gpu_run: &mut Option<runtime::GpuRun>,
-    (dispatches, monitor_bytes, uploaded_bytes, left_on_gpu, invalid): (
-        &mut Vec<Vec<runtime::Dispatch>>,
-        &mut u64,
-        &mut u64,
-        &mut Vec<usize>,
-        &mut Vec<usize>,
-    ),
+    last: &mut LastGpuRun,
     raws: Vec<RawArray>,
     cl: &mut Clocks,
     should_stop_fn: &mut dyn FnMut(&Clocks) -> bool,
@@ -562,20 +544,20 @@ fn run_backend(
         None => {
             let run =
                 runtime::GpuRun::new(ctx, engine, raws, cl, steps_hint, check_every, versions)?;
-            *dispatches = run.dispatches();
-            *monitor_bytes = run.monitor_bytes();
-            *uploaded_bytes = run.uploaded;
+            last.dispatches = run.dispatches();
+            last.monitor_bytes = run.monitor_bytes();
+            last.uploaded_bytes = run.uploaded;
             *gpu_run = Some(run);
         }
     }
     let run = gpu_run.as_mut().unwrap();
     let status = run.run(engine, cl, should_stop_fn);
     // Records grow during a run: report what they reached.
-    *monitor_bytes = run.monitor_bytes();
+    last.monitor_bytes = run.monitor_bytes();
     if !matches!(status, Ok(RunStatus::Callback { .. })) {
         if status.is_ok() {
-            *left_on_gpu = std::mem::take(&mut run.left_on_gpu);
-            *invalid = std::mem::take(&mut run.invalid);
+            last.left_on_gpu = std::mem::take(&mut run.left_on_gpu);
+            last.invalid = std::mem::take(&mut run.invalid);
         }
         *gpu_run = None;
     }

@@ -416,6 +416,19 @@ struct Resident {
     tainted: bool,
 }
 
+impl Resident {
+    /// Whether this entry is the buffer of host array `a` at host version `version`, on
+    /// context `ctx` (version 0 never matches).
+    fn holds(&self, ctx: &GpuContext, a: &RawArray, version: u64) -> bool {
+        version != 0
+            && self.ctx == ctx as *const GpuContext as usize
+            && self.version == version
+            && self.ptr == a.ptr as usize
+            && self.len == a.len
+            && self.ty == a.ty
+    }
+}
+
 static RESIDENT: std::sync::Mutex<Vec<Resident>> = std::sync::Mutex::new(Vec::new());
 
 /// Download a kept buffer that is ahead of its host array (`arr`: that array, alive and
@@ -449,14 +462,19 @@ pub fn download_resident(arr: RawArray) -> Result<bool, EngineError> {
 /// device keeps its data.
 pub fn salvage_resident(arrays: &[RawArray], versions: &[u64]) {
     let kept = std::mem::take(&mut *RESIDENT.lock().unwrap_or_else(|e| e.into_inner()));
+    // Most calls (every run on the interpreter) find nothing ahead: no GPU context then.
+    if !kept.iter().any(|r| r.stale && !r.tainted) {
+        return;
+    }
     let Ok(ctx) = GpuContext::shared() else {
         return;
     };
     for r in kept.iter().filter(|r| r.stale && !r.tainted) {
-        let live = arrays.iter().zip(versions).find(|(a, v)| {
-            a.ptr as usize == r.ptr && a.len == r.len && a.ty == r.ty && **v == r.version
-        });
-        if let (Some((a, _)), true) = (live, r.ctx == ctx as *const GpuContext as usize)
+        let live = arrays
+            .iter()
+            .zip(versions)
+            .find(|(a, v)| r.holds(ctx, a, **v));
+        if let Some((a, _)) = live
             && let Ok(data) = ctx.read_buffer(&r.buf, a.len * gpu_elem_size(a.ty))
         {
             gpu_to_host(a, &data);
@@ -467,18 +485,8 @@ pub fn salvage_resident(arrays: &[RawArray], versions: &[u64]) {
 /// Apply `f` to the kept entry of each array of this run (array id, entry).
 fn with_resident(run: &GpuRun, mut f: impl FnMut(usize, &mut Resident)) {
     let mut kept = RESIDENT.lock().unwrap_or_else(|e| e.into_inner());
-    let ctx = run.ctx as *const GpuContext as usize;
     for (id, (a, &v)) in run.arrays.iter().zip(&run.versions).enumerate() {
-        if v == 0 {
-            continue;
-        }
-        if let Some(r) = kept.iter_mut().find(|r| {
-            r.ctx == ctx
-                && r.version == v
-                && r.ptr == a.ptr as usize
-                && r.len == a.len
-                && r.ty == a.ty
-        }) {
+        if let Some(r) = kept.iter_mut().find(|r| r.holds(run.ctx, a, v)) {
             f(id, r);
         }
     }
@@ -805,15 +813,7 @@ impl GpuRun {
         let mut uploaded = 0u64;
         for (i, a) in arrays.iter().enumerate() {
             let version = versions.get(i).copied().unwrap_or(0);
-            let same = |r: &Resident| {
-                version != 0
-                    && r.ctx == ctx as *const GpuContext as usize
-                    && r.version == version
-                    && r.ptr == a.ptr as usize
-                    && r.len == a.len
-                    && r.ty == a.ty
-            };
-            let (buf, stale) = match kept.iter().position(same) {
+            let (buf, stale) = match kept.iter().position(|r| r.holds(ctx, a, version)) {
                 Some(k) => {
                     let r = kept.swap_remove(k);
                     (r.buf, r.stale)
@@ -1058,7 +1058,7 @@ impl GpuRun {
                     let fill = self.drain(eng, m)?;
                     if fill >= 0.5 && !fits(&self.monitors[m], keep) {
                         // The data itself fills the records: larger buffers, fewer drains.
-                        self.grow_records(m, ticks(keep))?;
+                        self.grow_records(eng, m, ticks(keep))?;
                     }
                     while keep > 1 && !fits(&self.monitors[m], keep) {
                         keep /= 2;
@@ -1233,6 +1233,24 @@ impl GpuRun {
     /// ([`download_resident`]). Arrays without a version (tables made for this run) are
     /// downloaded now; the clocks' arrays are the host's to write.
     fn finish(&mut self, eng: &mut Engine) -> Result<(), EngineError> {
+        self.drain_records(eng)?;
+        let clock = |id: usize| self.clock_arrays.iter().any(|c| c.0 == id);
+        let mut kept = vec![false; self.arrays.len()];
+        with_resident(self, |id, r| {
+            r.tainted = false;
+            if !self.invariant[id] && !clock(id) {
+                r.stale = true;
+                kept[id] = true;
+            }
+        });
+        self.download(|id| !self.invariant[id] && !kept[id] && !clock(id))?;
+        self.left_on_gpu = (0..kept.len()).filter(|&id| kept[id]).collect();
+        self.invalid = self.check_invalid(eng)?;
+        Ok(())
+    }
+
+    /// Every monitor's records and every spike queue's state to the engine's host copies.
+    fn drain_records(&mut self, eng: &mut Engine) -> Result<(), EngineError> {
         for m in 0..self.monitors.len() {
             self.drain(eng, m)?;
         }
@@ -1241,27 +1259,18 @@ impl GpuRun {
                 gq.download(self.ctx, &mut eng.queues[q])?;
             }
         }
-        let clock = |id: usize| self.clock_arrays.iter().any(|c| c.0 == id);
-        let mut kept = vec![false; self.arrays.len()];
-        let invariant = self.invariant.clone();
-        let mut left = Vec::new();
-        with_resident(self, |id, r| {
-            r.tainted = false;
-            if !invariant[id] && !clock(id) {
-                r.stale = true;
-                kept[id] = true;
-                left.push(id);
-            }
-        });
+        Ok(())
+    }
+
+    /// Copy the arrays `which` selects from their buffers into the host arrays.
+    fn download(&self, which: impl Fn(usize) -> bool) -> Result<(), EngineError> {
         for (id, (a, buf)) in self.arrays.iter().zip(&self.bufs).enumerate() {
-            if self.invariant[id] || kept[id] || clock(id) || a.ptr.is_null() || a.len == 0 {
+            if !which(id) || a.ptr.is_null() || a.len == 0 {
                 continue;
             }
             let data = self.ctx.read_buffer(buf, a.len * gpu_elem_size(a.ty))?;
             gpu_to_host(a, &data);
         }
-        self.left_on_gpu = left;
-        self.invalid = self.check_invalid(eng)?;
         Ok(())
     }
 
@@ -1328,29 +1337,9 @@ impl GpuRun {
         // upload after the callback writes every host copy back.
         let mut ahead = vec![false; self.arrays.len()];
         with_resident(self, |id, r| ahead[id] = r.stale);
-        for m in 0..self.monitors.len() {
-            self.drain(eng, m)?;
-        }
-        for (q, gq) in self.queues.iter().enumerate() {
-            if let Some(gq) = gq {
-                gq.download(self.ctx, &mut eng.queues[q])?;
-            }
-        }
+        self.drain_records(eng)?;
         // What no operation writes is on the host already, unless a run left it ahead.
-        for (((a, buf), _), _) in self
-            .arrays
-            .iter()
-            .zip(&self.bufs)
-            .zip(&self.invariant)
-            .zip(&ahead)
-            .filter(|((_, inv), ahead)| !**inv || **ahead)
-        {
-            if a.ptr.is_null() || a.len == 0 {
-                continue;
-            }
-            let data = self.ctx.read_buffer(buf, a.len * gpu_elem_size(a.ty))?;
-            gpu_to_host(a, &data);
-        }
+        self.download(|id| !self.invariant[id] || ahead[id])?;
         with_resident(self, |_, r| r.stale = false);
         Ok(())
     }

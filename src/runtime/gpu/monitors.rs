@@ -399,19 +399,23 @@ impl GpuRun {
     /// After a drain: make monitor `m`'s records hold `ticks` more steps' worst case
     /// (doubling at least, up to [`RECORD_MOST`] and the binding limit), binding the new
     /// buffers in the monitor's passes. The drained records are empty: nothing is copied.
-    pub(super) fn grow_records(&mut self, m: usize, ticks: usize) -> Result<(), EngineError> {
+    pub(super) fn grow_records(
+        &mut self,
+        eng: &Engine,
+        m: usize,
+        ticks: usize,
+    ) -> Result<(), EngineError> {
         let limit = self.ctx.limits.max_storage_buffer_binding_size as usize;
         let ctx = self.ctx;
         for i in 0..self.monitors[m].records.len() {
             let mon = &self.monitors[m];
-            let cap = mon.records[i].2;
+            let (r, cap) = (mon.records[i].0, mon.records[i].2);
             debug_assert_eq!(mon.bound[i], 0, "records grow only when drained");
             let need = mon.bound[i] + mon.worst[i].saturating_mul(ticks);
             if need <= cap {
                 continue;
             }
-            // Bytes per element (4 or 8: buffers hold exactly `cap` elements).
-            let size = (mon.records[i].1.size() as usize / cap.max(1)).max(1);
+            let size = gpu_elem_size(eng.records[r].ty);
             let most = (RECORD_MOST.min(limit) / size).max(cap);
             let new_cap = need.max(cap.saturating_mul(2)).min(most);
             if new_cap <= cap {
