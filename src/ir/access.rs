@@ -134,6 +134,71 @@ pub fn serial_index(k: &Kernel, alias: &[usize]) -> Option<VarId> {
     Some(iv)
 }
 
+/// A serial-order kernel whose shared writes go through two index variables
+/// (`c_pre = c_pre*0.5 + v_post` beside `v_post = v_post*0.9 + w`, or a recurrent
+/// `v_post = v_post + v_pre`): see [`conflict_indices`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConflictIndices {
+    /// The two index variables (`_presynaptic_idx`, `_postsynaptic_idx`).
+    pub indices: [VarId; 2],
+    /// Some written array is reached through both, so their values name the same
+    /// elements (one neuron group on both sides); otherwise they name different ones.
+    pub same_elements: bool,
+}
+
+/// For a kernel that needs the serial order ([`Parallel::Serial`]) and writes shared arrays
+/// through two index variables: those variables. Two elements can then only interact
+/// when they share a value of one of them, so the elements split into independent sets
+/// (the connected components of "shares a pre or a post value"), and only the order
+/// within each set matters. `None` where a shared scalar is written (every element
+/// interacts), a written array is reached both per element and through an index, or the
+/// writes go through one index ([`serial_index`]) or more than two.
+pub fn conflict_indices(k: &Kernel, alias: &[usize]) -> Option<ConflictIndices> {
+    let rep = |v: usize| alias.get(v).copied().unwrap_or(v);
+    let written: Vec<usize> = (0..k.vars.len())
+        .filter(|&v| k.vars[v].written && matches!(k.vars[v].kind, VarKind::Array))
+        .map(rep)
+        .collect();
+    let mut indices: Vec<VarId> = Vec::new();
+    // Per written array: the index variables it is reached through, and whether it is
+    // also reached per element.
+    let mut reached: Vec<(usize, Vec<VarId>, bool)> = Vec::new();
+    for (u, var) in k.vars.iter().enumerate() {
+        if !(var.read || var.written) || !written.contains(&rep(u)) {
+            continue;
+        }
+        let at = match reached.iter().position(|r| r.0 == rep(u)) {
+            Some(at) => at,
+            None => {
+                reached.push((rep(u), Vec::new(), false));
+                reached.len() - 1
+            }
+        };
+        match var.index {
+            Index::Elem => reached[at].2 = true,
+            Index::Var(iv) => {
+                if !reached[at].1.contains(&iv) {
+                    reached[at].1.push(iv);
+                }
+                if !indices.contains(&iv) {
+                    indices.push(iv);
+                }
+            }
+            Index::Zero | Index::Pos => return None,
+        }
+    }
+    if indices.len() != 2 || indices.iter().any(|&iv| k.vars[iv].written) {
+        return None;
+    }
+    if reached.iter().any(|r| r.2 && !r.1.is_empty()) {
+        return None;
+    }
+    Some(ConflictIndices {
+        indices: [indices[0], indices[1]],
+        same_elements: reached.iter().any(|r| r.1.len() > 1),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +259,59 @@ mod tests {
             parallel(&kernel("v_post += w"), &[]),
             Parallel::Atomic(_)
         ));
+    }
+
+    #[test]
+    fn serial_writes_through_two_indices_split_into_components() {
+        let vars = vec![
+            VariableSpec::array("_presynaptic_idx", Type::I32),
+            VariableSpec::array("_postsynaptic_idx", Type::I32),
+            VariableSpec::array("w", Type::F64),
+            VariableSpec {
+                index: "_postsynaptic_idx".into(),
+                ..VariableSpec::array("v_post", Type::F64)
+            },
+            VariableSpec {
+                index: "_presynaptic_idx".into(),
+                ..VariableSpec::array("c_pre", Type::F64)
+            },
+            VariableSpec {
+                index: "_presynaptic_idx".into(),
+                ..VariableSpec::array("v_pre", Type::F64)
+            },
+        ];
+        let k = |code: &str| lower(&KernelSpec::vector("synapses", vars.clone(), code)).unwrap();
+        let pos = |k: &Kernel, name: &str| k.vars.iter().position(|v| v.name == name).unwrap();
+        let two = k("v_post = v_post*0.9 + w\nc_pre = c_pre*0.5 + v_post");
+        assert_eq!(parallel(&two, &[]), Parallel::Serial);
+        assert_eq!(serial_index(&two, &[]), None);
+        let got = conflict_indices(&two, &[]).unwrap();
+        let mut ivs = got.indices;
+        ivs.sort();
+        let mut want = [
+            pos(&two, "_presynaptic_idx"),
+            pos(&two, "_postsynaptic_idx"),
+        ];
+        want.sort();
+        assert_eq!(ivs, want);
+        assert!(!got.same_elements);
+        // v_pre and v_post on one array (a recurrent pathway): the indices name the same
+        // neurons.
+        let rec = k("v_post = v_post*0.5 + v_pre");
+        let alias: Vec<usize> = (0..rec.vars.len())
+            .map(|v| {
+                if v == pos(&rec, "v_pre") {
+                    pos(&rec, "v_post")
+                } else {
+                    v
+                }
+            })
+            .collect();
+        assert_eq!(serial_index(&rec, &alias), None);
+        assert!(conflict_indices(&rec, &alias).unwrap().same_elements);
+        // Without the alias, v_pre is only read: one index, by target.
+        assert_eq!(conflict_indices(&rec, &[]), None);
+        assert!(serial_index(&rec, &[]).is_some());
     }
 
     #[test]

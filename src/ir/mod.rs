@@ -15,7 +15,9 @@ mod lower;
 mod types;
 mod validate;
 
-pub use access::{Parallel, accumulation, parallel, serial_index};
+pub use access::{
+    ConflictIndices, Parallel, accumulation, conflict_indices, parallel, serial_index,
+};
 pub use cse::share_subexpressions;
 pub use func::{Func, float_result};
 pub use fuse::{Fused, fuse_elementwise};

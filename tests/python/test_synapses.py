@@ -300,8 +300,8 @@ def serial_onto_many_targets():
     # A statement that is not an accumulation (u reads the v just written), many sources
     # per target, several delays and spikes in flight across runs: on the gpu the due
     # synapses are grouped by target, each target's in queue order, also with 2,500
-    # synapses onto one neuron. A pathway that writes through both indices keeps the
-    # single ordered walk.
+    # synapses onto one neuron. U writes through both indices: its due synapses all share
+    # K's one neuron, so they form one set, walked in order.
     G = NeuronGroup(2500, """dv/dt = (1.1 - v)/(3*ms) : 1
                              c : 1""", threshold="v > 1", reset="v = 0", method="exact")
     G.v = "1 - i/2500.0"
@@ -321,6 +321,38 @@ def serial_onto_many_targets():
     net.run(3 * ms)
     net.run(2.35 * ms)
     return dict(v=H.v[:].copy(), u=H.u[:].copy(), x=K.x[:].copy(), c=G.c[:].copy())
+
+
+def serial_through_both_indices():
+    # Kernels that write through both indices: the due synapses split into sets that
+    # share no pre or post neuron, each run in queue order. S: sources 2k and 2k+1 share
+    # target k (a thousand small sets; ~20 sources fire together, with three delays); R:
+    # a recurrent pathway where pre and post name the same neurons (d_pre read, d_post
+    # written); Z: 40,000 synapses, more than lavapipe's loops allow in one set, so there
+    # it stays one ordered walk.
+    G = NeuronGroup(2000, """dv/dt = (1.1 - v)/(2*ms) : 1
+                             c : 1
+                             d : 1
+                             y : 1""", threshold="v > 1", reset="v = 0", method="exact")
+    G.v = "(i % 97) / 97.0"
+    H = NeuronGroup(1000, "v : 1")
+    K = NeuronGroup(40, "x : 1")
+    S = Synapses(G, H, "w : 1", on_pre="""v_post = v_post*0.9 + w
+                                        c_pre = c_pre*0.5 + v_post""")
+    S.connect(j="i // 2")
+    S.w = "0.01 + 0.001*(i % 11)"
+    S.delay = "(i % 3)*0.1*ms"
+    R = Synapses(G, G, on_pre="d_post = d_post*0.7 + d_pre + 0.001*(i % 5)")
+    R.connect(j="(7*i + 3) % 2000")
+    R.connect(j="(11*i + 5) % 2000")
+    Z = Synapses(G, K, on_pre="""x_post = x_post*0.9 + 0.001*(i % 7)
+                                 y_pre = y_pre*0.5 + x_post""")
+    Z.connect(j="k for k in range(i % 2, 40, 2)")
+    net = Network(G, H, K, S, R, Z)
+    net.run(2.5 * ms)
+    net.run(2.5 * ms)
+    return dict(v=H.v[:].copy(), c=G.c[:].copy(), d=G.d[:].copy(), x=K.x[:].copy(),
+                y=G.y[:].copy())
 
 
 def serial_many_delays():
@@ -350,6 +382,28 @@ def test_serial_pathway_many_delays(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_serial_pathways_through_both_indices(backend):
+    ref = run_with("numpy", serial_through_both_indices)
+    got = run_with("wgpu", serial_through_both_indices, backend)
+    assert np.count_nonzero(ref["c"]) > 200 and np.count_nonzero(ref["d"]) > 200
+    compare(ref, got, rtol=1e-12)
+
+
+def test_serial_pathways_through_both_indices_run_by_sets(gpu):
+    from brian2.devices.device import all_devices
+    run_with("wgpu", serial_through_both_indices, "gpu")
+    kernels = {}
+    for d in all_devices["wgpu"].last_run_info["gpu_dispatches"]:
+        kernels.setdefault(d["object"], []).append(d["kernel"])
+    by_sets = [o for o, k in kernels.items() if "b2_uf_union" in k]
+    walked = [o for o, k in kernels.items() if "queue_deliver" in k and "b2_tgt_count" not in k]
+    from brian2wgpu import _engine
+    loops_limited = _engine.list_adapters()[0]["device_type"] == "Cpu"
+    assert len(by_sets) == (2 if loops_limited else 3), kernels
+    assert len(walked) == (1 if loops_limited else 0), kernels
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_serial_pathways_by_target(backend):
     ref = run_with("numpy", serial_onto_many_targets)
     got = run_with("wgpu", serial_onto_many_targets, backend)
@@ -363,6 +417,7 @@ def test_serial_pathway_dispatches(gpu):
     kernels = {}
     for d in all_devices["wgpu"].last_run_info["gpu_dispatches"]:
         kernels.setdefault(d["object"], []).append(d["kernel"])
-    by_target = [o for o, k in kernels.items() if "b2_tgt_count" in k]
+    by_target = [o for o, k in kernels.items() if "b2_tgt_count" in k and "b2_uf_union" not in k]
+    by_sets = [o for o, k in kernels.items() if "b2_uf_union" in k]
     walked = [o for o, k in kernels.items() if "queue_deliver" in k and "b2_tgt_count" not in k]
-    assert len(by_target) == 2 and len(walked) == 1, kernels
+    assert len(by_target) == 2 and len(by_sets) == 1 and not walked, kernels

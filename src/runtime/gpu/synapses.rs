@@ -4,6 +4,11 @@
 
 use super::*;
 
+/// Most due synapses one invocation of a grouped pathway takes on lavapipe: it sorts them
+/// (heapsort: 1.5 n iterations of its outer loop) and walks them (n), within lavapipe's
+/// 65,535 iterations per loop.
+const MOST_PER_GROUP: usize = 32_768;
+
 /// A pathway grouped by target: the grouping state, the kernel's indirect sizes, the
 /// support kernels' parameters, the array of targets per synapse, the number of targets.
 type ByTarget = (wgpu::Buffer, wgpu::Buffer, wgpu::Buffer, usize, usize);
@@ -180,14 +185,51 @@ impl GpuRun {
                 Parallel::Serial => self.by_target(cx.eng, *kernel, q)?,
                 _ => None,
             };
+            let by_sets = match parallel {
+                Parallel::Serial if by_target.is_none() => self.by_sets(cx.eng, *kernel, q)?,
+                _ => None,
+            };
             match parallel {
-                Parallel::Serial if by_target.is_some() => {
-                    let (state, args, params, post, targets) = by_target.expect("checked");
+                Parallel::Serial if by_target.is_some() || by_sets.is_some() => {
+                    let (state, args, params, keys, targets) = match (by_target, &by_sets) {
+                        (Some((state, args, params, post, targets)), _) => {
+                            (state, args, params, &self.bufs[post], targets)
+                        }
+                        (None, Some(sets)) => (
+                            sets.state.clone(),
+                            sets.args.clone(),
+                            sets.params.clone(),
+                            &sets.comp,
+                            sets.keys,
+                        ),
+                        (None, None) => unreachable!("checked"),
+                    };
+                    if let Some(sets) = &by_sets {
+                        // Each due synapse's set (its root key) into `comp`, per synapse.
+                        let mut uf_entries = vec![
+                            (0, &params),
+                            (1, &q.range),
+                            (2, &q.due),
+                            (3, &self.bufs[sets.index_arrays[1]]),
+                            (6, &self.bufs[sets.index_arrays[0]]),
+                            (7, &sets.uf),
+                        ];
+                        for entry in ["b2_uf_init", "b2_uf_union", "b2_uf_find"] {
+                            if entry == "b2_uf_find" {
+                                uf_entries.push((8, &sets.comp));
+                            }
+                            let mut p =
+                                self.support(entry, SYNAPSES_WGSL, entry, &uf_entries, [1, 1, 1])?;
+                            p.indirect = Some((q.indirect.clone(), 12));
+                            passes.push(p);
+                        }
+                    }
+                    // The grouping by target, or by set with the sets' roots as targets.
                     let entries = [
                         (0, &params),
                         (1, &q.range),
                         (2, &q.due),
-                        (3, &self.bufs[post]),
+                        (3, keys),
                         (4, &state),
                         (5, &args),
                     ];
@@ -239,18 +281,14 @@ impl GpuRun {
     /// ([`crate::ir::serial_index`]): the grouping state of shaders/synapses.wgsl, its
     /// parameters, the array of targets per synapse and the number of possible targets.
     /// `None` (one invocation walks the whole due list instead) where the kernel writes
-    /// through other indices, or where one target has so many synapses that its
-    /// invocation's loops would be long (lavapipe ends a shader's loops after 65,535
-    /// iterations).
+    /// through other indices, or on lavapipe where one target has so many synapses that
+    /// its invocation's loops would outgrow lavapipe's limit.
     fn by_target(
         &self,
         eng: &Engine,
         kernel: usize,
         q: &GpuQueue,
     ) -> Result<Option<ByTarget>, EngineError> {
-        // A target's invocation sorts its due positions (heapsort: 1.5 n iterations of
-        // its outer loop) and walks them (n): within lavapipe's 65,535 per loop.
-        const MOST_PER_TARGET: usize = 32_768;
         let ek = &eng.kernels[kernel];
         let Some(iv) = crate::ir::serial_index(&ek.kernel, &alias_of(ek)) else {
             return Ok(None);
@@ -258,18 +296,7 @@ impl GpuRun {
         let Binding::Array(post) = ek.bindings[iv] else {
             return Ok(None);
         };
-        let targets = ek
-            .kernel
-            .vars
-            .iter()
-            .zip(&ek.bindings)
-            .filter(|(v, _)| v.written && v.index == crate::ir::Index::Var(iv))
-            .filter_map(|(_, b)| match *b {
-                Binding::Array(id) => Some(self.arrays[id].len),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0);
+        let targets = self.indexed_len(ek, iv);
         let a = self.arrays[post];
         if a.ty != Type::I32 || a.ptr.is_null() || targets == 0 {
             return Ok(None);
@@ -283,29 +310,148 @@ impl GpuRun {
                 _ => return Ok(None),
             }
         }
-        if per_target.iter().any(|&c| c > MOST_PER_TARGET) {
+        if self.loops_limited() && per_target.iter().any(|&c| c > MOST_PER_GROUP) {
             return Ok(None);
         }
+        Ok(self
+            .grouping("target", targets, q, 0)?
+            .map(|(state, args, params)| (state, args, params, post, targets)))
+    }
+
+    /// The grouping state of shaders/synapses.wgsl for `keys` possible groups (targets or
+    /// sets), the kernel's indirect sizes and the support kernels' parameters; `None`
+    /// where the state would exceed the adapter's binding limit.
+    fn grouping(
+        &self,
+        what: &str,
+        keys: usize,
+        q: &GpuQueue,
+        second_from: usize,
+    ) -> Result<Option<(wgpu::Buffer, wgpu::Buffer, wgpu::Buffer)>, EngineError> {
         let due_cap = (q.due.size() / 4) as usize;
-        let words = 8 + 4 * targets + due_cap;
-        if (words * 4) as u64 > self.ctx.limits.max_storage_buffer_binding_size {
+        let words = 8 + 4 * keys + due_cap;
+        if keys == 0
+            || keys > u32::MAX as usize / 8
+            || (words * 4) as u64 > self.ctx.limits.max_storage_buffer_binding_size
+        {
             return Ok(None);
         }
         let state = storage(
             self.ctx,
-            "due synapses by target",
+            &format!("due synapses by {what}"),
             bytemuck::cast_slice(&vec![0u32; words]),
         )?;
         let args = self.ctx.indirect_buffer(
-            "by-target dispatch sizes",
+            &format!("by-{what} dispatch sizes"),
             bytemuck::cast_slice(&[0u32, 1, 1, 0]),
         )?;
         let max_x = self.ctx.limits.max_compute_workgroups_per_dimension;
         let params = storage(
             self.ctx,
-            "by-target params",
-            bytemuck::cast_slice(&[targets as u32, max_x, 0, 0]),
+            &format!("by-{what} params"),
+            bytemuck::cast_slice(&[keys as u32, max_x, second_from as u32, 0]),
         )?;
-        Ok(Some((state, args, params, post, targets)))
+        Ok(Some((state, args, params)))
     }
+
+    /// The length of the longest array the kernel reaches through index variable `iv`:
+    /// the number of values the index can take.
+    fn indexed_len(&self, ek: &crate::runtime::EngineKernel, iv: usize) -> usize {
+        ek.kernel
+            .vars
+            .iter()
+            .zip(&ek.bindings)
+            .filter(|(v, _)| v.index == crate::ir::Index::Var(iv))
+            .filter_map(|(_, b)| match *b {
+                Binding::Array(id) => Some(self.arrays[id].len),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether the adapter ends long shader loops: lavapipe (a CPU-type adapter) stops a
+    /// loop after 65,535 iterations; GPUs run them to the end.
+    fn loops_limited(&self) -> bool {
+        self.ctx.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// For a serial-order pathway that writes through both indices
+    /// ([`crate::ir::conflict_indices`]): the union-find and grouping state of
+    /// shaders/synapses.wgsl. `None` (one invocation walks the whole due list instead)
+    /// where the conflicts are not of that form, or on lavapipe where one set could
+    /// outgrow its loops.
+    fn by_sets(
+        &self,
+        eng: &Engine,
+        kernel: usize,
+        q: &GpuQueue,
+    ) -> Result<Option<BySets>, EngineError> {
+        let ek = &eng.kernels[kernel];
+        let Some(ci) = crate::ir::conflict_indices(&ek.kernel, &alias_of(ek)) else {
+            return Ok(None);
+        };
+        let due_cap = (q.due.size() / 4) as usize;
+        if self.loops_limited() && due_cap > MOST_PER_GROUP {
+            return Ok(None);
+        }
+        let mut index_arrays = [0usize; 2];
+        let mut spans = [0usize; 2];
+        for (k, &iv) in ci.indices.iter().enumerate() {
+            let Binding::Array(id) = ek.bindings[iv] else {
+                return Ok(None);
+            };
+            if self.arrays[id].ty != Type::I32 {
+                return Ok(None);
+            }
+            index_arrays[k] = id;
+            spans[k] = self.indexed_len(ek, iv);
+        }
+        let (second_from, keys) = if ci.same_elements {
+            (0, spans[0].max(spans[1]))
+        } else {
+            (spans[0], spans[0] + spans[1])
+        };
+        let Some((state, args, params)) = self.grouping("set", keys, q, second_from)? else {
+            return Ok(None);
+        };
+        let uf = storage(
+            self.ctx,
+            "union-find of due synapses",
+            bytemuck::cast_slice(&vec![0u32; keys]),
+        )?;
+        let synapses = self.arrays[index_arrays[0]].len;
+        let comp = storage(
+            self.ctx,
+            "set of each due synapse",
+            bytemuck::cast_slice(&vec![-1i32; synapses.max(1)]),
+        )?;
+        Ok(Some(BySets {
+            state,
+            args,
+            params,
+            uf,
+            comp,
+            index_arrays,
+            keys,
+        }))
+    }
+}
+
+/// A pathway grouped into independent sets of due synapses (see [`GpuRun::by_sets`]).
+struct BySets {
+    /// The grouping state, as for [`ByTarget`], with sets for targets.
+    state: wgpu::Buffer,
+    /// The kernel's indirect sizes.
+    args: wgpu::Buffer,
+    /// [keys, max workgroups per dimension, first key of the second index, 0].
+    params: wgpu::Buffer,
+    /// Parent per key.
+    uf: wgpu::Buffer,
+    /// The set (root key) of each synapse due this step.
+    comp: wgpu::Buffer,
+    /// The arrays of the two index variables (pre, post).
+    index_arrays: [usize; 2],
+    /// The number of keys.
+    keys: usize,
 }
