@@ -127,10 +127,12 @@ fn queue_plan(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     atomicMax(&sizes[8u + half], min((count + 63u) / 64u, params[15]));
 }
 
-// The ordered delivery, in three entry points (no workgroup waits on another one):
-//   `queue_deliver` (one workgroup): the per-delay prefix of the events due this step
-//     (a workgroup scan over the distinct delays), the range left by earlier runs (entry
-//     0), the number of pair tiles and their dispatch sizes;
+// The ordered delivery, in four entry points (no workgroup waits on another one):
+//   `queue_deliver_sums` (one workgroup per block of 256 distinct delays): the events
+//     due this step per block;
+//   `queue_deliver` (one workgroup per block): the per-delay prefix of the events due
+//     (the sums of the blocks before, then a workgroup scan), the range left by earlier
+//     runs (entry 0), the number of pair tiles and their dispatch sizes;
 //   `queue_deliver_count` (one workgroup per tile of pairs): the due groups and synapses
 //     of the tile;
 //   `queue_deliver_write` (one workgroup per tile): the tile's first entry and synapse
@@ -139,7 +141,7 @@ fn queue_plan(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 //     `queue_expand` and of the pathway's kernel.
 // Queue state (u32): [0] steps delivered in this run, [1] due synapses M, [2] entries E,
 // [3] this step (r), [4] entries and [5] synapses from earlier runs, [6] pairs,
-// [7] tiles, [8..] per-delay prefix of pair counts (nd + 1).
+// [7] tiles, [8..] per-delay prefix of pair counts (nd + 1), then the blocks' sums.
 
 const PLAN_WG: u32 = 256u;
 const TILE_WG: u32 = 64u;
@@ -237,20 +239,57 @@ fn tile_pairs() -> u32 {
     return TILE_WG * params[16];
 }
 
+// Sum of wg_scan over the workgroup (wg_scan is overwritten).
+fn wg_total(t: u32) -> u32 {
+    workgroupBarrier();
+    for (var stride = PLAN_WG / 2u; stride > 0u; stride /= 2u) {
+        if (t < stride) { wg_scan[t] += wg_scan[t + stride]; }
+        workgroupBarrier();
+    }
+    let total = wg_scan[0];
+    workgroupBarrier();
+    return total;
+}
+
+// The events due this step for this invocation's delay position (PLAN_WG per block).
+fn block_events(r: u32, b: u32, t: u32) -> u32 {
+    let o = b * PLAN_WG + t;
+    if (o >= params[4]) { return 0u; }
+    return due_events(r, o);
+}
+
 @compute @workgroup_size(256)
-fn queue_deliver(@builtin(local_invocation_index) t: u32) {
+fn queue_deliver_sums(@builtin(local_invocation_index) t: u32,
+                      @builtin(workgroup_id) wid: vec3<u32>) {
+    let r = qstate[0];
+    wg_scan[t] = block_events(r, wid.x, t);
+    let total = wg_total(t);
+    if (t == 0u) {
+        qstate[PREFIX + params[4] + 1u + wid.x] = total;
+        // The step, for this and the later passes (which do not read [0]: the plan
+        // advances it).
+        if (wid.x == 0u) { qstate[3] = r; }
+    }
+}
+
+@compute @workgroup_size(256)
+fn queue_deliver(@builtin(local_invocation_index) t: u32,
+                 @builtin(workgroup_id) wid: vec3<u32>) {
     _ = arrayLength(&entries) + arrayLength(&due_range) + arrayLength(&indirect)
         + arrayLength(&tiles);
     let nd = params[4];
-    let r = qstate[0];
-    // Each invocation sums a contiguous run of delays, then a scan of the 256 sums.
-    let per = (nd + PLAN_WG - 1u) / PLAN_WG;
-    let begin = min(t * per, nd);
-    let end = min(begin + per, nd);
-    var mine = 0u;
-    for (var o = begin; o < end; o++) {
-        mine += due_events(r, o);
+    let r = qstate[3];
+    let b = wid.x;
+    let blocks = max((nd + PLAN_WG - 1u) / PLAN_WG, 1u);
+    // The pairs of the blocks before this one (their sums, in parallel).
+    var before = 0u;
+    for (var u = t; u < b; u += PLAN_WG) {
+        before += qstate[PREFIX + nd + 1u + u];
     }
+    wg_scan[t] = before;
+    let offset = wg_total(t);
+    // A scan of this block's delays.
+    let mine = block_events(r, b, t);
     wg_scan[t] = mine;
     workgroupBarrier();
     for (var stride = 1u; stride < PLAN_WG; stride *= 2u) {
@@ -261,13 +300,12 @@ fn queue_deliver(@builtin(local_invocation_index) t: u32) {
         workgroupBarrier();
     }
     // wg_scan[t] is now inclusive.
-    var acc = wg_scan[t] - mine;
-    for (var o = begin; o < end; o++) {
-        qstate[PREFIX + o] = acc;
-        acc += due_events(r, o);
+    let o = b * PLAN_WG + t;
+    if (o < nd) {
+        qstate[PREFIX + o] = offset + wg_scan[t] - mine;
     }
-    if (t == PLAN_WG - 1u) {
-        let pairs = wg_scan[t];
+    if (b + 1u == blocks && t == PLAN_WG - 1u) {
+        let pairs = offset + wg_scan[t];
         qstate[PREFIX + nd] = pairs;
         qstate[6] = pairs;
         // At least one tile: its workgroup writes the totals when nothing is due.
@@ -278,7 +316,7 @@ fn queue_deliver(@builtin(local_invocation_index) t: u32) {
         tile_args[1] = g.y;
         tile_args[2] = g.z;
     }
-    if (t == 0u) {
+    if (b == 0u && t == 0u) {
         // The state left by earlier runs comes first.
         var eg = 0u;
         var es = 0u;
@@ -293,7 +331,6 @@ fn queue_deliver(@builtin(local_invocation_index) t: u32) {
                 es = hi - lo;
             }
         }
-        qstate[3] = r;
         qstate[4] = eg;
         qstate[5] = es;
         qstate[0] = r + 1u;

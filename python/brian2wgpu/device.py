@@ -121,7 +121,10 @@ def _dispatch_info(engine, items, names, clocks):
                                "workgroups": "indirect" if grid is None else tuple(grid)})
     return {"gpu_dispatches": dispatches, "gpu_dispatches_per_step": per_step,
             "gpu_monitor_bytes": engine.gpu_monitor_bytes(),
-            "gpu_uploaded_bytes": engine.gpu_uploaded_bytes()}
+            "gpu_uploaded_bytes": engine.gpu_uploaded_bytes(),
+            # One compute pass per batch (more only when profiling).
+            "gpu_batches": engine.gpu_compute_passes()[0],
+            "gpu_compute_passes": engine.gpu_compute_passes()[1]}
 
 
 def _log_dispatches(info):

@@ -158,6 +158,9 @@ struct LastGpuRun {
     left_on_gpu: Vec<usize>,
     /// Of the checked arrays, those it found invalid.
     invalid: Vec<usize>,
+    /// Batches submitted and compute passes recorded.
+    batches: u64,
+    compute_passes: u64,
 }
 
 /// A network's kernels and schedule, run without Python per step.
@@ -299,6 +302,12 @@ impl PyEngine {
     /// any access to it).
     fn gpu_left_on_gpu(&self) -> Vec<usize> {
         self.last.left_on_gpu.clone()
+    }
+
+    /// Batches the last GPU run submitted and compute passes it recorded in them (one
+    /// per batch, except when profiling).
+    fn gpu_compute_passes(&self) -> (u64, u64) {
+        (self.last.batches, self.last.compute_passes)
     }
 
     /// The arrays Brian2 checks for invalid values after a run (integrated variables): a
@@ -554,6 +563,8 @@ fn run_backend(
     let status = run.run(engine, cl, should_stop_fn);
     // Records grow during a run: report what they reached.
     last.monitor_bytes = run.monitor_bytes();
+    last.batches = run.batches;
+    last.compute_passes = run.compute_passes;
     if !matches!(status, Ok(RunStatus::Callback { .. })) {
         if status.is_ok() {
             last.left_on_gpu = std::mem::take(&mut run.left_on_gpu);

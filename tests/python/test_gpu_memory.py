@@ -95,7 +95,7 @@ def test_dispatches_per_step_are_reported(gpu):
     assert per_event and all(d["workgroups"] == "indirect" for d in per_event)
 
 
-def cuba(delay):
+def cuba(delay, profile=True):
     from brian2 import Synapses, seed, mV
     seed(11)
     n = 4000
@@ -111,7 +111,7 @@ def cuba(delay):
     Ci.connect("i>=0.8*N_pre", p=0.02)
     M = SpikeMonitor(P)
     net = Network(P, Ce, Ci, M)
-    net.run(20 * ms, profile=True)
+    net.run(20 * ms, profile=profile)
     dev = get_device()
     info = dict(dev.last_run_info) if isinstance(dev, brian2wgpu.WgpuDevice) else {}
     return dict(i=M.i[:].copy(), t=M.t[:].copy(), v=P.v[:].copy()), info
@@ -128,6 +128,25 @@ def test_cuba_dispatches_at_most_eight_per_step(gpu, delay):
     limit = 6 if delay == 0 * ms else 8  # without delay the pathways need no push
     assert info["gpu_dispatches_per_step"]["defaultclock"] <= limit, kernels
     assert all(w == "indirect" or w[0] * w[1] * w[2] > 1 for _, w in kernels), kernels
+
+
+def test_one_compute_pass_per_batch(gpu):
+    # A batch's steps read their clock values from rows of the batch's tables, so nothing
+    # is copied between steps and each batch is one compute pass; profiling splits it.
+    from brian2 import prefs
+    old = prefs.devices.wgpu.steps_per_batch
+    prefs.devices.wgpu.steps_per_batch = 50
+    try:
+        ref = run_with("numpy", lambda: cuba(1 * ms)[0])
+        got, info = run_with("wgpu", lambda: cuba(1 * ms, profile=False), "gpu")
+    finally:
+        prefs.devices.wgpu.steps_per_batch = old
+    compare(ref, got, exact=("i", "t"))
+    # 20 ms of 0.1 ms steps in batches of at most 50 steps.
+    assert info["gpu_batches"] >= 4, info
+    assert info["gpu_compute_passes"] == info["gpu_batches"], info
+    _, profiled = run_with("wgpu", lambda: cuba(1 * ms), "gpu")
+    assert profiled["gpu_compute_passes"] > profiled["gpu_batches"], profiled
 
 
 def sparse_million_with_values():

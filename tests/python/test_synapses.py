@@ -355,10 +355,10 @@ def serial_through_both_indices():
                 y=G.y[:].copy())
 
 
-def serial_many_delays():
-    # An ordered pathway with 40 distinct delays and thousands of (delay, event) pairs due
-    # per step: the ordered delivery spans many tiles; spikes in flight across runs.
-    G = NeuronGroup(3000, "dv/dt = (1.2 - v)/(2*ms) : 1", threshold="v > 1", reset="v = 0",
+def serial_with_delays(n, distinct, runs):
+    # An ordered pathway from n sources onto 30 targets with `distinct` delays, spikes in
+    # flight across runs.
+    G = NeuronGroup(n, "dv/dt = (1.2 - v)/(2*ms) : 1", threshold="v > 1", reset="v = 0",
                     method="exact")
     G.v = "(i % 97) / 97.0"
     H = NeuronGroup(30, "v : 1\nu : 1")
@@ -366,17 +366,29 @@ def serial_many_delays():
                                           u_post = u_post*0.5 + v_post""")
     S.connect(j="k for k in range(i % 10, 30, 10)")
     S.w = "0.001*((13*i + j) % 17)"
-    S.delay = "((7*i + j) % 40)*0.1*ms"
+    S.delay = f"((7*i + j) % {distinct})*0.1*ms"
     net = Network(G, H, S)
-    net.run(2.05 * ms)
-    net.run(3 * ms)
+    for duration in runs:
+        net.run(duration)
     return dict(v=H.v[:].copy(), u=H.u[:].copy())
 
 
+def serial_many_delays():
+    # 40 distinct delays and thousands of (delay, event) pairs due per step: the ordered
+    # delivery spans many tiles.
+    return serial_with_delays(3000, 40, [2.05 * ms, 3 * ms])
+
+
+def serial_hundreds_of_delays():
+    # 600 distinct delays: the ordered delivery's plan spans three blocks of delays.
+    return serial_with_delays(1000, 600, [35 * ms, 30 * ms])
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_serial_pathway_many_delays(backend):
-    ref = run_with("numpy", serial_many_delays)
-    got = run_with("wgpu", serial_many_delays, backend)
+@pytest.mark.parametrize("model", [serial_many_delays, serial_hundreds_of_delays])
+def test_serial_pathway_many_delays(backend, model):
+    ref = run_with("numpy", model)
+    got = run_with("wgpu", model, backend)
     assert np.all(ref["u"] != 0)
     compare(ref, got, rtol=1e-12)
 

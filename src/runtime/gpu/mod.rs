@@ -82,6 +82,18 @@ struct Pass {
     ring: Option<(u64, u64, u64)>,
     /// Dispatched only at this step of the clock in this run (queue state of earlier runs).
     at_step: Option<i64>,
+    /// Where the pass binds a clock's values (t, timestep, step record): one bind group
+    /// per row of the batch, each binding that row of the clock's tables.
+    steps: Option<StepBinds>,
+}
+
+/// The bind groups of a pass that reads a clock's per-step values: the step's row of the
+/// clock tables is bound in place of the clock buffers, so that a batch records no copies
+/// between steps and runs as one compute pass.
+struct StepBinds {
+    /// (binding, the clock table bound there, bytes per row used).
+    slices: Vec<(u32, wgpu::Buffer, u64)>,
+    groups: Vec<wgpu::BindGroup>,
 }
 
 /// A generated kernel's scalar statements that do not change during a run, or change
@@ -295,6 +307,10 @@ pub struct GpuRun {
     /// Of the engine's `checked_arrays` left on the GPU, those holding NaN, infinities or
     /// magnitudes above 1e50 at the end of the run (checked there, `b2_check_invalid`).
     pub invalid: Vec<usize>,
+    /// Batches submitted and compute passes recorded in them (one per batch unless
+    /// profiling).
+    pub batches: u64,
+    pub compute_passes: u64,
 }
 
 /// Per array, whether no scheduled operation or clock writes it during a run (Python
@@ -562,6 +578,7 @@ impl GpuRun {
             scalars: None,
             ring: None,
             at_step: None,
+            steps: None,
         })
     }
 
@@ -790,6 +807,7 @@ impl GpuRun {
             scalars,
             ring: None,
             at_step: None,
+            steps: None,
         })
     }
 
@@ -847,13 +865,13 @@ impl GpuRun {
         drop(kept);
         *RESIDENT.lock().unwrap_or_else(|e| e.into_inner()) = resident;
         let batch = batch.max(1);
-        let (values, records) = (vec![0u8; batch * 8], vec![0u8; batch * STEP_BYTES as usize]);
+        let rows = vec![0u8; batch * row_stride(ctx) as usize];
         let tables = (0..clocks.clocks.len())
             .map(|_| {
                 Ok((
-                    storage(ctx, "t table", &values)?,
-                    storage(ctx, "timestep table", &values)?,
-                    storage(ctx, "step record table", &records)?,
+                    storage(ctx, "t table", &rows)?,
+                    storage(ctx, "timestep table", &rows)?,
+                    storage(ctx, "step record table", &rows)?,
                 ))
             })
             .collect::<Result<_, EngineError>>()?;
@@ -888,6 +906,8 @@ impl GpuRun {
             tainted: false,
             left_on_gpu: Vec::new(),
             invalid: Vec::new(),
+            batches: 0,
+            compute_passes: 0,
         };
         // Spike queues, each sized for its pathway's kernel (serial or parallel).
         for item in &eng.items {
@@ -939,7 +959,51 @@ impl GpuRun {
             };
             run.prepared.push(prepared);
         }
+        run.bind_steps()?;
         Ok(run)
+    }
+
+    /// Per pass that binds a clock's buffers (its t, its timestep, its step record): one
+    /// bind group per batch row with that row of the clock's tables in their place.
+    fn bind_steps(&mut self) -> Result<(), EngineError> {
+        let mut clock_bufs: Vec<(wgpu::Buffer, wgpu::Buffer, u64)> = Vec::new();
+        for &(id, c, is_t) in &self.clock_arrays {
+            let table = if is_t {
+                &self.tables[c].0
+            } else {
+                &self.tables[c].1
+            };
+            clock_bufs.push((self.bufs[id].clone(), table.clone(), 8));
+        }
+        for (c, buf) in self.rng_steps.iter().enumerate() {
+            clock_bufs.push((buf.clone(), self.tables[c].2.clone(), STEP_BYTES));
+        }
+        let rows = self.batch;
+        for prep in &mut self.prepared {
+            let Prepared::Passes(passes, _) = prep else {
+                continue;
+            };
+            for p in passes {
+                let slices: Vec<(u32, wgpu::Buffer, u64)> = p
+                    .entries
+                    .iter()
+                    .filter_map(|(n, b)| {
+                        clock_bufs
+                            .iter()
+                            .find(|(cb, ..)| cb == b)
+                            .map(|(_, table, bytes)| (*n, table.clone(), *bytes))
+                    })
+                    .collect();
+                if !slices.is_empty() {
+                    p.steps = Some(StepBinds {
+                        slices,
+                        groups: Vec::new(),
+                    });
+                    p.bind_rows(self.ctx, rows)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The [lo, hi) positions of the events within [start, stop) of an eventspace (at this
@@ -1076,21 +1140,28 @@ impl GpuRun {
                 let base = eng.step_base.get(c).copied().unwrap_or(0);
                 // Per step: the random streams' step (i64), then the step's row in the
                 // batch (per-step tables).
-                let rng: Vec<u32> = ts
+                let rng: Vec<[u32; 4]> = ts
                     .iter()
                     .enumerate()
-                    .flat_map(|(row, s)| {
+                    .map(|(row, s)| {
                         let r = (s - base) as u64;
                         [r as u32, (r >> 32) as u32, row as u32, 0]
                     })
                     .collect();
-                self.ctx.queue.write_buffer(tt, 0, bytemuck::cast_slice(&t));
-                self.ctx
-                    .queue
-                    .write_buffer(tst, 0, bytemuck::cast_slice(&ts));
-                self.ctx
-                    .queue
-                    .write_buffer(rngt, 0, bytemuck::cast_slice(&rng));
+                let stride = row_stride(self.ctx) as usize;
+                let rows = |values: Vec<&[u8]>| {
+                    let mut bytes = vec![0u8; values.len() * stride];
+                    for (row, v) in values.iter().enumerate() {
+                        bytes[row * stride..row * stride + v.len()].copy_from_slice(v);
+                    }
+                    bytes
+                };
+                let t_rows = rows(t.iter().map(bytemuck::bytes_of).collect());
+                let ts_rows = rows(ts.iter().map(bytemuck::bytes_of).collect());
+                let rng_rows = rows(rng.iter().map(|r| bytemuck::cast_slice(r)).collect());
+                self.ctx.queue.write_buffer(tt, 0, &t_rows);
+                self.ctx.queue.write_buffer(tst, 0, &ts_rows);
+                self.ctx.queue.write_buffer(rngt, 0, &rng_rows);
             }
             for p in &self.prepared {
                 if let Prepared::Passes(passes, _) = p {
@@ -1099,43 +1170,18 @@ impl GpuRun {
                     }
                 }
             }
-            let tables = &self.tables;
             let n_steps = plan.len();
+            // One compute pass for the batch: each step's passes bind its row of the clock
+            // tables (`Pass::steps`), so nothing is copied between steps.
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            self.batches += 1;
+            self.compute_passes += 1;
             for (s, (cur, _)) in plan.iter().enumerate() {
-                // Brian2's clock arrays for this step, from the tables.
-                for (c, clock) in clocks.clocks.iter().enumerate() {
-                    if let Some(a) = clock.t_array {
-                        enc.copy_buffer_to_buffer(
-                            &tables[c].0,
-                            (s * 8) as u64,
-                            &self.bufs[a],
-                            0,
-                            8,
-                        );
-                    }
-                    if let Some(a) = clock.timestep_array {
-                        enc.copy_buffer_to_buffer(
-                            &tables[c].1,
-                            (s * 8) as u64,
-                            &self.bufs[a],
-                            0,
-                            8,
-                        );
-                    }
-                    enc.copy_buffer_to_buffer(
-                        &tables[c].2,
-                        s as u64 * STEP_BYTES,
-                        &self.rng_steps[c],
-                        0,
-                        STEP_BYTES,
-                    );
-                }
                 let start = if s == 0 { first } else { 0 };
                 let end = match callback {
                     Some((pos, _)) if s + 1 == n_steps => pos,
                     _ => eng.items.len(),
                 };
-                let mut pass = enc.begin_compute_pass(&Default::default());
                 for (pos, (item, prep)) in eng.items[start..end]
                     .iter()
                     .zip(&self.prepared[start..end])
@@ -1156,8 +1202,9 @@ impl GpuRun {
                             let t0 = std::time::Instant::now();
                             enc = self.ctx.device.create_command_encoder(&Default::default());
                             pass = enc.begin_compute_pass(&Default::default());
+                            self.compute_passes += 1;
                             for p in passes {
-                                dispatch(&mut pass, p, r);
+                                dispatch(&mut pass, p, r, s);
                             }
                             drop(pass);
                             self.ctx.submit("profile", enc.finish())?;
@@ -1167,9 +1214,10 @@ impl GpuRun {
                             }
                             enc = self.ctx.device.create_command_encoder(&Default::default());
                             pass = enc.begin_compute_pass(&Default::default());
+                            self.compute_passes += 1;
                         } else {
                             for p in passes {
-                                dispatch(&mut pass, p, r);
+                                dispatch(&mut pass, p, r, s);
                             }
                         }
                         if let Some(m) = mon {
@@ -1195,6 +1243,7 @@ impl GpuRun {
                     }
                 }
             }
+            drop(pass);
             if !self.tainted {
                 self.tainted = true;
                 let invariant = &self.invariant;
@@ -1316,7 +1365,7 @@ impl GpuRun {
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
             for p in &passes {
-                dispatch(&mut pass, p, 0);
+                dispatch(&mut pass, p, 0, 0);
             }
         }
         self.ctx.submit("invalid-value check", enc.finish())?;
@@ -1422,12 +1471,26 @@ fn bind_group(
     pipeline: &wgpu::ComputePipeline,
     entries: &[(u32, &wgpu::Buffer)],
 ) -> Result<wgpu::BindGroup, EngineError> {
+    let whole: Vec<_> = entries
+        .iter()
+        .map(|(b, buf)| (*b, buf.as_entire_buffer_binding()))
+        .collect();
+    bind_ranges(ctx, label, pipeline, &whole)
+}
+
+/// [`bind_group`] with parts of buffers.
+fn bind_ranges(
+    ctx: &GpuContext,
+    label: &str,
+    pipeline: &wgpu::ComputePipeline,
+    entries: &[(u32, wgpu::BufferBinding<'_>)],
+) -> Result<wgpu::BindGroup, EngineError> {
     let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let entries: Vec<_> = entries
         .iter()
-        .map(|(b, buf)| wgpu::BindGroupEntry {
+        .map(|(b, range)| wgpu::BindGroupEntry {
             binding: *b,
-            resource: buf.as_entire_binding(),
+            resource: wgpu::BindingResource::Buffer(range.clone()),
         })
         .collect();
     let group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -1461,8 +1524,46 @@ impl Pass {
         let entries: Vec<(u32, &wgpu::Buffer)> =
             self.entries.iter().map(|(n, b)| (*n, b)).collect();
         self.bind = bind_group(ctx, &self.label, &self.pipeline, &entries)?;
+        let rows = self.steps.as_ref().map_or(0, |s| s.groups.len());
+        self.bind_rows(ctx, rows)
+    }
+
+    /// The per-row bind groups of [`StepBinds`] (none without clock bindings).
+    fn bind_rows(&mut self, ctx: &GpuContext, rows: usize) -> Result<(), EngineError> {
+        let Some(steps) = &self.steps else {
+            return Ok(());
+        };
+        let stride = row_stride(ctx);
+        let mut groups = Vec::with_capacity(rows);
+        for row in 0..rows as u64 {
+            let entries: Vec<(u32, wgpu::BufferBinding<'_>)> = self
+                .entries
+                .iter()
+                .map(|(n, b)| match steps.slices.iter().find(|s| s.0 == *n) {
+                    Some((_, table, bytes)) => (
+                        *n,
+                        wgpu::BufferBinding {
+                            buffer: table,
+                            offset: row * stride,
+                            size: std::num::NonZeroU64::new(*bytes),
+                        },
+                    ),
+                    None => (*n, b.as_entire_buffer_binding()),
+                })
+                .collect();
+            groups.push(bind_ranges(ctx, &self.label, &self.pipeline, &entries)?);
+        }
+        if let Some(steps) = &mut self.steps {
+            steps.groups = groups;
+        }
         Ok(())
     }
+}
+
+/// Bytes per row of the clock tables: one step's values, at an offset a bind group may
+/// start from.
+fn row_stride(ctx: &GpuContext) -> u64 {
+    (ctx.limits.min_storage_buffer_offset_alignment as u64).max(STEP_BYTES)
 }
 
 fn owned(entries: &[(u32, &wgpu::Buffer)]) -> Vec<(u32, wgpu::Buffer)> {
@@ -1480,12 +1581,17 @@ fn queue_of(queues: &[Option<GpuQueue>], q: usize) -> Result<&GpuQueue, EngineEr
 }
 
 /// Record `p` at step `r` of its clock in this run.
-fn dispatch(pass: &mut wgpu::ComputePass<'_>, p: &Pass, r: i64) {
+/// Record pass `p` at the clock's step `r` in this run, row `row` of the batch.
+fn dispatch(pass: &mut wgpu::ComputePass<'_>, p: &Pass, r: i64, row: usize) {
     if p.at_step.is_some_and(|at| at != r) {
         return;
     }
     pass.set_pipeline(&p.pipeline);
-    pass.set_bind_group(0, &p.bind, &[]);
+    let bind = match &p.steps {
+        Some(steps) => &steps.groups[row],
+        None => &p.bind,
+    };
+    pass.set_bind_group(0, bind, &[]);
     match (&p.indirect, p.ring) {
         (Some((buf, offset)), Some((slots, delay, stride))) => {
             let slot = (r as u64 % slots + slots - delay) % slots;

@@ -83,6 +83,12 @@ pub struct GpuQueue {
     pub due: wgpu::Buffer,
 }
 
+/// Blocks of distinct delays the ordered delivery's plan takes per workgroup
+/// (`queue_deliver_sums`, `queue_deliver`; PLAN_WG in shaders/queue.wgsl).
+pub fn delay_blocks(distinct_delays: usize) -> usize {
+    distinct_delays.div_ceil(256).max(1)
+}
+
 fn zeros(ctx: &GpuContext, label: &str, words: usize) -> Result<wgpu::Buffer, GpuError> {
     ctx.storage_buffer(label, &vec![0u8; words.max(1) * 4])
 }
@@ -291,7 +297,7 @@ impl GpuQueue {
             width,
             start: q.source_start,
             params: ctx.storage_buffer("queue params", bytemuck::cast_slice(&params))?,
-            state: zeros(ctx, "queue state", 9 + nd)?,
+            state: zeros(ctx, "queue state", 9 + nd + delay_blocks(nd))?,
             tiles: zeros(ctx, "queue tiles", 2 * n_tiles)?,
             tile_args,
             ring: zeros(ctx, "queue ring", ring_words)?,

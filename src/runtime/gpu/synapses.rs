@@ -137,8 +137,8 @@ impl GpuRun {
         Ok({
             let step_buf = Some(&self.rng_steps[cx.clock]);
             let q = queue_of(&self.queues, *queue)?;
-            // The ordered delivery: plan (one workgroup, over the distinct delays), then a
-            // count and a write over tiles of (delay, event) pairs.
+            // The ordered delivery: a plan over blocks of distinct delays (their sums, then
+            // the prefix), then a count and a write over tiles of (delay, event) pairs.
             let shared = [
                 (0, &q.params),
                 (2, &q.state),
@@ -151,14 +151,22 @@ impl GpuRun {
             ];
             let mut with_args = shared.to_vec();
             with_args.push((13, &q.tile_args));
+            let blocks = super::queue::delay_blocks(q.distinct_delays()) as u32;
+            let sums = self.support(
+                "queue_deliver_sums",
+                QUEUE_WGSL,
+                "queue_deliver_sums",
+                &[(0, &q.params), (2, &q.state), (3, &q.ring), (7, &q.tables)],
+                [blocks, 1, 1],
+            )?;
             let plan = self.support(
                 "queue_deliver",
                 QUEUE_WGSL,
                 "queue_deliver",
                 &with_args,
-                [1, 1, 1],
+                [blocks, 1, 1],
             )?;
-            let mut deliver = vec![plan];
+            let mut deliver = vec![sums, plan];
             for entry in ["queue_deliver_count", "queue_deliver_write"] {
                 let mut p = self.support(entry, QUEUE_WGSL, entry, &shared, [1, 1, 1])?;
                 p.indirect = Some((q.tile_args.clone(), 0));
