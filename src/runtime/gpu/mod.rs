@@ -1258,8 +1258,10 @@ impl GpuRun {
                 clocks.advance(cur);
             }
             if let Some((pos, index)) = callback {
-                // Python needs the current state: bring arrays and records back first.
+                // Python needs the current state: bring arrays and records back first,
+                // and the clocks at the open step.
                 self.sync_to_host(eng)?;
+                unsafe { clocks.write_host(&self.arrays) };
                 self.resume_at = Some(pos + 1);
                 return Ok(RunStatus::Callback { index });
             }
@@ -1388,7 +1390,9 @@ impl GpuRun {
         with_resident(self, |id, r| ahead[id] = r.stale);
         self.drain_records(eng)?;
         // What no operation writes is on the host already, unless a run left it ahead.
-        self.download(|id| !self.invariant[id] || ahead[id])?;
+        // The clocks' arrays are the host's (kernels read the clock tables).
+        let clock = |id: usize| self.clock_arrays.iter().any(|c| c.0 == id);
+        self.download(|id| (!self.invariant[id] || ahead[id]) && !clock(id))?;
         with_resident(self, |_, r| r.stale = false);
         Ok(())
     }
