@@ -154,29 +154,60 @@ fn get<T: Copy>(s: &Src<T>, i: usize) -> T {
     }
 }
 
-/// `d[k] = c[k] ? a[k] : b[k]`, written so that the vector cases compile to blends.
+/// A select on bit masks: `c ? a : b` without a branch or a pointer select, so that
+/// block loops over a `bool` condition vectorise (LLVM turns `if c { a } else { b }` on
+/// loaded values into a per-element branch or address select, which stays scalar).
+pub trait Blend: Copy {
+    fn blend(c: bool, a: Self, b: Self) -> Self;
+}
+
+macro_rules! blend_bits {
+    ($t:ty, $bits:ty, $to:expr, $from:expr) => {
+        impl Blend for $t {
+            #[inline(always)]
+            fn blend(c: bool, a: Self, b: Self) -> Self {
+                let m = (c as $bits).wrapping_neg();
+                $from(($to(a) & m) | ($to(b) & !m))
+            }
+        }
+    };
+}
+blend_bits!(f64, u64, f64::to_bits, f64::from_bits);
+blend_bits!(f32, u32, f32::to_bits, f32::from_bits);
+blend_bits!(i64, i64, |x| x, |x| x);
+blend_bits!(i32, i32, |x| x, |x| x);
+blend_bits!(u8, u8, |x| x, |x| x);
+
+impl Blend for bool {
+    #[inline(always)]
+    fn blend(c: bool, a: Self, b: Self) -> Self {
+        (c & a) | (!c & b)
+    }
+}
+
+/// `d[k] = c[k] ? a[k] : b[k]`, branch-free so that the vector cases compile to blends.
 #[inline(always)]
-fn select<T: Copy>(d: &mut [T], c: Src<bool>, a: Src<T>, b: Src<T>) {
+fn select<T: Blend>(d: &mut [T], c: Src<bool>, a: Src<T>, b: Src<T>) {
     match (c, a, b) {
         (Src::S(c), a, b) => map1(d, if c { a } else { b }, |x| x),
         (Src::V(c), Src::V(a), Src::V(b)) => {
             for (((o, &c), &x), &y) in d.iter_mut().zip(c).zip(a).zip(b) {
-                *o = if c { x } else { y };
+                *o = T::blend(c, x, y);
             }
         }
         (Src::V(c), Src::V(a), Src::S(y)) => {
             for ((o, &c), &x) in d.iter_mut().zip(c).zip(a) {
-                *o = if c { x } else { y };
+                *o = T::blend(c, x, y);
             }
         }
         (Src::V(c), Src::S(x), Src::V(b)) => {
             for ((o, &c), &y) in d.iter_mut().zip(c).zip(b) {
-                *o = if c { x } else { y };
+                *o = T::blend(c, x, y);
             }
         }
         (Src::V(c), Src::S(x), Src::S(y)) => {
             for (o, &c) in d.iter_mut().zip(c) {
-                *o = if c { x } else { y };
+                *o = T::blend(c, x, y);
             }
         }
     }
@@ -184,21 +215,33 @@ fn select<T: Copy>(d: &mut [T], c: Src<bool>, a: Src<T>, b: Src<T>) {
 
 /// `d[k] = c[k] ? s[k] : d[k]`
 #[inline(always)]
-fn merge<T: Copy>(d: &mut [T], c: Src<bool>, s: Src<T>) {
+fn merge<T: Blend>(d: &mut [T], c: Src<bool>, s: Src<T>) {
     match (c, s) {
         (Src::S(false), _) => {}
         (Src::S(true), s) => map1(d, s, |x| x),
         (Src::V(c), Src::V(s)) => {
             for ((o, &c), &x) in d.iter_mut().zip(c).zip(s) {
-                *o = if c { x } else { *o };
+                *o = T::blend(c, x, *o);
             }
         }
         (Src::V(c), Src::S(x)) => {
             for (o, &c) in d.iter_mut().zip(c) {
-                *o = if c { x } else { *o };
+                *o = T::blend(c, x, *o);
             }
         }
     }
+}
+
+/// Whether any of `c` is set, eight flags per load.
+#[inline(always)]
+fn any_set(c: &[bool]) -> bool {
+    // SAFETY: a bool is one byte holding 0 or 1.
+    let bytes: &[u8] = unsafe { std::slice::from_raw_parts(c.as_ptr().cast(), c.len()) };
+    let mut words = bytes.chunks_exact(8);
+    let hit = words
+        .by_ref()
+        .any(|w| u64::from_ne_bytes(w.try_into().unwrap()) != 0);
+    hit || words.remainder().iter().any(|&b| b != 0)
 }
 
 /// Float semantics shared by f32 and f64.
@@ -374,6 +417,7 @@ fn load(arr: &RawArray, d: &mut Buf, idx: &[usize]) {
     }
 }
 
+#[inline(always)]
 fn load_range(arr: &RawArray, d: &mut Buf, start: usize, n: usize) {
     unsafe {
         match (arr.ty, d) {
@@ -400,6 +444,7 @@ fn load_range(arr: &RawArray, d: &mut Buf, start: usize, n: usize) {
 }
 
 /// Store `n` values of `src` (per element, or a uniform one broadcast) at `b..b + n`.
+#[inline(always)]
 fn store_range(arr: &RawArray, src: &Buf, uniform: bool, b: usize, n: usize) {
     macro_rules! put {
         ($t:ty, $s:expr, $conv:expr) => {{
@@ -529,6 +574,7 @@ fn index_values(regs: &Regs, r: Reg, arr_len: usize, var: &str) -> Result<Vec<us
     Ok(out)
 }
 
+#[inline(always)]
 fn cast_buf(d: &mut Buf, from: Type, regs: &Regs, a: Reg) {
     macro_rules! conv {
         ($src:ty, $f:expr) => {{
@@ -602,6 +648,7 @@ impl Value {
     }
 }
 
+#[inline(always)]
 fn cmp<T: Elem + PartialOrd>(op: CmpOp, d: &mut [bool], a: Src<T>, b: Src<T>) {
     match op {
         CmpOp::Lt => map2(d, a, b, |x, y| x < y),
@@ -613,6 +660,7 @@ fn cmp<T: Elem + PartialOrd>(op: CmpOp, d: &mut [bool], a: Src<T>, b: Src<T>) {
     }
 }
 
+#[inline(always)]
 fn run_instr(
     i: &Instr,
     loc: &mut [Buf],
@@ -803,13 +851,31 @@ fn run_instr(
                         // the others blended (branch-free whether few or most are set).
                         (None, Src::V(cv)) => {
                             let d = &mut d[base..base + n];
-                            for (j, (dc, cc)) in d.chunks_mut(16).zip(cv.chunks(16)).enumerate() {
-                                if !cc.iter().any(|&x| x) {
-                                    continue;
+                            let cv = &cv[..n];
+                            match s {
+                                Src::V(sv) => {
+                                    let sv = &sv[..n];
+                                    for ((dc, cc), sc) in
+                                        d.chunks_mut(32).zip(cv.chunks(32)).zip(sv.chunks(32))
+                                    {
+                                        if !any_set(cc) {
+                                            continue;
+                                        }
+                                        for ((o, &on), &x) in dc.iter_mut().zip(cc).zip(sc) {
+                                            *o = Blend::blend(on, $conv(x), *o);
+                                        }
+                                    }
                                 }
-                                for (k, (o, &on)) in dc.iter_mut().zip(cc).enumerate() {
-                                    let x = $conv(get(&s, j * 16 + k));
-                                    *o = if on { x } else { *o };
+                                Src::S(x) => {
+                                    let x = $conv(x);
+                                    for (dc, cc) in d.chunks_mut(32).zip(cv.chunks(32)) {
+                                        if !any_set(cc) {
+                                            continue;
+                                        }
+                                        for (o, &on) in dc.iter_mut().zip(cc) {
+                                            *o = Blend::blend(on, x, *o);
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -899,6 +965,7 @@ fn run_instr(
     }
 }
 
+#[inline(always)]
 fn copy_generic(d: &mut Buf, regs: &Regs, src: Reg, ty: Type) {
     match (ty, d) {
         (Type::Bool, Buf::B(d)) => map1(&mut d[..regs.n], regs.src::<bool>(src), |x| x),
@@ -919,6 +986,7 @@ fn small_power<'a, T: FloatOps>(a: &Src<'a, T>, b: &Src<T>) -> Option<(&'a [T], 
     }
 }
 
+#[inline(always)]
 fn binary(op: BinaryOp, ty: Type, d: &mut Buf, regs: &Regs, a: Reg, b: Reg) {
     let n = regs.n;
     macro_rules! float_op {
@@ -1000,6 +1068,7 @@ take_mut!(i64, I64);
 take_mut!(f32, F32);
 take_mut!(f64, F64);
 
+#[inline(always)]
 fn call(
     f: Func,
     d: &mut Buf,
@@ -1088,12 +1157,11 @@ fn call(
         },
         Func::Timestep => {
             let Buf::I64(v) = d else { unreachable!() };
-            map2(
-                &mut v[..n],
-                regs.src::<f64>(args[0]),
-                regs.src::<f64>(args[1]),
-                math::timestep,
-            );
+            match (regs.src::<f64>(args[0]), regs.src::<f64>(args[1])) {
+                (Src::V(t), Src::S(dt)) => math::timestep_block(&mut v[..n], t, Some(dt), &[]),
+                (Src::V(t), Src::V(dt)) => math::timestep_block(&mut v[..n], t, None, dt),
+                (t, dt) => map2(&mut v[..n], t, dt, math::timestep),
+            }
         }
         Func::Int => {
             let Buf::I32(v) = d else { unreachable!() };
@@ -1196,6 +1264,58 @@ fn call(
     Ok(())
 }
 
+/// One prologue or epilogue instruction (length 1): one out-of-line copy of
+/// [`run_instr`] for both, besides the two of the body.
+#[inline(never)]
+fn run_uniform(i: &Instr, uni: &mut [Buf], ctx: &RunCtx) -> Result<(), CpuError> {
+    run_instr(i, uni, &[], true, ctx, 0, 1)
+}
+
+/// The body over positions `start..start + len`: every instruction once over the block.
+#[inline(always)]
+fn run_body_portable(
+    ctx: &RunCtx,
+    loc: &mut [Buf],
+    uni: &[Buf],
+    start: usize,
+    len: usize,
+) -> Result<(), CpuError> {
+    for i in &ctx.prog.body {
+        run_instr(i, loc, uni, false, ctx, start, len)?;
+    }
+    Ok(())
+}
+
+/// [`run_body_portable`] compiled a second time for AVX2 (256-bit vectors, byte-to-lane
+/// widening for the blends), picked at run time. Same IEEE operations, so the same bits:
+/// AVX2 does not enable fma, and Rust never contracts `a * b + c`.
+fn run_body(
+    ctx: &RunCtx,
+    loc: &mut [Buf],
+    uni: &[Buf],
+    start: usize,
+    len: usize,
+) -> Result<(), CpuError> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        fn wide(
+            ctx: &RunCtx,
+            loc: &mut [Buf],
+            uni: &[Buf],
+            start: usize,
+            len: usize,
+        ) -> Result<(), CpuError> {
+            run_body_portable(ctx, loc, uni, start, len)
+        }
+        if crate::simd::avx2() {
+            // SAFETY: avx2() checked that the CPU has AVX2.
+            return unsafe { wide(ctx, loc, uni, start, len) };
+        }
+    }
+    run_body_portable(ctx, loc, uni, start, len)
+}
+
 /// Run the program over `n` elements.
 pub fn run(ctx: &RunCtx, n: usize) -> Result<Vec<Buf>, CpuError> {
     let prog = ctx.prog;
@@ -1212,7 +1332,7 @@ pub fn run(ctx: &RunCtx, n: usize) -> Result<Vec<Buf>, CpuError> {
         })
         .collect();
     for i in &prog.prologue {
-        run_instr(i, &mut uni, &[], true, ctx, 0, 1)?;
+        run_uniform(i, &mut uni, ctx)?;
     }
     let new_file = || -> Vec<Buf> {
         prog.regs
@@ -1227,11 +1347,7 @@ pub fn run(ctx: &RunCtx, n: usize) -> Result<Vec<Buf>, CpuError> {
             .collect()
     };
     let run_block = |loc: &mut Vec<Buf>, start: usize| -> Result<(), CpuError> {
-        let len = BLOCK.min(n - start);
-        for i in &prog.body {
-            run_instr(i, loc, &uni, false, ctx, start, len)?;
-        }
-        Ok(())
+        run_body(ctx, loc, &uni, start, BLOCK.min(n - start))
     };
     // A per-element register file from an earlier call, if any (returned below).
     let pooled = || {
@@ -1254,9 +1370,7 @@ pub fn run(ctx: &RunCtx, n: usize) -> Result<Vec<Buf>, CpuError> {
         // in order, give the serial loop's result.
         let mut loc = pooled();
         for (start, len) in ordered_chunks(ctx, n)? {
-            for i in &prog.body {
-                run_instr(i, &mut loc, &uni, false, ctx, start, len)?;
-            }
+            run_body(ctx, &mut loc, &uni, start, len)?;
         }
         give_back(loc);
     } else {
@@ -1288,7 +1402,7 @@ pub fn run(ctx: &RunCtx, n: usize) -> Result<Vec<Buf>, CpuError> {
         }
     }
     for i in &prog.epilogue {
-        run_instr(i, &mut uni, &[], true, ctx, 0, 1)?;
+        run_uniform(i, &mut uni, ctx)?;
     }
     Ok(uni)
 }
@@ -1389,4 +1503,48 @@ fn ordered_chunks(ctx: &RunCtx, n: usize) -> Result<Vec<(usize, usize)>, CpuErro
         chunks.push((start, n - start));
     }
     Ok(chunks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blends_pick_like_a_branch() {
+        let c: Vec<bool> = (0..37).map(|k| k % 3 == 0 || k == 36).collect();
+        let a: Vec<f64> = (0..37).map(|k| k as f64 * -1.5).collect();
+        let b: Vec<f64> = (0..37)
+            .map(|k| if k == 4 { f64::NAN } else { k as f64 })
+            .collect();
+        let want: Vec<u64> = (0..37)
+            .map(|k| if c[k] { a[k] } else { b[k] }.to_bits())
+            .collect();
+        let mut d = vec![0.0f64; 37];
+        select(&mut d, Src::V(&c), Src::V(&a), Src::V(&b));
+        assert_eq!(d.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want);
+        let mut m = b.clone();
+        merge(&mut m, Src::V(&c), Src::V(&a));
+        assert_eq!(m.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want);
+        let (ci, ai): (Vec<bool>, Vec<i32>) = (c.clone(), (0..37).map(|k| -k).collect());
+        let mut di = vec![0i32; 37];
+        select(&mut di, Src::V(&ci), Src::V(&ai), Src::S(7));
+        for k in 0..37 {
+            assert_eq!(di[k], if ci[k] { ai[k] } else { 7 });
+        }
+        let mut db = vec![false; 37];
+        select(&mut db, Src::V(&c), Src::S(true), Src::V(&c));
+        assert_eq!(db, c);
+    }
+
+    #[test]
+    fn any_set_sees_every_position() {
+        for len in [0, 1, 7, 8, 9, 16, 31, 32, 33] {
+            assert!(!any_set(&vec![false; len]));
+            for k in 0..len {
+                let mut v = vec![false; len];
+                v[k] = true;
+                assert!(any_set(&v), "len {len}, set at {k}");
+            }
+        }
+    }
 }
