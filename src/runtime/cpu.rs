@@ -1,7 +1,7 @@
 //! The schedule on the host: kernels through the interpreter, templates' bookkeeping
 //! (event compaction, monitor appends) in plain Rust over the engine's arrays.
 
-use super::{Binding, Clocks, Engine, EngineError, Op, Record, RunStatus, elem_size};
+use super::{Binding, Clocks, Engine, EngineError, Item, Op, Record, RunStatus, elem_size};
 use crate::arrays::{RawArray, RunArgs};
 use crate::ir::Type;
 
@@ -124,6 +124,33 @@ unsafe fn events<'a>(
     Ok(&ev[lo..hi])
 }
 
+/// The indices of the set flags, ascending, written to the front of `out`; returns their
+/// count. Eight flags are tested per load, so a step where few neurons spike costs a
+/// fraction of a pass over the flags.
+fn compact(flags: &[u8], out: &mut [i32]) -> usize {
+    let mut count = 0;
+    let mut words = flags.chunks_exact(8);
+    for (w, word) in words.by_ref().enumerate() {
+        if u64::from_ne_bytes(word.try_into().unwrap()) == 0 {
+            continue;
+        }
+        for (k, &f) in word.iter().enumerate() {
+            if f != 0 {
+                out[count] = (8 * w + k) as i32;
+                count += 1;
+            }
+        }
+    }
+    let base = flags.len() - words.remainder().len();
+    for (k, &f) in words.remainder().iter().enumerate() {
+        if f != 0 {
+            out[count] = (base + k) as i32;
+            count += 1;
+        }
+    }
+    count
+}
+
 fn push<T: bytemuck::Pod>(rec: &mut Record, v: T) {
     rec.data.extend_from_slice(bytemuck::bytes_of(&v));
 }
@@ -153,13 +180,7 @@ unsafe fn execute(
             check(space, Type::I32, "eventspace")?;
             let flags: &[u8] = unsafe { slice(c) };
             let out: &mut [i32] = unsafe { slice(space) };
-            let mut count = 0;
-            for (i, &f) in flags[..*n].iter().enumerate() {
-                if f != 0 {
-                    out[count] = i as i32;
-                    count += 1;
-                }
-            }
+            let count = compact(&flags[..*n], out);
             out[*n] = count as i32;
             Ok(())
         }
@@ -376,8 +397,44 @@ pub unsafe fn run(
         return Err(EngineError::Unsupported(why.clone()));
     }
     let items = eng.items.clone();
-    let mut steps = 0usize;
-    while let Some((_, cur)) = clocks.next() {
+    let per_check = if check_every > 0 {
+        check_every
+    } else {
+        usize::MAX
+    };
+    loop {
+        // The steps run inside the engine's thread pool, `check_every` at a time: a
+        // kernel's parallel blocks then start from a pool thread, which runs its own share
+        // at once instead of handing all of it over and sleeping until the others wake
+        // (a cross-thread wake-up per kernel and step, tens of microseconds on a VM).
+        // `should_stop` stays on this thread, where Python's signal handlers run.
+        let done = crate::threads::install(|| unsafe {
+            run_steps(eng, &items, arrays, clocks, per_check)
+        })?;
+        if let Some(status) = done {
+            unsafe { clocks.write_host(arrays) };
+            return Ok(status);
+        }
+        if should_stop(clocks) {
+            unsafe { clocks.write_host(arrays) };
+            return Ok(RunStatus::Stopped);
+        }
+    }
+}
+
+/// At most `max_steps` steps of the schedule; `None` when that many ran and the clocks
+/// have more, else how the run ended (finished, or at a Python callback).
+unsafe fn run_steps(
+    eng: &mut Engine,
+    items: &[Item],
+    arrays: &[RawArray],
+    clocks: &mut Clocks,
+    max_steps: usize,
+) -> Result<Option<RunStatus>, EngineError> {
+    for _ in 0..max_steps {
+        let Some((_, cur)) = clocks.next() else {
+            return Ok(Some(RunStatus::Finished));
+        };
         unsafe { clocks.write_host(arrays) };
         let first = eng.resume_at.take().unwrap_or(0);
         for (pos, item) in items.iter().enumerate().skip(first) {
@@ -386,7 +443,7 @@ pub unsafe fn run(
             }
             if let Op::Python { index } = item.op {
                 eng.resume_at = Some(pos + 1);
-                return Ok(RunStatus::Callback { index });
+                return Ok(Some(RunStatus::Callback { index }));
             }
             let t0 = eng.profile.is_some().then(std::time::Instant::now);
             let step = clocks.clocks[item.clock].timestep;
@@ -397,14 +454,8 @@ pub unsafe fn run(
             }
         }
         clocks.advance(&cur);
-        steps += 1;
-        if check_every > 0 && steps.is_multiple_of(check_every) && should_stop(clocks) {
-            unsafe { clocks.write_host(arrays) };
-            return Ok(RunStatus::Stopped);
-        }
     }
-    unsafe { clocks.write_host(arrays) };
-    Ok(RunStatus::Finished)
+    Ok(clocks.next().is_none().then_some(RunStatus::Finished))
 }
 
 /// Brian2's `spikegenerator` template: with `last` spikes already emitted, the spikes of
@@ -429,6 +480,19 @@ mod tests {
 
     /// A panic inside a kernel (here provoked by corrupting the compiled program's register
     /// types) comes back as an error that names the kernel, not as an unwinding panic.
+    #[test]
+    fn compaction_lists_the_set_flags_in_order() {
+        for n in [0usize, 1, 7, 8, 9, 64, 77] {
+            for stride in [1usize, 3, 8, 13] {
+                let flags: Vec<u8> = (0..n).map(|i| (i % stride == stride - 1) as u8).collect();
+                let want: Vec<i32> = (0..n as i32).filter(|&i| flags[i as usize] != 0).collect();
+                let mut out = vec![-1; n + 1];
+                let count = super::compact(&flags, &mut out);
+                assert_eq!(&out[..count], &want[..], "n {n}, stride {stride}");
+            }
+        }
+    }
+
     #[test]
     fn a_panicking_kernel_is_an_error_naming_it() {
         let mut spec = KernelSpec::vector(
