@@ -1012,11 +1012,31 @@ fn binary(op: BinaryOp, ty: Type, d: &mut Buf, regs: &Regs, a: Reg, b: Reg) {
             }
         }};
     }
+    // Each operation as its own closure, so that the element loop inlines it (a function
+    // pointer chosen at run time stays an indirect call per element).
     macro_rules! int_op {
-        ($t:ty) => {{
+        ($t:ty, $floordiv:path, $mod:path, $pow:path) => {{
             let (sa, sb) = (regs.src::<$t>(a), regs.src::<$t>(b));
             match (op, d) {
                 (BinaryOp::Cmp(c), Buf::B(d)) => cmp(c, &mut d[..n], sa, sb),
+                (BinaryOp::Add, d) => map2(&mut <$t>::take_mut(d)[..n], sa, sb, |x, y| {
+                    x.wrapping_add(y)
+                }),
+                (BinaryOp::Sub, d) => map2(&mut <$t>::take_mut(d)[..n], sa, sb, |x, y| {
+                    x.wrapping_sub(y)
+                }),
+                (BinaryOp::Mul, d) => map2(&mut <$t>::take_mut(d)[..n], sa, sb, |x, y| {
+                    x.wrapping_mul(y)
+                }),
+                (BinaryOp::FloorDiv, d) => {
+                    map2(&mut <$t>::take_mut(d)[..n], sa, sb, |x, y| $floordiv(x, y))
+                }
+                (BinaryOp::Mod, d) => map2(&mut <$t>::take_mut(d)[..n], sa, sb, |x, y| $mod(x, y)),
+                // `x**2` (squared distances): the power's own loop gives the same product.
+                (BinaryOp::Pow, d) if matches!(sb, Src::S(2)) => {
+                    map1(&mut <$t>::take_mut(d)[..n], sa, |x| x.wrapping_mul(x))
+                }
+                (BinaryOp::Pow, d) => map2(&mut <$t>::take_mut(d)[..n], sa, sb, |x, y| $pow(x, y)),
                 (op, d) => map2(
                     &mut <$t>::take_mut(d)[..n],
                     sa,
@@ -1029,8 +1049,8 @@ fn binary(op: BinaryOp, ty: Type, d: &mut Buf, regs: &Regs, a: Reg, b: Reg) {
     match ty {
         Type::F64 => float_op!(f64),
         Type::F32 => float_op!(f32),
-        Type::I32 => int_op!(i32),
-        Type::I64 => int_op!(i64),
+        Type::I32 => int_op!(i32, math::floordiv_i32, math::mod_i32, math::pow_i32),
+        Type::I64 => int_op!(i64, math::floordiv_i64, math::mod_i64, math::pow_i64),
         Type::Bool => {
             let (sa, sb) = (regs.src::<bool>(a), regs.src::<bool>(b));
             let Buf::B(d) = d else { unreachable!() };
