@@ -5,6 +5,8 @@ cpp_standalone, one fresh process per (form, target), repeated ``--repeat`` time
     python benches/connect.py [--n 40000] [--repeat 3] [--targets engine,numpy,cpp_standalone]
                               [--json benches/out/connect.json]
 
+Targets: ``engine`` (the wgpu device), ``numpy`` (Brian2's runtime device with its numpy
+target, brian2wgpu not imported), ``cpp_standalone``.
 Timed: the ``connect()`` call (Brian2's code generation included) on the engine and numpy;
 for cpp_standalone the compiled binary's whole run (connect plus loading and saving its
 arrays; compilation excluded, reported apart). Medians and the ratio numpy / engine.
@@ -42,11 +44,13 @@ from brian2 import *
 BrianLogger.log_level_error()
 if target == "cpp_standalone":
     set_device("cpp_standalone", directory=tempfile.mkdtemp(), build_on_run=False)
+elif target == "numpy":
+    # Brian2's own runtime device and numpy target, without brian2wgpu imported.
+    prefs.codegen.target = "numpy"
 else:
     import brian2wgpu
     set_device("wgpu")
     prefs.devices.wgpu.backend = "cpu"
-    prefs.devices.wgpu.synapse_creation = target
 seed(11)
 G = NeuronGroup(N, "x : 1")
 G.x = "rand()"

@@ -6,7 +6,7 @@ import numpy as np
 
 __all__ = ["compile", "list_adapters", "create_pipeline", "set_adapter", "set_dump_shaders",
            "set_gpu_timeout", "current_adapter", "download_resident", "connect_generator",
-           "CompiledKernel", "Engine", "QueueLayout", "__version__", "wgpu_version"]
+           "count_indices", "copy_offset", "CompiledKernel", "CreatedPairs", "Engine", "QueueLayout", "__version__", "wgpu_version"]
 
 __version__: str
 wgpu_version: str
@@ -45,11 +45,29 @@ def connect_generator(
     candidate: CompiledKernel | None,
     roles: dict[str, str],
     arrays: dict[str, np.ndarray],
-) -> dict[str, np.ndarray]:
+) -> dict[str, Any]:
     """Create synapses (Brian2's ``synapses_create_generator``; see
-    ``brian2wgpu.connect``): returns ``outer``/``result`` index arrays (offsets included,
-    Brian2's order) and ``outer_counts``/``result_counts`` (synapses per index). Raises
-    IndexError for indices out of range without ``skip_if_invalid``."""
+    ``brian2wgpu.connect``): returns ``count``, ``outer_counts``/``result_counts``
+    (synapses per index) and ``pairs`` (a `CreatedPairs`: the index pairs, offsets
+    included, Brian2's order). Raises IndexError for indices out of range without
+    ``skip_if_invalid``."""
+
+@final
+class CreatedPairs:
+    """Synapses made by `connect_generator`, held until written into Brian2's arrays."""
+
+    def __len__(self) -> int: ...
+    def write(self, outer: np.ndarray, result: np.ndarray) -> None:
+        """Copy the (outer, result) index pairs into two contiguous int32 arrays of
+        ``len(self)`` elements."""
+
+def count_indices(indices: np.ndarray, size: int) -> np.ndarray | None:
+    """How often each value in ``0..size`` occurs in the int32 array ``indices`` (None when
+    one lies outside), counted in parallel."""
+
+def copy_offset(indices: np.ndarray, out: np.ndarray, offset: int) -> None:
+    """``out[:] = indices + offset`` for contiguous int32 arrays of one length, in
+    parallel."""
 
 def list_adapters() -> list[dict[str, Any]]:
     """Every adapter wgpu sees, best first."""

@@ -132,29 +132,32 @@ def engine_generator(device, codeobj):
                 f"An exception occured during the execution of the 'run' block of code "
                 f"object {codeobj.name} (the engine's synapse creation): {exc}",
                 codeobj.owner) from exc
+        pairs = made["pairs"]
         if over_pre:
-            append_synapses(codeobj.owner, made["outer"], made["result"],
+            append_synapses(codeobj.owner, made["count"], pairs.write,
                             made["outer_counts"], made["result_counts"])
         else:
-            append_synapses(codeobj.owner, made["result"], made["outer"],
+            append_synapses(codeobj.owner, made["count"],
+                            lambda pre, post: pairs.write(post, pre),
                             made["result_counts"], made["outer_counts"])
 
     return run
 
 
-def append_synapses(synapses, pre, post, pre_counts, post_counts):
-    """Append (pre, post) pairs (absolute indices; ``*_counts``: synapses per source and
-    per target, without offsets) to Brian2's synapse arrays with one resize each, and
-    update what Brian2 derives from them (N, N_incoming, N_outgoing, the multisynaptic
-    index) as its own templates do."""
+def append_synapses(synapses, count, fill, pre_counts, post_counts):
+    """Append `count` synapses to Brian2's synapse arrays with one resize each:
+    ``fill(pre, post)`` writes their absolute indices into the two new int32 ranges;
+    ``*_counts`` are the synapses per source and per target (without offsets). Then update
+    what Brian2 derives from them (N, N_incoming, N_outgoing, the multisynaptic index) as
+    its own templates do."""
     from brian2.synapses.synapses import calc_repeats
 
     V = synapses.variables
     old = scalar_int(V["N"].get_value())
-    new = old + len(pre)
-    for name, values in (("_synaptic_pre", pre), ("_synaptic_post", post)):
+    new = old + count
+    for name in ("_synaptic_pre", "_synaptic_post"):
         V[name].resize(new)
-        V[name].get_value()[old:] = values
+    fill(V["_synaptic_pre"].get_value()[old:], V["_synaptic_post"].get_value()[old:])
     synapses._resize(new)
     src_off = scalar_int(V["_source_offset"].get_value())
     tgt_off = scalar_int(V["_target_offset"].get_value())
@@ -174,24 +177,36 @@ def connect_arrays(synapses, i, j):
     then one append (no per-call code object; Brian2's ``repeat`` and count updates were
     most of its time)."""
     i, j, _ = synapses._verify_connect_array_arguments(i, j, 1)
-    sources = np.ascontiguousarray(np.atleast_1d(i), dtype=np.int32)
-    targets = np.ascontiguousarray(np.atleast_1d(j), dtype=np.int32)
     n_pre, n_post = len(synapses.source), len(synapses.target)
-    for indices, which, size, group in ((sources, "source", n_pre, synapses.source),
-                                        (targets, "target", n_post, synapses.target)):
-        if len(indices) and (indices.max() >= size or indices.min() < 0):
+    V = synapses.variables
+    offsets = (scalar_int(V["_source_offset"].get_value()),
+               scalar_int(V["_target_offset"].get_value()))
+    checked = []
+    for indices, which, size, group in ((i, "source", n_pre, synapses.source),
+                                        (j, "target", n_post, synapses.target)):
+        indices = np.atleast_1d(indices)
+        # Range-checked where counted (below); a wider type is checked before it is
+        # narrowed to int32, which could wrap an index into range.
+        if (indices.dtype != np.int32 and len(indices)
+                and (indices.max() >= size or indices.min() < 0)):
+            counts = None
+        else:
+            indices = np.ascontiguousarray(indices, dtype=np.int32)
+            counts = _engine.count_indices(indices, size)
+        if counts is None:
             cause = IndexError(
                 f"The given {which} indices contain values outside of the range "
                 f"[0, {size - 1}] allowed for the {which} group \"{group.name}\"")
             raise IndexError("Tried to create synapse indices outside valid range.") from cause
+        checked.append((indices, counts))
+    (sources, pre_counts), (targets, post_counts) = checked
     synapses._connect_called = True
-    V = synapses.variables
-    src_off = scalar_int(V["_source_offset"].get_value())
-    tgt_off = scalar_int(V["_target_offset"].get_value())
-    pre_counts = np.bincount(sources, minlength=n_pre).astype(np.int32)
-    post_counts = np.bincount(targets, minlength=n_post).astype(np.int32)
-    append_synapses(synapses, sources + np.int32(src_off), targets + np.int32(tgt_off),
-                    pre_counts, post_counts)
+
+    def fill(pre, post):
+        for dst, indices, off in ((pre, sources, offsets[0]), (post, targets, offsets[1])):
+            _engine.copy_offset(indices, dst, off)
+
+    append_synapses(synapses, len(sources), fill, pre_counts, post_counts)
     # As Brian2's connect does after its code object.
     for var in synapses._registered_variables:
         var.size = len(var.get_value())

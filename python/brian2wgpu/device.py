@@ -25,8 +25,9 @@ from brian2.devices.device import RuntimeDevice, all_devices
 from brian2.units import second
 from brian2.utils.logger import get_logger
 
-from . import _engine, connect, integrator_cache, setexpr
+from . import _engine, connect, integrator_cache, setexpr, template_cache
 from .codeobject import kernel_spec, python_functions, scalar_int
+from .dynamic_array import DynamicArray1D
 
 __all__ = ["WgpuDevice"]
 
@@ -84,8 +85,15 @@ prefs.register_preferences(
         "sympy (the 'exact' integrator takes seconds); '' turns it off. The environment "
         "variable BRIAN2WGPU_INTEGRATOR_CACHE overrides it.",
     ),
+    template_cache=BrianPreference(
+        default=template_cache.default_directory(),
+        docs="Directory of the disk cache for the compiled form (jinja2 bytecode) of "
+        "Brian2's code templates, ~10 ms per template on a script's first use; '' turns "
+        "it off. The environment variable BRIAN2WGPU_TEMPLATE_CACHE overrides it.",
+    ),
 )
 integrator_cache.install()
+template_cache.install()
 
 # Per-step templates without an engine kernel yet, run through Brian2's numpy code object
 # on the host arrays (SpatialNeuron's cable equation: a tridiagonal solve per branch).
@@ -119,12 +127,13 @@ def _dispatch_info(engine, items, names, clocks):
         for kernel, grid in passes:
             dispatches.append({"object": name, "clock": clock, "kernel": kernel,
                                "workgroups": "indirect" if grid is None else tuple(grid)})
+    batches, passes = engine.gpu_compute_passes()
     return {"gpu_dispatches": dispatches, "gpu_dispatches_per_step": per_step,
             "gpu_monitor_bytes": engine.gpu_monitor_bytes(),
             "gpu_uploaded_bytes": engine.gpu_uploaded_bytes(),
             # One compute pass per batch (more only when profiling).
-            "gpu_batches": engine.gpu_compute_passes()[0],
-            "gpu_compute_passes": engine.gpu_compute_passes()[1]}
+            "gpu_batches": batches,
+            "gpu_compute_passes": passes}
 
 
 def _log_dispatches(info):
@@ -279,6 +288,13 @@ class WgpuDevice(RuntimeDevice):
         """The host array of ``var`` for reading only (does not mark it as changed)."""
         self._sync(var)
         return self._host_array(var)
+
+    def add_array(self, var):
+        if isinstance(var, DynamicArrayVariable) and var.ndim == 1:
+            # Zeroed by the OS, not by a pass over memory (see dynamic_array.py).
+            self.arrays[var] = DynamicArray1D(var.size, dtype=var.dtype)
+        else:
+            super().add_array(var)
 
     def get_value(self, var, access_data=True):
         # The caller may write into the array it gets (Brian2 does, e.g. when adding

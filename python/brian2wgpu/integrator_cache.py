@@ -47,18 +47,29 @@ class _NoStableKey(Exception):
     pass
 
 
-def default_directory():
+def cache_home(name):
+    """The default directory of the device's disk cache `name` (under XDG_CACHE_HOME)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "brian2wgpu", "integrators")
+    return os.path.join(base, "brian2wgpu", name)
+
+
+def configured_directory(env_var, preference):
+    """A disk cache's directory in force: the environment variable, else the preference;
+    None when the cache is off ('')."""
+    env = os.environ.get(env_var)
+    where = env if env is not None else prefs[preference]
+    if where is None or where == "":
+        return None
+    return os.path.expanduser(where)
+
+
+def default_directory():
+    return cache_home("integrators")
 
 
 def directory():
     """The cache directory in force, or None when the cache is off."""
-    env = os.environ.get("BRIAN2WGPU_INTEGRATOR_CACHE")
-    where = env if env is not None else prefs["devices.wgpu.integrator_cache"]
-    if where is None or where == "":
-        return None
-    return os.path.expanduser(where)
+    return configured_directory("BRIAN2WGPU_INTEGRATOR_CACHE", "devices.wgpu.integrator_cache")
 
 
 def _canonical(obj):

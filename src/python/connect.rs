@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadwriteArray1};
 use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -11,7 +11,9 @@ use pyo3::types::PyDict;
 use super::{CompiledKernel, get, opt};
 use crate::arrays::RawArray;
 use crate::ir::{self, Type};
-use crate::runtime::connect::{Binding, ConnectError, Generator, Iteration, Role, Stage};
+use crate::runtime::connect::{
+    self, Binding, ConnectError, Created, Generator, Iteration, Role, Stage,
+};
 
 fn connect_err(e: ConnectError) -> PyErr {
     match e {
@@ -164,16 +166,95 @@ pub(super) fn connect_generator<'py>(
         .map_err(connect_err)?;
     drop(holders);
     let out = PyDict::new(py);
-    out.set_item("outer", PyArray1::from_vec(py, created.outer))?;
-    out.set_item("result", PyArray1::from_vec(py, created.result))?;
-    out.set_item("outer_counts", PyArray1::from_vec(py, created.outer_counts))?;
+    out.set_item("count", created.len())?;
+    out.set_item(
+        "outer_counts",
+        PyArray1::from_slice(py, &created.outer_counts),
+    )?;
     out.set_item(
         "result_counts",
-        PyArray1::from_vec(py, created.result_counts),
+        PyArray1::from_slice(py, &created.result_counts),
     )?;
+    out.set_item("pairs", CreatedPairs { created })?;
     Ok(out)
 }
 
+/// The synapses `connect_generator` made, not yet copied anywhere: `write` puts them into
+/// Brian2's synapse arrays once they have been resized.
+#[pyclass(module = "brian2wgpu._engine", frozen)]
+pub(super) struct CreatedPairs {
+    created: Created,
+}
+
+#[pymethods]
+impl CreatedPairs {
+    fn __len__(&self) -> usize {
+        self.created.len()
+    }
+
+    /// Write the (outer, result) index pairs, with offsets and in Brian2's order, into
+    /// `outer` and `result` (int32 arrays of `len(self)` elements).
+    fn write(
+        &self,
+        py: Python<'_>,
+        mut outer: PyReadwriteArray1<'_, i32>,
+        mut result: PyReadwriteArray1<'_, i32>,
+    ) -> PyResult<()> {
+        let n = self.created.len();
+        let (o, r) = (
+            outer.as_slice_mut().map_err(contiguous)?,
+            result.as_slice_mut().map_err(contiguous)?,
+        );
+        if o.len() != n || r.len() != n {
+            return Err(PyValueError::new_err(format!(
+                "write: both arrays must hold {n} elements, not {} and {}",
+                o.len(),
+                r.len()
+            )));
+        }
+        py.detach(|| self.created.write_into(o, r));
+        Ok(())
+    }
+}
+
+fn contiguous(_: numpy::AsSliceError) -> PyErr {
+    PyValueError::new_err("the array must be contiguous")
+}
+
+/// How often each value in `0..size` occurs in the int32 array `indices`, counted in
+/// parallel; None when a value lies outside that range.
+#[pyfunction]
+pub(super) fn count_indices<'py>(
+    py: Python<'py>,
+    indices: PyReadonlyArray1<'py, i32>,
+    size: usize,
+) -> PyResult<Option<Bound<'py, PyArray1<i32>>>> {
+    let idx = indices.as_slice().map_err(contiguous)?;
+    let counted = py.detach(|| connect::count_indices(&[idx], 0, size));
+    Ok(counted.ok().map(|c| PyArray1::from_vec(py, c)))
+}
+
+/// `out[:] = indices + offset` for int32 arrays, in parallel (`out` is usually fresh
+/// memory, whose first touch costs more than the copy).
+#[pyfunction]
+pub(super) fn copy_offset(
+    py: Python<'_>,
+    indices: PyReadonlyArray1<'_, i32>,
+    mut out: PyReadwriteArray1<'_, i32>,
+    offset: i32,
+) -> PyResult<()> {
+    let src = indices.as_slice().map_err(contiguous)?;
+    let dst = out.as_slice_mut().map_err(contiguous)?;
+    if dst.len() != src.len() {
+        return Err(PyValueError::new_err(format!(
+            "copy_offset: out holds {} elements, indices {}",
+            dst.len(),
+            src.len()
+        )));
+    }
+    py.detach(|| connect::copy_offset(src, dst, offset));
+    Ok(())
+}
 /// Bind kernel `k`'s variables: template values by role, model arrays by name.
 fn stage<'k>(
     k: &'k CompiledKernel,

@@ -160,12 +160,17 @@ pub struct Generator<'a> {
 /// Per-role buffers of one block, 8-byte aligned and viewed at each variable's type.
 struct Buffers {
     data: Vec<Vec<u64>>,
+    /// Scratch for a block's conditions and repetition counts, as numbers.
+    keep: Vec<f64>,
+    reps: Vec<f64>,
 }
 
 impl Buffers {
     fn new() -> Self {
         Buffers {
             data: (0..ROLES).map(|_| vec![0u64; BLOCK]).collect(),
+            keep: Vec::with_capacity(BLOCK),
+            reps: Vec::new(),
         }
     }
     fn raw(&mut self, role: Role, ty: Type) -> RawArray {
@@ -187,6 +192,31 @@ impl Buffers {
     fn i32s(&mut self, role: Role) -> &mut [i32] {
         bytemuck::cast_slice_mut(&mut self.data[role as usize][..BLOCK / 2])
     }
+    /// Elements `..m` of `role`, written by a kernel variable of type `ty`, as numbers.
+    fn values(&self, role: Role, ty: Type, m: usize, out: &mut Vec<f64>) {
+        let buf = &self.data[role as usize];
+        out.clear();
+        match ty {
+            Type::Bool => {
+                let v: &[u8] = bytemuck::cast_slice(buf);
+                out.extend(v[..m].iter().map(|&b| (b != 0) as i32 as f64));
+            }
+            Type::I32 => {
+                let v: &[i32] = bytemuck::cast_slice(buf);
+                out.extend(v[..m].iter().map(|&x| x as f64));
+            }
+            Type::I64 => {
+                let v: &[i64] = bytemuck::cast_slice(buf);
+                out.extend(v[..m].iter().map(|&x| x as f64));
+            }
+            Type::F32 => {
+                let v: &[f32] = bytemuck::cast_slice(buf);
+                out.extend(v[..m].iter().map(|&x| x as f64));
+            }
+            Type::F64 => out.extend_from_slice(&buf_f64(buf)[..m]),
+        }
+    }
+
     /// Element `k` of `role` as written by a kernel variable of type `ty`.
     fn get(&self, role: Role, ty: Type, k: usize) -> f64 {
         let buf = &self.data[role as usize];
@@ -254,6 +284,10 @@ impl Stage<'_> {
         unsafe { self.program.run_raw(&raws, &args)? };
         Ok(())
     }
+}
+
+fn buf_f64(buf: &[u64]) -> &[f64] {
+    bytemuck::cast_slice(buf)
 }
 
 /// Uniform numbers of one outer index for the samplers: four per Philox block, 32 bits
@@ -325,12 +359,110 @@ fn range_len(low: i64, high: i64, step: i64) -> i64 {
 }
 
 /// Created synapses: (outer index + offset, result index + offset) pairs in Brian2's
-/// order, and how many each outer and each result index got (`N_outgoing`/`N_incoming`).
+/// order, as made by the chunks of outer rows, and how many each outer and each result
+/// index got (`N_outgoing`/`N_incoming`).
 pub struct Created {
-    pub outer: Vec<i32>,
-    pub result: Vec<i32>,
+    parts: Vec<(Vec<i32>, Vec<i32>)>,
     pub outer_counts: Vec<i32>,
     pub result_counts: Vec<i32>,
+}
+
+impl Created {
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(|p| p.0.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copy the pairs, in order, into `outer` and `result` (both [`len`](Self::len) long),
+    /// in parallel: straight into the synapse arrays, without a concatenated copy first.
+    pub fn write_into(&self, outer: &mut [i32], result: &mut [i32]) {
+        assert!(outer.len() == self.len() && result.len() == self.len());
+        let mut pieces = Vec::with_capacity(self.parts.len());
+        let (mut o, mut r) = (outer, result);
+        for part in &self.parts {
+            let (oh, ot) = std::mem::take(&mut o).split_at_mut(part.0.len());
+            let (rh, rt) = std::mem::take(&mut r).split_at_mut(part.1.len());
+            pieces.push((part, oh, rh));
+            (o, r) = (ot, rt);
+        }
+        crate::threads::install(|| {
+            pieces.into_par_iter().for_each(|(part, o, r)| {
+                o.copy_from_slice(&part.0);
+                r.copy_from_slice(&part.1);
+            })
+        });
+    }
+}
+
+/// How often each value in `offset..offset + size` occurs in `pieces` (indexed from
+/// `offset`; `Err` with a value outside that range), counted in parallel.
+pub fn count_indices(pieces: &[&[i32]], offset: i32, size: usize) -> Result<Vec<i32>, i32> {
+    let threads = crate::threads::pool().current_num_threads().max(1);
+    let total: usize = pieces.iter().map(|p| p.len()).sum();
+    if total < (1 << 16) || threads == 1 {
+        return count_serial(pieces, offset, size);
+    }
+    // One count array per worker, not per rayon split: `size` may be millions.
+    let split: Vec<&[i32]>;
+    let pieces = if pieces.len() < threads {
+        split = pieces
+            .iter()
+            .flat_map(|p| p.chunks(p.len().div_ceil(threads).max(1)))
+            .collect();
+        &split[..]
+    } else {
+        pieces
+    };
+    let per = pieces.len().div_ceil(threads);
+    let counted: Vec<Result<Vec<i32>, i32>> = crate::threads::install(|| {
+        pieces
+            .par_chunks(per)
+            .map(|group| count_serial(group, offset, size))
+            .collect()
+    });
+    let mut sum: Option<Vec<i32>> = None;
+    for c in counted {
+        let c = c?;
+        match &mut sum {
+            None => sum = Some(c),
+            Some(t) => t.iter_mut().zip(&c).for_each(|(a, b)| *a += b),
+        }
+    }
+    Ok(sum.unwrap_or_else(|| vec![0; size]))
+}
+
+/// `dst[k] = src[k] + offset`, in parallel.
+pub fn copy_offset(src: &[i32], dst: &mut [i32], offset: i32) {
+    const PIECE: usize = 1 << 16;
+    crate::threads::install(|| {
+        dst.par_chunks_mut(PIECE)
+            .zip(src.par_chunks(PIECE))
+            .for_each(|(d, s)| {
+                for (d, &s) in d.iter_mut().zip(s) {
+                    *d = s.wrapping_add(offset);
+                }
+            })
+    });
+}
+
+fn count_serial(pieces: &[&[i32]], offset: i32, size: usize) -> Result<Vec<i32>, i32> {
+    let mut counts = vec![0i32; size];
+    for piece in pieces {
+        // By runs of equal values: sorted sources would otherwise make every increment
+        // wait for the previous one to the same counter.
+        let mut runs = piece.chunk_by(|a, b| a == b);
+        for run in &mut runs {
+            let at = run[0] as i64 - offset as i64;
+            match counts.get_mut(at as usize) {
+                Some(c) if at >= 0 => *c += run.len() as i32,
+                _ => return Err(run[0]),
+            }
+        }
+    }
+    Ok(counts)
 }
 
 /// The candidates of one block, and the outer rows they came from.
@@ -364,23 +496,17 @@ impl Generator<'_> {
                 })
                 .collect::<Result<_, _>>()
         })?;
-        let total = parts.iter().map(|p| p.0.len()).sum();
-        let (mut outer, mut result) = (Vec::with_capacity(total), Vec::with_capacity(total));
         let mut outer_counts = vec![0i32; self.outer_size];
-        for (o, r) in parts {
+        for (o, _) in &parts {
             for w in o.chunk_by(|a, b| a == b) {
                 outer_counts[(w[0] - self.outer_offset) as usize] += w.len() as i32;
             }
-            outer.extend_from_slice(&o);
-            result.extend_from_slice(&r);
         }
-        let mut result_counts = vec![0i32; self.result_size];
-        for &r in &result {
-            result_counts[(r - self.result_offset) as usize] += 1;
-        }
+        let all: Vec<&[i32]> = parts.iter().map(|p| p.1.as_slice()).collect();
+        let result_counts = count_indices(&all, self.result_offset, self.result_size)
+            .map_err(|j| self.index_error(j - self.result_offset))?;
         Ok(Created {
-            outer,
-            result,
+            parts,
             outer_counts,
             result_counts,
         })
@@ -440,28 +566,48 @@ impl Generator<'_> {
                 ));
             }
             let outer_raw = row as i32 + self.outer_offset;
-            let mut emit = |inner: i64, scale: f64, block: &mut Block, bufs: &mut Buffers| {
+            // The candidates `first, first + stride, ...` (`count` of them), in order.
+            let mut emit = |first: i64,
+                            stride: i64,
+                            count: i64,
+                            scale: f64,
+                            block: &mut Block,
+                            bufs: &mut Buffers| {
                 if direct {
                     // Nothing to evaluate per candidate: the inner value is the result.
-                    let j = inner as i32;
-                    if j < 0 || j as usize >= self.result_size {
-                        if self.skip_if_invalid {
-                            return Ok(());
+                    for c in 0..count {
+                        let j = (first + c * stride) as i32;
+                        if j < 0 || j as usize >= self.result_size {
+                            if self.skip_if_invalid {
+                                continue;
+                            }
+                            return Err(self.index_error(j));
                         }
-                        return Err(self.index_error(j));
-                    }
-                    for _ in 0..self.n.max(0) {
-                        out.0.push(outer_raw);
-                        out.1.push(j + self.result_offset);
+                        for _ in 0..self.n.max(0) {
+                            out.0.push(outer_raw);
+                            out.1.push(j + self.result_offset);
+                        }
                     }
                     return Ok(());
                 }
-                block.outer.push(row as i32);
-                block.inner.push(inner as i32);
-                block.scale.push(scale);
-                if block.outer.len() == BLOCK {
-                    self.flush(cand, block, bufs, step_of(block_no), &mut out)?;
-                    block_no += 1;
+                let mut done = 0;
+                while done < count {
+                    let take = ((BLOCK - block.outer.len()) as i64).min(count - done);
+                    let start = first + done * stride;
+                    block
+                        .outer
+                        .extend(std::iter::repeat_n(row as i32, take as usize));
+                    block
+                        .inner
+                        .extend((0..take).map(|c| (start + c * stride) as i32));
+                    block
+                        .scale
+                        .extend(std::iter::repeat_n(scale, take as usize));
+                    done += take;
+                    if block.outer.len() == BLOCK {
+                        self.flush(cand, block, bufs, step_of(block_no), &mut out)?;
+                        block_no += 1;
+                    }
                 }
                 Ok::<(), ConnectError>(())
             };
@@ -471,15 +617,12 @@ impl Generator<'_> {
                     let mut rnd = RowRandom::new(self.seed, row);
                     let mut take = |m0: i64, m1: i64, phi: f64| {
                         if phi >= 1.0 {
-                            for m in m0..m1 {
-                                emit(low + m * step, 1.0, &mut block, bufs)?;
-                            }
-                            Ok(())
+                            emit(low + m0 * step, step, m1 - m0, 1.0, &mut block, bufs)
                         } else {
                             // Thinning: each position with probability `phi`; its
                             // condition then tests rand()*phi < p.
                             geometric(&mut rnd, phi, m0, m1, &mut |m| {
-                                emit(low + m * step, phi, &mut block, bufs)
+                                emit(low + m * step, step, 1, phi, &mut block, bufs)
                             })
                         }
                     };
@@ -493,21 +636,19 @@ impl Generator<'_> {
                         continue;
                     }
                     if p >= 1.0 {
-                        for m in 0..total {
-                            emit(low + m * step, 1.0, &mut block, bufs)?;
-                        }
+                        emit(low, step, total, 1.0, &mut block, bufs)?;
                         continue;
                     }
                     let mut rnd = RowRandom::new(self.seed, row);
                     if p < 0.25 {
                         // Brian2's jump algorithm.
                         geometric(&mut rnd, p, 0, total, &mut |m| {
-                            emit(low + m * step, 1.0, &mut block, bufs)
+                            emit(low + m * step, step, 1, 1.0, &mut block, bufs)
                         })?;
                     } else {
                         for m in 0..total {
                             if rnd.next() <= p {
-                                emit(low + m * step, 1.0, &mut block, bufs)?;
+                                emit(low + m * step, step, 1, 1.0, &mut block, bufs)?;
                             }
                         }
                     }
@@ -533,7 +674,7 @@ impl Generator<'_> {
                     }
                     let mut rnd = RowRandom::new(self.seed, row);
                     for m in sample_fixed(total, size, &mut rnd) {
-                        emit(low + m * step, 1.0, &mut block, bufs)?;
+                        emit(low + m * step, step, 1, 1.0, &mut block, bufs)?;
                     }
                 }
             }
@@ -645,12 +786,20 @@ impl Generator<'_> {
             None => (None, None),
         };
         // Typed views, taken once (the per-element accessors cost more than the test).
-        let keep: Option<Vec<bool>> = match (self.candidate_condition, cond_ty) {
-            (true, Some(t)) => Some((0..m).map(|k| bufs.get(Role::Cond, t, k) != 0.0).collect()),
+        let mut keep = std::mem::take(&mut bufs.keep);
+        let mut reps = std::mem::take(&mut bufs.reps);
+        let keep = match (self.candidate_condition, cond_ty) {
+            (true, Some(t)) => {
+                bufs.values(Role::Cond, t, m, &mut keep);
+                Some(keep)
+            }
             _ => None,
         };
-        let reps: Option<Vec<i64>> = match (self.candidate_n, n_ty) {
-            (true, Some(t)) => Some((0..m).map(|k| bufs.get(Role::N, t, k) as i64).collect()),
+        let reps = match (self.candidate_n, n_ty) {
+            (true, Some(t)) => {
+                bufs.values(Role::N, t, m, &mut reps);
+                Some(reps)
+            }
             _ => None,
         };
         let view =
@@ -660,23 +809,52 @@ impl Generator<'_> {
             view(Role::OuterRaw),
             view(Role::ResultRaw),
         );
-        for k in 0..m {
-            if keep.as_ref().is_some_and(|c| !c[k]) {
-                continue;
+        let mut failed = None;
+        if reps.is_none() && self.n == 1 {
+            // One synapse per kept candidate (most forms): written without branches.
+            let base = out.0.len();
+            out.0.resize(base + m, 0);
+            out.1.resize(base + m, 0);
+            let (o, r) = (&mut out.0[base..], &mut out.1[base..]);
+            let mut w = 0;
+            for k in 0..m {
+                let kept = keep.as_ref().is_none_or(|c| c[k] != 0.0);
+                let ok = valid(res[k]);
+                if kept && !ok && !self.skip_if_invalid {
+                    failed = Some(res[k]);
+                    break;
+                }
+                o[w] = outer_raw[k];
+                r[w] = result_raw[k];
+                w += (kept && ok) as usize;
             }
-            if !valid(res[k]) {
-                if self.skip_if_invalid {
+            out.0.truncate(base + w);
+            out.1.truncate(base + w);
+        } else {
+            for k in 0..m {
+                if keep.as_ref().is_some_and(|c| c[k] == 0.0) {
                     continue;
                 }
-                return Err(self.index_error(res[k]));
-            }
-            let n = reps.as_ref().map_or(self.n as i64, |r| r[k]);
-            for _ in 0..n.max(0) {
-                out.0.push(outer_raw[k]);
-                out.1.push(result_raw[k]);
+                if !valid(res[k]) {
+                    if self.skip_if_invalid {
+                        continue;
+                    }
+                    failed = Some(res[k]);
+                    break;
+                }
+                let n = reps.as_ref().map_or(self.n as i64, |r| r[k] as i64);
+                for _ in 0..n.max(0) {
+                    out.0.push(outer_raw[k]);
+                    out.1.push(result_raw[k]);
+                }
             }
         }
-        Ok(())
+        bufs.keep = keep.unwrap_or_default();
+        bufs.reps = reps.unwrap_or_default();
+        match failed {
+            Some(j) => Err(self.index_error(j)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -1174,5 +1352,33 @@ mod tests {
         assert_eq!(range_len(10, 0, -3), 4);
         assert_eq!(range_len(5, 5, 1), 0);
         assert_eq!(range_len(5, 0, 1), 0);
+    }
+}
+
+#[cfg(test)]
+mod count_tests {
+    use super::count_indices;
+
+    #[test]
+    fn counts_match_a_serial_count_and_reject_out_of_range() {
+        // Long enough for the parallel path, with runs (sorted part) and scattered values.
+        let mut idx: Vec<i32> = (0..200_000).map(|k| k / 7).collect();
+        idx.extend((0..100_000).map(|k| (k * 7919) % 28_000));
+        let size = 28_572;
+        let mut want = vec![0i32; size];
+        for &k in &idx {
+            want[k as usize] += 1;
+        }
+        assert_eq!(count_indices(&[&idx], 0, size), Ok(want.clone()));
+        let shifted: Vec<i32> = idx.iter().map(|k| k + 5).collect();
+        let halves: Vec<&[i32]> = shifted.chunks(1000).collect();
+        assert_eq!(count_indices(&halves, 5, size), Ok(want));
+        let mut bad = idx.clone();
+        bad[150_000] = -1;
+        assert_eq!(count_indices(&[&bad], 0, size), Err(-1));
+        bad[150_000] = size as i32;
+        assert_eq!(count_indices(&[&bad], 0, size), Err(size as i32));
+        assert_eq!(count_indices(&[&[4, 4, 4]], 0, 4), Err(4));
+        assert_eq!(count_indices(&[], 0, 3), Ok(vec![0, 0, 0]));
     }
 }

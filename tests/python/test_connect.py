@@ -177,6 +177,14 @@ def test_index_arrays_out_of_range_raise_like_numpy():
         with pytest.raises(IndexError) as exc:
             connect(mode, dict(i=[0, 400], j=[1, 2]))
         assert "outside" in str(exc.value.__cause__)
+        with pytest.raises(IndexError):
+            connect(mode, dict(i=[0, 1], j=[-1, 2]))
+    # Wider than int32: must not wrap into range (2**32 + 1 would become 1; Brian2 2.11's
+    # numpy code does wrap it and makes a synapse to 1).
+    for i, j in (([0, 2**32 + 1], [1, 2]),
+                 (np.arange(3, dtype=np.int64), np.array([0, 1, 2**33]))):
+        with pytest.raises(IndexError):
+            connect("engine", dict(i=np.asarray(i), j=np.asarray(j)))
         with pytest.raises(TypeError):
             connect(mode, dict(i=[0.5, 1.0], j=[1, 2]))
 
