@@ -116,6 +116,21 @@ PER_STEP_TEMPLATES = {"stateupdate", "threshold", "reset", "spikemonitor", "stat
                       "spikegenerator"}
 
 
+class _SizingQueue:
+    """Brian2's spike queue as `SynapticPathway.initialise_queue` sees it on this device:
+    `prepare` gets the longest delay alone and no synapses, which sizes the queue and moves
+    its queued spikes for a new dt as Brian2's does, but skips its per-source synapse
+    lists (10^7 entries: 0.08 s), which the engine's queue layout replaces."""
+
+    def __init__(self, queue):
+        self.queue = queue
+
+    def prepare(self, delays, dt, sources):
+        delays = np.asarray(delays)
+        longest = delays[np.argmax(delays)][None] if len(delays) else delays
+        self.queue.prepare(np.ascontiguousarray(longest), dt, np.empty(0, dtype=np.int32))
+
+
 def _dispatch_info(engine, items, names, clocks):
     """What the gpu backend records per time step: every dispatch of every schedule item
     with its kernel and workgroup grid ('indirect' where the GPU sizes it from counts)."""
@@ -462,6 +477,7 @@ class WgpuDevice(RuntimeDevice):
                     namespace=None, profile=None, level=0):
         from brian2.core.network import Network, TextReport
         from brian2.groups.group import Group
+        from brian2.synapses.synapses import SynapticPathway
 
         duration = float(duration) * second
         all_objects = net.sorted_objects
@@ -526,6 +542,9 @@ class WgpuDevice(RuntimeDevice):
                                 "(slower; on the gpu backend every step copies the arrays both "
                                 "ways)", "python_function", once=True)
                     op, finish = {"op": "host", "codeobj": codeobj}, None
+                    if codeobj.template_name == "synapses_push_spikes":
+                        # Brian2's push reads its queue's per-source synapse lists.
+                        SynapticPathway.initialise_queue(obj)
                 else:
                     op, finish = self._translate(engine, state, obj, codeobj)
                 if op["op"] == "host":
@@ -844,7 +863,15 @@ class WgpuDevice(RuntimeDevice):
             pathway.eventspace = self.peek_value(
                 pathway.source.variables[pathway.eventspace_name])
             return
-        SynapticPathway.initialise_queue(pathway)
+        # Brian2's checks, and its queue sized and its queued spikes moved for a new dt,
+        # without the per-source synapse lists that only its own push reads (network_run
+        # builds them where the pathway runs on the host).
+        queue = pathway.queue
+        pathway.queue = _SizingQueue(queue)
+        try:
+            SynapticPathway.initialise_queue(pathway)
+        finally:
+            pathway.queue = queue
 
     def _push_spikes(self, engine, state, pathway, codeobj):
         """The pathway's spike queue moves into the engine for the run and back after it,

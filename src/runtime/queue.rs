@@ -58,6 +58,65 @@ impl QueueLayout {
             )));
         }
         let width = source_stop.saturating_sub(source_start);
+        let in_range = |s: i32| {
+            (s as usize)
+                .checked_sub(source_start)
+                .filter(|&i| i < width && s >= 0)
+                .is_some()
+        };
+        let sorted = crate::threads::install(|| {
+            sources.par_windows(2).all(|w| w[0] <= w[1])
+                && sources.first().is_none_or(|&s| in_range(s))
+                && sources.last().is_none_or(|&s| in_range(s))
+        });
+        let (row_start, by_source) = if sorted {
+            Self::runs(source_start, width, sources)
+        } else {
+            Self::counting(source_start, source_stop, sources)?
+        };
+        Ok(QueueLayout {
+            source_start,
+            source_stop,
+            max_delay: delays.iter().copied().max().unwrap_or(0),
+            grouping: std::sync::OnceLock::new(),
+            delays,
+            row_start,
+            by_source,
+        })
+    }
+
+    /// Sources in ascending order (Brian2's, as connect() makes synapses): each source's
+    /// synapses are one run and the order is the identity.
+    fn runs(source_start: usize, width: usize, sources: &[i32]) -> (Vec<usize>, Vec<i32>) {
+        let mut row_start = Vec::with_capacity(width + 1);
+        let mut at = 0;
+        for i in 0..width {
+            row_start.push(at);
+            let s = (source_start + i) as i32;
+            at += sources[at..].iter().take_while(|&&x| x == s).count();
+        }
+        row_start.push(at);
+        let mut by_source = vec![0i32; sources.len()];
+        crate::threads::install(|| {
+            by_source
+                .par_chunks_mut(1 << 16)
+                .enumerate()
+                .for_each(|(c, chunk)| {
+                    for (k, v) in chunk.iter_mut().enumerate() {
+                        *v = ((c << 16) + k) as i32;
+                    }
+                })
+        });
+        (row_start, by_source)
+    }
+
+    /// Any order: a counting sort by source (stable, so ascending within a source).
+    fn counting(
+        source_start: usize,
+        source_stop: usize,
+        sources: &[i32],
+    ) -> Result<(Vec<usize>, Vec<i32>), EngineError> {
+        let width = source_stop.saturating_sub(source_start);
         let mut counts = vec![0usize; width + 1];
         for &s in sources {
             let i = (s as usize)
@@ -80,15 +139,7 @@ impl QueueLayout {
             by_source[fill[i]] = syn as i32;
             fill[i] += 1;
         }
-        Ok(QueueLayout {
-            source_start,
-            source_stop,
-            max_delay: delays.iter().copied().max().unwrap_or(0),
-            grouping: std::sync::OnceLock::new(),
-            delays,
-            row_start: counts,
-            by_source,
-        })
+        Ok((counts, by_source))
     }
 
     /// The synapses by (source, delay), computed once per layout.
@@ -318,6 +369,29 @@ mod tests {
         assert_eq!(q.peek(), &[1, 2]);
         q.advance();
         assert!(q.peek().is_empty());
+    }
+
+    #[test]
+    fn sorted_sources_give_the_counting_sorts_layout() {
+        // Runs of every length, sources missing at both ends and inside, a subgroup.
+        let mut sources = Vec::new();
+        for s in 12..400 {
+            sources.extend(std::iter::repeat_n(s, (s * 7 % 5) as usize));
+        }
+        sources.extend(std::iter::repeat_n(399, 70_000));
+        let (a, b) = QueueLayout::runs(10, 395, &sources);
+        let (c, d) = QueueLayout::counting(10, 405, &sources).unwrap();
+        assert_eq!((a, b), (c, d));
+        let layout = QueueLayout::new(10, 405, &sources, vec![3]).unwrap();
+        assert_eq!(layout.by_source.len(), sources.len());
+        // Out of range or unsorted: the counting sort, with its error.
+        assert!(QueueLayout::new(10, 405, &[5, 11], vec![1]).is_err());
+        assert!(QueueLayout::new(10, 405, &[11, 404, 405], vec![1]).is_err());
+        let l = QueueLayout::new(0, 3, &[2, 0, 2, 1], vec![1]).unwrap();
+        assert_eq!(
+            (l.row_start, l.by_source),
+            (vec![0, 1, 2, 4], vec![1, 3, 0, 2])
+        );
     }
 
     #[test]
