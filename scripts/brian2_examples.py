@@ -12,6 +12,12 @@ every SpikeMonitor. Simulated durations are scaled by ``--scale`` (default 1: un
 for both targets alike. Examples for the standalone device (``examples/standalone``,
 ``multiprocessing``) are listed as not applicable.
 
+The numpy target's results do not depend on this project's code, so they are kept in
+``~/.cache/brian2wgpu/numpy_results_<brian2>_<numpy>.json``, keyed by the example's text,
+seed and scale (``--numpy-cache FILE`` elsewhere, ``--no-numpy-cache`` to rerun them): a
+second yardstick, e.g. on the other backend, runs only the device side. A cached timeout
+is reused only for a timeout no longer than the one it ran with.
+
 An example *matches* when it runs on both targets and the wgpu spike count is within 10%
 of numpy's (or both record no spikes). With ``--seeds N`` (N > 1), an example that differs
 at the first seed runs again on both targets with seeds 1 .. N-1 more: a stochastic
@@ -20,6 +26,7 @@ median count lies within the other target's range over the N seeds (numpy's own 
 """
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -117,6 +124,45 @@ def run_one(path, target, backend, timeout, scale, seed=2011):
     return out
 
 
+class NumpyCache:
+    """numpy-target results on disk, written after every run so an interrupted yardstick
+    keeps what it measured."""
+
+    def __init__(self, path):
+        self.path = path
+        self.entries = {}
+        if path is not None and path.exists():
+            try:
+                self.entries = json.loads(path.read_text())
+            except ValueError:
+                print(f"ignoring unreadable numpy cache {path}", file=sys.stderr)
+
+    @staticmethod
+    def key(path, seed, scale):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        return f"{path.parent.name}/{path.name}:{digest}:seed={seed}:scale={scale:g}"
+
+    def run(self, path, timeout, scale, seed=2011):
+        key = self.key(path, seed, scale)
+        hit = self.entries.get(key)
+        if hit is not None and (hit["status"] != "timeout" or hit["seconds"] >= timeout):
+            return dict(hit, cached=True)
+        result = run_one(path, "numpy", "", timeout, scale, seed)
+        if self.path is not None:
+            self.entries[key] = result
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.entries, indent=1, sort_keys=True))
+            tmp.replace(self.path)
+        return result
+
+
+def default_numpy_cache():
+    import numpy
+
+    return CACHE / f"numpy_results_{VERSION}_{numpy.__version__}.json"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--backend", default="auto")
@@ -127,11 +173,19 @@ def main():
     ap.add_argument("--seeds", type=int, default=1,
                     help="seeds for examples that differ at the first (default 1: no rerun)")
     ap.add_argument("--summary", default="", help="only summarize an earlier --json file")
+    ap.add_argument("--numpy-cache", default="",
+                    help="file of cached numpy-target results (default: in the cache folder)")
+    ap.add_argument("--no-numpy-cache", action="store_true",
+                    help="run the numpy target every time and keep nothing")
     args = ap.parse_args()
     if args.summary:
         summarize(json.loads(Path(args.summary).read_text()))
         return
     root = examples_dir()
+    numpy_cache = NumpyCache(None if args.no_numpy_cache
+                             else Path(args.numpy_cache) if args.numpy_cache
+                             else default_numpy_cache())
+    args.numpy_run = numpy_cache.run
     paths = sorted(p for p in root.rglob("*.py") if args.only in str(p.relative_to(root)))
     results = {}
     for path in paths:
@@ -141,7 +195,7 @@ def main():
             print(f"{rel:60s} n/a", flush=True)
             continue
         ours = run_one(path, "wgpu", args.backend, args.timeout, args.scale)
-        ref = run_one(path, "numpy", "", args.timeout, args.scale)
+        ref = numpy_cache.run(path, args.timeout, args.scale)
         if ours["status"] != "ok":
             verdict = f"wgpu {ours['status']}: {ours.get('error', '')}"
         elif ref["status"] != "ok":
@@ -154,8 +208,9 @@ def main():
                 verdict, spread = over_seeds(path, args, a, b)
                 ours["spread"], ref["spread"] = spread
         results[rel] = {"verdict": verdict, "wgpu": ours, "numpy": ref}
-        print(f"{rel:60s} {verdict} (wgpu {ours.get('seconds')} s, numpy {ref.get('seconds')} s)",
-              flush=True)
+        cached = " cached" if ref.get("cached") else ""
+        print(f"{rel:60s} {verdict} (wgpu {ours.get('seconds')} s, numpy "
+              f"{ref.get('seconds')} s{cached})", flush=True)
     summarize(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
@@ -166,7 +221,7 @@ def over_seeds(path, args, first_ours, first_ref):
     ours, ref = [first_ours], [first_ref]
     for seed in range(2012, 2011 + args.seeds):
         o = run_one(path, "wgpu", args.backend, args.timeout, args.scale, seed)
-        r = run_one(path, "numpy", "", args.timeout, args.scale, seed)
+        r = args.numpy_run(path, args.timeout, args.scale, seed)
         if o["status"] != "ok" or r["status"] != "ok":
             return f"differs: seed {seed} did not run on both targets", (ours, ref)
         ours.append(o.get("spikes", 0))
