@@ -6,7 +6,7 @@ import numpy as np
 
 __all__ = ["compile", "list_adapters", "create_pipeline", "set_adapter", "set_dump_shaders",
            "set_gpu_timeout", "current_adapter", "download_resident", "connect_generator",
-           "count_indices", "copy_offset", "CompiledKernel", "CreatedPairs", "Engine", "QueueLayout", "__version__", "wgpu_version"]
+           "copy_counting", "CompiledKernel", "CreatedPairs", "Engine", "QueueLayout", "__version__", "wgpu_version"]
 
 __version__: str
 wgpu_version: str
@@ -61,13 +61,11 @@ class CreatedPairs:
         """Copy the (outer, result) index pairs into two contiguous int32 arrays of
         ``len(self)`` elements."""
 
-def count_indices(indices: np.ndarray, size: int) -> np.ndarray | None:
-    """How often each value in ``0..size`` occurs in the int32 array ``indices`` (None when
-    one lies outside), counted in parallel."""
-
-def copy_offset(indices: np.ndarray, out: np.ndarray, offset: int) -> None:
-    """``out[:] = indices + offset`` for contiguous int32 arrays of one length, in
-    parallel."""
+def copy_counting(indices: np.ndarray, out: np.ndarray, offset: int,
+                  size: int) -> np.ndarray | None:
+    """``out[:] = indices + offset`` for contiguous int32 arrays of one length, and how
+    often each value in ``0..size`` occurs in ``indices``, in one parallel pass; None when
+    one lies outside (``out`` is then partly written)."""
 
 def list_adapters() -> list[dict[str, Any]]:
     """Every adapter wgpu sees, best first."""

@@ -150,14 +150,27 @@ def append_synapses(synapses, count, fill, pre_counts, post_counts):
     ``*_counts`` are the synapses per source and per target (without offsets). Then update
     what Brian2 derives from them (N, N_incoming, N_outgoing, the multisynaptic index) as
     its own templates do."""
+    old, pre, post = grow_indices(synapses, count)
+    fill(pre, post)
+    finish_append(synapses, old + count, pre_counts, post_counts)
+
+
+def grow_indices(synapses, count):
+    """Resize ``_synaptic_pre``/``_synaptic_post`` by `count`: the old size and views of
+    the two new ranges."""
+    V = synapses.variables
+    old = scalar_int(V["N"].get_value())
+    for name in ("_synaptic_pre", "_synaptic_post"):
+        V[name].resize(old + count)
+    return old, V["_synaptic_pre"].get_value()[old:], V["_synaptic_post"].get_value()[old:]
+
+
+def finish_append(synapses, new, pre_counts, post_counts):
+    """After the indices grew to `new` synapses: the other synaptic variables, the counts
+    per source and target, the multisynaptic index."""
     from brian2.synapses.synapses import calc_repeats
 
     V = synapses.variables
-    old = scalar_int(V["N"].get_value())
-    new = old + count
-    for name in ("_synaptic_pre", "_synaptic_post"):
-        V[name].resize(new)
-    fill(V["_synaptic_pre"].get_value()[old:], V["_synaptic_post"].get_value()[old:])
     synapses._resize(new)
     src_off = scalar_int(V["_source_offset"].get_value())
     tgt_off = scalar_int(V["_target_offset"].get_value())
@@ -175,40 +188,44 @@ def append_synapses(synapses, count, fill, pre_counts, post_counts):
 def connect_arrays(synapses, i, j):
     """``connect(i=array, j=array)`` (with ``n=1``, ``p=1``): Brian2's checks and errors,
     then one append (no per-call code object; Brian2's ``repeat`` and count updates were
-    most of its time)."""
+    most of its time). Each index array is read once: copied into the grown synapse
+    arrays while it is counted and range-checked; a bad index shrinks them back."""
     i, j, _ = synapses._verify_connect_array_arguments(i, j, 1)
-    n_pre, n_post = len(synapses.source), len(synapses.target)
     V = synapses.variables
-    offsets = (scalar_int(V["_source_offset"].get_value()),
-               scalar_int(V["_target_offset"].get_value()))
-    checked = []
-    for indices, which, size, group in ((i, "source", n_pre, synapses.source),
-                                        (j, "target", n_post, synapses.target)):
+    sides = []
+    for indices, which, group, offset_name in (
+            (i, "source", synapses.source, "_source_offset"),
+            (j, "target", synapses.target, "_target_offset")):
         indices = np.atleast_1d(indices)
-        # Range-checked where counted (below); a wider type is checked before it is
-        # narrowed to int32, which could wrap an index into range.
+        size = len(group)
+        # A wider type is range-checked before it is narrowed to int32, which could wrap
+        # an index into range; int32 indices are checked where they are counted.
         if (indices.dtype != np.int32 and len(indices)
                 and (indices.max() >= size or indices.min() < 0)):
-            counts = None
-        else:
-            indices = np.ascontiguousarray(indices, dtype=np.int32)
-            counts = _engine.count_indices(indices, size)
-        if counts is None:
-            cause = IndexError(
-                f"The given {which} indices contain values outside of the range "
-                f"[0, {size - 1}] allowed for the {which} group \"{group.name}\"")
-            raise IndexError("Tried to create synapse indices outside valid range.") from cause
-        checked.append((indices, counts))
-    (sources, pre_counts), (targets, post_counts) = checked
+            raise_out_of_range(which, size, group)
+        indices = np.ascontiguousarray(indices, dtype=np.int32)
+        sides.append((indices, which, group, scalar_int(V[offset_name].get_value())))
+    count = len(sides[0][0])
+    old, pre, post = grow_indices(synapses, count)
+    counts = []
+    for (indices, which, group, offset), dst in zip(sides, (pre, post)):
+        counted = _engine.copy_counting(indices, dst, offset, len(group))
+        if counted is None:
+            for name in ("_synaptic_pre", "_synaptic_post"):
+                V[name].resize(old)
+            raise_out_of_range(which, len(group), group)
+        counts.append(counted)
     synapses._connect_called = True
-
-    def fill(pre, post):
-        for dst, indices, off in ((pre, sources, offsets[0]), (post, targets, offsets[1])):
-            _engine.copy_offset(indices, dst, off)
-
-    append_synapses(synapses, len(sources), fill, pre_counts, post_counts)
+    finish_append(synapses, old + count, *counts)
     # As Brian2's connect does after its code object.
     for var in synapses._registered_variables:
         var.size = len(var.get_value())
     for name in ("N_incoming", "N_outgoing"):
         V[name].size = len(V[name].get_value())
+
+
+def raise_out_of_range(which, size, group):
+    cause = IndexError(
+        f"The given {which} indices contain values outside of the range "
+        f"[0, {size - 1}] allowed for the {which} group \"{group.name}\"")
+    raise IndexError("Tried to create synapse indices outside valid range.") from cause

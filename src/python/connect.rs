@@ -221,40 +221,31 @@ fn contiguous(_: numpy::AsSliceError) -> PyErr {
     PyValueError::new_err("the array must be contiguous")
 }
 
-/// How often each value in `0..size` occurs in the int32 array `indices`, counted in
-/// parallel; None when a value lies outside that range.
+/// `out[:] = indices + offset` for int32 arrays, and how often each value in `0..size`
+/// occurs in `indices`, in one parallel pass (`out` is usually fresh memory, whose first
+/// touch costs more than the copy); None when a value lies outside that range (`out` is
+/// then partly written).
 #[pyfunction]
-pub(super) fn count_indices<'py>(
+pub(super) fn copy_counting<'py>(
     py: Python<'py>,
     indices: PyReadonlyArray1<'py, i32>,
+    mut out: PyReadwriteArray1<'py, i32>,
+    offset: i32,
     size: usize,
 ) -> PyResult<Option<Bound<'py, PyArray1<i32>>>> {
-    let idx = indices.as_slice().map_err(contiguous)?;
-    let counted = py.detach(|| connect::count_indices(&[idx], 0, size));
-    Ok(counted.ok().map(|c| PyArray1::from_vec(py, c)))
-}
-
-/// `out[:] = indices + offset` for int32 arrays, in parallel (`out` is usually fresh
-/// memory, whose first touch costs more than the copy).
-#[pyfunction]
-pub(super) fn copy_offset(
-    py: Python<'_>,
-    indices: PyReadonlyArray1<'_, i32>,
-    mut out: PyReadwriteArray1<'_, i32>,
-    offset: i32,
-) -> PyResult<()> {
     let src = indices.as_slice().map_err(contiguous)?;
     let dst = out.as_slice_mut().map_err(contiguous)?;
     if dst.len() != src.len() {
         return Err(PyValueError::new_err(format!(
-            "copy_offset: out holds {} elements, indices {}",
+            "copy_counting: out holds {} elements, indices {}",
             dst.len(),
             src.len()
         )));
     }
-    py.detach(|| connect::copy_offset(src, dst, offset));
-    Ok(())
+    let counted = py.detach(|| connect::copy_counting(src, dst, offset, size));
+    Ok(counted.ok().map(|c| PyArray1::from_vec(py, c)))
 }
+
 /// Bind kernel `k`'s variables: template values by role, model arrays by name.
 fn stage<'k>(
     k: &'k CompiledKernel,

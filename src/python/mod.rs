@@ -453,8 +453,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(current_adapter, m)?)?;
     m.add_function(wrap_pyfunction!(engine::download_resident, m)?)?;
     m.add_function(wrap_pyfunction!(connect::connect_generator, m)?)?;
-    m.add_function(wrap_pyfunction!(connect::count_indices, m)?)?;
-    m.add_function(wrap_pyfunction!(connect::copy_offset, m)?)?;
+    m.add_function(wrap_pyfunction!(connect::copy_counting, m)?)?;
     m.add_class::<connect::CreatedPairs>()?;
     m.add_class::<CompiledKernel>()?;
     m.add_class::<engine::PyEngine>()?;

@@ -423,6 +423,11 @@ pub fn count_indices(pieces: &[&[i32]], offset: i32, size: usize) -> Result<Vec<
             .map(|group| count_serial(group, offset, size))
             .collect()
     });
+    sum_counts(counted, size)
+}
+
+/// The per-worker count arrays added up (the first error if any worker found one).
+fn sum_counts(counted: Vec<Result<Vec<i32>, i32>>, size: usize) -> Result<Vec<i32>, i32> {
     let mut sum: Option<Vec<i32>> = None;
     for c in counted {
         let c = c?;
@@ -434,35 +439,82 @@ pub fn count_indices(pieces: &[&[i32]], offset: i32, size: usize) -> Result<Vec<
     Ok(sum.unwrap_or_else(|| vec![0; size]))
 }
 
-/// `dst[k] = src[k] + offset`, in parallel.
-pub fn copy_offset(src: &[i32], dst: &mut [i32], offset: i32) {
-    const PIECE: usize = 1 << 16;
-    crate::threads::install(|| {
-        dst.par_chunks_mut(PIECE)
-            .zip(src.par_chunks(PIECE))
-            .for_each(|(d, s)| {
-                for (d, &s) in d.iter_mut().zip(s) {
-                    *d = s.wrapping_add(offset);
-                }
-            })
-    });
-}
-
 fn count_serial(pieces: &[&[i32]], offset: i32, size: usize) -> Result<Vec<i32>, i32> {
     let mut counts = vec![0i32; size];
     for piece in pieces {
-        // By runs of equal values: sorted sources would otherwise make every increment
-        // wait for the previous one to the same counter.
-        let mut runs = piece.chunk_by(|a, b| a == b);
-        for run in &mut runs {
-            let at = run[0] as i64 - offset as i64;
-            match counts.get_mut(at as usize) {
-                Some(c) if at >= 0 => *c += run.len() as i32,
-                _ => return Err(run[0]),
+        count_into(&mut counts, piece, offset)?;
+    }
+    Ok(counts)
+}
+
+fn count_into(counts: &mut [i32], piece: &[i32], offset: i32) -> Result<(), i32> {
+    // Sorted indices (connect()'s sources) come in runs of equal values, counted a run at
+    // a time: one increment per value would wait on the previous one to the same counter.
+    // Scattered indices are counted one by one, which costs half as much as splitting
+    // them into runs of one. Decided per block from its first values.
+    for block in piece.chunks(1 << 14) {
+        let head = &block[..block.len().min(64)];
+        let equal = head.windows(2).filter(|w| w[0] == w[1]).count();
+        if 2 * equal >= head.len() {
+            for run in block.chunk_by(|a, b| a == b) {
+                let at = run[0] as i64 - offset as i64;
+                match counts.get_mut(at as usize) {
+                    Some(c) if at >= 0 => *c += run.len() as i32,
+                    _ => return Err(run[0]),
+                }
+            }
+        } else {
+            for &value in block {
+                let at = value as i64 - offset as i64;
+                match counts.get_mut(at as usize) {
+                    Some(c) if at >= 0 => *c += 1,
+                    _ => return Err(value),
+                }
             }
         }
     }
-    Ok(counts)
+    Ok(())
+}
+
+/// `dst[k] = src[k] + offset` and how often each value in `0..size` occurs in `src`, in one
+/// pass over `src`, in parallel. `Err` carries a value outside that range; `dst` is then
+/// partly written.
+pub fn copy_counting(
+    src: &[i32],
+    dst: &mut [i32],
+    offset: i32,
+    size: usize,
+) -> Result<Vec<i32>, i32> {
+    assert_eq!(src.len(), dst.len());
+    // Blocks small enough that the count reads what the copy just brought into cache.
+    const BLOCK: usize = 1 << 13;
+    let copy_count = |counts: &mut [i32], s: &[i32], d: &mut [i32]| -> Result<(), i32> {
+        for (s, d) in s.chunks(BLOCK).zip(d.chunks_mut(BLOCK)) {
+            for (d, &s) in d.iter_mut().zip(s) {
+                *d = s.wrapping_add(offset);
+            }
+            count_into(counts, s, 0)?;
+        }
+        Ok(())
+    };
+    let threads = crate::threads::pool().current_num_threads().max(1);
+    if src.len() < (1 << 16) || threads == 1 {
+        let mut counts = vec![0i32; size];
+        copy_count(&mut counts, src, dst)?;
+        return Ok(counts);
+    }
+    // One count array per worker, not per rayon split: `size` may be millions.
+    let per = src.len().div_ceil(threads);
+    let counted: Vec<Result<Vec<i32>, i32>> = crate::threads::install(|| {
+        src.par_chunks(per)
+            .zip(dst.par_chunks_mut(per))
+            .map(|(s, d)| {
+                let mut counts = vec![0i32; size];
+                copy_count(&mut counts, s, d).map(|()| counts)
+            })
+            .collect()
+    });
+    sum_counts(counted, size)
 }
 
 /// The candidates of one block, and the outer rows they came from.
@@ -1357,7 +1409,7 @@ mod tests {
 
 #[cfg(test)]
 mod count_tests {
-    use super::count_indices;
+    use super::{copy_counting, count_indices};
 
     #[test]
     fn counts_match_a_serial_count_and_reject_out_of_range() {
@@ -1380,5 +1432,29 @@ mod count_tests {
         assert_eq!(count_indices(&[&bad], 0, size), Err(size as i32));
         assert_eq!(count_indices(&[&[4, 4, 4]], 0, 4), Err(4));
         assert_eq!(count_indices(&[], 0, 3), Ok(vec![0, 0, 0]));
+    }
+
+    #[test]
+    fn copy_counting_copies_with_offset_and_counts() {
+        let mut idx: Vec<i32> = (0..200_000).map(|k| k / 7).collect();
+        idx.extend((0..100_000).map(|k| (k * 7919) % 28_000));
+        let size = 28_572;
+        for len in [idx.len(), 1000, 0] {
+            let src = &idx[..len];
+            let mut dst = vec![0i32; len];
+            let counts = copy_counting(src, &mut dst, 11, size);
+            assert_eq!(counts, count_indices(&[src], 0, size));
+            assert!(dst.iter().zip(src).all(|(d, s)| *d == s + 11));
+        }
+        let mut bad = idx.clone();
+        bad[250_000] = size as i32;
+        let mut dst = vec![0i32; bad.len()];
+        assert_eq!(copy_counting(&bad, &mut dst, 0, size), Err(size as i32));
+        bad[250_000] = -3;
+        assert_eq!(
+            copy_counting(&bad[..2000], &mut dst[..2000], 0, size),
+            Ok(count_indices(&[&bad[..2000]], 0, size).unwrap())
+        );
+        assert_eq!(copy_counting(&bad, &mut dst, 0, size), Err(-3));
     }
 }
