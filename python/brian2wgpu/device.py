@@ -95,9 +95,21 @@ prefs.register_preferences(
 integrator_cache.install()
 template_cache.install()
 
-# Per-step templates without an engine kernel yet, run through Brian2's numpy code object
-# on the host arrays (SpatialNeuron's cable equation: a tridiagonal solve per branch).
+# Per-step templates without an engine kernel on the gpu backend yet, run there through
+# Brian2's numpy code object on the host arrays (SpatialNeuron's cable equation).
 HOST_TEMPLATES = {"spatialstateupdate"}
+
+# The interpreter runs SpatialNeuron's cable equation as an engine step; False sends it
+# through Brian2's numpy code on the host as before (benches/spatial.py compares both).
+CABLE_IN_ENGINE = True
+
+# The arrays of Brian2's spatialstateupdate template that the engine's cable step reads
+# and writes (src/runtime/cable.rs).
+CABLE_ARRAYS = ("v", "Cm", "Ic", "_v_previous", "_gtot_all", "_I0_all", "_ab_star0",
+                "_ab_star1", "_ab_star2", "_b_plus", "_b_minus", "_v_star", "_u_plus",
+                "_u_minus", "_c", "_starts", "_ends", "_morph_parent_i", "_morph_idxchild",
+                "_invr0", "_invrn", "_P_parent", "_P_diag", "_B", "_morph_children_num",
+                "_morph_children", "_P_children")
 
 # Per-step templates that may instead run through Brian2's numpy code object on the host
 # when their code calls a Python function (one without a 'wgpu' implementation): their
@@ -188,8 +200,9 @@ def _unsupported(feature, obj):
 class _RunState:
     """Arrays and records of one run: numpy arrays by id, as the engine addresses them."""
 
-    def __init__(self, device):
+    def __init__(self, device, backend):
         self.device = device
+        self.backend = backend  # 'cpu' or 'gpu': where the engine runs
         self.arrays = []
         self.names = []  # per array, what it is (for error messages)
         self.ids = {}
@@ -504,13 +517,14 @@ class WgpuDevice(RuntimeDevice):
         _engine.set_gpu_timeout(float(prefs["devices.wgpu.gpu_timeout"]))
         _engine.set_dump_shaders(
             os.environ.get("BRIAN2WGPU_DUMP_SHADERS", prefs["devices.wgpu.dump_shaders"]) or None)
-        state = _RunState(self)
+        state = _RunState(self, backend)
         engine = _engine.Engine()
         engine.seed = self._seed()
         clocks = sorted(net._clocks, key=lambda c: c.name)
         clock_index = {c: i for i, c in enumerate(clocks)}
         items, post, callbacks = [], [], []
         names = []  # per item, the code object (or object) it runs: profiling names
+        host_code = []  # code objects that run through Brian2's numpy code on the host
         for obj in all_objects:
             if not obj.active:
                 continue
@@ -557,6 +571,7 @@ class WgpuDevice(RuntimeDevice):
                                     "host_template", once=True)
                     op = {"op": "python", "index": len(callbacks)}
                     callbacks.append(codeobj)
+                    host_code.append(codeobj.name)
                 op["clock"] = ci
                 items.append(op)
                 names.append(codeobj.name)
@@ -699,7 +714,7 @@ class WgpuDevice(RuntimeDevice):
         self._last_run_completed_fraction = (
             float((net.t - t_start) / duration) if float(duration) > 0 else 1.0)
         self.last_run_info = {"backend": backend, "compile_time": compile_time,
-                              "run_time": self._last_run_time}
+                              "run_time": self._last_run_time, "host_code_objects": host_code}
         if backend == "gpu":
             self.last_run_info.update(_dispatch_info(engine, items, names, clocks))
             if profile:
@@ -781,11 +796,13 @@ class WgpuDevice(RuntimeDevice):
         tmpl = codeobj.template_name
         kw = codeobj.wgpu_template_kwds
         state.extra = {}
+        V = codeobj.variables
+        if tmpl == "spatialstateupdate" and state.backend == "cpu" and CABLE_IN_ENGINE:
+            return self._cable(engine, state, codeobj), None
         if tmpl not in PER_STEP_TEMPLATES:
             if tmpl in HOST_TEMPLATES:
                 return {"op": "host", "codeobj": codeobj}, None
             raise _unsupported(f"the '{tmpl}' template", obj.name)
-        V = codeobj.variables
         if tmpl == "stateupdate":
             n = scalar_int(V["N"].get_value())
             return {"op": "elementwise", "kernel": self._kernel(engine, state, codeobj), "n": n}, None
@@ -831,6 +848,18 @@ class WgpuDevice(RuntimeDevice):
         if tmpl == "ratemonitor":
             return self._ratemonitor(engine, state, obj, codeobj)
         raise _unsupported(f"the '{tmpl}' template", obj.name)
+
+    def _cable(self, engine, state, codeobj):
+        """SpatialNeuron's step: the kernel computes each compartment's total conductance
+        and current (the template's abstract code) and keeps v; the engine then solves the
+        cable equation. Brian2's numpy code object prepared the morphology's coefficients
+        in its before_run block, on the host arrays the engine reads."""
+        V = codeobj.variables
+        kernel = self._kernel(engine, state, codeobj,
+                              append_code="_gtot_all = _gtot\n_I0_all = _I0\n_v_previous = v")
+        arrays = {name: state.array(V[name], name) for name in CABLE_ARRAYS}
+        return {"op": "cable", "kernel": kernel, "n": scalar_int(V["N"].get_value()),
+                "dt": float(np.asarray(V["dt"].get_value()).reshape(-1)[0]), "arrays": arrays}
 
     def _queue_inputs(self, pathway):
         """What a pathway's queue layout is built from, as the engine takes it."""

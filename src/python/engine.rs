@@ -108,6 +108,44 @@ fn parse_op(d: &Bound<'_, PyDict>) -> PyResult<Op> {
             lastindex: item(d, "lastindex")?,
             period: item(d, "period")?,
         },
+        "cable" => {
+            let a: Bound<'_, PyDict> = item(d, "arrays")?;
+            let id = |name: &str| -> PyResult<usize> { item(&a, name) };
+            Op::Cable {
+                kernel: item(d, "kernel")?,
+                n: item(d, "n")?,
+                dt: item(d, "dt")?,
+                arrays: Box::new(runtime::CableArrays {
+                    v: id("v")?,
+                    cm: id("Cm")?,
+                    ic: id("Ic")?,
+                    v_previous: id("_v_previous")?,
+                    gtot_all: id("_gtot_all")?,
+                    i0_all: id("_I0_all")?,
+                    ab_star0: id("_ab_star0")?,
+                    ab_star1: id("_ab_star1")?,
+                    ab_star2: id("_ab_star2")?,
+                    b_plus: id("_b_plus")?,
+                    b_minus: id("_b_minus")?,
+                    v_star: id("_v_star")?,
+                    u_plus: id("_u_plus")?,
+                    u_minus: id("_u_minus")?,
+                    c: id("_c")?,
+                    starts: id("_starts")?,
+                    ends: id("_ends")?,
+                    morph_parent_i: id("_morph_parent_i")?,
+                    morph_idxchild: id("_morph_idxchild")?,
+                    invr0: id("_invr0")?,
+                    invrn: id("_invrn")?,
+                    p_parent: id("_P_parent")?,
+                    p_diag: id("_P_diag")?,
+                    b: id("_B")?,
+                    morph_children_num: id("_morph_children_num")?,
+                    morph_children: id("_morph_children")?,
+                    p_children: id("_P_children")?,
+                }),
+            }
+        }
         "python" => Op::Python {
             index: item(d, "index")?,
         },

@@ -366,8 +366,79 @@ unsafe fn execute(
             last[0] = (from + count) as i32;
             Ok(())
         }
+        Op::Cable {
+            kernel,
+            n,
+            dt,
+            arrays: ids,
+        } => {
+            unsafe { run_kernel(eng, *kernel, arrays, *n, None, 0, rng_step)? };
+            let float = arrays[ids.v].ty;
+            for id in ids.int_ids() {
+                check(&arrays[id], Type::I32, "SpatialNeuron's morphology index")?;
+            }
+            for id in ids.float_ids() {
+                check(&arrays[id], float, "SpatialNeuron's cable arrays")?;
+            }
+            match float {
+                Type::F64 => unsafe { cable_step::<f64>(ids, arrays, *dt) },
+                Type::F32 => unsafe { cable_step::<f32>(ids, arrays, *dt as f32) },
+                t => Err(format!("v is {t}, not a float")),
+            }
+            .map_err(|e| EngineError::Invalid(format!("SpatialNeuron: {e}")))
+        }
         Op::Python { .. } => unreachable!("handled by the run loop"),
     }
+}
+
+/// One implicit step of the cable equation over the engine's arrays.
+///
+/// # Safety
+/// The arrays must be valid for the call and of the types checked by the caller.
+unsafe fn cable_step<T: super::cable::Real>(
+    ids: &super::CableArrays,
+    arrays: &[RawArray],
+    dt: T,
+) -> Result<(), String> {
+    let mut all: Vec<super::ArrayId> = ids.int_ids().to_vec();
+    all.extend(ids.float_ids());
+    all.sort_unstable();
+    if all.windows(2).any(|w| w[0] == w[1]) {
+        return Err("one array bound to two of the cable's variables".into());
+    }
+    let f = |id: usize| -> &mut [T] { unsafe { slice(&arrays[id]) } };
+    let i = |id: usize| -> &[i32] { unsafe { slice(&arrays[id]) } };
+    let mut cable = super::cable::Cable {
+        dt,
+        v: f(ids.v),
+        cm: f(ids.cm),
+        ic: f(ids.ic),
+        v_previous: f(ids.v_previous),
+        gtot: f(ids.gtot_all),
+        i0: f(ids.i0_all),
+        ab_star0: f(ids.ab_star0),
+        ab_star1: f(ids.ab_star1),
+        ab_star2: f(ids.ab_star2),
+        b_plus: f(ids.b_plus),
+        b_minus: f(ids.b_minus),
+        v_star: f(ids.v_star),
+        u_plus: f(ids.u_plus),
+        u_minus: f(ids.u_minus),
+        c: f(ids.c),
+        starts: i(ids.starts),
+        ends: i(ids.ends),
+        parent: i(ids.morph_parent_i),
+        idxchild: i(ids.morph_idxchild),
+        invr0: f(ids.invr0),
+        invrn: f(ids.invrn),
+        p_parent: f(ids.p_parent),
+        p_diag: f(ids.p_diag),
+        b: f(ids.b),
+        children_num: i(ids.morph_children_num),
+        children: i(ids.morph_children),
+        p_children: f(ids.p_children),
+    };
+    cable.step()
 }
 
 pub unsafe fn run(

@@ -1,12 +1,14 @@
 //! The engine: a network's kernels, its schedule over several clocks, monitor records, and
 //! the run loop (no Python per step). Backends execute the schedule's operations.
 
+mod cable;
 mod clocks;
 pub mod connect;
 mod cpu;
 mod gpu;
 mod queue;
 
+pub use cable::CableArrays;
 pub use clocks::{Clock, Clocks};
 pub use gpu::{Dispatch, GpuRun, download_resident, salvage_resident};
 pub use queue::{QueueLayout, SpikeQueue, fingerprint as queue_fingerprint};
@@ -159,6 +161,15 @@ pub enum Op {
         timebins: ArrayId,
         lastindex: ArrayId,
         period: i64,
+    },
+    /// `spatialstateupdate` (SpatialNeuron): the kernel writes each compartment's total
+    /// conductance, current and previous v (`_gtot_all`, `_I0_all`, `_v_previous`); then
+    /// the cable equation's implicit step updates `v` and `Ic`.
+    Cable {
+        kernel: usize,
+        n: usize,
+        dt: f64,
+        arrays: Box<CableArrays>,
     },
     /// Hand control back to Python (network_operation and anything else we do not run):
     /// the run stops here and resumes after the callback.
@@ -333,7 +344,8 @@ impl Engine {
                 | Op::Reset { kernel, .. }
                 | Op::SpikeMonitor { kernel, .. }
                 | Op::StateMonitor { kernel, .. }
-                | Op::SummedVariable { kernel, .. } => Some(*kernel),
+                | Op::SummedVariable { kernel, .. }
+                | Op::Cable { kernel, .. } => Some(*kernel),
                 Op::Synapses { kernel, queue } => {
                     if *queue >= self.queues.len() {
                         return bad(format!("{what} uses spike queue {queue}, which is missing"));
@@ -402,6 +414,11 @@ impl Engine {
                     vec![*eventspace, *neuron_index, *timebins, *lastindex],
                     vec![],
                 ),
+                Op::Cable { arrays: a, .. } => {
+                    let mut ids = a.int_ids().to_vec();
+                    ids.extend(a.float_ids());
+                    (ids, vec![])
+                }
                 _ => (vec![], vec![]),
             };
             for id in ids {

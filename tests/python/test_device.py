@@ -10,6 +10,7 @@ from brian2 import (NeuronGroup, Network, SpikeMonitor, StateMonitor, Population
                     EventMonitor, network_operation, ms, mV, second, Hz, prefs, set_device,
                     start_scope, defaultclock, Clock, run, seed, stop, store, restore, device)
 
+from brian2.devices.device import all_devices
 import brian2wgpu  # noqa: F401  (registers the device)
 
 BACKENDS = ["cpu", "gpu"]
@@ -518,7 +519,7 @@ def test_python_function_in_a_pathway(backend):
 
 def cable():
     # A passive cylinder with a spiking soma condition: SpatialNeuron's cable equation
-    # (Brian2's numpy code object on the host) with engine kernels around it.
+    # with engine kernels around it.
     from brian2 import Cylinder, SpatialNeuron, uF, cm, ohm, siemens, nA, um
     morpho = Cylinder(length=300 * um, diameter=1 * um, n=30)
     eqs = """Im = gL * (EL - v) : amp/meter**2
@@ -535,14 +536,59 @@ def cable():
     return dict(v=S.v[:].copy(), i=M.i[:].copy(), t=M.t[:].copy())
 
 
+def branched_hh_cable():
+    # Hodgkin-Huxley channels on a soma with an axon and a dendrite that branches twice
+    # (the coupling system has branch points with several children); two runs with v set
+    # between them and a dt change that makes Brian2 recompute the coefficients.
+    from brian2 import Soma, Cylinder, SpatialNeuron, uF, cm, ohm, msiemens, siemens, nA, um
+    morpho = Soma(30 * um)
+    morpho.axon = Cylinder(diameter=1 * um, length=300 * um, n=40)
+    morpho.dend = Cylinder(diameter=2 * um, length=100 * um, n=10)
+    morpho.dend.a = Cylinder(diameter=1 * um, length=80 * um, n=7)
+    morpho.dend.b = Cylinder(diameter=1 * um, length=60 * um, n=1)
+    morpho.dend.a.c = Cylinder(diameter=0.5 * um, length=50 * um, n=5)
+    eqs = """Im = gL*(EL - v) + gNa*m**3*h*(ENa - v) + gK*n**4*(EK - v) : amp/meter**2
+             I : amp (point current)
+             gNa : siemens/meter**2
+             dm/dt = 0.1/mV*10*mV/exprel((-v+25*mV)/(10*mV))/ms*(1-m) - 4*exp(-v/(18*mV))/ms*m : 1
+             dh/dt = 0.07*exp(-v/(20*mV))/ms*(1-h) - 1/(exp((-v+30*mV)/(10*mV))+1)/ms*h : 1
+             dn/dt = 0.01/mV*10*mV/exprel((-v+10*mV)/(10*mV))/ms*(1-n) - 0.125*exp(-v/(80*mV))/ms*n : 1"""
+    neuron = SpatialNeuron(morphology=morpho, model=eqs, Cm=1 * uF / cm**2, Ri=100 * ohm * cm,
+                           namespace=dict(gL=1e-4 * siemens / cm**2, EL=10.6 * mV, ENa=115 * mV,
+                                          EK=-12 * mV, gK=36 * msiemens / cm**2),
+                           threshold="v > 50*mV", threshold_location=0, refractory="v > 50*mV",
+                           method="exponential_euler")
+    neuron.v = 0 * mV
+    neuron.h, neuron.m, neuron.n = 1, 0, 0.5
+    neuron.gNa = 120 * msiemens / cm**2
+    neuron.axon.gNa = 60 * msiemens / cm**2
+    neuron.I[0] = 0.5 * nA
+    S = StateMonitor(neuron, "v", record=[0, 20, 40, 45, 52, 58, 59, 63])
+    M = SpikeMonitor(neuron)
+    net = Network(neuron, S, M)
+    net.run(15 * ms)
+    neuron.dend.v = 20 * mV
+    neuron.I[0] = 0.3 * nA
+    net.run(10 * ms)
+    defaultclock.dt = 0.05 * ms
+    net.run(10 * ms)
+    return dict(v=S.v[:].copy(), i=M.i[:].copy(), t=M.t[:].copy(), vend=neuron.v[:].copy(),
+                ic=neuron.Ic[:].copy())
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_spatial_neuron_runs_on_the_host(backend):
-    """SpatialNeuron's cable equation has no engine kernel: Brian2's numpy code runs it on
-    the host arrays every step, between the engine's kernels."""
-    ref = run_with("numpy", cable)
-    got = run_with("wgpu", cable, backend)
+@pytest.mark.parametrize("model", [cable, branched_hh_cable])
+def test_spatial_neuron_matches_numpy(model, backend):
+    """SpatialNeuron's cable equation: on the interpreter an engine step (the template's
+    tridiagonal solves per section and the coupling over the section tree), on the gpu
+    backend Brian2's numpy code on the host arrays every step, between engine kernels."""
+    ref = run_with("numpy", model)
+    with quiet_logs():
+        got = run_with("wgpu", model, backend)
     assert len(ref["i"]) > 0
     compare(ref, got, exact=("i", "t"), rtol=1e-9)
+    host = all_devices["wgpu"].last_run_info["host_code_objects"]
+    assert any("spatialstateupdater" in name for name in host) == (backend == "gpu"), host
 
 
 def test_gpu_wait_deadline(gpu):

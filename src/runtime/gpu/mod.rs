@@ -396,6 +396,12 @@ fn invariant_arrays(eng: &Engine, clocks: &Clocks, n: usize) -> Vec<bool> {
                 mark(*lastindex);
                 None
             }
+            Op::Cable {
+                kernel, arrays: a, ..
+            } => {
+                a.float_ids().into_iter().for_each(&mut mark);
+                Some(*kernel)
+            }
             Op::Python { .. } => None,
         };
         if let Some(k) = kernel {
@@ -946,6 +952,13 @@ impl GpuRun {
             cx.clock = item.clock;
             let prepared = match &item.op {
                 Op::Python { index } => Prepared::Python(*index),
+                Op::Cable { .. } => {
+                    return Err(EngineError::Unsupported(
+                        "wgpu device: SpatialNeuron's cable equation has no GPU kernels yet; \
+                         its code runs on the host (the Python side should not have sent it)"
+                            .into(),
+                    ));
+                }
                 Op::PushSpikes { .. } => run.push_spikes(&mut cx, &item.op)?,
                 Op::Synapses { .. } => run.pathway(&mut cx, &item.op)?,
                 Op::SummedVariable { .. } => run.summed_variable(&mut cx, &item.op)?,
