@@ -2,10 +2,10 @@
 
 A Hodgkin-Huxley neuron with a soma, an axon and a binary dendritic tree (the coupling
 system has many branch points), ~1,000 compartments by default, 50 ms. Backends, each in
-a fresh process: wgpu on the interpreter (the cable step in the engine), the same with
-the cable equation through Brian2's numpy code on the host every step (the path before
-the engine had it: ``brian2wgpu.device.CABLE_IN_ENGINE = False``), wgpu on the GPU
-adapter (host path there), and Brian2's numpy, cython and cpp_standalone targets.
+a fresh process: wgpu on the interpreter and on the GPU adapter (the cable step in the
+engine), the same with the cable equation through Brian2's numpy code on the host every
+step (``-host``: the path before the engine had it, ``brian2wgpu.device.CABLE_IN_ENGINE =
+False``), and Brian2's numpy, cython and cpp_standalone targets.
 Reported: total time to result, simulation time (``device._last_run_time``), spikes, and
 the largest difference of the recorded voltages from numpy's.
 
@@ -32,10 +32,10 @@ backend, ncomp, duration_ms, outdir, vfile = sys.argv[1], int(sys.argv[2]), floa
 import numpy as np
 from brian2 import *
 from models import use_backend
-if backend == "wgpu-cpu-host":
+if backend.endswith("-host"):
     import brian2wgpu.device
     brian2wgpu.device.CABLE_IN_ENGINE = False
-    backend = "wgpu-cpu"
+    backend = backend[:-len("-host")]
 use_backend(backend, outdir)
 defaultclock.dt = 0.025*ms
 morpho = Soma(30*um)
@@ -97,7 +97,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--compartments", type=int, default=1000)
     ap.add_argument("--duration", type=float, default=50.0, help="ms")
-    ap.add_argument("--targets", default="wgpu-cpu,wgpu-cpu-host,wgpu-gpu,numpy,cython,cpp_standalone")
+    ap.add_argument("--targets", default="wgpu-cpu,wgpu-cpu-host,wgpu-gpu,wgpu-gpu-host,numpy,"
+                    "cython,cpp_standalone")
     ap.add_argument("--repeat", type=int, default=1, help="runs per target (medians reported)")
     args = ap.parse_args()
     targets = args.targets.split(",")
@@ -128,14 +129,15 @@ def main():
     first = next((r for r in results.values() if "compartments" in r), {})
     print(f"\nSpatialNeuron, {first.get('compartments')} compartments in {first.get('sections')} "
           f"sections, {args.duration} ms, {os.cpu_count()} cores; medians of {args.repeat}")
-    host = results.get("wgpu-cpu-host", {}).get("sim_s")
     print(f"{'target':16s} {'total [s]':>10s} {'sim [s]':>9s} {'spikes':>7s} "
           f"{'host sim/sim':>12s} {'max |dv| vs numpy [mV]':>24s}")
     for target, r in results.items():
         if "error" in r:
             print(f"{target:16s} failed: {r['error']}")
             continue
-        speed = f"{host / r['sim_s']:12.2f}" if host else f"{'':12s}"
+        # Against the host path of the same backend.
+        host = results.get(target.removesuffix("-host") + "-host", {}).get("sim_s")
+        speed = f"{host / r['sim_s']:12.2f}" if host and target.startswith("wgpu") else f"{'':12s}"
         dv = r.get("max_dv_from_numpy_mV")
         print(f"{target:16s} {r['total_s']:10.2f} {r['sim_s']:9.3f} {r['spikes']:7d} {speed} "
               f"{'' if dv is None else f'{dv:24.2e}'}")

@@ -95,11 +95,11 @@ prefs.register_preferences(
 integrator_cache.install()
 template_cache.install()
 
-# Per-step templates without an engine kernel on the gpu backend yet, run there through
-# Brian2's numpy code object on the host arrays (SpatialNeuron's cable equation).
+# Per-step templates that can run through Brian2's numpy code object on the host arrays
+# (SpatialNeuron's cable equation, where CABLE_IN_ENGINE is off).
 HOST_TEMPLATES = {"spatialstateupdate"}
 
-# The interpreter runs SpatialNeuron's cable equation as an engine step; False sends it
+# The engine runs SpatialNeuron's cable equation (interpreter and GPU); False sends it
 # through Brian2's numpy code on the host as before (benches/spatial.py compares both).
 CABLE_IN_ENGINE = True
 
@@ -797,7 +797,7 @@ class WgpuDevice(RuntimeDevice):
         kw = codeobj.wgpu_template_kwds
         state.extra = {}
         V = codeobj.variables
-        if tmpl == "spatialstateupdate" and state.backend == "cpu" and CABLE_IN_ENGINE:
+        if tmpl == "spatialstateupdate" and CABLE_IN_ENGINE:
             return self._cable(engine, state, codeobj), None
         if tmpl not in PER_STEP_TEMPLATES:
             if tmpl in HOST_TEMPLATES:

@@ -117,6 +117,74 @@ pub struct Cable<'a, T> {
     pub p_children: &'a mut [T],
 }
 
+/// The section tree of Brian2's flat morphology (int32 arrays).
+pub struct Morphology<'a> {
+    pub starts: &'a [i32],
+    pub ends: &'a [i32],
+    pub parent: &'a [i32],
+    pub idxchild: &'a [i32],
+    pub children_num: &'a [i32],
+    pub children: &'a [i32],
+}
+
+impl Morphology<'_> {
+    /// Each section's compartments `[start, end)`, after checking every index a step
+    /// follows: in range, and sections that do not overlap (as Brian2 lays them out).
+    pub fn sections(&self, n: usize) -> Result<Vec<(usize, usize)>, String> {
+        let s = self.starts.len();
+        let per_section = [self.ends.len(), self.parent.len(), self.idxchild.len()];
+        if s == 0 || per_section.iter().any(|&l| l != s) {
+            return Err(format!(
+                "per-section arrays differ in length from _starts ({s})"
+            ));
+        }
+        if self.children_num.len() != s + 1 {
+            return Err(format!("_morph_children_num needs {} entries", s + 1));
+        }
+        let row = self.row();
+        if row * (s + 1) != self.children.len() {
+            return Err("the children table is not (sections + 1) rows".into());
+        }
+        for i in 0..s {
+            let parent = self.parent[i];
+            let slot = self.idxchild[i];
+            if parent < 0 || parent as usize > s || slot < 0 || slot as usize >= row.max(1) {
+                return Err(format!(
+                    "section {i} has parent {parent}, child slot {slot}"
+                ));
+            }
+        }
+        for (i, &k) in self.children_num.iter().enumerate() {
+            if k < 0 || k as usize > row {
+                return Err(format!("row {i} has {k} children"));
+            }
+            let kids = &self.children[i * row..i * row + k as usize];
+            if kids.iter().any(|&j| j < 1 || j as usize > s) {
+                return Err(format!("row {i} names a child outside 1..={s}"));
+            }
+        }
+        let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(s);
+        for i in 0..s {
+            let (a, b) = (self.starts[i], self.ends[i]);
+            if a < 0 || b <= a || b as usize > n {
+                return Err(format!("section {i} spans [{a}, {b}) of {n} compartments"));
+            }
+            ranges.push((a as usize, b as usize));
+        }
+        let mut sorted = ranges.clone();
+        sorted.sort_unstable();
+        if sorted.windows(2).any(|w| w[0].1 > w[1].0) {
+            return Err("sections overlap".into());
+        }
+        Ok(ranges)
+    }
+
+    /// Entries per row of the children tables.
+    pub fn row(&self) -> usize {
+        self.children.len() / self.children_num.len().max(1)
+    }
+}
+
 /// The float types the solver runs in (the model's).
 pub trait Real:
     Copy
@@ -182,65 +250,26 @@ impl<T: Real> Cable<'_, T> {
                 "per-compartment arrays differ in length from v ({n})"
             ));
         }
-        let per_section = [
-            self.ends.len(),
-            self.parent.len(),
-            self.idxchild.len(),
-            self.invr0.len(),
-            self.invrn.len(),
-            self.p_parent.len(),
-        ];
-        if s == 0 || per_section.iter().any(|&l| l != s) {
+        if self.invr0.len() != s || self.invrn.len() != s || self.p_parent.len() != s {
             return Err(format!(
                 "per-section arrays differ in length from _starts ({s})"
             ));
         }
-        if self.p_diag.len() != s + 1 || self.b.len() != s + 1 || self.children_num.len() != s + 1 {
-            return Err(format!(
-                "_P_diag, _B and _morph_children_num need {} entries",
-                s + 1
-            ));
+        if self.p_diag.len() != s + 1 || self.b.len() != s + 1 {
+            return Err(format!("_P_diag and _B need {} entries", s + 1));
         }
-        let row = self.children.len() / (s + 1);
-        if row * (s + 1) != self.children.len() || self.p_children.len() != self.children.len() {
-            return Err("the children tables are not (sections + 1) rows".into());
+        if self.p_children.len() != self.children.len() {
+            return Err("_P_children and _morph_children differ in length".into());
         }
-        for i in 0..s {
-            let parent = self.parent[i];
-            if parent < 0
-                || parent as usize > s
-                || self.idxchild[i] < 0
-                || self.idxchild[i] as usize >= row.max(1)
-            {
-                return Err(format!(
-                    "section {i} has parent {parent}, child slot {}",
-                    self.idxchild[i]
-                ));
-            }
+        Morphology {
+            starts: self.starts,
+            ends: self.ends,
+            parent: self.parent,
+            idxchild: self.idxchild,
+            children_num: self.children_num,
+            children: self.children,
         }
-        for (i, &k) in self.children_num.iter().enumerate() {
-            if k < 0 || k as usize > row {
-                return Err(format!("row {i} has {k} children"));
-            }
-            let kids = &self.children[i * row..i * row + k as usize];
-            if kids.iter().any(|&j| j < 1 || j as usize > s) {
-                return Err(format!("row {i} names a child outside 1..={s}"));
-            }
-        }
-        let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(s);
-        for i in 0..s {
-            let (a, b) = (self.starts[i], self.ends[i]);
-            if a < 0 || b <= a || b as usize > n {
-                return Err(format!("section {i} spans [{a}, {b}) of {n} compartments"));
-            }
-            ranges.push((a as usize, b as usize));
-        }
-        let mut sorted = ranges.clone();
-        sorted.sort_unstable();
-        if sorted.windows(2).any(|w| w[0].1 > w[1].0) {
-            return Err("sections overlap".into());
-        }
-        Ok(ranges)
+        .sections(n)
     }
 
     /// One step: `v` from `v_previous`'s values (already copied), the currents `gtot`,
@@ -385,26 +414,40 @@ struct Coefficients<'a, T> {
 
 impl<T: Real> Coefficients<'_, T> {
     fn thomas(&self, r: &mut SectionRows<'_, T>) {
-        let n = self.v.len();
         let len = r.v_star.len();
+        let (start, end) = (r.start, r.start + len);
+        // The section's slices (bounds checked once), and the values of the compartment
+        // before carried in registers: the elimination is one dependent chain.
+        let (cm, v, i0, gtot) = (
+            &self.cm[start..end],
+            &self.v[start..end],
+            &self.i0[start..end],
+            &self.gtot[start..end],
+        );
+        let (bp, bm, ab1) = (
+            &self.b_plus[start..end],
+            &self.b_minus[start..end],
+            &self.ab_star1[start..end],
+        );
+        // The superdiagonal of row k is ab_star0[k + 1] (zero past the last compartment),
+        // the subdiagonal ab_star2[k - 1].
+        let upper = &self.ab_star0[start + 1..(end + 1).min(self.ab_star0.len())];
+        let lower = &self.ab_star2[start..end];
+        let (mut c_prev, mut vs_prev, mut up_prev, mut um_prev) =
+            (T::ZERO, T::ZERO, T::ZERO, T::ZERO);
         for k in 0..len {
-            let j = r.start + k;
-            let mut vs = -(self.cm[j] / self.dt * self.v[j]) - self.i0[j];
-            let mut up = self.b_plus[j];
-            let mut um = self.b_minus[j];
-            let bi = self.ab_star1[j] - self.gtot[j];
-            let mut c = if j + 1 < n {
-                self.ab_star0[j + 1]
-            } else {
-                T::ZERO
-            };
+            let mut vs = -(cm[k] / self.dt * v[k]) - i0[k];
+            let mut up = bp[k];
+            let mut um = bm[k];
+            let bi = ab1[k] - gtot[k];
+            let mut c = upper.get(k).copied().unwrap_or(T::ZERO);
             if k > 0 {
-                let ai = self.ab_star2[j - 1];
-                let m = T::ONE / (bi - ai * r.c[k - 1]);
+                let ai = lower[k - 1];
+                let m = T::ONE / (bi - ai * c_prev);
                 c = c * m;
-                vs = (vs - ai * r.v_star[k - 1]) * m;
-                up = (up - ai * r.u_plus[k - 1]) * m;
-                um = (um - ai * r.u_minus[k - 1]) * m;
+                vs = (vs - ai * vs_prev) * m;
+                up = (up - ai * up_prev) * m;
+                um = (um - ai * um_prev) * m;
             } else {
                 c = c / bi;
                 vs = vs / bi;
@@ -415,12 +458,16 @@ impl<T: Real> Coefficients<'_, T> {
             r.v_star[k] = vs;
             r.u_plus[k] = up;
             r.u_minus[k] = um;
+            (c_prev, vs_prev, up_prev, um_prev) = (c, vs, up, um);
         }
         for k in (0..len.saturating_sub(1)).rev() {
             let c = r.c[k];
-            r.v_star[k] = r.v_star[k] - c * r.v_star[k + 1];
-            r.u_plus[k] = r.u_plus[k] - c * r.u_plus[k + 1];
-            r.u_minus[k] = r.u_minus[k] - c * r.u_minus[k + 1];
+            vs_prev = r.v_star[k] - c * vs_prev;
+            up_prev = r.u_plus[k] - c * up_prev;
+            um_prev = r.u_minus[k] - c * um_prev;
+            r.v_star[k] = vs_prev;
+            r.u_plus[k] = up_prev;
+            r.u_minus[k] = um_prev;
         }
     }
 }

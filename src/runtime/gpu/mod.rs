@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+mod cable;
 mod monitors;
 mod neurons;
 mod queue;
@@ -399,7 +400,10 @@ fn invariant_arrays(eng: &Engine, clocks: &Clocks, n: usize) -> Vec<bool> {
             Op::Cable {
                 kernel, arrays: a, ..
             } => {
-                a.float_ids().into_iter().for_each(&mut mark);
+                // The passes keep their solutions in buffers of their own: of Brian2's
+                // arrays they write v and Ic (and what the kernel writes).
+                mark(a.v);
+                mark(a.ic);
                 Some(*kernel)
             }
             Op::Python { .. } => None,
@@ -952,13 +956,7 @@ impl GpuRun {
             cx.clock = item.clock;
             let prepared = match &item.op {
                 Op::Python { index } => Prepared::Python(*index),
-                Op::Cable { .. } => {
-                    return Err(EngineError::Unsupported(
-                        "wgpu device: SpatialNeuron's cable equation has no GPU kernels yet; \
-                         its code runs on the host (the Python side should not have sent it)"
-                            .into(),
-                    ));
-                }
+                Op::Cable { .. } => run.cable(&mut cx, &item.op)?,
                 Op::PushSpikes { .. } => run.push_spikes(&mut cx, &item.op)?,
                 Op::Synapses { .. } => run.pathway(&mut cx, &item.op)?,
                 Op::SummedVariable { .. } => run.summed_variable(&mut cx, &item.op)?,
@@ -1653,6 +1651,16 @@ mod tests {
                 Capabilities::all(),
             ),
             ("summed f32", summed("f32", "f32"), without_f64),
+            (
+                "cable f32",
+                format!("alias Value = f32;\n{}", super::cable::CABLE_WGSL),
+                without_f64,
+            ),
+            (
+                "cable f64",
+                format!("alias Value = f64;\n{}", super::cable::CABLE_WGSL),
+                Capabilities::all(),
+            ),
             ("summed f64", summed("f64", "f64"), Capabilities::all()),
             (
                 "summed f32 in f64",
