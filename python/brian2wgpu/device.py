@@ -258,6 +258,9 @@ class WgpuDevice(RuntimeDevice):
     def __init__(self):
         super().__init__()
         self._backend = None
+        # The adapters wgpu reports, enumerated once: creating a wgpu instance to list
+        # them took ~30 ms of every run() (brian2wgpu.list_adapters() stays fresh).
+        self._adapters = None
         self.last_run_info = {}
         # Per synaptic pathway: (fingerprint, QueueLayout) of its last run, reused while
         # its synapses, delays and dt stay as they were (issue 14: set-up that does not
@@ -460,7 +463,9 @@ class WgpuDevice(RuntimeDevice):
             return "cpu"
         wanted = str(os.environ.get("BRIAN2WGPU_ADAPTER", prefs["devices.wgpu.adapter"]))
         wanted = wanted.strip()
-        adapters = select_adapters(_engine.list_adapters(), wanted)
+        if self._adapters is None:
+            self._adapters = _engine.list_adapters()
+        adapters = select_adapters(self._adapters, wanted)
         _engine.set_adapter(wanted or None)
         if choice == "gpu" and not adapters:
             if wanted:

@@ -733,3 +733,27 @@ def test_adapter_choice_by_index_or_name(gpu, monkeypatch):
             run_with("wgpu", build, "gpu")
     finally:
         prefs.devices.wgpu.adapter = ""
+
+
+def test_adapters_enumerated_once(monkeypatch):
+    """Listing adapters creates a wgpu instance (~20-40 ms): the device does it once, not
+    in every run() (interactive scripts call run() hundreds of times)."""
+    from brian2wgpu import _engine
+    dev = all_devices["wgpu"]
+    calls = []
+    real = _engine.list_adapters
+    monkeypatch.setattr(_engine, "list_adapters", lambda: calls.append(1) or real())
+    monkeypatch.setattr(dev, "_adapters", None)
+    set_device("wgpu")
+    backend = prefs.devices.wgpu.backend
+    prefs.devices.wgpu.backend = "auto"
+    try:
+        start_scope()
+        G = NeuronGroup(3, "dv/dt = -v/(10*ms) : 1")
+        net = Network(G)
+        for _ in range(3):
+            net.run(0.2 * ms)
+    finally:
+        prefs.devices.wgpu.backend = backend
+        set_device("runtime")
+    assert len(calls) == 1
