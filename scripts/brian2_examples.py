@@ -16,7 +16,10 @@ The numpy target's results do not depend on this project's code, so they are kep
 ``~/.cache/brian2wgpu/numpy_results_<brian2>_<numpy>.json``, keyed by the example's text,
 seed and scale (``--numpy-cache FILE`` elsewhere, ``--no-numpy-cache`` to rerun them): a
 second yardstick, e.g. on the other backend, runs only the device side. A cached timeout
-is reused only for a timeout no longer than the one it ran with.
+is reused only for a timeout no longer than the one it ran with. ``--cached-only`` runs only
+the examples whose numpy result is cached (the other backend's yardstick beside one that is
+still filling the cache); ``--resume`` keeps the results already in the ``--json`` file,
+which is written after every example, and runs the rest.
 
 An example *matches* when it runs on both targets and the wgpu spike count is within 10%
 of numpy's (or both record no spikes). With ``--seeds N`` (N > 1), an example that differs
@@ -142,6 +145,9 @@ class NumpyCache:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         return f"{path.parent.name}/{path.name}:{digest}:seed={seed}:scale={scale:g}"
 
+    def has(self, path, scale, seed=2011):
+        return self.key(path, seed, scale) in self.entries
+
     def run(self, path, timeout, scale, seed=2011):
         key = self.key(path, seed, scale)
         hit = self.entries.get(key)
@@ -177,6 +183,12 @@ def main():
                     help="file of cached numpy-target results (default: in the cache folder)")
     ap.add_argument("--no-numpy-cache", action="store_true",
                     help="run the numpy target every time and keep nothing")
+    ap.add_argument("--cached-only", action="store_true",
+                    help="only the examples whose numpy result is cached (the device side of a "
+                    "yardstick beside another one that is still filling the cache)")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the results already in the --json file and run only the other "
+                    "examples (the file is written after every example)")
     args = ap.parse_args()
     if args.summary:
         summarize(json.loads(Path(args.summary).read_text()))
@@ -188,8 +200,17 @@ def main():
     args.numpy_run = numpy_cache.run
     paths = sorted(p for p in root.rglob("*.py") if args.only in str(p.relative_to(root)))
     results = {}
+    if args.resume:
+        if not args.json:
+            ap.error("--resume needs --json FILE")
+        if Path(args.json).exists():
+            results = json.loads(Path(args.json).read_text())
     for path in paths:
         rel = str(path.relative_to(root))
+        if rel in results:
+            continue
+        if args.cached_only and not numpy_cache.has(path, args.scale):
+            continue
         if rel.startswith(NOT_APPLICABLE):
             results[rel] = {"verdict": "n/a (standalone device)"}
             print(f"{rel:60s} n/a", flush=True)
@@ -211,6 +232,8 @@ def main():
         cached = " cached" if ref.get("cached") else ""
         print(f"{rel:60s} {verdict} (wgpu {ours.get('seconds')} s, numpy "
               f"{ref.get('seconds')} s{cached})", flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=1))
     summarize(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
