@@ -591,6 +591,25 @@ def test_spatial_neuron_matches_numpy(model, backend):
     assert not any("spatialstateupdater" in name for name in host), host
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_spatial_neuron_float32(backend):
+    """The cable step in the model's float32 (both backends): numpy's float32 voltages
+    within float32 rounding, the same spikes."""
+    import numpy as np
+    old = prefs.core.default_float_dtype
+    prefs.core.default_float_dtype = np.float32
+    try:
+        ref = run_with("numpy", cable)
+        with quiet_logs():
+            got = run_with("wgpu", cable, backend)
+    finally:
+        prefs.core.default_float_dtype = old
+    v, v_ref = np.asarray(got["v"]), np.asarray(ref["v"])
+    assert v.dtype == np.float32
+    assert len(ref["i"]) > 0 and np.array_equal(ref["i"], got["i"])
+    np.testing.assert_allclose(v, v_ref, rtol=1e-4, atol=1e-7)
+
+
 def test_gpu_wait_deadline(gpu):
     """A wait for the GPU that misses prefs.devices.wgpu.gpu_timeout raises TimeoutError
     (not a hang), and the next run() works on a new device."""
