@@ -14,6 +14,8 @@
 @group(0) @binding(5) var<storage, read_write> total: array<i32>;
 @group(0) @binding(6) var<storage, read> timestep: array<u32>;   // the clock's int64 timestep
 @group(0) @binding(7) var<storage, read_write> bits: array<atomic<u32>>;
+// A PopulationRateMonitor's rate record, 8 bytes per row (record_count).
+@group(0) @binding(8) var<storage, read_write> rate_counts: array<u32>;
 
 // SpikeMonitor, after the record kernel: count[event - start] += 1 for this step's events
 // (events are unique within a step, so no two invocations touch the same counter), and
@@ -53,4 +55,27 @@ fn record_event_bits(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     // Rows are consecutive ticks of the monitor's clock: the low words' difference.
     let row = timestep[0] - params[2];
     atomicOr(&bits[row * params[1] + j / 32u], 1u << (j % 32u));
+}
+
+// On adapters without SHADER_F64 (monitors_f64.wgsl cannot be created there) the host
+// writes the float64 records: these keep the rows' bookkeeping.
+// StateMonitor, after the record kernel: record_t without the time (the host keeps each
+// row's t). params: [values per row].
+@compute @workgroup_size(1)
+fn record_row() {
+    counter[0] = counter[0] + params[0];
+    counter[1] = counter[1] + 1u;
+    total[0] = total[0] + 1;
+}
+
+// PopulationRateMonitor: the row's event count in its 8-byte slot of the rate record
+// (the host computes the rate and keeps t).
+@compute @workgroup_size(1)
+fn record_count() {
+    let row = counter[1];
+    rate_counts[2u * row] = range[1] - range[0];
+    rate_counts[2u * row + 1u] = 0u;
+    counter[0] = counter[0] + 1u;
+    counter[1] = row + 1u;
+    total[0] = total[0] + 1;
 }

@@ -39,15 +39,17 @@ prefs.register_preferences(
     backend=BrianPreference(
         default="auto",
         docs="'auto' (best wgpu adapter, else the CPU interpreter), 'gpu' or 'cpu'. "
-        "The environment variable BRIAN2WGPU_BACKEND overrides it.",
+        "set_device('wgpu', backend=...) sets it for the device; the environment "
+        "variable BRIAN2WGPU_BACKEND overrides both.",
         validator=lambda v: v in ("auto", "gpu", "cpu"),
     ),
     adapter=BrianPreference(
         default="",
         docs="Which adapter the gpu backend uses: an index into the list `python -m "
         "brian2wgpu` prints (e.g. '1': one worker per GPU on a multi-GPU node), or text "
-        "that the adapter's name contains (case-insensitive); '' takes the best. The "
-        "environment variable BRIAN2WGPU_ADAPTER overrides it.",
+        "that the adapter's name contains (case-insensitive); '' takes the best. "
+        "set_device('wgpu', adapter=...) sets it for the device; the environment variable "
+        "BRIAN2WGPU_ADAPTER overrides both.",
     ),
     steps_per_batch=BrianPreference(
         default=0,
@@ -450,8 +452,34 @@ class WgpuDevice(RuntimeDevice):
                                                   skip_if_invalid, namespace, level + 1)
 
     # -- backend --------------------------------------------------------------------
+    # set_device('wgpu', **options): what the device takes, beside Brian2's build_on_run.
+    OPTIONS = ("backend", "adapter", "profile")
+
+    def activate(self, build_on_run=True, **kwargs):
+        """``set_device('wgpu', backend=..., adapter=..., profile=...)``: the options of
+        the preferences of the same names, for this device; unknown ones are an error
+        (Brian2's runtime devices ignore them silently)."""
+        unknown = sorted(set(kwargs) - set(self.OPTIONS))
+        if unknown:
+            raise TypeError(f"set_device('wgpu', ...) got unknown option(s) {unknown}; it "
+                            "takes backend='auto'|'gpu'|'cpu', adapter=<index or name> and "
+                            "profile=True|False")
+        if kwargs.get("backend", "auto") not in ("auto", "gpu", "cpu"):
+            raise ValueError(f"set_device('wgpu', backend=...) must be 'auto', 'gpu' or 'cpu', "
+                             f"not {kwargs['backend']!r}")
+        super().activate(build_on_run=build_on_run, **kwargs)
+
+    def _option(self, name):
+        """The environment variable BRIAN2WGPU_<NAME>, else set_device's option, else
+        the preference devices.wgpu.<name>."""
+        env = os.environ.get(f"BRIAN2WGPU_{name.upper()}")
+        if env is not None:
+            return env
+        options = getattr(self, "build_options", None) or {}
+        return options[name] if name in options else prefs[f"devices.wgpu.{name}"]
+
     def _backend_choice(self):
-        choice = os.environ.get("BRIAN2WGPU_BACKEND", prefs["devices.wgpu.backend"])
+        choice = self._option("backend")
         if choice not in ("auto", "gpu", "cpu"):
             raise ValueError(f"BRIAN2WGPU_BACKEND must be auto, gpu or cpu, not {choice!r}")
         return choice
@@ -461,7 +489,7 @@ class WgpuDevice(RuntimeDevice):
         choice = self._backend_choice()
         if choice == "cpu":
             return "cpu"
-        wanted = str(os.environ.get("BRIAN2WGPU_ADAPTER", prefs["devices.wgpu.adapter"]))
+        wanted = str(self._option("adapter"))
         wanted = wanted.strip()
         if self._adapters is None:
             self._adapters = _engine.list_adapters()

@@ -12,7 +12,13 @@ pub fn check_features(ctx: &GpuContext, kernel: &Kernel) -> Result<(), GpuError>
         return Err(GpuError::MissingFeature {
             feature: "float64 (SHADER_F64)",
             adapter: ctx.info.name.clone(),
-            advice: "set prefs.core.default_float_dtype = float32, or use backend 'cpu'",
+            advice: if kernel.float == Type::F64 {
+                "set prefs.core.default_float_dtype = float32, or use backend 'cpu'"
+            } else {
+                // numpy computes in float64 where float32 values meet Brian2's t or dt.
+                "this float32 model still computes in float64 where it uses t or dt \
+                 (Brian2's clock variables are float64); use backend 'cpu'"
+            },
         });
     }
     if kernel.uses_type(Type::I64) && !ctx.supports_i64() {

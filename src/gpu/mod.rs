@@ -117,13 +117,26 @@ pub fn set_wait_timeout(seconds: f64) {
     WAIT_TIMEOUT_MS.store(ms.max(1), Ordering::Relaxed);
 }
 
-/// Features requested when the adapter offers them; none is required.
+/// Features requested when the adapter offers them; none is required. The environment
+/// variable `BRIAN2WGPU_FEATURES_OFF` (comma-separated: `f64`, `int64`, `f32_atomics`)
+/// leaves some out, so that an adapter that has them can stand in for one that does not
+/// (Apple GPUs have no f64) in tests.
 pub fn wanted_features() -> wgpu::Features {
-    wgpu::Features::SHADER_F64
+    let mut wanted = wgpu::Features::SHADER_F64
         | wgpu::Features::SHADER_INT64
         | wgpu::Features::SHADER_FLOAT32_ATOMIC
         | wgpu::Features::SHADER_INT64_ATOMIC_ALL_OPS
-        | wgpu::Features::PASSTHROUGH_SHADERS
+        | wgpu::Features::PASSTHROUGH_SHADERS;
+    let off = std::env::var("BRIAN2WGPU_FEATURES_OFF").unwrap_or_default();
+    for name in off.split(',').map(str::trim) {
+        wanted &= !match name {
+            "f64" => wgpu::Features::SHADER_F64,
+            "int64" => wgpu::Features::SHADER_INT64 | wgpu::Features::SHADER_INT64_ATOMIC_ALL_OPS,
+            "f32_atomics" => wgpu::Features::SHADER_FLOAT32_ATOMIC,
+            _ => wgpu::Features::empty(),
+        };
+    }
+    wanted
 }
 
 /// The instance every context uses. wgpu validates each indirect dispatch with a hidden

@@ -776,3 +776,32 @@ def test_adapters_enumerated_once(monkeypatch):
         prefs.devices.wgpu.backend = backend
         set_device("runtime")
     assert len(calls) == 1
+
+
+def test_set_device_options(gpu, monkeypatch):
+    """set_device('wgpu', backend=..., adapter=...) chooses for the device (Brian2's
+    runtime devices would ignore the options silently); unknown options are an error."""
+    monkeypatch.delenv("BRIAN2WGPU_BACKEND", raising=False)
+    monkeypatch.delenv("BRIAN2WGPU_ADAPTER", raising=False)
+    backend = prefs.devices.wgpu.backend
+    prefs.devices.wgpu.backend = "auto"
+
+    def ran_on(**options):
+        set_device("wgpu", **options)
+        try:
+            start_scope()
+            G = NeuronGroup(2, "dv/dt = -v/(10*ms) : 1")
+            Network(G).run(0.3 * ms)
+            return all_devices["wgpu"].last_run_info["backend"]
+        finally:
+            set_device("runtime")
+    try:
+        assert ran_on(backend="cpu") == "cpu"
+        assert ran_on(backend="gpu", adapter="0") == "gpu"
+        with pytest.raises(TypeError, match="backnd"):
+            set_device("wgpu", backnd="gpu")
+        with pytest.raises(ValueError, match="'cuda'"):
+            set_device("wgpu", backend="cuda")
+    finally:
+        set_device("runtime")
+        prefs.devices.wgpu.backend = backend

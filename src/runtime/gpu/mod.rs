@@ -1250,6 +1250,9 @@ impl GpuRun {
                                 }
                                 b.row_t.push(t);
                             }
+                            if let Some(h) = &mut mon.host_time {
+                                h.row_t.push(plan[s].1[item.clock].0);
+                            }
                         }
                     }
                 }

@@ -51,6 +51,32 @@ pub(super) struct MonitorRecords {
     pub(super) bound: Vec<usize>,
     /// Which counter word gives each record's length: 0 (values) or 1 (rows).
     pub(super) len_word: Vec<usize>,
+    /// On adapters without f64, the time (and rate) records the host writes.
+    pub(super) host_time: Option<HostTime>,
+}
+
+/// A StateMonitor's or PopulationRateMonitor's float64 records on an adapter without
+/// SHADER_F64: the host keeps each row's `t` (the planned step's, the value the clock's `t`
+/// holds then), and the GPU stores the rate monitor's event count in the rate record's
+/// 8-byte slot, which the host turns into Brian2's `(count / dt) / n_source`.
+pub(super) struct HostTime {
+    /// Positions in `MonitorRecords::records` of the time record and the rate record.
+    pub(super) t_pos: usize,
+    pub(super) rate: Option<(usize, f64, f64)>,
+    /// `t` of each row since the last drain.
+    pub(super) row_t: Vec<f64>,
+}
+
+/// Values as a record of type `ty` stores them (f64 or f32).
+fn float_bytes(values: &[f64], ty: Type) -> Vec<u8> {
+    if ty == Type::F32 {
+        values
+            .iter()
+            .flat_map(|&v| (v as f32).to_le_bytes())
+            .collect()
+    } else {
+        values.iter().flat_map(|&v| v.to_le_bytes()).collect()
+    }
 }
 
 /// A SpikeMonitor kernel that records exactly `i` and `t` (`_to_record_i = _source_i`,
@@ -276,20 +302,36 @@ impl GpuRun {
                 "row",
                 bytemuck::cast_slice(&[*n_indices as u32, 0]),
             )?;
-            let trec = &mon.records.last().unwrap().1;
-            passes.push(self.support(
-                "record_t",
-                MONITORS_F64_WGSL,
-                "record_t",
-                &[
-                    (0, &np),
-                    (2, &self.bufs[*t]),
-                    (3, trec),
-                    (5, &mon.counter),
-                    (6, &self.bufs[*total]),
-                ],
-                [1, 1, 1],
-            )?);
+            let mut mon = mon;
+            if self.ctx.supports_f64() {
+                let trec = &mon.records.last().unwrap().1;
+                passes.push(self.support(
+                    "record_t",
+                    MONITORS_F64_WGSL,
+                    "record_t",
+                    &[
+                        (0, &np),
+                        (2, &self.bufs[*t]),
+                        (3, trec),
+                        (5, &mon.counter),
+                        (6, &self.bufs[*total]),
+                    ],
+                    [1, 1, 1],
+                )?);
+            } else {
+                passes.push(self.support(
+                    "record_row",
+                    MONITORS_WGSL,
+                    "record_row",
+                    &[(0, &np), (4, &mon.counter), (5, &self.bufs[*total])],
+                    [1, 1, 1],
+                )?);
+                mon.host_time = Some(HostTime {
+                    t_pos: records.len(),
+                    rate: None,
+                    row_t: Vec::new(),
+                });
+            }
             self.monitors.push(mon);
             Prepared::Passes(passes, Some(self.monitors.len() - 1))
         })
@@ -320,26 +362,50 @@ impl GpuRun {
                 cx.steps,
             )?;
             let (range, rp) = self.event_range(cx, *eventspace, *source_n, *start, *stop)?;
-            let fp = storage(
-                self.ctx,
-                "rate params",
-                bytemuck::cast_slice(&[*dt, (*stop - *start) as f64]),
-            )?;
-            let r = self.support(
-                "record_rate",
-                MONITORS_F64_WGSL,
-                "record_rate",
-                &[
-                    (7, &fp),
-                    (1, &range),
-                    (2, &self.bufs[*t]),
-                    (3, &mon.records[0].1),
-                    (4, &mon.records[1].1),
-                    (5, &mon.counter),
-                    (6, &self.bufs[*total]),
-                ],
-                [1, 1, 1],
-            )?;
+            let mut mon = mon;
+            let r = if self.ctx.supports_f64() {
+                let fp = storage(
+                    self.ctx,
+                    "rate params",
+                    bytemuck::cast_slice(&[*dt, (*stop - *start) as f64]),
+                )?;
+                let mut r = self.support(
+                    "record_rate",
+                    MONITORS_F64_WGSL,
+                    "record_rate",
+                    &[
+                        (7, &fp),
+                        (1, &range),
+                        (2, &self.bufs[*t]),
+                        (3, &mon.records[0].1),
+                        (4, &mon.records[1].1),
+                        (5, &mon.counter),
+                        (6, &self.bufs[*total]),
+                    ],
+                    [1, 1, 1],
+                )?;
+                r.params = Some(fp);
+                r
+            } else {
+                let r = self.support(
+                    "record_count",
+                    MONITORS_WGSL,
+                    "record_count",
+                    &[
+                        (2, &range),
+                        (4, &mon.counter),
+                        (5, &self.bufs[*total]),
+                        (8, &mon.records[1].1),
+                    ],
+                    [1, 1, 1],
+                )?;
+                mon.host_time = Some(HostTime {
+                    t_pos: 0,
+                    rate: Some((1, *dt, (*stop - *start) as f64)),
+                    row_t: Vec::new(),
+                });
+                r
+            };
             self.monitors.push(mon);
             Prepared::Passes(
                 rp.into_iter().chain([r]).collect(),
@@ -382,6 +448,7 @@ impl GpuRun {
             worst: worst.to_vec(),
             bound: vec![0; ids.len()],
             len_word: len_word.to_vec(),
+            host_time: None,
         })
     }
 
@@ -458,7 +525,33 @@ impl GpuRun {
                 continue;
             }
             let ty = eng.records[*r].ty;
+            if let Some(h) = &mon.host_time
+                && h.t_pos == i
+            {
+                if h.row_t.len() != len {
+                    return Err(EngineError::Invalid(format!(
+                        "monitor recorded {len} rows, the host planned {}",
+                        h.row_t.len()
+                    )));
+                }
+                eng.records[*r].data.extend(float_bytes(&h.row_t, ty));
+                continue;
+            }
             let data = self.ctx.read_buffer(buf, len * gpu_elem_size(ty))?;
+            if let Some((_, dt, n)) = mon
+                .host_time
+                .as_ref()
+                .and_then(|h| h.rate)
+                .filter(|r| r.0 == i)
+            {
+                // Each row's event count in the first word of its 8-byte slot.
+                let rates: Vec<f64> = data
+                    .chunks_exact(8)
+                    .map(|w| (u32::from_le_bytes(w[..4].try_into().unwrap()) as f64 / dt) / n)
+                    .collect();
+                eng.records[*r].data.extend(float_bytes(&rates, ty));
+                continue;
+            }
             if ty == Type::Bool {
                 // Stored as u32 on the GPU, one byte on the host (numpy's bool).
                 let bytes = data
@@ -471,6 +564,9 @@ impl GpuRun {
         }
         self.ctx.queue.write_buffer(&mon.counter, 0, &[0u8; 8]);
         mon.bound.iter_mut().for_each(|b| *b = 0);
+        if let Some(h) = &mut mon.host_time {
+            h.row_t.clear();
+        }
         Ok(fill)
     }
 
