@@ -593,6 +593,8 @@ fn cast_buf(d: &mut Buf, from: Type, regs: &Regs, a: Reg) {
     }
     // Fast paths for the common conversions; the rest go through `Value::cast`.
     match (from, &mut *d) {
+        (Type::F64, Buf::F64(d)) => map1(d, regs.src::<f64>(a), |x| x),
+        (Type::F32, Buf::F32(d)) => map1(d, regs.src::<f32>(a), |x| x),
         (Type::F32, Buf::F64(d)) => map1(d, regs.src::<f32>(a), |x| x as f64),
         (Type::F64, Buf::F32(d)) => map1(d, regs.src::<f64>(a), |x| x as f32),
         (Type::I32, Buf::F64(d)) => map1(d, regs.src::<i32>(a), |x| x as f64),

@@ -2,6 +2,8 @@
 //! thread pool. No JIT: it starts instantly and runs anywhere.
 
 mod exec;
+#[cfg(test)]
+mod fold_props;
 pub mod math;
 mod math_consts;
 mod optimise;
@@ -113,8 +115,9 @@ impl Program {
     }
 }
 
-/// Evaluate an expression without arrays (used to fold Python literals). The scalar
-/// path of the interpreter gives literals exactly the semantics of arrays.
+/// Evaluate an expression without arrays on the interpreter's scalar path (which gives
+/// literals exactly the semantics of arrays); `fold_props` checks that the IR's constant
+/// folding (`ir::fold`) agrees with it.
 pub fn eval_scalar(e: &Expr, _locals: &[Value]) -> Result<Value, CpuError> {
     let k = Kernel {
         name: "fold".into(),

@@ -923,7 +923,7 @@ pub fn lower(spec: &KernelSpec) -> Result<Kernel, LowerError> {
 
 /// Evaluate a literal-only expression (Python semantics for weak operands).
 fn fold(e: &Expr) -> Option<Value> {
-    crate::cpu::eval_scalar(e, &[]).ok()
+    super::fold::eval(e)
 }
 
 #[cfg(test)]

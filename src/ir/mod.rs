@@ -7,11 +7,13 @@
 
 mod access;
 mod cse;
+pub mod fold;
 mod func;
 mod fuse;
 mod hoist;
 mod interval;
 mod lower;
+pub mod scalar;
 mod types;
 mod validate;
 
