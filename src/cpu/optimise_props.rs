@@ -15,17 +15,17 @@ use super::program::{Instr, Program, compile_with};
 use crate::arrays::{ArrayMut, RunArgs};
 use crate::ir::{KernelSpec, Type, Value, VariableSpec, lower};
 
-/// Small deterministic generator (xorshift64*).
-struct Rng(u64);
+/// Small deterministic generator (xorshift64*), shared with `fold_props`.
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
-    fn below(&mut self, n: usize) -> usize {
+    pub(super) fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
     fn chance(&mut self, p: f64) -> bool {
