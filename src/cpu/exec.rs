@@ -255,8 +255,7 @@ pub trait FloatOps: Elem + PartialOrd + std::ops::Add<Output = Self> {
 }
 
 macro_rules! float_ops {
-    ($t:ty, $floordiv:path, $mod:path, $sign:path, $exprel:path, $clip:path, $toi:path,
-     $powi:path) => {
+    ($t:ty, $floordiv:path, $mod:path, $clip:path, $powi:path) => {
         impl FloatOps for $t {
             #[inline(always)]
             fn binop(op: BinaryOp) -> fn($t, $t) -> $t {
@@ -272,29 +271,7 @@ macro_rules! float_ops {
                 }
             }
             fn func(f: Func) -> Option<fn($t) -> $t> {
-                Some(match f {
-                    Func::Cos => <$t>::cos,
-                    Func::Sin => <$t>::sin,
-                    Func::Tan => <$t>::tan,
-                    Func::Cosh => <$t>::cosh,
-                    Func::Sinh => <$t>::sinh,
-                    Func::Tanh => <$t>::tanh,
-                    Func::Exp => <$t>::exp,
-                    Func::Log => <$t>::ln,
-                    Func::Log10 => <$t>::log10,
-                    Func::Expm1 => <$t>::exp_m1,
-                    Func::Exprel => $exprel,
-                    Func::Log1p => <$t>::ln_1p,
-                    Func::Sqrt => <$t>::sqrt,
-                    Func::Arccos => <$t>::acos,
-                    Func::Arcsin => <$t>::asin,
-                    Func::Arctan => <$t>::atan,
-                    Func::Ceil => <$t>::ceil,
-                    Func::Floor => <$t>::floor,
-                    Func::Abs => <$t>::abs,
-                    Func::Sign => $sign,
-                    _ => return None,
-                })
+                <$t as math::FloatFunc>::of(f)
             }
             #[inline(always)]
             fn clip(x: $t, lo: $t, hi: $t) -> $t {
@@ -314,20 +291,14 @@ float_ops!(
     f64,
     math::floordiv_f64,
     math::mod_f64,
-    math::sign_f64,
-    math::exprel_f64,
     math::clip_f64,
-    math::int_f64,
     math::powi_block
 );
 float_ops!(
     f32,
     math::floordiv_f32,
     math::mod_f32,
-    math::sign_f32,
-    math::exprel_f32,
     math::clip_f32,
-    math::int_f32,
     math::powi_block_f32
 );
 

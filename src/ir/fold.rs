@@ -142,8 +142,8 @@ fn call(f: Func, args: &[Value], ty: Type) -> Option<Value> {
             (Value::I64(x), Value::I64(lo), Value::I64(hi)) => Value::I64(x.max(lo).min(hi)),
             _ => return None,
         },
-        (f, [Value::F64(x)]) => Value::F64(float_func::<f64>(f)?(*x)),
-        (f, [Value::F32(x)]) => Value::F32(float_func::<f32>(f)?(*x)),
+        (f, [Value::F64(x)]) => Value::F64(<f64 as s::FloatFunc>::of(f)?(*x)),
+        (f, [Value::F32(x)]) => Value::F32(<f32 as s::FloatFunc>::of(f)?(*x)),
         (Func::Abs, [Value::I32(x)]) => Value::I32(x.wrapping_abs()),
         (Func::Abs, [Value::I64(x)]) => Value::I64(x.wrapping_abs()),
         (Func::Sign, [Value::I32(x)]) => Value::I32(x.signum()),
@@ -153,47 +153,4 @@ fn call(f: Func, args: &[Value], ty: Type) -> Option<Value> {
         _ => return None,
     })
     .filter(|v| v.ty() == ty)
-}
-
-/// The IR's float functions of one argument, in `T`.
-trait FloatFunc: Sized {
-    fn pick(f: Func) -> Option<fn(Self) -> Self>;
-}
-
-macro_rules! float_funcs {
-    ($t:ty, $sign:path, $exprel:path) => {
-        impl FloatFunc for $t {
-            fn pick(f: Func) -> Option<fn($t) -> $t> {
-                Some(match f {
-                    Func::Cos => <$t>::cos,
-                    Func::Sin => <$t>::sin,
-                    Func::Tan => <$t>::tan,
-                    Func::Cosh => <$t>::cosh,
-                    Func::Sinh => <$t>::sinh,
-                    Func::Tanh => <$t>::tanh,
-                    Func::Exp => <$t>::exp,
-                    Func::Log => <$t>::ln,
-                    Func::Log10 => <$t>::log10,
-                    Func::Expm1 => <$t>::exp_m1,
-                    Func::Exprel => $exprel,
-                    Func::Log1p => <$t>::ln_1p,
-                    Func::Sqrt => <$t>::sqrt,
-                    Func::Arccos => <$t>::acos,
-                    Func::Arcsin => <$t>::asin,
-                    Func::Arctan => <$t>::atan,
-                    Func::Ceil => <$t>::ceil,
-                    Func::Floor => <$t>::floor,
-                    Func::Abs => <$t>::abs,
-                    Func::Sign => $sign,
-                    _ => return None,
-                })
-            }
-        }
-    };
-}
-float_funcs!(f64, s::sign_f64, s::exprel_f64);
-float_funcs!(f32, s::sign_f32, s::exprel_f32);
-
-fn float_func<T: FloatFunc>(f: Func) -> Option<fn(T) -> T> {
-    T::pick(f)
 }

@@ -213,3 +213,43 @@ pub fn timestep(t: f64, dt: f64) -> i64 {
     let inside = x.abs() < 9.223_372_036_854_776e18;
     if inside { x as i64 } else { i64::MIN }
 }
+
+/// The IR's float functions of one argument (libm's where numpy calls libm).
+pub trait FloatFunc: Sized {
+    fn of(f: crate::ir::Func) -> Option<fn(Self) -> Self>;
+}
+
+macro_rules! float_funcs {
+    ($t:ty, $sign:ident, $exprel:ident) => {
+        impl FloatFunc for $t {
+            fn of(f: crate::ir::Func) -> Option<fn($t) -> $t> {
+                use crate::ir::Func;
+                Some(match f {
+                    Func::Cos => <$t>::cos,
+                    Func::Sin => <$t>::sin,
+                    Func::Tan => <$t>::tan,
+                    Func::Cosh => <$t>::cosh,
+                    Func::Sinh => <$t>::sinh,
+                    Func::Tanh => <$t>::tanh,
+                    Func::Exp => <$t>::exp,
+                    Func::Log => <$t>::ln,
+                    Func::Log10 => <$t>::log10,
+                    Func::Expm1 => <$t>::exp_m1,
+                    Func::Exprel => $exprel,
+                    Func::Log1p => <$t>::ln_1p,
+                    Func::Sqrt => <$t>::sqrt,
+                    Func::Arccos => <$t>::acos,
+                    Func::Arcsin => <$t>::asin,
+                    Func::Arctan => <$t>::atan,
+                    Func::Ceil => <$t>::ceil,
+                    Func::Floor => <$t>::floor,
+                    Func::Abs => <$t>::abs,
+                    Func::Sign => $sign,
+                    _ => return None,
+                })
+            }
+        }
+    };
+}
+float_funcs!(f64, sign_f64, exprel_f64);
+float_funcs!(f32, sign_f32, exprel_f32);

@@ -417,6 +417,13 @@ impl Engine {
                 Op::Cable { arrays: a, .. } => {
                     let mut ids = a.int_ids().to_vec();
                     ids.extend(a.float_ids());
+                    let mut sorted = ids.clone();
+                    sorted.sort_unstable();
+                    if sorted.windows(2).any(|w| w[0] == w[1]) {
+                        return bad(format!(
+                            "{what}: one array bound to two of SpatialNeuron's cable variables"
+                        ));
+                    }
                     (ids, vec![])
                 }
                 _ => (vec![], vec![]),

@@ -279,7 +279,7 @@ impl GpuRun {
             worst.push(1);
             let mut len_word = vec![0; records.len()];
             len_word.push(1);
-            let mon = self.records_for(cx.eng, &ids, &worst, &len_word, cx.steps)?;
+            let mut mon = self.records_for(cx.eng, &ids, &worst, &len_word, cx.steps)?;
             let range = storage(
                 self.ctx,
                 "range",
@@ -302,7 +302,6 @@ impl GpuRun {
                 "row",
                 bytemuck::cast_slice(&[*n_indices as u32, 0]),
             )?;
-            let mut mon = mon;
             if self.ctx.supports_f64() {
                 let trec = &mon.records.last().unwrap().1;
                 passes.push(self.support(
@@ -354,7 +353,7 @@ impl GpuRun {
             unreachable!("rate_monitor of another operation")
         };
         Ok({
-            let mon = self.records_for(
+            let mut mon = self.records_for(
                 cx.eng,
                 &[*t_record, *rate_record],
                 &[1, 1],
@@ -362,7 +361,6 @@ impl GpuRun {
                 cx.steps,
             )?;
             let (range, rp) = self.event_range(cx, *eventspace, *source_n, *start, *stop)?;
-            let mut mon = mon;
             let r = if self.ctx.supports_f64() {
                 let fp = storage(
                     self.ctx,
@@ -604,12 +602,7 @@ impl GpuRun {
             .data
             .extend_from_slice(bytemuck::cast_slice(&is));
         let t_rec = &mut eng.records[b.t_record];
-        if t_rec.ty == Type::F32 {
-            let t32: Vec<f32> = ts.iter().map(|&t| t as f32).collect();
-            t_rec.data.extend_from_slice(bytemuck::cast_slice(&t32));
-        } else {
-            t_rec.data.extend_from_slice(bytemuck::cast_slice(&ts));
-        }
+        t_rec.data.extend(float_bytes(&ts, t_rec.ty));
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
         enc.clear_buffer(&b.bits, 0, Some(bytes.div_ceil(4) as u64 * 4));
         self.ctx.submit("spike bits", enc.finish())?;
