@@ -5,27 +5,31 @@
 //   space[count .. N)  left as they were (stale entries; nobody reads them)
 //   space[N]           count
 //
-// The threshold kernel writes one flag per neuron (nonzero = event); the compaction below
-// turns the flags into the ordered list. Brian2's semantics (and deterministic results)
+// The threshold kernel sets the flags of the neurons with an event (nonzero = event); the
+// compaction below turns them into the ordered list and clears them. Brian2's semantics (and deterministic results)
 // need the ascending order, so this is a prefix-sum compaction, not an atomic append.
 // `b2_event_range` then finds the slice of that list that falls into a subgroup's
 // [start, stop) index range, for monitors and resets of subgroups.
 //
-// Compaction runs over tiles of B2_SPK_TILE flags in two dispatches, none of which waits
-// on another workgroup (WebGPU promises no forward progress between workgroups):
-//   1. count: every flagged element adds 1 to its tile's counter (the threshold kernel
-//      does this itself as it writes the flags; `b2_compact_count` does it for flags
-//      written elsewhere);
-//   2. `b2_compact_scatter`: one workgroup per tile sums the counters of the tiles before
-//      its own (its first output position), then writes its events in order from there.
-//      The workgroup of the last tile knows the total: it writes space[N] and the range
+// Compaction runs over tiles of B2_SPK_TILE flags, grouped into super-tiles of
+// B2_SPK_SUPER tiles, in two dispatches, none of which waits on another workgroup (WebGPU
+// promises no forward progress between workgroups) and neither with a barrier:
+//   1. count: every flagged element adds 1 to its tile's and its super-tile's counters
+//      (the threshold kernel does this itself as it writes the flags;
+//      `b2_compact_count` does it for flags written elsewhere);
+//   2. `b2_compact_scatter`: one invocation per tile sums the counters of the super-tiles
+//      before its own and of the tiles before it in its super-tile (its first output
+//      position), then, if its tile has events, writes them in order from there. The
+//      invocation of the last tile knows the total: it writes space[N] and the range
 //      record of the whole group (see `b2_spk_write_range`), so that per-event kernels of
 //      the whole group need no `b2_event_range` pass.
 // Counters come in two halves, used on alternate steps of the clock (the step's parity,
 // binding 5): step s counts into half s % 2 and its scatter zeroes the other half for
-// step s + 1. No workgroup can zero the half it reads, since later tiles still read it.
-// Work per invocation is constant in step 1; in step 2 each of the 64 invocations sums
-// at most N / (64 * B2_SPK_TILE) counters, then 16 flags.
+// step s + 1. No invocation can zero the half it reads, since later tiles still read it.
+// Work per invocation is constant in step 1; in step 2 an invocation reads fewer than
+// B2_SPK_SUPER tile counters, N / (B2_SPK_TILE * B2_SPK_SUPER) super-tile counters and,
+// where its tile has events, B2_SPK_TILE flags. No barriers: lavapipe runs a shader with
+// barriers as coroutines, at about 17 us per workgroup even when it does nothing else.
 //
 // All entry points share the six bindings below. Names carry the `b2_spk_` prefix
 // because these entry points are concatenated into modules with other bindings.
@@ -38,7 +42,7 @@
 // device's maximum workgroups per grid dimension, [4] = the workgroup size of the kernels
 // that the range record sizes.
 @group(0) @binding(0) var<storage, read> b2_spk_params: array<u32>;
-// N flags, nonzero = event (only read here).
+// N flags, nonzero = event (cleared here once read).
 @group(0) @binding(1) var<storage, read_write> b2_spk_flags: array<u32>;
 // The eventspace, N + 1 entries.
 @group(0) @binding(2) var<storage, read_write> b2_spk_space: array<i32>;
@@ -46,17 +50,16 @@
 // dispatch arguments (x, y, z) of a kernel with one invocation per event (from word 4),
 // the same with at least one workgroup (word 8), and one workgroup per event (word 12).
 @group(0) @binding(3) var<storage, read_write> b2_spk_range: array<u32>;
-// Two halves of one counter per tile (ceil(N / B2_SPK_TILE) each), zero between uses.
+// Counters, zero between uses: two halves of one per tile (T = ceil(N / B2_SPK_TILE)
+// each), then two halves of one per super-tile (ceil(T / B2_SPK_SUPER) each).
 @group(0) @binding(4) var<storage, read_write> b2_spk_tiles: array<atomic<u32>>;
 // The clock's step in this run (u32 words lo, hi): its parity selects the counter half.
 @group(0) @binding(5) var<storage, read> b2_spk_step: array<u32>;
 
-// Flags per tile: 64 invocations of `b2_compact_scatter` times 16 flags each. The
-// threshold kernel's writer uses the same number (src/wgsl: COMPACT_TILE).
-const B2_SPK_TILE: u32 = 1024u;
-const B2_SPK_PER_THREAD: u32 = 16u;
-
-var<workgroup> b2_spk_part: array<u32, 64>;
+// Flags per tile and tiles per super-tile. The threshold kernel's writer uses the same
+// numbers (src/wgsl: COMPACT_TILE, COMPACT_SUPER).
+const B2_SPK_TILE: u32 = 256u;
+const B2_SPK_SUPER: u32 = 64u;
 
 // Make the entry point statically use all six bindings without reading or writing any
 // element (arrayLength only queries the buffer size), so that a bind group with all six
@@ -67,14 +70,23 @@ fn b2_spk_touch() -> u32 {
         + arrayLength(&b2_spk_tiles) + arrayLength(&b2_spk_step);
 }
 
-// Tiles of N flags (one, empty, for N = 0: its workgroup writes the count).
+// Tiles of N flags (one, empty, for N = 0: its invocation writes the count).
 fn b2_spk_tiles_of(n: u32) -> u32 {
     return max((n + B2_SPK_TILE - 1u) / B2_SPK_TILE, 1u);
 }
 
-// First counter of this step's half.
-fn b2_spk_half(n: u32) -> u32 {
-    return (b2_spk_step[0] & 1u) * b2_spk_tiles_of(n);
+// Super-tiles of T tiles.
+fn b2_spk_supers_of(tiles: u32) -> u32 {
+    return (tiles + B2_SPK_SUPER - 1u) / B2_SPK_SUPER;
+}
+
+// Count an event of neuron i into this step's half of the counters.
+fn b2_spk_count(n: u32, i: u32) {
+    let tiles = b2_spk_tiles_of(n);
+    let par = b2_spk_step[0] & 1u;
+    atomicAdd(&b2_spk_tiles[par * tiles + i / B2_SPK_TILE], 1u);
+    let supers = b2_spk_supers_of(tiles);
+    atomicAdd(&b2_spk_tiles[2u * tiles + par * supers + i / (B2_SPK_TILE * B2_SPK_SUPER)], 1u);
 }
 
 // 1 if neuron i has an event, else 0.
@@ -82,9 +94,11 @@ fn b2_spk_event(i: u32) -> u32 {
     return select(0u, 1u, b2_spk_flags[i] != 0u);
 }
 
-// Append neuron i at *pos if it has an event.
+// Append neuron i at *pos if it has an event, and clear its flag: a threshold kernel
+// that counts its own events sets only the flags of this step's events.
 fn b2_spk_emit(i: u32, pos: ptr<function, u32>) {
     if (b2_spk_flags[i] != 0u) {
+        b2_spk_flags[i] = 0u;
         b2_spk_space[*pos] = i32(i);
         *pos += 1u;
     }
@@ -123,62 +137,49 @@ fn b2_compact_count(@builtin(global_invocation_id) gid: vec3<u32>,
     let i = gid.x + gid.y * nwg.x * 64u;
     let n = b2_spk_params[0];
     if (i < n && b2_spk_flags[i] != 0u) {
-        atomicAdd(&b2_spk_tiles[b2_spk_half(n) + i / B2_SPK_TILE], 1u);
+        b2_spk_count(n, i);
     }
 }
 
-// Step 2: one workgroup per tile (a 2-D grid where the tiles exceed one dimension).
+// Step 2: one invocation per tile.
 @compute @workgroup_size(64)
-fn b2_compact_scatter(@builtin(local_invocation_index) t: u32,
-                      @builtin(workgroup_id) wid: vec3<u32>,
+fn b2_compact_scatter(@builtin(global_invocation_id) gid: vec3<u32>,
                       @builtin(num_workgroups) nwg: vec3<u32>) {
     _ = b2_spk_touch();
     let n = b2_spk_params[0];
-    let w = wid.x + wid.y * nwg.x;
+    let w = gid.x + gid.y * nwg.x * 64u;
     let tiles = b2_spk_tiles_of(n);
     if (w >= tiles) {
         return;
     }
-    let half = b2_spk_half(n);
-    // This tile's first position: the counts of the tiles before it, summed in parallel.
-    var before = 0u;
-    for (var u = t; u < w; u += 64u) {
-        before += atomicLoad(&b2_spk_tiles[half + u]);
+    let supers = b2_spk_supers_of(tiles);
+    let par = b2_spk_step[0] & 1u;
+    let s = w / B2_SPK_SUPER;
+    // This tile's first position: the events of the super-tiles and tiles before it.
+    var pos = 0u;
+    for (var u = 0u; u < s; u++) {
+        pos += atomicLoad(&b2_spk_tiles[2u * tiles + par * supers + u]);
     }
-    b2_spk_part[t] = before;
-    workgroupBarrier();
-    for (var stride = 32u; stride > 0u; stride /= 2u) {
-        if (t < stride) {
-            b2_spk_part[t] += b2_spk_part[t + stride];
-        }
-        workgroupBarrier();
+    for (var u = s * B2_SPK_SUPER; u < w; u++) {
+        pos += atomicLoad(&b2_spk_tiles[par * tiles + u]);
     }
-    let first = b2_spk_part[0];
-    workgroupBarrier();
-    let begin = min(w * B2_SPK_TILE + t * B2_SPK_PER_THREAD, n);
-    let end = min(begin + B2_SPK_PER_THREAD, n);
-    var mine = 0u;
-    for (var i = begin; i < end; i++) {
-        mine += b2_spk_event(i);
-    }
-    b2_spk_part[t] = mine;
-    workgroupBarrier();
-    var pos = first;
-    for (var u = 0u; u < t; u++) {
-        pos += b2_spk_part[u];
+    let mine = atomicLoad(&b2_spk_tiles[par * tiles + w]);
+    // The other half, for the next step (nobody reads it in this one).
+    atomicStore(&b2_spk_tiles[(1u - par) * tiles + w], 0u);
+    if (w % B2_SPK_SUPER == 0u) {
+        atomicStore(&b2_spk_tiles[2u * tiles + (1u - par) * supers + s], 0u);
     }
     let last = pos + mine;
-    for (var i = begin; i < end && pos < last; i++) {
-        b2_spk_emit(i, &pos);
-    }
-    if (t == 63u) {
-        // The other half, for the next step (nobody reads it in this one).
-        atomicStore(&b2_spk_tiles[b2_spk_tiles_of(n) - half + w], 0u);
-        if (w + 1u == tiles) {
-            // `last` is the total. Position N is never an event position.
-            b2_spk_space[n] = i32(last);
-            b2_spk_write_range(0u, last);
+    if (mine != 0u) {
+        let end = min((w + 1u) * B2_SPK_TILE, n);
+        for (var i = w * B2_SPK_TILE; i < end && pos < last; i++) {
+            b2_spk_emit(i, &pos);
         }
+    }
+    if (w + 1u == tiles) {
+        // `last` is the total. Position N is never an event position.
+        b2_spk_space[n] = i32(last);
+        b2_spk_write_range(0u, last);
     }
 }
 

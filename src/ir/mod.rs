@@ -219,4 +219,64 @@ impl Kernel {
     pub fn uses_rng(&self) -> bool {
         self.rng_sites > 0
     }
+
+    /// Whether the value variable `v` holds on entry can matter: false when the first
+    /// statement that touches its local (in the order scalar, vector) assigns it without
+    /// a condition and without reading it, so loading it would be wasted (Brian2's
+    /// `not_refractory` in a refractory state update, a threshold's condition flags).
+    /// A local used only as another variable's index counts as read.
+    pub fn reads_initial(&self, v: VarId) -> bool {
+        let var = &self.vars[v];
+        if !var.read && !var.written {
+            return false;
+        }
+        if self.vars.iter().any(|u| u.index == Index::Var(v)) {
+            return true;
+        }
+        let local = var.local;
+        let reads = |e: &Expr| e.any(&mut |x| matches!(x.kind, ExprKind::Local(l) if l == local));
+        for s in self.scalar.iter().chain(&self.vector) {
+            let Stmt::Assign {
+                local: target,
+                value,
+                cond,
+            } = s;
+            if reads(value) || cond.as_ref().is_some_and(reads) {
+                return true;
+            }
+            if *target == local {
+                return cond.is_some();
+            }
+        }
+        // Never assigned: read where it is read, or stored back unchanged.
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A variable assigned before anything reads it needs no load; one read first, written
+    /// under a condition first, or used as an index does.
+    #[test]
+    fn reads_initial_is_false_only_for_values_assigned_before_any_read() {
+        let vars = ["v", "flag", "c", "w", "k"]
+            .iter()
+            .map(|n| VariableSpec::array(n, if *n == "k" { Type::I32 } else { Type::F64 }))
+            .collect();
+        let mut spec = KernelSpec::vector(
+            "stateupdate",
+            vars,
+            "flag = v * 2\nv = v + flag\nc = 1.0\nc = c + v\nw = k * 1.0",
+        );
+        spec.variables[3].index = "k".into();
+        let k = lower(&spec).unwrap();
+        let id = |n: &str| k.vars.iter().position(|v| v.name == n).unwrap();
+        assert!(k.reads_initial(id("v")), "read before written");
+        assert!(!k.reads_initial(id("flag")), "assigned first");
+        assert!(!k.reads_initial(id("c")), "assigned first, then read");
+        assert!(!k.reads_initial(id("w")), "assigned first");
+        assert!(k.reads_initial(id("k")), "an index");
+    }
 }

@@ -141,7 +141,16 @@ pub struct WgslKernel {
 }
 
 /// Flags per tile of the event compaction (`B2_SPK_TILE` in shaders/neurons.wgsl).
-pub const COMPACT_TILE: u32 = 1024;
+pub const COMPACT_TILE: u32 = 256;
+/// Tiles per super-tile of the event compaction (`B2_SPK_SUPER`).
+pub const COMPACT_SUPER: u32 = 64;
+
+/// Counter words of an event compaction over `n` flags: two halves of one per tile, then
+/// two halves of one per super-tile (shaders/neurons.wgsl).
+pub fn compact_counters(n: usize) -> usize {
+    let tiles = n.div_ceil(COMPACT_TILE as usize).max(1);
+    2 * tiles + 2 * tiles.div_ceil(COMPACT_SUPER as usize)
+}
 
 /// How the comment naming a generated kernel starts. Pipeline caches leave that line out
 /// of their key: Brian2 renames its code objects on every run().
@@ -282,9 +291,16 @@ mod tests {
         // Into the half of the counters that this step's parity selects.
         assert!(k.step_binding.is_some(), "the parity comes from b2_step");
         let t = COMPACT_TILE;
+        assert!(
+            k.source
+                .contains(&format!("let b2_nt = (b2_params[0] + {}u) / {t}u;", t - 1))
+        );
         assert!(k.source.contains(&format!(
-            "atomicAdd(&b2_tiles[(b2_step[0] & 1u) * ((b2_params[0] + {}u) / {t}u) + b2_i / {t}u], 1u)",
-            t - 1
+            "atomicAdd(&b2_tiles[b2_par * b2_nt + b2_i / {t}u], 1u);"
+        )));
+        assert!(k.source.contains(&format!(
+            "atomicAdd(&b2_tiles[2u * b2_nt + b2_par * b2_ns + b2_i / {}u], 1u);",
+            t * COMPACT_SUPER
         )));
     }
 

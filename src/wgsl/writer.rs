@@ -590,8 +590,8 @@ pub fn write_function(
             }
             VarKind::Array if atomic(v) => {}
             // A variable written only under conditions and never read needs no load: its
-            // store happens only where a write did.
-            VarKind::Array if var.read || (var.written && !masked(v)) => {
+            // store happens only where a write did. Nor does one assigned before any read.
+            VarKind::Array if (var.read || (var.written && !masked(v))) && k.reads_initial(v) => {
                 writeln!(
                     body,
                     "    {local} = {};",
@@ -623,6 +623,12 @@ pub fn write_function(
             .find(|(l, _)| *l == var.local)
             .map(|(_, f)| f);
         match (var.index, flag) {
+            // The event flag is stored only where it is set: the compaction clears every
+            // flag it finds set, so the flags are all clear between steps, and a step
+            // without events writes nothing.
+            _ if opts.count_tiles == Some(v) && !arena => {
+                writeln!(body, "    if ({}) {{ {store} }}", local_name(k, var.local)).unwrap()
+            }
             // Every invocation computed the same value; one writes it.
             (Index::Zero, _) => writeln!(body, "    if (b2_i == 0u) {{ {store} }}").unwrap(),
             (_, Some(flag)) => writeln!(body, "    if ({flag}) {{ {store} }}").unwrap(),
@@ -631,14 +637,23 @@ pub fn write_function(
     }
 
     if let (Some(v), false) = (opts.count_tiles, arena) {
-        // Step 1 of the event compaction (shaders/neurons.wgsl): count this element's
-        // event into its tile, in the counter half of this step's parity.
-        let t = super::COMPACT_TILE;
+        // Step 1 of the event compaction (shaders/neurons.wgsl, `b2_spk_count`): count
+        // this element's event into its tile and its super-tile, in the counters' half of
+        // this step's parity.
+        let (t, s) = (super::COMPACT_TILE, super::COMPACT_SUPER);
         writeln!(
             body,
-            "    if ({}) {{ atomicAdd(&b2_tiles[(b2_step[0] & 1u) * ((b2_params[0] + {}u) / {t}u) + b2_i / {t}u], 1u); }}",
+            "    if ({}) {{
+        let b2_nt = (b2_params[0] + {}u) / {t}u;
+        let b2_ns = (b2_nt + {}u) / {s}u;
+        let b2_par = b2_step[0] & 1u;
+        atomicAdd(&b2_tiles[b2_par * b2_nt + b2_i / {t}u], 1u);
+        atomicAdd(&b2_tiles[2u * b2_nt + b2_par * b2_ns + b2_i / {}u], 1u);
+    }}",
             local_name(k, k.vars[v].local),
-            t - 1
+            t - 1,
+            s - 1,
+            t * s
         )
         .unwrap();
     }

@@ -57,6 +57,32 @@ def test_bit_row_monitors_match_numpy_across_runs_and_drains(gpu, steps_per_batc
     compare(ref, got, exact=("i", "t", "count", "ai", "at"))
 
 
+def compaction_patterns():
+    # 70,000 neurons: 274 tiles of the event compaction in 5 super-tiles. Each step fires
+    # a different deterministic pattern, from none to every neuron, so that tiles and
+    # super-tiles are empty, sparse and full, and events of a step must come out in
+    # ascending order across all of them. The reset and a subgroup's monitor read them.
+    n = 70_000
+    G = NeuronGroup(n, "k : integer",
+                    threshold="(i * 7919 + 104729 * (k + int(t / dt + 0.5))) % 1000"
+                              " < 130 * ((k + int(t / dt + 0.5)) % 8)",
+                    reset="k += 1")
+    G.k = "i % 3"
+    M = SpikeMonitor(G)
+    M_sub = SpikeMonitor(G[16_000:50_001])
+    net = Network(G, M, M_sub)
+    net.run(12 * defaultclock.dt)
+    return dict(i=M.i[:].copy(), t=M.t[:].copy(), si=M_sub.i[:].copy(), st=M_sub.t[:].copy(),
+                k=G.k[:].copy()), None
+
+
+def test_event_compaction_keeps_order_across_tiles_and_super_tiles(gpu):
+    ref, _ = run_with("numpy", compaction_patterns)
+    got, _ = run_with("wgpu", compaction_patterns, "gpu")
+    assert len(ref["i"]) > 100_000 and len(ref["si"]) > 10_000
+    compare(ref, got, exact=("i", "t", "si", "st", "k"))
+
+
 def oversized():
     # 20 million float64 values: 160 MB, above lavapipe's 128 MiB per binding.
     G = NeuronGroup(20_000_000, "dv/dt = -v/(10*ms) : 1")
@@ -127,7 +153,16 @@ def test_cuba_dispatches_at_most_eight_per_step(gpu, delay):
     kernels = [(d["kernel"], d["workgroups"]) for d in info["gpu_dispatches"]]
     limit = 6 if delay == 0 * ms else 8  # without delay the pathways need no push
     assert info["gpu_dispatches_per_step"]["defaultclock"] <= limit, kernels
-    assert all(w == "indirect" or w[0] * w[1] * w[2] > 1 for _, w in kernels), kernels
+    # The compaction's scatter has one invocation per tile of 256 flags (64 per workgroup):
+    # one workgroup at 4,000 neurons, a grid that grows with the network.
+    scatter = [w for k, w in kernels if k == "b2_compact_scatter"]
+    assert scatter == [(-(-n_tiles(4000) // 64), 1, 1)], kernels
+    assert all(w == "indirect" or w[0] * w[1] * w[2] > 1
+               for k, w in kernels if k != "b2_compact_scatter"), kernels
+
+
+def n_tiles(n):
+    return -(-n // 256)
 
 
 def test_one_compute_pass_per_batch(gpu):

@@ -140,7 +140,11 @@ impl GpuRun {
                 NEURONS_WGSL,
                 "b2_compact_scatter",
                 &entries,
-                grid(self.ctx, (*n).max(1), wgsl::COMPACT_TILE),
+                grid(
+                    self.ctx,
+                    (*n).div_ceil(wgsl::COMPACT_TILE as usize).max(1),
+                    64,
+                ),
             )?);
             self.keep.push(tiles);
             // Consumers of the whole group's events read the scatter's record.
@@ -175,8 +179,11 @@ impl GpuRun {
 
 /// The counters of an event compaction over `n` flags (two halves, shaders/neurons.wgsl).
 fn compaction_counters(ctx: &GpuContext, n: usize) -> Result<wgpu::Buffer, EngineError> {
-    let tiles = n.div_ceil(wgsl::COMPACT_TILE as usize).max(1);
-    storage(ctx, "compact tiles", &vec![0u8; tiles * 8])
+    storage(
+        ctx,
+        "compact tiles",
+        &vec![0u8; wgsl::compact_counters(n) * 4],
+    )
 }
 
 /// State update `a` and threshold `b` as one kernel ([`crate::ir::fuse_elementwise`]),
