@@ -75,6 +75,9 @@ pub struct Options {
     /// and `A_post` of one group) must share a binding, as a dispatch may not bind a
     /// buffer twice when one binding writes. Empty: each its own.
     pub alias: Vec<usize>,
+    /// Element mode: the number of elements, written into the code as a constant instead
+    /// of read from the parameters (`b2_params[0]`, which must then hold the same).
+    pub elements: Option<u32>,
 }
 
 impl Default for Options {
@@ -92,6 +95,7 @@ impl Default for Options {
             bundles: None,
             bundle_per_invocation: false,
             alias: Vec::new(),
+            elements: None,
         }
     }
 }
@@ -302,6 +306,29 @@ mod tests {
             "atomicAdd(&b2_tiles[2u * b2_nt + b2_par * b2_ns + b2_i / {}u], 1u);",
             t * COMPACT_SUPER
         )));
+    }
+
+    /// With the element count given, the code compares with a constant: no parameter load
+    /// per invocation, in the bounds check or in the event counting.
+    #[test]
+    fn element_count_is_a_constant_when_given() {
+        let kernel = threshold_kernel("k");
+        let flag = kernel.vars.iter().position(|v| v.name == "_cond").unwrap();
+        let opts = Options {
+            count_tiles: Some(flag),
+            step_binding: true,
+            elements: Some(4000),
+            ..Default::default()
+        };
+        let src = compile(&kernel, &opts).unwrap().source;
+        assert!(src.contains("if (b2_i >= 4000u) { return; }"), "{src}");
+        assert!(src.contains("let b2_nt = (4000u + 255u) / 256u;"), "{src}");
+        assert!(!src.contains("b2_params[0]"), "{src}");
+        let src = compile(&kernel, &Options::default()).unwrap().source;
+        assert!(
+            src.contains("if (b2_i >= b2_params[0]) { return; }"),
+            "{src}"
+        );
     }
 
     /// Two kernels that differ only in their Brian2 name differ only in the comment line

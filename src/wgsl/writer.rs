@@ -641,10 +641,11 @@ pub fn write_function(
         // this element's event into its tile and its super-tile, in the counters' half of
         // this step's parity.
         let (t, s) = (super::COMPACT_TILE, super::COMPACT_SUPER);
+        let n = element_count(opts);
         writeln!(
             body,
             "    if ({}) {{
-        let b2_nt = (b2_params[0] + {}u) / {t}u;
+        let b2_nt = ({n} + {}u) / {t}u;
         let b2_ns = (b2_nt + {}u) / {s}u;
         let b2_par = b2_step[0] & 1u;
         atomicAdd(&b2_tiles[b2_par * b2_nt + b2_i / {t}u], 1u);
@@ -672,6 +673,16 @@ pub fn write_function(
     )
     .unwrap();
     Ok((f, w.helpers))
+}
+
+/// The number of elements of an element-mode kernel: a constant where the options give
+/// it ([`Options::elements`]), else the parameter (a load per invocation, which lavapipe
+/// turns into a loop over the lanes).
+fn element_count(opts: &Options) -> String {
+    match opts.elements {
+        Some(n) => format!("{n}u"),
+        None => "b2_params[0]".into(),
+    }
 }
 
 fn main_fn(wg: u32, dispatch: &str) -> String {
@@ -1043,10 +1054,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 "
         )
     } else {
+        let n = element_count(opts);
         format!(
             "    // 2-D dispatch when there are more workgroups than one dimension allows.
+    _ = arrayLength(&b2_params); // keeps binding 0 in the layout
     let b2_i = gid.x + gid.y * nwg.x * {wg}u;
-    if (b2_i >= b2_params[0]) {{ return; }}
+    if (b2_i >= {n}) {{ return; }}
     b2_kernel(b2_i, b2_i, 0u);
 "
         )

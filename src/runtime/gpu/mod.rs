@@ -677,6 +677,10 @@ impl GpuRun {
             by_target: matches!(mode, Mode::ByTarget(..)),
             bundles: bundles.map(|b| b.0),
             bundle_per_invocation: bundles.is_some_and(|b| b.3),
+            elements: match mode {
+                Mode::Elements | Mode::CountingEvents(..) => u32::try_from(n_max).ok(),
+                _ => None,
+            },
             workgroup_size: match mode {
                 _ if serial.is_some() => 1,
                 Mode::Elements | Mode::CountingEvents(..) => element_wg(self.ctx),
