@@ -14,7 +14,7 @@ endif
 PYDEPS := "brian2==2.11.0" "maturin>=1.5,<2" pytest pytest-timeout matplotlib cython scipy \
 	"dask[distributed]" joblib mypy
 
-.PHONY: test demo vulkan venv develop lint rust-test py-test bench clean brian2-suite brian2-suite-cpu \
+.PHONY: test demo vulkan gsl venv develop lint rust-test py-test bench clean brian2-suite brian2-suite-cpu \
 	brian2-suite-float32 brian2-suite-2.10 \
 	wheel wheel-check
 
@@ -23,6 +23,14 @@ vulkan:
 	@if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then \
 		echo "no Vulkan driver found: installing mesa-vulkan-drivers (lavapipe)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers; \
+	fi
+
+# GSL's headers and library: Brian2's own GSL code (Cython) is the reference of
+# tests/python/test_gsl.py.
+gsl:
+	@if [ ! -f /usr/include/gsl/gsl_odeiv2.h ]; then \
+		echo "GSL not found: installing libgsl-dev (the reference of the GSL tests)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgsl-dev; \
 	fi
 
 $(PY):
@@ -43,13 +51,14 @@ lint:
 rust-test: vulkan
 	cargo test --release
 
-py-test: develop
+py-test: develop gsl
 	$(PY) -m pytest -q
 
 # Brian2's runtime suite on the interpreter (6-11 minutes here): fails on any failure not in
 # tests/brian2_expected_failures.json and on any listed test that passes.
 brian2-suite-cpu: vulkan develop
 	$(PY) scripts/brian2_suite.py --backend cpu
+	$(PY) scripts/brian2_suite.py --backend cpu --gsl
 
 # The suite runs before pytest: its summary counts the expected failures, and pytest's
 # line closes the log.
@@ -89,6 +98,7 @@ wheel-check: vulkan wheel
 # Brian2's own test suite on the wgpu device (runtime selection, both backends).
 brian2-suite: brian2-suite-cpu
 	$(PY) scripts/brian2_suite.py --backend gpu
+	$(PY) scripts/brian2_suite.py --backend gpu --gsl
 
 # Brian2 2.10.x (pyproject says brian2>=2.10): its own suite on both backends, in a venv
 # of its own with this checkout's package (built by `develop`) on PYTHONPATH.

@@ -14,7 +14,9 @@ Selection (as ``brian2.test()`` builds it):
   (what ``brian2.test()`` runs once per codegen target);
 * ``--standalone-compatible``: ``standalone_compatible and not long and not gsl``
   (the tests ``brian2.test(test_standalone=...)`` runs on a standalone device; a subset
-  of the runtime tests).
+  of the runtime tests);
+* ``--gsl``: the runtime tests marked ``gsl`` (what ``brian2.test(test_GSL=True)`` adds),
+  with ``codegen.target = 'auto'``: under 'numpy' they skip themselves.
 
 ``-k EXPR`` narrows by name, ``--max N`` keeps only the first N selected tests, and
 ``TEST`` arguments pick files or node ids relative to ``brian2/tests`` (for example
@@ -228,6 +230,8 @@ def main():
     ap.add_argument("--standalone-compatible", action="store_true",
                     help="run the standalone-compatible subset instead of the runtime tests")
     ap.add_argument("--long", action="store_true", help="include tests marked 'long'")
+    ap.add_argument("--gsl", action="store_true",
+                    help="run Brian2's GSL tests (marked 'gsl') instead of the others")
     ap.add_argument("--float32", action="store_true",
                     help="core.default_float_dtype = float32, as brian2.test(float_dtype="
                          "float32) runs it; expected failures under '<backend>-float32'")
@@ -260,7 +264,8 @@ def main():
     args = ap.parse_args(argv)
 
     key = args.backend + ("-float32" if args.float32 else "")
-    json_path = Path(args.json) if args.json else REPO / "output" / f"brian2_suite_{key}.json"
+    stem = key + ("-gsl" if args.gsl else "")
+    json_path = Path(args.json) if args.json else REPO / "output" / f"brian2_suite_{stem}.json"
     expected_path = Path(args.expected)
     if args.from_json:
         return from_json(args, expected_path)
@@ -282,7 +287,13 @@ def main():
     markers = STANDALONE_MARKERS if args.standalone_compatible else RUNTIME_MARKERS
     if args.long:
         markers = markers.replace(" and not long", "")
-    markers += " and not gsl"
+    if args.gsl:
+        # Brian2's GSL tests (brian2.test(test_GSL=True) adds them to the runtime tests);
+        # they skip themselves under the numpy target (numpy has no GSL support), so they
+        # run with the user's default target, 'auto'.
+        markers = "gsl and " + markers
+    else:
+        markers += " and not gsl"
 
     # The same preparation as brian2.tests.run(): default preferences, a fresh unit
     # registry, warnings only on the console, no unused-object warnings.
@@ -290,7 +301,7 @@ def main():
     fundamentalunits.user_unit_register = fundamentalunits.UnitRegistry()
     BrianLogger.console_handler.setLevel(LOG_LEVELS["WARNING"])
     prefs["logging.warn_for_unused_objects"] = False
-    prefs["codegen.target"] = "numpy"
+    prefs["codegen.target"] = "auto" if args.gsl else "numpy"
     prefs["codegen.string_expression_target"] = "numpy"
     prefs["devices.wgpu.backend"] = args.backend
     if args.float32:

@@ -11,7 +11,7 @@ from brian2.codegen.translation import make_statements
 from brian2.core.functions import Function
 from brian2.core.variables import ArrayVariable, AuxiliaryVariable, Constant, Subexpression
 from brian2.parsing.rendering import NodeRenderer
-from brian2.utils.stringtools import get_identifiers
+from brian2.utils.stringtools import get_identifiers, word_substitute
 
 __all__ = ["kernel_spec", "statements_text", "scalar_int"]
 
@@ -220,19 +220,24 @@ def _function_spec(name, func, owner_name, float_dtype=np.float64):
 
 def kernel_spec(name, template, code, variables, variable_indices, float_dtype=np.float64,
                 owner_name=None, extra_read=(), override_conditional_write=(), clock_dt=None,
-                optimise=True):
+                optimise=True, vector_renames=None):
     """Translate abstract ``code`` with Brian2 ``variables`` into a kernel spec dict.
 
     ``extra_read`` names variables the template itself reads or writes beyond the code;
     ``optimise`` runs Brian2's (sympy) loop-invariant optimisation, worth its milliseconds
-    for per-step kernels, not for one-shot ones.
+    for per-step kernels, not for one-shot ones. ``vector_renames`` renames identifiers in
+    the vector statements only, after that optimisation (GSL's derivatives: loop-invariant
+    values use the step's ``t``, the rest the stage's time).
     """
     owner_name = owner_name or name
     scalar, vector = make_statements(code, variables, float_dtype, optimise=optimise)
     scalar_text = statements_text(scalar)
     vector_text = statements_text(vector)
     used = set(extra_read)
-    for st in scalar + vector:
+    if vector_renames:
+        vector_text = word_substitute(vector_text, vector_renames)
+        used |= set(get_identifiers(scalar_text)) | set(get_identifiers(vector_text))
+    for st in scalar + ([] if vector_renames else vector):
         used.add(st.var)
         used |= set(get_identifiers(str(st.expr)))
     # Conditional-write flags and index variables are needed too.

@@ -25,7 +25,7 @@ from brian2.devices.device import RuntimeDevice, all_devices
 from brian2.units import second
 from brian2.utils.logger import get_logger
 
-from . import _engine, connect, integrator_cache, setexpr, template_cache
+from . import _engine, connect, gsl, integrator_cache, setexpr, template_cache
 from .codeobject import kernel_spec, python_functions, scalar_int
 from .dynamic_array import DynamicArray1D
 
@@ -418,6 +418,9 @@ class WgpuDevice(RuntimeDevice):
                 codeobj.run = setexpr.engine_variable_set(self, codeobj)
             except Exception as exc:  # anything the engine cannot take: Brian2's code runs
                 logger.debug(f"wgpu device: '{name}' runs through numpy: {exc}", "setexpr")
+        updater = getattr(owner, "state_updater", None)
+        if template_name == "stateupdate" and getattr(updater, "wgpu_gsl", False):
+            gsl.prepare(codeobj, updater)
         if template_name == "synapses_push_spikes":
             owner.initialise_queue = functools.partial(self._initialise_queue, owner)
         if (template_name == "synapses_create_generator"
@@ -785,12 +788,15 @@ class WgpuDevice(RuntimeDevice):
 
     # -- per-template lowering ----------------------------------------------------------
     def _kernel(self, engine, state, codeobj, extra_vars=(), records=None, append_code="",
-                guarded=None):
+                guarded=None, code=None, variables=None, vector_renames=None):
         """Compile the code object's abstract code as an engine kernel; returns its id.
 
         ``append_code`` is template work expressed as statements; ``guarded`` maps variable
-        names to the boolean variable that guards their writes."""
-        abstract = codeobj.wgpu_abstract_code
+        names to the boolean variable that guards their writes; ``code`` and ``variables``
+        replace the code object's (a kernel derived from it, e.g. GSL's derivatives),
+        ``vector_renames`` renames in its vector statements (see ``kernel_spec``)."""
+        abstract = codeobj.wgpu_abstract_code if code is None else code
+        V = codeobj.variables if variables is None else variables
         if isinstance(abstract, dict):
             blocks = {k: v for k, v in abstract.items() if v and v.strip()}
             if set(blocks) - {None}:
@@ -801,11 +807,12 @@ class WgpuDevice(RuntimeDevice):
         if append_code:
             code = code + "\n" + append_code
         float_dtype = prefs.core.default_float_dtype
-        spec = kernel_spec(codeobj.name, codeobj.template_name, code, codeobj.variables,
+        spec = kernel_spec(codeobj.name, codeobj.template_name, code, V,
                            codeobj.variable_indices, float_dtype=float_dtype,
                            owner_name=codeobj.owner.name,
                            override_conditional_write=codeobj.wgpu_override_conditional_write,
-                           clock_dt=_clock_dt(codeobj.owner.clock))
+                           clock_dt=_clock_dt(codeobj.owner.clock),
+                           vector_renames=vector_renames)
         for tname, values in spec.pop("tables").items():
             state.extra[tname] = state.table(values)
         spec["variables"].extend(extra_vars)
@@ -822,7 +829,7 @@ class WgpuDevice(RuntimeDevice):
             elif name in state.extra:
                 bindings.append(("array", state.extra[name]))
             else:
-                bindings.append(("array", state.array(codeobj.variables[name], name)))
+                bindings.append(("array", state.array(V[name], name)))
         return engine.add_kernel(spec, bindings)
 
     def _translate(self, engine, state, obj, codeobj):
@@ -836,6 +843,8 @@ class WgpuDevice(RuntimeDevice):
             if tmpl in HOST_TEMPLATES:
                 return {"op": "host", "codeobj": codeobj}, None
             raise _unsupported(f"the '{tmpl}' template", obj.name)
+        if tmpl == "stateupdate" and getattr(obj, "wgpu_gsl", False):
+            return gsl.lower(self, engine, state, obj, codeobj), None
         if tmpl == "stateupdate":
             n = scalar_int(V["N"].get_value())
             return {"op": "elementwise", "kernel": self._kernel(engine, state, codeobj), "n": n}, None

@@ -140,13 +140,28 @@ def _apply_stateupdater(equations, variables, method, method_options=None, group
                          group_name=group_name)
     code = _cached(equations, variables, method, method_options, group_name)
     if not isinstance(code, str):
-        # GSL: a factory for a code object that integrates with the GSL library; its
-        # abstract code alone only computes derivatives.
-        raise NotImplementedError(
-            f"wgpu device: integration with method {method!r} (a state updater that needs "
-            f"its own code object) in '{group_name}' is not supported yet; use a method "
-            "such as 'exact', 'exponential_euler', 'rk4' or 'euler'")
+        # GSL: a factory that hands the state updater a code-object class for the GSL
+        # library; the engine integrates instead (src/runtime/gsl.rs).
+        return GslOnDevice(code)
     return code
+
+
+class GslOnDevice:
+    """What Brian2's ``GSLContainer`` does to a state updater (the integrator, its
+    options and the variables the derivatives need), without choosing a code-object class:
+    Brian2 only offers one for Cython and C++ standalone, the engine integrates itself."""
+
+    def __init__(self, container):
+        self.container = container
+
+    def __call__(self, updater):
+        c = self.container
+        updater._gsl_variable_flags = c.variable_flags
+        updater.method_options = c.method_options
+        updater.integrator = c.integrator
+        updater.needed_variables = ["t", "dt"] + list(c.needed_variables)
+        updater.wgpu_gsl = True
+        return c.abstract_code
 
 
 def _cached(equations, variables, method, method_options, group_name):

@@ -146,6 +146,37 @@ fn parse_op(d: &Bound<'_, PyDict>) -> PyResult<Op> {
                 }),
             }
         }
+        "integrate" => {
+            let opt = |key: &str| -> PyResult<Option<usize>> {
+                let v: i64 = item(d, key)?;
+                Ok(usize::try_from(v).ok())
+            };
+            let method: String = item(d, "method")?;
+            let stepper = runtime::gsl::Stepper::from_name(&method)
+                .ok_or_else(|| PyValueError::new_err(format!("unknown GSL stepper '{method}'")))?;
+            Op::Integrate {
+                pre: opt("pre")?,
+                kernel: item(d, "kernel")?,
+                n: item(d, "n")?,
+                dt: item(d, "dt")?,
+                spec: Box::new(runtime::gsl::GslSpec {
+                    stepper,
+                    adaptive: item(d, "adaptive")?,
+                    max_steps: item(d, "max_steps")?,
+                    scale: item(d, "scale")?,
+                    state: item(d, "state")?,
+                    names: item(d, "names")?,
+                    stage: item(d, "stage")?,
+                    deriv: item(d, "deriv")?,
+                    time: item(d, "time")?,
+                    t: item(d, "t")?,
+                    last_timestep: opt("last_timestep")?,
+                    failed_steps: opt("failed_steps")?,
+                    step_count: opt("step_count")?,
+                    owner: item(d, "owner")?,
+                }),
+            }
+        }
         "python" => Op::Python {
             index: item(d, "index")?,
         },

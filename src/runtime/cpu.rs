@@ -6,11 +6,11 @@ use crate::arrays::{RawArray, RunArgs};
 use crate::ir::Type;
 
 /// Typed view of an engine array (valid during the run).
-unsafe fn slice<'a, T>(a: &RawArray) -> &'a mut [T] {
+pub(super) unsafe fn slice<'a, T>(a: &RawArray) -> &'a mut [T] {
     unsafe { std::slice::from_raw_parts_mut(a.ptr as *mut T, a.len) }
 }
 
-fn check(a: &RawArray, ty: Type, what: &str) -> Result<(), EngineError> {
+pub(super) fn check(a: &RawArray, ty: Type, what: &str) -> Result<(), EngineError> {
     if a.ty != ty || a.ptr.is_null() {
         return Err(EngineError::Invalid(format!(
             "{what} must be a {ty} array, got {}",
@@ -36,7 +36,7 @@ fn grow(rec: &mut Record, n: usize) -> (RawArray, usize) {
 }
 
 /// Run kernel `k` over `n` elements (or `list`), with records grown by `grow_by`.
-unsafe fn run_kernel(
+pub(super) unsafe fn run_kernel(
     eng: &mut Engine,
     k: usize,
     arrays: &[RawArray],
@@ -387,6 +387,7 @@ unsafe fn execute(
             }
             .map_err(|e| EngineError::Invalid(format!("SpatialNeuron: {e}")))
         }
+        Op::Integrate { .. } => unsafe { super::gsl::step_cpu(eng, op, arrays, rng_step) },
         Op::Python { .. } => unreachable!("handled by the run loop"),
     }
 }

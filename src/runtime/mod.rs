@@ -6,6 +6,8 @@ mod clocks;
 pub mod connect;
 mod cpu;
 mod gpu;
+pub mod gsl;
+mod gsl_tables;
 mod queue;
 
 pub use cable::CableArrays;
@@ -27,6 +29,9 @@ pub enum EngineError {
     Gpu(#[from] crate::gpu::GpuError),
     #[error("engine: {0}")]
     Invalid(String),
+    /// A GSL state updater could not reach its error bound (Brian2's `IntegrationError`).
+    #[error("{0}")]
+    Integration(String),
     /// A model feature this backend does not run (yet).
     #[error("{0}")]
     Unsupported(String),
@@ -170,6 +175,16 @@ pub enum Op {
         n: usize,
         dt: f64,
         arrays: Box<CableArrays>,
+    },
+    /// `stateupdate` with a GSL method: `pre` (statements other than derivatives, at t),
+    /// then the adaptive Runge-Kutta driver of `spec` over elements `0..n` from t to t + dt,
+    /// evaluating the derivatives with `kernel` (see `runtime::gsl`).
+    Integrate {
+        pre: Option<usize>,
+        kernel: usize,
+        n: usize,
+        dt: f64,
+        spec: Box<gsl::GslSpec>,
     },
     /// Hand control back to Python (network_operation and anything else we do not run):
     /// the run stops here and resumes after the callback.
@@ -346,6 +361,14 @@ impl Engine {
                 | Op::StateMonitor { kernel, .. }
                 | Op::SummedVariable { kernel, .. }
                 | Op::Cable { kernel, .. } => Some(*kernel),
+                Op::Integrate { pre, kernel, .. } => {
+                    if let Some(p) = pre
+                        && *p >= self.kernels.len()
+                    {
+                        return bad(format!("{what} runs kernel {p}, which is missing"));
+                    }
+                    Some(*kernel)
+                }
                 Op::Synapses { kernel, queue } => {
                     if *queue >= self.queues.len() {
                         return bad(format!("{what} uses spike queue {queue}, which is missing"));
@@ -414,6 +437,33 @@ impl Engine {
                     vec![*eventspace, *neuron_index, *timebins, *lastindex],
                     vec![],
                 ),
+                Op::Integrate { spec, .. } => {
+                    let g = spec.as_ref();
+                    let dim = g.state.len();
+                    if g.stage.len() != dim
+                        || g.deriv.len() != dim
+                        || g.scale.len() != dim
+                        || g.names.len() != dim
+                    {
+                        return bad(format!("{what}: GSL spec with mismatched variable lists"));
+                    }
+                    let mut ids: Vec<ArrayId> = [&g.state, &g.stage, &g.deriv]
+                        .into_iter()
+                        .flatten()
+                        .copied()
+                        .chain([g.time, g.t])
+                        .chain(g.last_timestep)
+                        .chain(g.failed_steps)
+                        .chain(g.step_count)
+                        .collect();
+                    let mut sorted = ids.clone();
+                    sorted.sort_unstable();
+                    if sorted.windows(2).any(|w| w[0] == w[1]) {
+                        return bad(format!("{what}: one array bound to two GSL roles"));
+                    }
+                    ids.shrink_to_fit();
+                    (ids, vec![])
+                }
                 Op::Cable { arrays: a, .. } => {
                     let mut ids = a.int_ids().to_vec();
                     ids.extend(a.float_ids());

@@ -370,23 +370,6 @@ def test_unsupported_feature_is_clear(backend):
         run_with("wgpu", build, backend)
 
 
-@pytest.mark.parametrize("backend", ["cpu"])
-def test_gsl_is_refused_before_the_first_step(backend):
-    # GSL's abstract code only computes derivatives (the library integrates); run alone it
-    # used to leave the state unchanged without a word.
-    def build():
-        G = NeuronGroup(2, "dv/dt = -v/(10*ms) : 1", method="gsl")
-        G.v = 1
-        net = Network(G)
-        try:
-            net.run(1 * ms)
-        finally:
-            assert net.t == 0 * ms
-            np.testing.assert_array_equal(G.v[:], 1)
-    with pytest.raises(NotImplementedError, match="method 'gsl' .* in 'neurongroup"):
-        run_with("wgpu", build, backend)
-
-
 def test_scalar_code_runs_once_per_step(gpu, tmp_path):
     """No generated kernel evaluates Brian2's scalar code per element: run-invariant
     values (exact integration's exp(-dt/tau)) and clock-dependent ones (sin of t) come

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 mod cable;
+mod gsl;
 mod monitors;
 mod neurons;
 mod queue;
@@ -415,6 +416,18 @@ fn invariant_arrays(eng: &Engine, clocks: &Clocks, n: usize) -> Vec<bool> {
                 mark(a.v);
                 mark(a.ic);
                 Some(*kernel)
+            }
+            Op::Integrate { pre, spec, .. } => {
+                for &id in &spec.state {
+                    mark(id);
+                }
+                for id in [spec.last_timestep, spec.failed_steps, spec.step_count]
+                    .into_iter()
+                    .flatten()
+                {
+                    mark(id);
+                }
+                *pre
             }
             Op::Python { .. } => None,
         };
@@ -975,6 +988,7 @@ impl GpuRun {
             let prepared = match &item.op {
                 Op::Python { index } => Prepared::Python(*index),
                 Op::Cable { .. } => run.cable(&mut cx, &item.op)?,
+                Op::Integrate { .. } => run.integrate(&mut cx, &item.op)?,
                 Op::PushSpikes { .. } => run.push_spikes(&mut cx, &item.op)?,
                 Op::Synapses { .. } => run.pathway(&mut cx, &item.op)?,
                 Op::SummedVariable { .. } => run.summed_variable(&mut cx, &item.op)?,
