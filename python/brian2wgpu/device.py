@@ -550,6 +550,12 @@ class WgpuDevice(RuntimeDevice):
         if len(all_objects) == 0:
             return
         backend = self.backend()
+        if (backend == "gpu" and self._backend_choice() == "auto"
+                and any(getattr(obj, "wgpu_gsl", False) for obj in all_objects)):
+            logger.info("wgpu device: this network integrates with a GSL method, which the "
+                        "gpu backend does not run yet: it runs on the CPU interpreter",
+                        "gsl_on_cpu", once=True)
+            backend = "cpu"
         _engine.set_gpu_timeout(float(prefs["devices.wgpu.gpu_timeout"]))
         _engine.set_dump_shaders(
             os.environ.get("BRIAN2WGPU_DUMP_SHADERS", prefs["devices.wgpu.dump_shaders"]) or None)

@@ -1,4 +1,5 @@
-//! GSL state updaters on the GPU.
+//! GSL state updaters on the GPU: not yet (the interpreter runs them, `runtime::gsl`).
+//! Refused while the run is prepared, before its first step.
 
 use super::*;
 
@@ -8,8 +9,9 @@ impl GpuRun {
             unreachable!("integrate of another operation")
         };
         Err(EngineError::Unsupported(format!(
-            "wgpu device: GSL integration ('{}') runs on the interpreter only so far; use \
-             prefs.devices.wgpu.backend = 'cpu'",
+            "wgpu device: GSL integration (method 'gsl_*') of '{}' is not supported on the \
+             gpu backend yet; use prefs.devices.wgpu.backend = 'cpu' (or 'auto', which runs \
+             such networks on the interpreter)",
             spec.owner
         )))
     }
