@@ -98,6 +98,7 @@ wheel-check: vulkan wheel
 # Brian2's own test suite on the wgpu device (runtime selection, both backends).
 brian2-suite: brian2-suite-cpu
 	$(PY) scripts/brian2_suite.py --backend gpu
+	$(PY) scripts/brian2_suite.py --backend gpu --gsl
 
 # Brian2 2.10.x (pyproject says brian2>=2.10): its own suite on both backends, in a venv
 # of its own with this checkout's package (built by `develop`) on PYTHONPATH.

@@ -550,12 +550,6 @@ class WgpuDevice(RuntimeDevice):
         if len(all_objects) == 0:
             return
         backend = self.backend()
-        if (backend == "gpu" and self._backend_choice() == "auto"
-                and any(getattr(obj, "wgpu_gsl", False) for obj in all_objects)):
-            logger.info("wgpu device: this network integrates with a GSL method, which the "
-                        "gpu backend does not run yet: it runs on the CPU interpreter",
-                        "gsl_on_cpu", once=True)
-            backend = "cpu"
         _engine.set_gpu_timeout(float(prefs["devices.wgpu.gpu_timeout"]))
         _engine.set_dump_shaders(
             os.environ.get("BRIAN2WGPU_DUMP_SHADERS", prefs["devices.wgpu.dump_shaders"]) or None)
@@ -794,7 +788,8 @@ class WgpuDevice(RuntimeDevice):
 
     # -- per-template lowering ----------------------------------------------------------
     def _kernel(self, engine, state, codeobj, extra_vars=(), records=None, append_code="",
-                guarded=None, code=None, variables=None, vector_renames=None):
+                guarded=None, code=None, variables=None, vector_renames=None,
+                extra_read=()):
         """Compile the code object's abstract code as an engine kernel; returns its id.
 
         ``append_code`` is template work expressed as statements; ``guarded`` maps variable
@@ -818,7 +813,7 @@ class WgpuDevice(RuntimeDevice):
                            owner_name=codeobj.owner.name,
                            override_conditional_write=codeobj.wgpu_override_conditional_write,
                            clock_dt=_clock_dt(codeobj.owner.clock),
-                           vector_renames=vector_renames)
+                           vector_renames=vector_renames, extra_read=extra_read)
         for tname, values in spec.pop("tables").items():
             state.extra[tname] = state.table(values)
         spec["variables"].extend(extra_vars)

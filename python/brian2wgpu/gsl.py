@@ -182,8 +182,10 @@ def lower(device, engine, state, updater, codeobj):
     state.extra = extra
     derivative_code = "\n".join(f"_gsl_{name}_f{k} = {expr}"
                                 for k, (name, expr) in enumerate(derivatives))
+    # The integrated variables and the stage's time stay in the kernel even where the
+    # derivatives do not read them: the GPU's driver loads and stores through them.
     kernel = device._kernel(engine, state, codeobj, code=derivative_code, variables=variables,
-                            vector_renames=renamed)
+                            vector_renames=renamed, extra_read=names + ["_gsl_t"])
     state.extra = {}
 
     def optional(name, wanted):

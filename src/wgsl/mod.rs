@@ -78,6 +78,36 @@ pub struct Options {
     /// Element mode: the number of elements, written into the code as a constant instead
     /// of read from the parameters (`b2_params[0]`, which must then hold the same).
     pub elements: Option<u32>,
+    /// Element mode: the kernel computes a GSL state updater's derivatives, and `main` is
+    /// the driver that integrates each element from t to t + dt with them.
+    pub gsl: Option<GslShape>,
+}
+
+/// A GSL state updater on the GPU (see `runtime::gsl`): one invocation per element runs
+/// the driver; the derivative kernel reads the stage's state and time from private memory
+/// and writes the derivatives there. Bindings after the kernel's (`WgslKernel::gsl_binding`):
+/// the step sizes (f64 per element), failed attempts and steps (i32 per element), and a
+/// status block (4 u32: failure code, element, step low and high words).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GslShape {
+    /// Kernel variables of the integrated variables, in the driver's order (bound to
+    /// their arrays: the driver loads and stores them).
+    pub states: Vec<usize>,
+    /// Kernel variables receiving the derivatives, in the same order.
+    pub derivs: Vec<usize>,
+    /// The kernel variable of the stage's time.
+    pub time: usize,
+    pub c: Vec<f64>,
+    pub a: Vec<Vec<f64>>,
+    pub b: Vec<f64>,
+    pub e: Vec<f64>,
+    pub order: u32,
+    pub scale: Vec<f64>,
+    pub dt: f64,
+    pub adaptive: bool,
+    pub max_steps: u64,
+    /// Each element starts from its last step size (else from dt).
+    pub last_timestep: bool,
 }
 
 impl Default for Options {
@@ -96,6 +126,7 @@ impl Default for Options {
             bundle_per_invocation: false,
             alias: Vec::new(),
             elements: None,
+            gsl: None,
         }
     }
 }
@@ -142,6 +173,8 @@ pub struct WgslKernel {
     pub tiles_binding: Option<u32>,
     /// Binding of `b2_tgt` (see [`Options::by_target`]).
     pub targets_binding: Option<u32>,
+    /// First of the four driver bindings of [`Options::gsl`].
+    pub gsl_binding: Option<u32>,
 }
 
 /// Flags per tile of the event compaction (`B2_SPK_TILE` in shaders/neurons.wgsl).

@@ -553,6 +553,9 @@ pub fn write_function(
             index_of(v),
         ));
     }
+    let gsl = opts.gsl.as_ref().filter(|_| !arena);
+    let gsl_state = |v: usize| gsl.and_then(|g| g.states.iter().position(|&s| s == v));
+    let gsl_deriv = |v: usize| gsl.and_then(|g| g.derivs.iter().position(|&s| s == v));
     let mut order: Vec<usize> = (0..k.vars.len()).collect();
     order.sort_by_key(|&v| matches!(k.vars[v].index, Index::Var(_)));
     for &v in &order {
@@ -588,6 +591,15 @@ pub fn write_function(
                 };
                 writeln!(body, "    {local} = {e};").unwrap();
             }
+            // GSL: the stage's state and time come from the driver, in private memory.
+            VarKind::Array if gsl_state(v).is_some() => {
+                let d = gsl_state(v).unwrap_or(0);
+                writeln!(body, "    {local} = b2_gsl_y[{d}];").unwrap();
+            }
+            VarKind::Array if gsl.is_some_and(|g| g.time == v) => {
+                writeln!(body, "    {local} = b2_gsl_ts;").unwrap();
+            }
+            VarKind::Array if gsl_deriv(v).is_some() => {}
             VarKind::Array if atomic(v) => {}
             // A variable written only under conditions and never read needs no load: its
             // store happens only where a write did. Nor does one assigned before any read.
@@ -611,6 +623,10 @@ pub fn write_function(
             continue;
         }
         let local = local_name(k, var.local);
+        if let Some(d) = gsl_deriv(v) {
+            writeln!(body, "    b2_gsl_k[{d}] = f64({local});").unwrap();
+            continue;
+        }
         let val = if var.ty == Type::Bool {
             format!("select(0u, 1u, {local})")
         } else {
@@ -708,11 +724,17 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
     for (v, var) in k.vars.iter().enumerate() {
         // One binding per array: variables sharing it (`A_pre`, `A_post`) use the first's.
         let group = || (0..k.vars.len()).filter(|&u| alias[u] == v);
-        let used = group().any(|u| k.vars[u].read || k.vars[u].written);
-        if alias[v] != v || !matches!(var.kind, VarKind::Array) || !used {
+        let gsl_state = opts.gsl.as_ref().is_some_and(|g| g.states.contains(&v));
+        let gsl_private = opts
+            .gsl
+            .as_ref()
+            .is_some_and(|g| g.time == v || g.derivs.contains(&v));
+        let used = group().any(|u| k.vars[u].read || k.vars[u].written) || gsl_state;
+        if alias[v] != v || !matches!(var.kind, VarKind::Array) || !used || gsl_private {
             continue;
         }
-        let written = group().any(|u| k.vars[u].written);
+        // The GSL driver loads and stores the integrated variables.
+        let written = group().any(|u| k.vars[u].written) || gsl_state;
         let access = if written { "read_write" } else { "read" };
         let name = array_name(k, v);
         if opts.atomic.contains(&v) {
@@ -813,7 +835,24 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
         .iter()
         .filter_map(|u| u.wgsl.clone())
         .collect();
-    src.push_str(&polyfill::collect_for(&helpers, &format!("{user}\n{func}")));
+    let driver = match &opts.gsl {
+        Some(g) => Some(gsl_driver(k, g, opts, &alias)?),
+        None => None,
+    };
+    let mut helpers = helpers;
+    if driver.is_some() {
+        helpers.insert(Helper::F64Math);
+    }
+    let roots = format!("{user}\n{func}\n{}", driver.as_deref().unwrap_or(""));
+    src.push_str(&polyfill::collect_for(&helpers, &roots));
+    if let Some(g) = &opts.gsl {
+        let dim = g.states.len();
+        writeln!(
+            src,
+            "var<private> b2_gsl_y: array<f64, {dim}>;\nvar<private> b2_gsl_k: array<f64, {dim}>;\nvar<private> b2_gsl_ts: f64;"
+        )
+        .unwrap();
+    }
     src.push_str(&func);
     // Iteration over a list (events, recorded indices) and record positions.
     let list_binding = opts.list.then(|| {
@@ -852,6 +891,7 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
     // Counting events needs the step's parity (the counter half).
     let step_binding = (opts.step_binding
         && (k.uses_rng()
+            || opts.gsl.is_some()
             || opts.count_tiles.is_some()
             || bundle_binding.is_some()
             || has_per_step_values(k)))
@@ -882,6 +922,35 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
         binding += 1;
         binding - 1
     });
+    let gsl_binding = opts.gsl.as_ref().map(|g| {
+        let first = binding;
+        writeln!(
+            src,
+            "@group(0) @binding({binding}) var<storage, read_write> b2_gsl_status: array<atomic<u32>>;"
+        )
+        .unwrap();
+        binding += 1;
+        if g.last_timestep {
+            writeln!(
+                src,
+                "@group(0) @binding({binding}) var<storage, read_write> b2_gsl_h: array<f64>;"
+            )
+            .unwrap();
+            binding += 1;
+        }
+        for name in ["b2_gsl_failed", "b2_gsl_count"] {
+            writeln!(
+                src,
+                "@group(0) @binding({binding}) var<storage, read_write> {name}: array<i32>;"
+            )
+            .unwrap();
+            binding += 1;
+        }
+        first
+    });
+    if let Some(d) = &driver {
+        src.push_str(d);
+    }
     let wg = opts.workgroup_size;
     if bundle_binding.is_some() {
         if step_binding.is_none() {
@@ -982,6 +1051,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             step_binding,
             tiles_binding,
             targets_binding,
+            gsl_binding,
         });
     }
     let body = if opts.list && opts.by_target {
@@ -1060,8 +1130,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     _ = arrayLength(&b2_params); // keeps binding 0 in the layout
     let b2_i = gid.x + gid.y * nwg.x * {wg}u;
     if (b2_i >= {n}) {{ return; }}
-    b2_kernel(b2_i, b2_i, 0u);
-"
+    {call}
+",
+            call = if opts.gsl.is_some() {
+                "b2_gsl_drive(b2_i);"
+            } else {
+                "b2_kernel(b2_i, b2_i, 0u);"
+            }
         )
     };
     src.push_str(&main_fn(wg, &body));
@@ -1076,7 +1151,204 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         step_binding,
         tiles_binding,
         targets_binding,
+        gsl_binding,
     })
+}
+
+/// A GSL state updater's driver for element `b2_i` (see `runtime::gsl`, whose interpreter
+/// version it mirrors step for step): stages unrolled with the stepper's coefficients, the
+/// derivative kernel called per stage, GSL's scaled error control. A failure leaves the
+/// element's state as it was, records itself in `b2_gsl_status` (first one wins: code,
+/// element, step) and stops the group's integration for the rest of the run.
+fn gsl_driver(
+    k: &Kernel,
+    g: &super::GslShape,
+    opts: &Options,
+    alias: &[usize],
+) -> Result<String, Error> {
+    let dim = g.states.len();
+    let stages = g.c.len();
+    if dim == 0 || g.derivs.len() != dim || g.scale.len() != dim || g.a.len() != stages {
+        return Err(Error::Unsupported("GSL shape with mismatched lists".into()));
+    }
+    for &v in &g.states {
+        if k.vars[v].ty != Type::F64 {
+            return Err(Error::Unsupported(format!(
+                "GSL integration of the {} variable '{}'",
+                k.vars[v].ty, k.vars[v].name
+            )));
+        }
+    }
+    let f = |x: f64| format!("({x:e}lf)");
+    let sum = |coef: &[f64], s_of: &dyn Fn(usize) -> String| -> String {
+        let terms: Vec<String> = coef
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c != 0.0)
+            .map(|(j, c)| format!("{} * {}", f(*c), s_of(j)))
+            .collect();
+        if terms.is_empty() {
+            "0.0lf".into()
+        } else {
+            terms.join(" + ")
+        }
+    };
+    let state = |d: usize| element(k, alias[g.states[d]], "b2_i", false);
+    let mut w = String::new();
+    writeln!(w, "fn b2_gsl_drive(b2_i: u32) {{").unwrap();
+    writeln!(
+        w,
+        "    if (atomicLoad(&b2_gsl_status[0]) != 0u) {{ return; }}"
+    )
+    .unwrap();
+    writeln!(w, "    let b2_dt = {};", f(g.dt)).unwrap();
+    writeln!(
+        w,
+        "    let b2_t0 = (f64(b2_step[0]) + f64(b2_step[1]) * 4294967296.0lf) * b2_dt;
+    let b2_t1 = b2_t0 + b2_dt;
+    var b2_y: array<f64, {dim}>;
+    var b2_new: array<f64, {dim}>;"
+    )
+    .unwrap();
+    for d in 0..dim {
+        writeln!(w, "    b2_y[{d}] = {};", state(d)).unwrap();
+    }
+    for s in 0..stages {
+        writeln!(w, "    var b2_k{s}: array<f64, {dim}>;").unwrap();
+    }
+    let h_start = if g.last_timestep {
+        "b2_gsl_h[b2_i]"
+    } else {
+        "b2_dt"
+    };
+    writeln!(
+        w,
+        "    var b2_h = {h_start};
+    var b2_try = {};
+    var b2_t = b2_t0;
+    var b2_n = 0u;
+    var b2_failed = 0u;
+    var b2_code = 0u;
+    loop {{
+        var b2_h0 = b2_try;
+        var b2_last = false;",
+        if g.adaptive { "b2_h" } else { "b2_dt" }
+    )
+    .unwrap();
+    if g.adaptive {
+        writeln!(
+            w,
+            "        if (b2_h0 > b2_t1 - b2_t) {{ b2_h0 = b2_t1 - b2_t; b2_try = b2_h0; b2_last = true; }}"
+        )
+        .unwrap();
+    }
+    for s in 0..stages {
+        writeln!(w, "        b2_gsl_ts = b2_t + {} * b2_h0;", f(g.c[s])).unwrap();
+        for d in 0..dim {
+            let acc = sum(&g.a[s], &|j| format!("b2_k{j}[{d}]"));
+            writeln!(w, "        b2_gsl_y[{d}] = b2_y[{d}] + b2_h0 * ({acc});").unwrap();
+        }
+        writeln!(
+            w,
+            "        b2_kernel(b2_i, b2_i, 0u);\n        b2_k{s} = b2_gsl_k;"
+        )
+        .unwrap();
+    }
+    writeln!(w, "        var b2_rmax = 2.2250738585072014e-308lf;").unwrap();
+    for d in 0..dim {
+        let sol = sum(&g.b, &|j| format!("b2_k{j}[{d}]"));
+        let err = sum(&g.e, &|j| format!("b2_k{j}[{d}]"));
+        writeln!(
+            w,
+            "        b2_new[{d}] = b2_y[{d}] + b2_h0 * ({sol});
+        b2_rmax = max(b2_rmax, abs(b2_h0 * ({err})) / {});",
+            f(g.scale[d])
+        )
+        .unwrap();
+    }
+    let ord = g.order as f64;
+    writeln!(
+        w,
+        "        var b2_hadj = b2_h0;
+        var b2_dec = false;
+        if (b2_rmax > 1.1lf) {{
+            b2_hadj = max(0.9lf / b2_pow_f64(b2_rmax, {}), 0.2lf) * b2_h0;
+            b2_dec = true;
+        }} else if (b2_rmax < 0.5lf) {{
+            b2_hadj = clamp(0.9lf / b2_pow_f64(b2_rmax, {}), 1.0lf, 4.9lf) * b2_h0;
+        }}",
+        f(1.0 / ord),
+        f(1.0 / (ord + 1.0))
+    )
+    .unwrap();
+    if g.adaptive {
+        let max_steps = if g.max_steps > 0 {
+            format!(
+                "if (b2_n > {}u) {{ b2_code = 2u; break; }}",
+                g.max_steps.min(u32::MAX as u64 - 1)
+            )
+        } else {
+            String::new()
+        };
+        writeln!(
+            w,
+            "        let b2_tnew = select(b2_t + b2_h0, b2_t1, b2_last);
+        if (b2_dec) {{
+            if (b2_hadj < b2_h0 && b2_tnew + b2_hadj != b2_tnew) {{
+                b2_failed += 1u;
+                b2_try = b2_hadj;
+                continue;
+            }}
+            b2_code = 1u;
+            break;
+        }}
+        if (!b2_last) {{ b2_h = b2_hadj; }}
+        b2_t = b2_tnew;
+        b2_y = b2_new;
+        {max_steps}
+        if (abs(b2_h) > b2_dt) {{ b2_h = b2_dt; }}
+        b2_n += 1u;
+        b2_try = b2_h;
+        if (b2_t1 - b2_t <= 0.0lf) {{ break; }}
+    }}"
+        )
+        .unwrap();
+    } else {
+        writeln!(
+            w,
+            "        if (b2_dec) {{ b2_failed += 1u; b2_code = 3u; break; }}
+        b2_t = b2_t + b2_h0;
+        b2_y = b2_new;
+        b2_n = 1u;
+        break;
+    }}"
+        )
+        .unwrap();
+    }
+    writeln!(
+        w,
+        "    b2_gsl_failed[b2_i] = i32(min(b2_failed, 2147483647u));
+    b2_gsl_count[b2_i] = i32(min(b2_n, 2147483647u));
+    if (b2_code != 0u) {{
+        if (atomicAdd(&b2_gsl_status[4], 1u) == 0u) {{
+            atomicStore(&b2_gsl_status[1], b2_i);
+            atomicStore(&b2_gsl_status[2], b2_step[0]);
+            atomicStore(&b2_gsl_status[3], b2_step[1]);
+            atomicStore(&b2_gsl_status[0], b2_code);
+        }}
+        return;
+    }}"
+    )
+    .unwrap();
+    for d in 0..dim {
+        writeln!(w, "    {} = b2_y[{d}];", state(d)).unwrap();
+    }
+    if g.last_timestep {
+        writeln!(w, "    b2_gsl_h[b2_i] = b2_h;").unwrap();
+    }
+    writeln!(w, "}}").unwrap();
+    let _ = opts;
+    Ok(w)
 }
 
 /// Several kernels in one module over typed arenas (binding 0: params, then one arena per

@@ -104,22 +104,16 @@ def test_gsl_matches_brian2s_gsl_on_the_interpreter(method, reference):
     close(ours, reference[method])
 
 
-def test_gsl_is_refused_on_the_gpu_backend_before_the_first_step(gpu):
-    # The gpu backend has no GSL driver yet: a clear error before step 1, state unchanged.
-    def build():
-        start_scope()
-        G = NeuronGroup(2, "dv/dt = -v/(10*ms) : 1", method="gsl")
-        G.v = 1
-        net = Network(G)
-        with pytest.raises(NotImplementedError, match="GSL integration .* 'neurongroup.*' "
-                                                      "is not supported on the gpu backend"):
-            net.run(1 * ms)
-        assert net.t == 0 * ms
-        np.testing.assert_array_equal(G.v[:], 1)
-    on_wgpu("gpu", build)
+@pytest.mark.parametrize("method", METHODS)
+def test_gsl_matches_brian2s_gsl_on_the_gpu(method, reference, gpu):
+    close(on_wgpu("gpu", lambda: model(method)), reference[method])
 
 
-def test_fixed_step_that_is_too_large_fails_before_changing_the_state():
+@pytest.mark.parametrize("backend", ["cpu", "gpu"])
+def test_fixed_step_that_is_too_large_fails_without_advancing_the_group(backend, request):
+    if backend == "gpu":
+        request.getfixturevalue("gpu")
+
     def build():
         start_scope()
         G = NeuronGroup(3, "dv/dt = -v/(0.01*ms) : volt", method="gsl",
@@ -130,10 +124,14 @@ def test_fixed_step_that_is_too_large_fails_before_changing_the_state():
         with pytest.raises(RuntimeError, match="GSL integrator .* failed .* adaptable_timestep"):
             net.run(1 * ms)
         return np.asarray(G.v_[:])
-    np.testing.assert_array_equal(on_wgpu("cpu", build), 1e-3)
+    np.testing.assert_array_equal(on_wgpu(backend, build), 1e-3)
 
 
-def test_max_steps_is_enforced_on_the_interpreter():
+@pytest.mark.parametrize("backend", ["cpu", "gpu"])
+def test_max_steps_is_enforced(backend, request):
+    if backend == "gpu":
+        request.getfixturevalue("gpu")
+
     def build():
         start_scope()
         G = NeuronGroup(1, "dv/dt = -v/(0.001*ms) : 1", method="gsl",
@@ -141,4 +139,4 @@ def test_max_steps_is_enforced_on_the_interpreter():
         G.v = 1
         with pytest.raises(RuntimeError, match="max_steps = 3"):
             Network(G).run(0.1 * ms)
-    on_wgpu("cpu", build)
+    on_wgpu(backend, build)

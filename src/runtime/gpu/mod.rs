@@ -46,6 +46,10 @@ enum Mode<'a> {
     /// Over the same list, one invocation per distinct target, each over its own entries
     /// in order (`Options::by_target`): the grouping state, and the number of targets.
     ByTarget(&'a wgpu::Buffer, &'a wgpu::Buffer, &'a wgpu::Buffer, usize),
+    /// Over `0..n`, GSL's driver per element around the derivative kernel
+    /// ([`wgsl::Options::gsl`]): its shape, its driver buffers (status, step sizes if
+    /// kept, failed attempts, steps) and the arrays of the integrated variables.
+    Integrate(&'a wgsl::GslShape, &'a [&'a wgpu::Buffer], &'a [usize]),
     /// One workgroup per event of a list (events, range records), over the event's
     /// synapses (bundle table, synapse order); `atomic` as in `List`
     /// ([`crate::wgsl::Options::bundles`]).
@@ -289,6 +293,9 @@ pub struct GpuRun {
     queues: Vec<Option<GpuQueue>>,
     /// Tables the passes read (kept alive for the run).
     keep: Vec<wgpu::Buffer>,
+    /// Per GSL state updater: its status block (shaders written by `wgsl::gsl_driver`),
+    /// its spec and its clock's dt, read when the run ends.
+    integrations: Vec<(wgpu::Buffer, Box<super::gsl::GslSpec>, f64)>,
     /// Per clock, its step record ([`STEP_BYTES`]: the random streams' step, the step's
     /// row in its batch).
     rng_steps: Vec<wgpu::Buffer>,
@@ -654,7 +661,9 @@ impl GpuRun {
         let kernel = &kernel;
         check_features(self.ctx, kernel)?;
         let (list, atomic, serial, bundles) = match mode {
-            Mode::Elements | Mode::CountingEvents(..) => (None, &[][..], None, None),
+            Mode::Elements | Mode::CountingEvents(..) | Mode::Integrate(..) => {
+                (None, &[][..], None, None)
+            }
             Mode::List(l, r, atomic) => (Some((l, r)), atomic, None, None),
             Mode::Serial(l, r, start) => (Some((l, r)), &[][..], Some(start), None),
             Mode::ByTarget(l, r, ..) => (Some((l, r)), &[][..], None, None),
@@ -691,13 +700,21 @@ impl GpuRun {
             bundles: bundles.map(|b| b.0),
             bundle_per_invocation: bundles.is_some_and(|b| b.3),
             elements: match mode {
-                Mode::Elements | Mode::CountingEvents(..) => u32::try_from(n_max).ok(),
+                Mode::Elements | Mode::CountingEvents(..) | Mode::Integrate(..) => {
+                    u32::try_from(n_max).ok()
+                }
                 _ => None,
             },
             workgroup_size: match mode {
                 _ if serial.is_some() => 1,
                 Mode::Elements | Mode::CountingEvents(..) => element_wg(self.ctx),
+                // Each invocation loops over its own steps: small groups keep lanes busy.
+                Mode::Integrate(..) => EVENT_WG,
                 _ => EVENT_WG,
+            },
+            gsl: match mode {
+                Mode::Integrate(g, ..) => Some(g.clone()),
+                _ => None,
             },
         };
         let compiled =
@@ -783,7 +800,16 @@ impl GpuRun {
                 entries.push((b.binding, &table.1));
                 continue;
             }
+            let state = match mode {
+                Mode::Integrate(g, _, ids) => {
+                    g.states.iter().position(|&v| v == b.var).map(|d| ids[d])
+                }
+                _ => None,
+            };
             let buf = match ek.bindings[b.var] {
+                // The GSL driver integrates the variables' own arrays (the interpreter's
+                // derivative kernel reads them from stage scratch instead).
+                _ if state.is_some() => &self.bufs[state.unwrap_or(0)],
                 Binding::Array(id) => &self.bufs[id],
                 Binding::Record(r) => {
                     &records
@@ -835,6 +861,11 @@ impl GpuRun {
         }
         if let (Some(tb), Mode::ByTarget(_, _, state, _)) = (compiled.targets_binding, mode) {
             entries.push((tb, state));
+        }
+        if let (Some(gb), Mode::Integrate(_, bufs, _)) = (compiled.gsl_binding, mode) {
+            for (i, b) in bufs.iter().enumerate() {
+                entries.push((gb + i as u32, b));
+            }
         }
         let bind = self.bind(&ek.kernel.name, &pipeline, &entries)?;
         Ok(Pass {
@@ -924,6 +955,7 @@ impl GpuRun {
             monitors: Vec::new(),
             queues: (0..eng.queues.len()).map(|_| None).collect(),
             keep: Vec::new(),
+            integrations: Vec::new(),
             rng_steps: (0..clocks.clocks.len())
                 .map(|_| storage(ctx, "rng step", &[0u8; STEP_BYTES as usize]))
                 .collect::<Result<_, _>>()?,
@@ -1322,6 +1354,7 @@ impl GpuRun {
         };
         self.finish(eng)?;
         unsafe { clocks.write_host(&self.arrays) };
+        self.check_integrations()?;
         Ok(status)
     }
 
