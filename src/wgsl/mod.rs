@@ -364,6 +364,63 @@ mod tests {
         );
     }
 
+    /// A GSL derivative kernel becomes a naga-valid module whose main runs the driver:
+    /// the integrated variable is bound (the driver stores it), the stage's time and the
+    /// derivative are not (private memory), and every stage calls the kernel.
+    #[test]
+    fn gsl_driver_validates() {
+        let spec = KernelSpec::vector(
+            "stateupdate",
+            vec![
+                VariableSpec::array("v", Type::F64),
+                VariableSpec::array("tau", Type::F64),
+                VariableSpec::array("_gsl_t", Type::F64),
+                VariableSpec::array("_gsl_k_v", Type::F64),
+            ],
+            "_gsl_k_v = (sin(_gsl_t) - v) / tau",
+        );
+        let kernel = lower(&spec).unwrap();
+        let var = |n: &str| kernel.vars.iter().position(|v| v.name == n).unwrap();
+        let tab = crate::runtime::gsl::Stepper::Rkf45.tableau();
+        let shape = GslShape {
+            states: vec![var("v")],
+            derivs: vec![var("_gsl_k_v")],
+            time: var("_gsl_t"),
+            c: tab.c.clone(),
+            a: tab.a.clone(),
+            b: tab.b.clone(),
+            e: tab.e.clone(),
+            order: tab.order,
+            scale: vec![1e-6],
+            dt: 1e-4,
+            adaptive: true,
+            max_steps: 100,
+            last_timestep: true,
+        };
+        let opts = Options {
+            step_binding: true,
+            elements: Some(10),
+            gsl: Some(shape),
+            ..Default::default()
+        };
+        let k = compile(&kernel, &opts).unwrap();
+        let src = &k.source;
+        assert!(src.contains("b2_gsl_drive(b2_i);"), "{src}");
+        assert_eq!(
+            src.matches("b2_kernel(b2_i, b2_i, 0u);").count(),
+            6,
+            "{src}"
+        );
+        assert!(
+            !src.lines()
+                .any(|l| l.contains("var<storage")
+                    && (l.contains("_gsl_t:") || l.contains("_gsl_k_v:"))),
+            "{src}"
+        );
+        assert!(k.bindings.iter().any(|b| b.var == var("v") && !b.read_only));
+        assert!(k.gsl_binding.is_some() && k.step_binding.is_some());
+    }
+
     /// Two kernels that differ only in their Brian2 name differ only in the comment line
     /// the pipeline cache leaves out of its key.
     #[test]
