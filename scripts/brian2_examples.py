@@ -18,7 +18,8 @@ seed and scale (``--numpy-cache FILE`` elsewhere, ``--no-numpy-cache`` to rerun 
 second yardstick, e.g. on the other backend, runs only the device side. A cached timeout
 is reused only for a timeout no longer than the one it ran with. ``--cached-only`` runs only
 the examples whose numpy result is cached (the other backend's yardstick beside one that is
-still filling the cache); ``--resume`` keeps the results already in the ``--json`` file,
+still filling the cache; ``--numpy-ok-only``: only those numpy ran to the end, the ones
+the match rate counts); ``--resume`` keeps the results already in the ``--json`` file,
 which is written after every example, and runs the rest.
 
 An example *matches* when it runs on both targets and the wgpu spike count is within 10%
@@ -148,6 +149,10 @@ class NumpyCache:
     def has(self, path, scale, seed=2011):
         return self.key(path, seed, scale) in self.entries
 
+    def finished(self, path, scale, seed=2011):
+        hit = self.entries.get(self.key(path, seed, scale))
+        return hit is not None and hit["status"] == "ok"
+
     def run(self, path, timeout, scale, seed=2011):
         key = self.key(path, seed, scale)
         hit = self.entries.get(key)
@@ -186,6 +191,9 @@ def main():
     ap.add_argument("--cached-only", action="store_true",
                     help="only the examples whose numpy result is cached (the device side of a "
                     "yardstick beside another one that is still filling the cache)")
+    ap.add_argument("--numpy-ok-only", action="store_true",
+                    help="only the examples whose cached numpy result ran to the end (the "
+                    "examples the match rate counts; with --cached-only)")
     ap.add_argument("--resume", action="store_true",
                     help="keep the results already in the --json file and run only the other "
                     "examples (the file is written after every example)")
@@ -210,6 +218,8 @@ def main():
         if rel in results:
             continue
         if args.cached_only and not numpy_cache.has(path, args.scale):
+            continue
+        if args.numpy_ok_only and not numpy_cache.finished(path, args.scale):
             continue
         if rel.startswith(NOT_APPLICABLE):
             results[rel] = {"verdict": "n/a (standalone device)"}

@@ -1269,6 +1269,32 @@ impl GpuRun {
                     let r = plan[s].1[item.clock].1
                         - eng.step_base.get(item.clock).copied().unwrap_or(0);
                     if let Prepared::Passes(passes, mon) = prep {
+                        // Before the dispatch: a bit record's parameters are written for its
+                        // first row, and the write must reach the GPU in the submission that
+                        // runs the kernel (profiling submits each item on its own).
+                        if let Some(m) = mon {
+                            let mon = &mut self.monitors[*m];
+                            for i in 0..mon.bound.len() {
+                                mon.bound[i] += mon.worst[i];
+                            }
+                            if let Some(b) = &mut mon.bits {
+                                // This tick's row: its t, and row 0's timestep for the kernel
+                                // (written before this batch runs).
+                                let (t, ts) = plan[s].1[item.clock];
+                                if b.row_t.is_empty() {
+                                    let words = [b.start as u32, b.words as u32, ts as u32, 0];
+                                    self.ctx.queue.write_buffer(
+                                        &b.params,
+                                        0,
+                                        bytemuck::cast_slice(&words),
+                                    );
+                                }
+                                b.row_t.push(t);
+                            }
+                            if let Some(h) = &mut mon.host_time {
+                                h.row_t.push(plan[s].1[item.clock].0);
+                            }
+                        }
                         if eng.profile.is_some() {
                             // Profiling: this item's work alone, timed to completion.
                             drop(pass);
@@ -1293,29 +1319,6 @@ impl GpuRun {
                         } else {
                             for p in passes {
                                 dispatch(&mut pass, p, r, s);
-                            }
-                        }
-                        if let Some(m) = mon {
-                            let mon = &mut self.monitors[*m];
-                            for i in 0..mon.bound.len() {
-                                mon.bound[i] += mon.worst[i];
-                            }
-                            if let Some(b) = &mut mon.bits {
-                                // This tick's row: its t, and row 0's timestep for the kernel
-                                // (written before this batch runs).
-                                let (t, ts) = plan[s].1[item.clock];
-                                if b.row_t.is_empty() {
-                                    let words = [b.start as u32, b.words as u32, ts as u32, 0];
-                                    self.ctx.queue.write_buffer(
-                                        &b.params,
-                                        0,
-                                        bytemuck::cast_slice(&words),
-                                    );
-                                }
-                                b.row_t.push(t);
-                            }
-                            if let Some(h) = &mut mon.host_time {
-                                h.row_t.push(plan[s].1[item.clock].0);
                             }
                         }
                     }
