@@ -103,6 +103,8 @@ class Engine:
     """A network's kernels, schedule and monitor records, run without Python per step."""
 
     seed: int
+    gpu_step_seconds: float
+    """The most seconds per step the network's gpu runs took (waits' deadlines follow it)."""
     def __new__(cls) -> Engine: ...
     def add_kernel(self, spec: dict[str, Any], bindings: list[tuple[str, int]]) -> int: ...
     @staticmethod

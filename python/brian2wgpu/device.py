@@ -65,7 +65,9 @@ prefs.register_preferences(
         default=120.0,
         docs="Seconds the gpu backend waits for the GPU at most (one batch of steps, or one "
         "read-back) before it raises TimeoutError; the device is then abandoned and the "
-        "next run() starts a new one. Raise it for batches that take longer.",
+        "next run() starts a new one. Once a network's batches have been timed, a wait may "
+        "also last ten times what the work in flight should take. Raise it where the "
+        "first batch of a network takes longer.",
     ),
     synapse_creation=BrianPreference(
         default="engine",
@@ -278,6 +280,9 @@ class WgpuDevice(RuntimeDevice):
         # Python then reads, DESIGN.md §3): any access to the host array downloads them
         # first (_sync); a full overwrite just forgets them (_discard).
         self._on_gpu = weakref.WeakKeyDictionary()
+        # Per network, the most seconds per step its gpu runs took: the waits' deadlines
+        # follow it (prefs.devices.wgpu.gpu_timeout).
+        self._gpu_step_seconds = weakref.WeakKeyDictionary()
         # A forked child cannot reach the parent's GPU: bring everything back before.
         this = weakref.ref(self)
 
@@ -556,6 +561,7 @@ class WgpuDevice(RuntimeDevice):
         state = _RunState(self, backend)
         engine = _engine.Engine()
         engine.seed = self._seed()
+        engine.gpu_step_seconds = self._gpu_step_seconds.get(net, 0.0)
         clocks = sorted(net._clocks, key=lambda c: c.name)
         clock_index = {c: i for i, c in enumerate(clocks)}
         items, post, callbacks = [], [], []
@@ -719,6 +725,7 @@ class WgpuDevice(RuntimeDevice):
             raise
         finally:
             Network._globally_running = False
+            self._gpu_step_seconds[net] = engine.gpu_step_seconds
             if not completed:
                 # The engine brought back what it could (the state of a step boundary).
                 self._forget_on_gpu(state)

@@ -43,8 +43,9 @@ pub enum GpuError {
     )]
     OutOfMemory { label: String, size: u64 },
     #[error(
-        "the GPU did not finish '{label}' within {seconds} s (prefs.devices.wgpu.gpu_timeout); \
-         the device is abandoned and the next run() starts a new one"
+        "the GPU did not finish '{label}' within {seconds} s (prefs.devices.wgpu.gpu_timeout, \
+         or 10 times what the earlier batches of the run took per step); the device is \
+         abandoned and the next run() starts a new one"
     )]
     Timeout { label: String, seconds: f64 },
     #[error("the model needs {feature}, which adapter '{adapter}' lacks; {advice}")]
@@ -106,10 +107,17 @@ pub struct GpuContext {
     failed: Arc<AtomicBool>,
     /// The last submission (see [`GpuContext::submit`]).
     last_submission: Mutex<Option<wgpu::SubmissionIndex>>,
+    /// How long the work submitted and not yet waited for should take, in milliseconds
+    /// (the engine's estimate from the batches it has timed; [`GpuContext::expect_work`]).
+    expected_ms: AtomicU64,
 }
 
 /// How long one wait for the GPU may take (milliseconds; [`set_wait_timeout`]).
 static WAIT_TIMEOUT_MS: AtomicU64 = AtomicU64::new(120_000);
+
+/// A wait may last this many times the work it waits for is expected to take, when that
+/// is longer than the preference: a batch that is slow because it is large is not a hang.
+const EXPECTED_WORK_MARGIN: u64 = 10;
 
 /// The deadline of every wait for the GPU (a batch of steps, a read-back).
 pub fn set_wait_timeout(seconds: f64) {
@@ -196,6 +204,7 @@ impl GpuContext {
             uncaptured,
             failed,
             last_submission: Mutex::new(None),
+            expected_ms: AtomicU64::new(0),
         })
     }
 
@@ -519,8 +528,24 @@ impl GpuContext {
         self.poll_wait(label, Some(index))
     }
 
+    /// The engine's estimate of the work in flight: waits allow
+    /// `EXPECTED_WORK_MARGIN` times it where that exceeds `prefs.devices.wgpu.gpu_timeout`.
+    pub fn expect_work(&self, seconds: f64) {
+        let ms = (seconds.max(0.0) * 1e3).ceil().min(u64::MAX as f64) as u64;
+        self.expected_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The deadline of a wait now: the preference, or a margin over the work in flight.
+    fn deadline_ms(&self) -> u64 {
+        let scaled = self
+            .expected_ms
+            .load(Ordering::Relaxed)
+            .saturating_mul(EXPECTED_WORK_MARGIN);
+        WAIT_TIMEOUT_MS.load(Ordering::Relaxed).max(scaled)
+    }
+
     fn poll_wait(&self, label: &str, index: Option<wgpu::SubmissionIndex>) -> Result<(), GpuError> {
-        let ms = WAIT_TIMEOUT_MS.load(Ordering::Relaxed);
+        let ms = self.deadline_ms();
         let waited = self.device.poll(wgpu::PollType::Wait {
             submission_index: index,
             timeout: Some(std::time::Duration::from_millis(ms)),

@@ -423,6 +423,18 @@ impl PyEngine {
         self.engine.seed
     }
 
+    /// The most seconds per step this network's gpu runs have taken (carried from run to
+    /// run by the device): the waits' deadlines follow it.
+    #[setter]
+    fn set_gpu_step_seconds(&mut self, seconds: f64) {
+        self.engine.gpu_step_seconds = if seconds.is_finite() { seconds.max(0.0) } else { 0.0 };
+    }
+
+    #[getter]
+    fn get_gpu_step_seconds(&self) -> f64 {
+        self.engine.gpu_step_seconds
+    }
+
     /// Take a record's data as a numpy array (the record is emptied).
     fn take_record<'py>(&mut self, py: Python<'py>, id: usize) -> PyResult<Bound<'py, PyAny>> {
         if id >= self.engine.records.len() {

@@ -249,6 +249,9 @@ pub struct Engine {
     /// Arrays Brian2 checks for invalid values after a run (integrated variables): a gpu
     /// run checks those it leaves on the GPU there ([`GpuRun::invalid`]).
     pub checked_arrays: Vec<usize>,
+    /// The most seconds per step a gpu run of this network has taken (batches timed at
+    /// their waits): the waits' deadlines scale with it ([`crate::gpu::GpuContext::expect_work`]).
+    pub gpu_step_seconds: f64,
     /// Resume point inside a step after a Python callback.
     resume_at: Option<usize>,
 }
@@ -271,6 +274,7 @@ impl Engine {
             profile: None,
             array_names: Vec::new(),
             checked_arrays: Vec::new(),
+            gpu_step_seconds: 0.0,
             resume_at: None,
         }
     }

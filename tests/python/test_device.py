@@ -193,6 +193,38 @@ def compare(ref, got, exact=("i", "t", "ei", "et", "count", "st", "nr"), rtol=1e
                                        atol=1e-12, err_msg=k)
 
 
+def test_gpu_wait_deadline_follows_the_work(gpu):
+    """Once a network's batches have been timed, a wait may last ten times what the work in
+    flight should take: a preference far below one batch's time raises nothing then."""
+    def build():
+        G = NeuronGroup(50000, """dv/dt = (exp(-v)*sin(3*v) + cos(v)**3 + 1.2 - v)/(10*ms) : 1
+                                  dw/dt = (exp(v - w)*tanh(w) - w)/(7*ms) : 1""",
+                        threshold="v > 1", reset="v = 0", method="rk4")
+        G.v = "i*1.0/N"
+        M = SpikeMonitor(G)
+        return Network(G, M), M
+    timeout = prefs.devices.wgpu.gpu_timeout
+    set_device("wgpu")
+    prefs.devices.wgpu.backend = "gpu"
+    try:
+        start_scope()
+        net, M = build()
+        net.run(2 * ms)  # times the network's steps
+        prefs.devices.wgpu.gpu_timeout = 0.005  # test_gpu_wait_deadline: one batch is longer
+        net.run(10 * ms)
+        got = M.count[:].copy()
+    finally:
+        prefs.devices.wgpu.gpu_timeout = timeout
+        set_device("runtime")
+
+    def reference():
+        net, M = build()
+        net.run(12 * ms)
+        return dict(count=M.count[:].copy())
+    ref = run_with("wgpu", reference, "cpu")
+    assert np.array_equal(ref["count"], got)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("model", [lif, hh_fi_curve, adaptive_threshold, custom_events_and_clocks,
                                    event_clock_inputs,

@@ -274,6 +274,56 @@ impl Prep<'_> {
     }
 }
 
+/// The batches submitted and not yet waited for, timed so that a wait's deadline follows
+/// the work in flight ([`GpuContext::expect_work`]): a batch that is slow because the
+/// network is large is not taken for a hung device.
+#[derive(Default)]
+struct BatchTimes {
+    /// Per batch in flight, oldest first: when it was submitted, and its steps.
+    flight: std::collections::VecDeque<(std::time::Instant, usize)>,
+    /// When the last batch waited for was seen to have finished.
+    last_done: Option<std::time::Instant>,
+}
+
+impl BatchTimes {
+    fn expect(&self, ctx: &GpuContext, step_seconds: f64) {
+        let steps: usize = self.flight.iter().map(|f| f.1).sum();
+        ctx.expect_work(step_seconds * steps as f64);
+    }
+
+    fn submitted(&mut self, ctx: &GpuContext, steps: usize, step_seconds: f64) {
+        self.flight.push_back((std::time::Instant::now(), steps));
+        self.expect(ctx, step_seconds);
+    }
+
+    /// The oldest batch has finished (its wait returned): its seconds per step, from
+    /// when the GPU could start it (its submission, or the end of the one before).
+    fn oldest_finished(&mut self, ctx: &GpuContext, step_seconds: &mut f64) {
+        let now = std::time::Instant::now();
+        if let Some((at, steps)) = self.flight.pop_front() {
+            let start = self.last_done.map_or(at, |d| d.max(at));
+            let per_step = now.duration_since(start).as_secs_f64() / steps.max(1) as f64;
+            *step_seconds = step_seconds.max(per_step);
+        }
+        self.last_done = Some(now);
+        self.expect(ctx, *step_seconds);
+    }
+
+    /// The run has waited for everything it submitted: the batches still listed took
+    /// until now (read-backs included, so the estimate errs long).
+    fn all_finished(&mut self, ctx: &GpuContext, step_seconds: &mut f64) {
+        if let Some(&(at, _)) = self.flight.front() {
+            let start = self.last_done.map_or(at, |d| d.max(at));
+            let steps: usize = self.flight.iter().map(|f| f.1).sum();
+            let per_step = start.elapsed().as_secs_f64() / steps.max(1) as f64;
+            *step_seconds = step_seconds.max(per_step);
+        }
+        self.flight.clear();
+        self.last_done = None;
+        ctx.expect_work(0.0);
+    }
+}
+
 /// One step of a batch: which clocks tick, and every clock's (t, timestep).
 type PlannedStep = (Vec<bool>, Vec<(f64, i64)>);
 
@@ -305,6 +355,8 @@ pub struct GpuRun {
     tables: Vec<(wgpu::Buffer, wgpu::Buffer, wgpu::Buffer)>,
     /// The batch the GPU may still be running while the next one is recorded.
     in_flight: Option<wgpu::SubmissionIndex>,
+    /// When the batches not yet waited for were submitted, and their steps.
+    batch_times: BatchTimes,
     resume_at: Option<usize>,
     /// Per array: nothing writes it while the engine runs (scalar code reading only such
     /// arrays is evaluated once, on the host).
@@ -975,6 +1027,7 @@ impl GpuRun {
             uploaded,
             tables,
             in_flight: None,
+            batch_times: BatchTimes::default(),
             versions: versions.to_vec(),
             tainted: false,
             left_on_gpu: Vec::new(),
@@ -1331,6 +1384,8 @@ impl GpuRun {
                 with_resident(self, |id, r| r.tainted |= !invariant[id]);
             }
             let submitted = self.ctx.submit("batch", enc.finish())?;
+            self.batch_times
+                .submitted(self.ctx, n_steps, eng.gpu_step_seconds);
             // The real clocks follow the plan (the last step stays open for a callback).
             for (s, (cur, _)) in plan.iter().enumerate() {
                 if callback.is_some() && s + 1 == n_steps {
@@ -1342,6 +1397,9 @@ impl GpuRun {
                 // Python needs the current state: bring arrays and records back first,
                 // and the clocks at the open step.
                 self.sync_to_host(eng)?;
+                self.in_flight = None;
+                self.batch_times
+                    .all_finished(self.ctx, &mut eng.gpu_step_seconds);
                 unsafe { clocks.write_host(&self.arrays) };
                 self.resume_at = Some(pos + 1);
                 return Ok(RunStatus::Callback { index });
@@ -1350,12 +1408,16 @@ impl GpuRun {
             // the host plans and records the next batch while the GPU works.
             if let Some(prev) = self.in_flight.replace(submitted) {
                 self.ctx.wait_for("batch", prev)?;
+                self.batch_times
+                    .oldest_finished(self.ctx, &mut eng.gpu_step_seconds);
             }
             if should_stop(clocks) {
                 break RunStatus::Stopped;
             }
         };
         self.finish(eng)?;
+        self.batch_times
+            .all_finished(self.ctx, &mut eng.gpu_step_seconds);
         unsafe { clocks.write_host(&self.arrays) };
         self.check_integrations()?;
         Ok(status)
