@@ -427,7 +427,11 @@ impl PyEngine {
     /// run by the device): the waits' deadlines follow it.
     #[setter]
     fn set_gpu_step_seconds(&mut self, seconds: f64) {
-        self.engine.gpu_step_seconds = if seconds.is_finite() { seconds.max(0.0) } else { 0.0 };
+        self.engine.gpu_step_seconds = if seconds.is_finite() {
+            seconds.max(0.0)
+        } else {
+            0.0
+        };
     }
 
     #[getter]
