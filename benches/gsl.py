@@ -18,12 +18,8 @@ Rerun: ``.venv/bin/python benches/gsl.py [--neurons N] [--duration MS]
 import argparse
 import json
 import os
-import statistics
-import subprocess
-import sys
-import tempfile
 
-import numpy as np
+from models import compare_targets
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -68,16 +64,6 @@ print(json.dumps({"total_s": t_end - t_start, "sim_s": float(sim) if sim is not 
 """
 
 
-def run_target(target, n, duration_ms, vfile):
-    with tempfile.TemporaryDirectory() as outdir:
-        env = dict(os.environ, PYTHONPATH=HERE)
-        out = subprocess.run([sys.executable, "-c", WORKER, target, str(n), str(duration_ms),
-                              outdir, vfile], capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        return {"error": (out.stderr.strip().splitlines() or ["?"])[-1]}
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--neurons", type=int, default=1000)
@@ -85,32 +71,8 @@ def main():
     ap.add_argument("--targets", default="wgpu-cpu,wgpu-gpu,cython,cpp_standalone")
     ap.add_argument("--repeat", type=int, default=1, help="runs per target (medians reported)")
     args = ap.parse_args()
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        volts = {}
-        for target in args.targets.split(","):
-            if target == "cython":
-                run_target(target, 10, 1.0, os.path.join(tmp, "warm.npy"))  # Cython's cache
-            runs = []
-            for _ in range(args.repeat):
-                vfile = os.path.join(tmp, f"{target}.npy")
-                r = run_target(target, args.neurons, args.duration, vfile)
-                runs.append(r)
-                if "error" in r:
-                    break
-                volts[target] = np.load(vfile)
-            r = dict(runs[-1])
-            if "error" not in r:
-                for key in ("total_s", "sim_s"):
-                    values = [x[key] for x in runs if x.get(key) is not None]
-                    r[key + "_runs"] = values
-                    r[key] = statistics.median(values) if values else None
-            results[target] = r
-            print(target, json.dumps(r), flush=True)
-        if "cython" in volts:
-            for target, v in volts.items():
-                results[target]["max_dv_from_cython_mV"] = float(
-                    np.abs(v - volts["cython"]).max() * 1e3)
+    results = compare_targets(WORKER, args.targets.split(","), args.neurons, args.duration,
+                              args.repeat, "cython", 10)
     print(f"\nGSL rkf45, HH, {args.neurons} neurons, {args.duration} ms, {os.cpu_count()} "
           f"cores; medians of {args.repeat}")
     print(f"{'target':16s} {'total [s]':>10s} {'sim [s]':>9s} {'spikes':>7s} {'steps/dt':>9s} "

@@ -108,6 +108,47 @@ def run_worker(worker, *args):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def compare_targets(worker, targets, size, duration_ms, repeat, reference, warm_size):
+    """Run `worker` (argv: target, size, duration_ms, outdir, voltage file) `repeat` times
+    per target, each in a fresh process (`run_worker`); cython first runs once at
+    `warm_size` so that its compile cache is warm. Returns per target the last run's JSON
+    with medians of ``total_s`` and ``sim_s`` (their runs in ``*_runs``) and, where the
+    `reference` target ran, ``max_dv_from_<reference>_mV``: the largest difference of the
+    voltages the worker saved from the reference's."""
+    import os
+    import statistics
+    import tempfile
+    results, volts = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for target in targets:
+            if target == "cython":
+                with tempfile.TemporaryDirectory() as outdir:
+                    run_worker(worker, target, warm_size, 1.0, outdir,
+                               os.path.join(tmp, "warm.npy"))
+            runs = []
+            for _ in range(repeat):
+                vfile = os.path.join(tmp, f"{target}.npy")
+                with tempfile.TemporaryDirectory() as outdir:
+                    r = run_worker(worker, target, size, duration_ms, outdir, vfile)
+                runs.append(r)
+                if "error" in r:
+                    break
+                volts[target] = np.load(vfile)
+            r = dict(runs[-1])
+            if "error" not in r:
+                for key in ("total_s", "sim_s"):
+                    values = [x[key] for x in runs if x.get(key) is not None]
+                    r[key + "_runs"] = values
+                    r[key] = statistics.median(values) if values else None
+            results[target] = r
+            print(target, __import__("json").dumps(r), flush=True)
+    if reference in volts:
+        for target, v in volts.items():
+            results[target][f"max_dv_from_{reference}_mV"] = float(
+                np.abs(v - volts[reference]).max() * 1e3)
+    return results
+
+
 def _random_pathways(P, n, on_exc, on_inh, ns):
     from brian2 import Synapses
     ne, p = int(0.8 * n), 80.0 / n

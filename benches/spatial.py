@@ -16,12 +16,8 @@ Rerun: ``.venv/bin/python benches/spatial.py [--compartments N] [--duration MS]
 import argparse
 import json
 import os
-import statistics
-import subprocess
-import sys
-import tempfile
 
-import numpy as np
+from models import compare_targets
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -83,16 +79,6 @@ print(json.dumps({"total_s": t_end - t_start, "sim_s": float(device._last_run_ti
 """
 
 
-def run_target(target, ncomp, duration_ms, vfile):
-    with tempfile.TemporaryDirectory() as outdir:
-        env = dict(os.environ, PYTHONPATH=HERE)
-        out = subprocess.run([sys.executable, "-c", WORKER, target, str(ncomp), str(duration_ms),
-                              outdir, vfile], capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        return {"error": (out.stderr.strip().splitlines() or ["?"])[-1]}
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--compartments", type=int, default=1000)
@@ -102,30 +88,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=1, help="runs per target (medians reported)")
     args = ap.parse_args()
     targets = args.targets.split(",")
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        volts = {}
-        for target in targets:
-            if target == "cython":
-                run_target(target, 100, 1.0, os.path.join(tmp, "warm.npy"))  # Cython's cache
-            runs = []
-            for _ in range(args.repeat):
-                vfile = os.path.join(tmp, f"{target}.npy")
-                r = run_target(target, args.compartments, args.duration, vfile)
-                runs.append(r)
-                if "error" in r:
-                    break
-                volts[target] = np.load(vfile)
-            r = dict(runs[-1])
-            if "error" not in r:
-                for key in ("total_s", "sim_s"):
-                    r[key + "_runs"] = [x[key] for x in runs]
-                    r[key] = statistics.median(r[key + "_runs"])
-            results[target] = r
-            print(target, json.dumps(r), flush=True)
-        if "numpy" in volts:
-            for target, v in volts.items():
-                results[target]["max_dv_from_numpy_mV"] = float(np.abs(v - volts["numpy"]).max() * 1e3)
+    results = compare_targets(WORKER, targets, args.compartments, args.duration,
+                              args.repeat, "numpy", 100)
     first = next((r for r in results.values() if "compartments" in r), {})
     print(f"\nSpatialNeuron, {first.get('compartments')} compartments in {first.get('sections')} "
           f"sections, {args.duration} ms, {os.cpu_count()} cores; medians of {args.repeat}")

@@ -7,6 +7,7 @@ pub mod arrays;
 pub mod cpu;
 pub mod gpu;
 pub mod ir;
+pub mod odeiv2;
 pub mod parse;
 pub mod rng;
 pub mod runtime;

@@ -130,6 +130,7 @@ def prepare(codeobj, updater):
                                       values=np.full(n, value, dtype=dtype))
     codeobj.code = _Listing(_listing(updater.integrator, options, names, scale, code),
                             codeobj.code)
+    codeobj.wgpu_gsl_scale = scale  # checked once, here; lower() passes it on
 
 
 def lower(device, engine, state, updater, codeobj):
@@ -197,7 +198,7 @@ def lower(device, engine, state, updater, codeobj):
         "method": updater.integrator,
         "adaptive": bool(options["adaptable_timestep"]),
         "max_steps": int(options["max_steps"]),
-        "scale": error_scale(options, names, V),
+        "scale": getattr(codeobj, "wgpu_gsl_scale", None) or error_scale(options, names, V),
         "names": names,
         "state": [state.array(V[name], name) for name in names],
         "stage": stage,

@@ -7,7 +7,6 @@ pub mod connect;
 mod cpu;
 mod gpu;
 pub mod gsl;
-mod gsl_tables;
 mod queue;
 
 pub use cable::CableArrays;
@@ -451,7 +450,7 @@ impl Engine {
                     {
                         return bad(format!("{what}: GSL spec with mismatched variable lists"));
                     }
-                    let mut ids: Vec<ArrayId> = [&g.state, &g.stage, &g.deriv]
+                    let ids: Vec<ArrayId> = [&g.state, &g.stage, &g.deriv]
                         .into_iter()
                         .flatten()
                         .copied()
@@ -465,7 +464,6 @@ impl Engine {
                     if sorted.windows(2).any(|w| w[0] == w[1]) {
                         return bad(format!("{what}: one array bound to two GSL roles"));
                     }
-                    ids.shrink_to_fit();
                     (ids, vec![])
                 }
                 Op::Cable { arrays: a, .. } => {

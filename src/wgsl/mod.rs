@@ -86,8 +86,9 @@ pub struct Options {
 /// A GSL state updater on the GPU (see `runtime::gsl`): one invocation per element runs
 /// the driver; the derivative kernel reads the stage's state and time from private memory
 /// and writes the derivatives there. Bindings after the kernel's (`WgslKernel::gsl_binding`):
-/// the step sizes (f64 per element), failed attempts and steps (i32 per element), and a
-/// status block (4 u32: failure code, element, step low and high words).
+/// a status block (5 u32: failure code, element, step low and high words, failures
+/// seen), then where asked for: the step sizes (f64 per element), failed attempts and
+/// steps (i32 per element).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GslShape {
     /// Kernel variables of the integrated variables, in the driver's order (bound to
@@ -97,17 +98,19 @@ pub struct GslShape {
     pub derivs: Vec<usize>,
     /// The kernel variable of the stage's time.
     pub time: usize,
-    pub c: Vec<f64>,
-    pub a: Vec<Vec<f64>>,
-    pub b: Vec<f64>,
-    pub e: Vec<f64>,
-    pub order: u32,
+    /// Whose Runge-Kutta table the stages follow (`crate::odeiv2`).
+    pub stepper: crate::odeiv2::Stepper,
+    /// The absolute error allowed per integrated variable.
     pub scale: Vec<f64>,
     pub dt: f64,
     pub adaptive: bool,
     pub max_steps: u64,
     /// Each element starts from its last step size (else from dt).
     pub last_timestep: bool,
+    /// Failed attempts and steps taken are stored per element (Brian2's
+    /// `save_failed_steps`, `save_step_count`).
+    pub failed_steps: bool,
+    pub step_count: bool,
 }
 
 impl Default for Options {
@@ -381,21 +384,18 @@ mod tests {
         );
         let kernel = lower(&spec).unwrap();
         let var = |n: &str| kernel.vars.iter().position(|v| v.name == n).unwrap();
-        let tab = crate::runtime::gsl::Stepper::Rkf45.tableau();
         let shape = GslShape {
             states: vec![var("v")],
             derivs: vec![var("_gsl_k_v")],
             time: var("_gsl_t"),
-            c: tab.c.clone(),
-            a: tab.a.clone(),
-            b: tab.b.clone(),
-            e: tab.e.clone(),
-            order: tab.order,
+            stepper: crate::odeiv2::Stepper::Rkf45,
             scale: vec![1e-6],
             dt: 1e-4,
             adaptive: true,
             max_steps: 100,
             last_timestep: true,
+            failed_steps: false,
+            step_count: true,
         };
         let opts = Options {
             step_binding: true,
@@ -419,6 +419,11 @@ mod tests {
         );
         assert!(k.bindings.iter().any(|b| b.var == var("v") && !b.read_only));
         assert!(k.gsl_binding.is_some() && k.step_binding.is_some());
+        // Only what was asked for is bound and stored.
+        assert!(
+            src.contains("b2_gsl_count[b2_i] =") && !src.contains("b2_gsl_failed"),
+            "{src}"
+        );
     }
 
     /// Two kernels that differ only in their Brian2 name differ only in the comment line

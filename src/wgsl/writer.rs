@@ -836,7 +836,7 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
         .filter_map(|u| u.wgsl.clone())
         .collect();
     let driver = match &opts.gsl {
-        Some(g) => Some(gsl_driver(k, g, opts, &alias)?),
+        Some(g) => Some(gsl_driver(k, g, &alias)?),
         None => None,
     };
     let mut helpers = helpers;
@@ -938,7 +938,8 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
             .unwrap();
             binding += 1;
         }
-        for name in ["b2_gsl_failed", "b2_gsl_count"] {
+        let saved = [("b2_gsl_failed", g.failed_steps), ("b2_gsl_count", g.step_count)];
+        for name in saved.iter().filter(|s| s.1).map(|s| s.0) {
             writeln!(
                 src,
                 "@group(0) @binding({binding}) var<storage, read_write> {name}: array<i32>;"
@@ -1160,15 +1161,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 /// derivative kernel called per stage, GSL's scaled error control. A failure leaves the
 /// element's state as it was, records itself in `b2_gsl_status` (first one wins: code,
 /// element, step) and stops the group's integration for the rest of the run.
-fn gsl_driver(
-    k: &Kernel,
-    g: &super::GslShape,
-    opts: &Options,
-    alias: &[usize],
-) -> Result<String, Error> {
+fn gsl_driver(k: &Kernel, g: &super::GslShape, alias: &[usize]) -> Result<String, Error> {
+    use crate::odeiv2::{self, Failure};
+    let tab = g.stepper.tableau();
     let dim = g.states.len();
-    let stages = g.c.len();
-    if dim == 0 || g.derivs.len() != dim || g.scale.len() != dim || g.a.len() != stages {
+    let stages = tab.stages();
+    if dim == 0 || g.derivs.len() != dim || g.scale.len() != dim {
         return Err(Error::Unsupported("GSL shape with mismatched lists".into()));
     }
     for &v in &g.states {
@@ -1243,9 +1241,9 @@ fn gsl_driver(
         .unwrap();
     }
     for s in 0..stages {
-        writeln!(w, "        b2_gsl_ts = b2_t + {} * b2_h0;", f(g.c[s])).unwrap();
+        writeln!(w, "        b2_gsl_ts = b2_t + {} * b2_h0;", f(tab.c[s])).unwrap();
         for d in 0..dim {
-            let acc = sum(&g.a[s], &|j| format!("b2_k{j}[{d}]"));
+            let acc = sum(&tab.a[s], &|j| format!("b2_k{j}[{d}]"));
             writeln!(w, "        b2_gsl_y[{d}] = b2_y[{d}] + b2_h0 * ({acc});").unwrap();
         }
         writeln!(
@@ -1256,8 +1254,8 @@ fn gsl_driver(
     }
     writeln!(w, "        var b2_rmax = 2.2250738585072014e-308lf;").unwrap();
     for d in 0..dim {
-        let sol = sum(&g.b, &|j| format!("b2_k{j}[{d}]"));
-        let err = sum(&g.e, &|j| format!("b2_k{j}[{d}]"));
+        let sol = sum(&tab.b, &|j| format!("b2_k{j}[{d}]"));
+        let err = sum(&tab.e, &|j| format!("b2_k{j}[{d}]"));
         writeln!(
             w,
             "        b2_new[{d}] = b2_y[{d}] + b2_h0 * ({sol});
@@ -1266,25 +1264,36 @@ fn gsl_driver(
         )
         .unwrap();
     }
-    let ord = g.order as f64;
+    // odeiv2::adjust, the same constants.
+    let ord = tab.order as f64;
     writeln!(
         w,
         "        var b2_hadj = b2_h0;
         var b2_dec = false;
-        if (b2_rmax > 1.1lf) {{
-            b2_hadj = max(0.9lf / b2_pow_f64(b2_rmax, {}), 0.2lf) * b2_h0;
+        if (b2_rmax > {above}) {{
+            b2_hadj = max({safety} / b2_pow_f64(b2_rmax, {}), {min_r}) * b2_h0;
             b2_dec = true;
-        }} else if (b2_rmax < 0.5lf) {{
-            b2_hadj = clamp(0.9lf / b2_pow_f64(b2_rmax, {}), 1.0lf, 4.9lf) * b2_h0;
+        }} else if (b2_rmax < {below}) {{
+            b2_hadj = clamp({safety} / b2_pow_f64(b2_rmax, {}), 1.0lf, {max_r}) * b2_h0;
         }}",
         f(1.0 / ord),
-        f(1.0 / (ord + 1.0))
+        f(1.0 / (ord + 1.0)),
+        above = f(odeiv2::DECREASE_ABOVE),
+        below = f(odeiv2::INCREASE_BELOW),
+        safety = f(odeiv2::SAFETY),
+        min_r = f(odeiv2::MAX_DECREASE),
+        max_r = f(odeiv2::MAX_GROWTH),
     )
     .unwrap();
+    let (tolerance, max_steps_code, fixed) = (
+        Failure::Tolerance.code(),
+        Failure::MaxSteps.code(),
+        Failure::FixedStep.code(),
+    );
     if g.adaptive {
         let max_steps = if g.max_steps > 0 {
             format!(
-                "if (b2_n > {}u) {{ b2_code = 2u; break; }}",
+                "if (b2_n > {}u) {{ b2_code = {max_steps_code}u; break; }}",
                 g.max_steps.min(u32::MAX as u64 - 1)
             )
         } else {
@@ -1299,7 +1308,7 @@ fn gsl_driver(
                 b2_try = b2_hadj;
                 continue;
             }}
-            b2_code = 1u;
+            b2_code = {tolerance}u;
             break;
         }}
         if (!b2_last) {{ b2_h = b2_hadj; }}
@@ -1316,7 +1325,7 @@ fn gsl_driver(
     } else {
         writeln!(
             w,
-            "        if (b2_dec) {{ b2_failed += 1u; b2_code = 3u; break; }}
+            "        if (b2_dec) {{ b2_failed += 1u; b2_code = {fixed}u; break; }}
         b2_t = b2_t + b2_h0;
         b2_y = b2_new;
         b2_n = 1u;
@@ -1325,11 +1334,19 @@ fn gsl_driver(
         )
         .unwrap();
     }
+    if g.failed_steps {
+        writeln!(
+            w,
+            "    b2_gsl_failed[b2_i] = i32(min(b2_failed, 2147483647u));"
+        )
+        .unwrap();
+    }
+    if g.step_count {
+        writeln!(w, "    b2_gsl_count[b2_i] = i32(min(b2_n, 2147483647u));").unwrap();
+    }
     writeln!(
         w,
-        "    b2_gsl_failed[b2_i] = i32(min(b2_failed, 2147483647u));
-    b2_gsl_count[b2_i] = i32(min(b2_n, 2147483647u));
-    if (b2_code != 0u) {{
+        "    if (b2_code != 0u) {{
         if (atomicAdd(&b2_gsl_status[4], 1u) == 0u) {{
             atomicStore(&b2_gsl_status[1], b2_i);
             atomicStore(&b2_gsl_status[2], b2_step[0]);
@@ -1347,7 +1364,6 @@ fn gsl_driver(
         writeln!(w, "    b2_gsl_h[b2_i] = b2_h;").unwrap();
     }
     writeln!(w, "}}").unwrap();
-    let _ = opts;
     Ok(w)
 }
 

@@ -3,7 +3,7 @@
 //! derivative kernel (`wgsl::Options::gsl`; the interpreter's version is `runtime::gsl`).
 
 use super::*;
-use crate::runtime::gsl::Failure;
+use crate::runtime::gsl::{Failure, failure_error};
 
 impl GpuRun {
     pub(super) fn integrate(&mut self, cx: &mut Prep, op: &Op) -> Result<Prepared, EngineError> {
@@ -35,7 +35,6 @@ impl GpuRun {
                     ))
                 })
         };
-        let tab = spec.stepper.tableau();
         let shape = wgsl::GslShape {
             states: spec
                 .names
@@ -48,16 +47,14 @@ impl GpuRun {
                 .map(|n| var(&format!("_gsl_k_{n}")))
                 .collect::<Result<_, _>>()?,
             time: var("_gsl_t")?,
-            c: tab.c.clone(),
-            a: tab.a.clone(),
-            b: tab.b.clone(),
-            e: tab.e.clone(),
-            order: tab.order,
+            stepper: spec.stepper,
             scale: spec.scale.clone(),
             dt: *dt,
             adaptive: spec.adaptive,
             max_steps: spec.max_steps,
             last_timestep: spec.last_timestep.is_some(),
+            failed_steps: spec.failed_steps.is_some(),
+            step_count: spec.step_count.is_some(),
         };
         for &id in &spec.state {
             if self.arrays[id].ty != Type::F64 {
@@ -68,34 +65,18 @@ impl GpuRun {
             }
         }
         let status = storage(self.ctx, "GSL status", &[0u8; 20])?;
-        let scratch = |what: &str| storage(self.ctx, what, &vec![0u8; 4 * (*n).max(1)]);
-        let failed = match spec.failed_steps {
-            Some(_) => None,
-            None => Some(scratch("GSL failed steps")?),
-        };
-        let count = match spec.step_count {
-            Some(_) => None,
-            None => Some(scratch("GSL step counts")?),
-        };
-        let mut bufs: Vec<&wgpu::Buffer> = vec![&status];
-        if let Some(id) = spec.last_timestep {
-            bufs.push(&self.bufs[id]);
-        }
-        bufs.push(match (&failed, spec.failed_steps) {
-            (Some(b), _) => b,
-            (None, Some(id)) => &self.bufs[id],
-            (None, None) => unreachable!("scratch made above"),
-        });
-        bufs.push(match (&count, spec.step_count) {
-            (Some(b), _) => b,
-            (None, Some(id)) => &self.bufs[id],
-            (None, None) => unreachable!("scratch made above"),
-        });
+        // In the order of `WgslKernel::gsl_binding`: only what the user asked for.
+        let bufs: Vec<&wgpu::Buffer> = std::iter::once(&status)
+            .chain(
+                [spec.last_timestep, spec.failed_steps, spec.step_count]
+                    .into_iter()
+                    .flatten()
+                    .map(|id| &self.bufs[id]),
+            )
+            .collect();
         let mode = Mode::Integrate(&shape, &bufs, &spec.state);
         passes.push(self.kernel_pass_of(cx.eng.seed, ek, &[], *n, mode, None, step_buf)?);
         drop(bufs);
-        self.keep.extend(failed);
-        self.keep.extend(count);
         self.integrations.push((status, spec.clone(), *dt));
         Ok(Prepared::Passes(passes, None))
     }
@@ -109,9 +90,7 @@ impl GpuRun {
                 continue;
             };
             let step = words[2] as u64 | (words[3] as u64) << 32;
-            let base = why
-                .error(spec, words[1] as usize, step as f64 * dt)
-                .to_string();
+            let base = failure_error(why, spec, words[1] as usize, step as f64 * dt).to_string();
             return Err(EngineError::Integration(format!(
                 "{} On the gpu backend the group stopped integrating at that step (its \
                  elements that had finished the step kept it); the rest of the network ran \

@@ -760,8 +760,8 @@ impl GpuRun {
             workgroup_size: match mode {
                 _ if serial.is_some() => 1,
                 Mode::Elements | Mode::CountingEvents(..) => element_wg(self.ctx),
-                // Each invocation loops over its own steps: small groups keep lanes busy.
-                Mode::Integrate(..) => EVENT_WG,
+                // GSL: each invocation loops over its own steps, and small groups keep
+                // lanes busy.
                 _ => EVENT_WG,
             },
             gsl: match mode {

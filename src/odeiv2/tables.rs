@@ -2,7 +2,7 @@
 //! rkck.c and rk8pd.c: each literal is the double nearest the rational in its comment).
 //! `gsl::tests` checks their consistency and order conditions.
 
-use super::gsl::Tableau;
+use super::Tableau;
 
 /// GSL `rk2`: embedded 2(3); the step returns the third-order result (k1 + 4 k2 + k3) / 6 and the control uses order 2.
 pub(super) fn rk2() -> Tableau {
