@@ -311,6 +311,7 @@ class WgpuDevice(RuntimeDevice):
     def _sync(self, var):
         """Bring back the values a gpu run left on the GPU for ``var``."""
         if self._on_gpu.pop(var, False):
+            _engine.set_gpu_timeout(float(prefs["devices.wgpu.gpu_timeout"]))
             _engine.download_resident(np.asarray(self._host_array(var)))
 
     def _sync_all(self):

@@ -212,6 +212,9 @@ def test_gpu_wait_deadline_follows_the_work(gpu):
         net.run(2 * ms)  # times the network's steps
         prefs.devices.wgpu.gpu_timeout = 0.005  # test_gpu_wait_deadline: one batch is longer
         net.run(10 * ms)
+        # Reads after the run (under the preference of their time) wait for nothing in
+        # flight: back to the usual deadline.
+        prefs.devices.wgpu.gpu_timeout = timeout
         got = M.count[:].copy()
     finally:
         prefs.devices.wgpu.gpu_timeout = timeout
