@@ -68,12 +68,19 @@ def auto_backend(adapters=None):
     Only a hardware adapter (discrete, integrated or virtual GPU): a software rasteriser
     such as lavapipe runs the same shaders on the CPU cores, slower than the interpreter
     on every model measured (benches/hh_uncoupled.py, Brette 2004: 9.2 s vs 0.62 s).
-    Backend 'gpu' still uses one on request."""
+    Backend 'gpu' still uses one on request. And only one with float64 and 64-bit
+    integers: Brian2's clock variables (t, dt, and lastspike) are float64 and its time
+    steps int64 in every model, float32 ones included, so on a GPU without them (Apple's
+    and most mobile GPUs have no float64) every run would stop with an error."""
     adapters = list_adapters() if adapters is None else adapters
-    hardware = [a for a in adapters if a["device_type"] != "Cpu"]
+    hardware = [a for a in _hardware(adapters) if a.get("f64") and a.get("int64")]
     if hardware:
         return "gpu", hardware[0]
     return "cpu", None
+
+
+def _hardware(adapters):
+    return [a for a in adapters if a["device_type"] != "Cpu"]
 
 
 def auto_choice(adapters=None):
@@ -86,6 +93,16 @@ def auto_choice(adapters=None):
                 f"{adapter['backend']}, {'float64' if adapter['f64'] else 'float32 only'})"
                 + (f"; {others} other adapter(s) with prefs.devices.wgpu.adapter" if others
                    else ""))
+    lacking = _hardware(adapters)
+    if lacking:
+        a = lacking[0]
+        missing = " and ".join(name for name, key in (("float64", "f64"),
+                                                      ("64-bit integers", "int64"))
+                               if not a.get(key))
+        return (f"cpu (the interpreter): the hardware adapter '{a['name']}' has no "
+                f"{missing}, which the GPU code of every Brian2 model needs (t, dt and "
+                "lastspike are float64, time steps int64, also in float32 models); backend "
+                "'gpu' would stop each run with that error")
     software = [a for a in adapters if a["device_type"] == "Cpu"]
     if software:
         return (f"cpu (the interpreter): no hardware adapter; the software one "

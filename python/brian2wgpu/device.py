@@ -522,8 +522,9 @@ class WgpuDevice(RuntimeDevice):
             self._backend = "gpu"
             return "gpu"
         if self._backend != "cpu":
-            logger.info("wgpu device: no hardware wgpu adapter found (software adapters "
-                        "only with backend 'gpu'), using the CPU interpreter")
+            from . import auto_choice
+
+            logger.info(f"wgpu device: backend 'auto' runs on {auto_choice(adapters)}")
         self._backend = "cpu"
         return "cpu"
 

@@ -167,6 +167,25 @@ def test_adapter_listing_cli():
         assert reason.startswith("cpu (the interpreter): ")
 
 
+def test_auto_takes_the_interpreter_where_the_gpu_lacks_float64():
+    """'auto' takes a hardware GPU only where it has float64 and int64 (every Brian2 model
+    needs them on the GPU: Apple GPUs have no float64), and says why it does not."""
+    def adapter(name, kind, f64=True, int64=True):
+        return {"name": name, "device_type": kind, "backend": "Metal", "f64": f64,
+                "int64": int64}
+    apple = adapter("Apple M2", "IntegratedGpu", f64=False)
+    lavapipe = adapter("llvmpipe", "Cpu")
+    assert brian2wgpu.auto_backend([apple, lavapipe]) == ("cpu", None)
+    reason = brian2wgpu.auto_choice([apple, lavapipe])
+    assert reason.startswith("cpu (the interpreter): ") and "'Apple M2' has no float64" in reason
+    assert "64-bit integers" not in reason
+    no_int64 = adapter("Old GPU", "DiscreteGpu", int64=False)
+    assert "has no 64-bit integers" in brian2wgpu.auto_choice([no_int64])
+    both = adapter("Full GPU", "DiscreteGpu")
+    assert brian2wgpu.auto_backend([apple, both]) == ("gpu", both)
+    assert brian2wgpu.auto_choice([apple, both]).startswith("gpu on 'Full GPU'")
+
+
 def test_a_network_runs_quietly_without_runtime_dir(gpu):
     """No stray driver or loader lines on stderr from import to the end of a run, on both
     backends, where XDG_RUNTIME_DIR is unset (as on CI machines and in containers)."""
