@@ -44,10 +44,14 @@ pub enum GpuError {
     OutOfMemory { label: String, size: u64 },
     #[error(
         "the GPU did not finish '{label}' within {seconds} s (prefs.devices.wgpu.gpu_timeout, \
-         or 10 times what the earlier batches of the run took per step); the device is \
+         or {margin} times what the earlier batches of the run took per step); the device is \
          abandoned and the next run() starts a new one"
     )]
-    Timeout { label: String, seconds: f64 },
+    Timeout {
+        label: String,
+        seconds: f64,
+        margin: u64,
+    },
     #[error("the model needs {feature}, which adapter '{adapter}' lacks; {advice}")]
     MissingFeature {
         feature: &'static str,
@@ -560,6 +564,7 @@ impl GpuContext {
             wgpu::PollError::Timeout => GpuError::Timeout {
                 label: label.into(),
                 seconds: ms as f64 / 1e3,
+                margin: EXPECTED_WORK_MARGIN,
             },
             e => GpuError::Device {
                 label: label.into(),

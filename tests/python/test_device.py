@@ -193,16 +193,20 @@ def compare(ref, got, exact=("i", "t", "ei", "et", "count", "st", "nr"), rtol=1e
                                        atol=1e-12, err_msg=k)
 
 
+def _slow_network():
+    """50,000 neurons of costly rk4 updates: tens of ms of lavapipe work per step."""
+    G = NeuronGroup(50000, """dv/dt = (exp(-v)*sin(3*v) + cos(v)**3 + 1.2 - v)/(10*ms) : 1
+                              dw/dt = (exp(v - w)*tanh(w) - w)/(7*ms) : 1""",
+                    threshold="v > 1", reset="v = 0", method="rk4")
+    G.v = "i*1.0/N"
+    M = SpikeMonitor(G)
+    return Network(G, M), M
+
+
 def test_gpu_wait_deadline_follows_the_work(gpu):
     """Once a network's batches have been timed, a wait may last ten times what the work in
     flight should take: a preference far below one batch's time raises nothing then."""
-    def build():
-        G = NeuronGroup(50000, """dv/dt = (exp(-v)*sin(3*v) + cos(v)**3 + 1.2 - v)/(10*ms) : 1
-                                  dw/dt = (exp(v - w)*tanh(w) - w)/(7*ms) : 1""",
-                        threshold="v > 1", reset="v = 0", method="rk4")
-        G.v = "i*1.0/N"
-        M = SpikeMonitor(G)
-        return Network(G, M), M
+    build = _slow_network
     timeout = prefs.devices.wgpu.gpu_timeout
     set_device("wgpu")
     prefs.devices.wgpu.backend = "gpu"
@@ -633,16 +637,10 @@ def test_gpu_wait_deadline(gpu):
     (not a hang), and the next run() works on a new device."""
     import time
 
-    def build():
-        # Tens of ms of lavapipe work per step: one batch of 100 steps (lavapipe's submit
-        # blocks while an earlier submission runs, so the wait that can time out here is
-        # the one after the last batch) far outlasts 5 ms.
-        G = NeuronGroup(50000, """dv/dt = (exp(-v)*sin(3*v) + cos(v)**3 + 1.2 - v)/(10*ms) : 1
-                                  dw/dt = (exp(v - w)*tanh(w) - w)/(7*ms) : 1""",
-                        threshold="v > 1", reset="v = 0", method="rk4")
-        G.v = "i*1.0/N"
-        M = SpikeMonitor(G)
-        return Network(G, M), M
+    # Tens of ms of lavapipe work per step: one batch of 100 steps (lavapipe's submit
+    # blocks while an earlier submission runs, so the wait that can time out here is the
+    # one after the last batch) far outlasts 5 ms.
+    build = _slow_network
     timeout = prefs.devices.wgpu.gpu_timeout
     set_device("wgpu")
     prefs.devices.wgpu.backend = "gpu"

@@ -301,22 +301,32 @@ impl BatchTimes {
     fn oldest_finished(&mut self, ctx: &GpuContext, step_seconds: &mut f64) {
         let now = std::time::Instant::now();
         if let Some((at, steps)) = self.flight.pop_front() {
-            let start = self.last_done.map_or(at, |d| d.max(at));
-            let per_step = now.duration_since(start).as_secs_f64() / steps.max(1) as f64;
-            *step_seconds = step_seconds.max(per_step);
+            self.timed(at, steps, now, step_seconds);
         }
         self.last_done = Some(now);
         self.expect(ctx, *step_seconds);
+    }
+
+    /// Batches submitted at `at` with `steps` steps ended by `now`: keep the most seconds
+    /// per step (from when the GPU could start them).
+    fn timed(
+        &self,
+        at: std::time::Instant,
+        steps: usize,
+        now: std::time::Instant,
+        step_seconds: &mut f64,
+    ) {
+        let start = self.last_done.map_or(at, |d| d.max(at));
+        let per_step = now.duration_since(start).as_secs_f64() / steps.max(1) as f64;
+        *step_seconds = step_seconds.max(per_step);
     }
 
     /// The run has waited for everything it submitted: the batches still listed took
     /// until now (read-backs included, so the estimate errs long).
     fn all_finished(&mut self, ctx: &GpuContext, step_seconds: &mut f64) {
         if let Some(&(at, _)) = self.flight.front() {
-            let start = self.last_done.map_or(at, |d| d.max(at));
             let steps: usize = self.flight.iter().map(|f| f.1).sum();
-            let per_step = start.elapsed().as_secs_f64() / steps.max(1) as f64;
-            *step_seconds = step_seconds.max(per_step);
+            self.timed(at, steps, std::time::Instant::now(), step_seconds);
         }
         self.flight.clear();
         self.last_done = None;
