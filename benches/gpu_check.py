@@ -66,6 +66,7 @@ def _agrees(got, want, tol):
 def differential(cases_path, limit):
     """Run `limit` cases spread over the file on both backends; count agreements."""
     import brian2wgpu
+    from brian2wgpu import _engine
     with open(cases_path) as f:
         lines = f.readlines()
     step = max(1, len(lines) // max(1, limit))
@@ -74,13 +75,13 @@ def differential(cases_path, limit):
     for line in lines[::step][:limit]:
         case = json.loads(line)
         n = case["n"]
-        spec = {"name": f"diff_{case['id']}", "template": "stateupdate",
-                "float": "float32" if case["float"] == "f32" else "float64",
-                "variables": [{"name": v["name"], "dtype": v["dtype"],
-                               "index": "0" if v["scalar"] else "_idx"}
-                              for v in case["inputs"]],
-                "vector_code": case["code"]}
         try:
+            spec = _engine.KernelSpec(
+                f"diff_{case['id']}",
+                [_engine.Variable(v["name"], v["dtype"], index="0" if v["scalar"] else "_idx")
+                 for v in case["inputs"]],
+                vector_code=case["code"], template="stateupdate",
+                float="float32" if case["float"] == "f32" else "float64")
             k = brian2wgpu.compile(spec)
         except Exception as e:  # a case the compiler refuses is reported, not fatal
             result["errors"].append(f"{case['id']}: {e}"[:300])

@@ -29,8 +29,8 @@ def main():
     backend, adapter = brian2wgpu.auto_backend()
     print(f"brian2wgpu {brian2wgpu.__version__}: backend 'auto' = {backend}"
           + (f" on {adapter['name']}" if adapter else ""))
-    print(f"COBAHH state update, {n} neurons: {len(spec['vector_code'].splitlines())} vector and "
-          f"{len(spec['scalar_code'].splitlines())} scalar statements -> {len(kernel.wgsl)} chars of WGSL")
+    print(f"COBAHH state update, {n} neurons: {len(spec.vector_code.splitlines())} vector and "
+          f"{len(spec.scalar_code.splitlines())} scalar statements -> {len(kernel.wgsl)} chars of WGSL")
     print(f"  compile (parse, IR, WGSL, naga): {kernel.lower_seconds * 1e3:.2f} ms")
     if adapter:
         print(f"  pipeline creation on the device: {brian2wgpu.create_pipeline(kernel) * 1e3:.1f} ms")

@@ -1,9 +1,11 @@
 """Brian2 code objects → kernel specs for the Rust compiler.
 
-A kernel spec is a plain dict: the template name, the model's float type, the variables
-the statements touch (dtype, index, constant value, conditional write), and the scalar
-and vector statements as text, after Brian2's own ``make_statements`` (which resolves
-subexpressions and pulls loop invariants into scalar code).
+A kernel spec (``_engine.KernelSpec``, typed and immutable) holds the template name, the
+model's float type, the variables the statements touch (``_engine.Variable``: dtype,
+index, constant value, conditional write), the functions they call
+(``_engine.Function``), and the scalar and vector statements as text, after Brian2's own
+``make_statements`` (which resolves subexpressions and pulls loop invariants into scalar
+code).
 """
 
 import numpy as np
@@ -12,6 +14,8 @@ from brian2.core.functions import Function
 from brian2.core.variables import ArrayVariable, AuxiliaryVariable, Constant, Subexpression
 from brian2.parsing.rendering import NodeRenderer
 from brian2.utils.stringtools import get_identifiers, word_substitute
+
+from . import _engine
 
 __all__ = ["kernel_spec", "statements_text", "scalar_int"]
 
@@ -90,7 +94,8 @@ WHERE = "_wgpu_where"  # src/ir/func.rs: Func::Where
 
 def _timed_array_spec(name, func, clock_dt):
     """A TimedArray becomes a table lookup in the kernel: its values travel as an array
-    variable (``tables`` of the spec), sampled with Brian2's own rounding rule."""
+    variable (returned with the function and the variable), sampled with Brian2's own
+    rounding rule."""
     from brian2.input.timedarray import _find_K
 
     values = np.ascontiguousarray(np.asarray(func.values))
@@ -105,9 +110,8 @@ def _timed_array_spec(name, func, clock_dt):
     rows = values.shape[0]
     cols = values.shape[1] if values.ndim == 2 else 1
     table = f"_timedarray_{name}_values"
-    spec = {"kind": "timedarray", "name": name, "values": table, "dt": dt, "k": k,
-            "rows": int(rows), "cols": int(cols)}
-    var = {"name": table, "dtype": _dtype_name(values.dtype), "index": "0"}
+    spec = _engine.Function.timed_array(name, table, dt, k, int(rows), int(cols))
+    var = _engine.Variable(table, _dtype_name(values.dtype), index="0")
     return spec, var, values.reshape(-1)
 
 
@@ -193,7 +197,7 @@ def _function_spec(name, func, owner_name, float_dtype=np.float64):
         n, p, approximate = _binomial_params(func)
         # Brian2 approximates only where n p > 5 and n (1 - p) > 5; elsewhere both kinds
         # draw exactly (the engine by inversion, as Brian2's C++ code does).
-        return {"kind": "binomial", "name": name, "n": n, "p": p, "exact": not approximate}
+        return _engine.Function.binomial(name, n, p, exact=not approximate)
     impl = None
     try:
         impl = func.implementations["wgpu"]
@@ -215,14 +219,20 @@ def _function_spec(name, func, owner_name, float_dtype=np.float64):
     arg_types = [{"integer": "int32", "boolean": "bool"}.get(t, fname) for t in types]
     ret = {"integer": "int32", "boolean": "bool"}.get(getattr(func, "_return_type", "float"),
                                                       fname)
-    return {"kind": "user", "name": impl.name or name, "args": arg_types, "ret": ret, "wgsl": code}
+    return _engine.Function.user(impl.name or name, arg_types, ret, code)
 
 
 def kernel_spec(name, template, code, variables, variable_indices, float_dtype=np.float64,
                 owner_name=None, extra_read=(), override_conditional_write=(), clock_dt=None,
-                optimise=True, vector_renames=None):
-    """Translate abstract ``code`` with Brian2 ``variables`` into a kernel spec dict.
+                optimise=True, vector_renames=None, extra_variables=(), guarded=None,
+                tables=None):
+    """Translate abstract ``code`` with Brian2 ``variables`` into an ``_engine.KernelSpec``.
 
+    ``extra_variables`` (``_engine.Variable``) are kernel variables Brian2 does not hold
+    (the template's own scratch and records); ``guarded`` maps variable names to the
+    boolean variable that guards their writes; a TimedArray's values go into the dict
+    ``tables`` under the name of the variable that binds them (without ``tables``, a
+    TimedArray is a NotImplementedError).
     ``extra_read`` names variables the template itself reads or writes beyond the code;
     ``optimise`` runs Brian2's (sympy) loop-invariant optimisation, worth its milliseconds
     for per-step kernels, not for one-shot ones. ``vector_renames`` renames identifiers in
@@ -248,7 +258,7 @@ def kernel_spec(name, template, code, variables, variable_indices, float_dtype=n
             cw_name = next((k for k, x in variables.items() if x is cw), None)
             if cw_name:
                 used.add(cw_name)
-    specs, functions, tables = [], [], {}
+    specs, functions = [], []
     pending = sorted(used)
     seen = set()
     while pending:
@@ -261,49 +271,45 @@ def kernel_spec(name, template, code, variables, variable_indices, float_dtype=n
             from brian2.input.timedarray import TimedArray
 
             if isinstance(var, TimedArray):
-                if clock_dt is None:
+                if clock_dt is None or tables is None:
                     raise NotImplementedError(
-                        f"wgpu device: TimedArray '{v}' in '{owner_name}' needs the clock's dt")
+                        f"wgpu device: TimedArray '{v}' in '{owner_name}' (here a table "
+                        "lookup needs a clock's dt and an engine array)")
                 fspec, tvar, values = _timed_array_spec(v, var, clock_dt)
                 functions.append(fspec)
                 specs.append(tvar)
-                tables[tvar["name"]] = values
+                tables[tvar.name] = values
             elif _is_user_function(v, var):
                 functions.append(_function_spec(v, var, owner_name, float_dtype))
             continue
         if isinstance(var, (AuxiliaryVariable, Subexpression)):
             continue
-        entry = {"name": v, "dtype": _dtype_name(var.dtype)}
+        dtype = _dtype_name(var.dtype)
         if isinstance(var, Constant):
-            entry["value"] = var.value.item() if hasattr(var.value, "item") else var.value
+            value = var.value.item() if hasattr(var.value, "item") else var.value
+            specs.append(_engine.Variable(v, dtype, value=value))
         elif isinstance(var, ArrayVariable):
             idx = variable_indices.get(v, "_idx")
             if var.scalar:
                 idx = "0"
-            entry["index"] = idx
             if idx not in ("_idx", "0", "_vectorisation_idx"):
                 pending.append(idx)
+            flag = None
             cw = getattr(var, "conditional_write", None)
             if cw is not None:
                 cw_name = next(k for k, x in variables.items() if x is cw)
                 # Templates such as reset write regardless of refractoriness.
                 if cw_name not in override_conditional_write:
-                    entry["conditional_write"] = cw_name
+                    flag = cw_name
+            specs.append(_engine.Variable(v, dtype, index=idx, conditional_write=flag))
         else:
             raise NotImplementedError(
                 f"wgpu device: variable '{v}' of kind {type(var).__name__} in '{owner_name}' "
                 f"is not supported yet"
             )
-        specs.append(entry)
-    return {
-        "name": name,
-        "template": template,
-        "float": _dtype_name(float_dtype),
-        "variables": specs,
-        "scalar_code": scalar_text,
-        "vector_code": vector_text,
-        "functions": functions,
-        # Arrays the kernel reads that Brian2 does not hold as variables (TimedArray
-        # tables), by spec variable name.
-        "tables": tables,
-    }
+    specs.extend(extra_variables)
+    if guarded:
+        specs = [s.guarded_by(guarded[s.name]) if s.name in guarded else s for s in specs]
+    return _engine.KernelSpec(name, specs, vector_code=vector_text, scalar_code=scalar_text,
+                              template=template, float=_dtype_name(float_dtype),
+                              functions=functions)

@@ -35,18 +35,12 @@ def _roles(kw):
 
 def _spec(codeobj, part, code, roles):
     variables = codeobj.variables
-    spec = kernel_spec(f"{codeobj.name}_{part}", "synapses_create_generator", code,
+    extra = [_engine.Variable(name, _dtype_name(variables[name].dtype)) for name in roles
+             if isinstance(variables.get(name), AuxiliaryVariable)]
+    return kernel_spec(f"{codeobj.name}_{part}", "synapses_create_generator", code,
                        variables, codeobj.variable_indices,
                        float_dtype=prefs.core.default_float_dtype,
-                       owner_name=codeobj.owner.name, optimise=False)
-    if spec.pop("tables"):
-        raise NotImplementedError("TimedArray in a connect statement")
-    for name in roles:
-        var = variables.get(name)
-        if isinstance(var, AuxiliaryVariable):
-            spec["variables"].append({"name": name, "dtype": _dtype_name(var.dtype),
-                                      "index": "_idx"})
-    return spec
+                       owner_name=codeobj.owner.name, optimise=False, extra_variables=extra)
 
 
 def _literal_int(code):

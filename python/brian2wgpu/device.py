@@ -122,6 +122,10 @@ CABLE_ARRAYS = ("v", "Cm", "Ic", "_v_previous", "_gtot_all", "_I0_all", "_ab_sta
 PYTHON_FUNCTION_TEMPLATES = {"stateupdate", "threshold", "reset", "spikemonitor",
                              "statemonitor", "ratemonitor", "summed_variable",
                              "synapses", "synapses_push_spikes"}
+# What `_translate` returns for a code object that runs through Brian2's numpy code on
+# the host (scheduled as an `Op.python` callback).
+HOST = object()
+
 # A synaptic pathway's code objects: on the host together or not at all (Brian2's numpy
 # pathway code reads Brian2's own spike queue, which only its push fills).
 PATHWAY_TEMPLATES = {"synapses", "synapses_push_spikes"}
@@ -152,8 +156,8 @@ def _dispatch_info(engine, items, names, clocks):
     with its kernel and workgroup grid ('indirect' where the GPU sizes it from counts)."""
     dispatches = []
     per_step = {}
-    for item, name, passes in zip(items, names, engine.gpu_dispatches()):
-        clock = clocks[item["clock"]].name
+    for (clock_index, _), name, passes in zip(items, names, engine.gpu_dispatches()):
+        clock = clocks[clock_index].name
         per_step[clock] = per_step.get(clock, 0) + len(passes)
         for kernel, grid in passes:
             dispatches.append({"object": name, "clock": clock, "kernel": kernel,
@@ -574,7 +578,7 @@ class WgpuDevice(RuntimeDevice):
                 continue
             ci = clock_index[obj.clock]
             if type(obj).run is not BrianObject.run:
-                items.append({"clock": ci, "op": "python", "index": len(callbacks)})
+                items.append((ci, _engine.Op.python(len(callbacks))))
                 names.append(obj.name)
                 callbacks.append(obj.run)
                 continue
@@ -599,13 +603,13 @@ class WgpuDevice(RuntimeDevice):
                                 "runs on the host through Brian2's numpy code every step "
                                 "(slower; on the gpu backend every step copies the arrays both "
                                 "ways)", "python_function", once=True)
-                    op, finish = {"op": "host", "codeobj": codeobj}, None
+                    op, finish = HOST, None
                     if codeobj.template_name == "synapses_push_spikes":
                         # Brian2's push reads its queue's per-source synapse lists.
                         SynapticPathway.initialise_queue(obj)
                 else:
                     op, finish = self._translate(engine, state, obj, codeobj)
-                if op["op"] == "host":
+                if op is HOST:
                     # Brian2's own numpy code object, run on the host arrays each step.
                     if not pyfuncs:
                         logger.warn(f"wgpu device: the '{codeobj.template_name}' template of "
@@ -613,11 +617,10 @@ class WgpuDevice(RuntimeDevice):
                                     "host through Brian2's numpy code every step (slow, and on "
                                     "the gpu backend every step copies the arrays both ways)",
                                     "host_template", once=True)
-                    op = {"op": "python", "index": len(callbacks)}
+                    op = _engine.Op.python(len(callbacks))
                     callbacks.append(codeobj)
                     host_code.append(codeobj.name)
-                op["clock"] = ci
-                items.append(op)
+                items.append((ci, op))
                 names.append(codeobj.name)
                 if finish is not None:
                     post.append(finish)
@@ -817,21 +820,18 @@ class WgpuDevice(RuntimeDevice):
         if append_code:
             code = code + "\n" + append_code
         float_dtype = prefs.core.default_float_dtype
+        tables = {}
         spec = kernel_spec(codeobj.name, codeobj.template_name, code, V,
                            codeobj.variable_indices, float_dtype=float_dtype,
                            owner_name=codeobj.owner.name,
                            override_conditional_write=codeobj.wgpu_override_conditional_write,
                            clock_dt=_clock_dt(codeobj.owner.clock),
-                           vector_renames=vector_renames, extra_read=extra_read)
-        for tname, values in spec.pop("tables").items():
+                           vector_renames=vector_renames, extra_read=extra_read,
+                           extra_variables=extra_vars, guarded=guarded, tables=tables)
+        for tname, values in tables.items():
             state.extra[tname] = state.table(values)
-        spec["variables"].extend(extra_vars)
-        for entry in spec["variables"]:
-            if guarded and entry["name"] in guarded:
-                entry["conditional_write"] = guarded[entry["name"]]
-        names = _engine.Engine.kernel_variables(spec)
         bindings = []
-        for entry, name in zip_spec(spec, names):
+        for name in _engine.Engine.kernel_variables(spec):
             if not name:
                 bindings.append(("none", 0))
             elif records is not None and name in records:
@@ -851,13 +851,13 @@ class WgpuDevice(RuntimeDevice):
             return self._cable(engine, state, codeobj), None
         if tmpl not in PER_STEP_TEMPLATES:
             if tmpl in HOST_TEMPLATES:
-                return {"op": "host", "codeobj": codeobj}, None
+                return HOST, None
             raise _unsupported(f"the '{tmpl}' template", obj.name)
         if tmpl == "stateupdate" and getattr(obj, "wgpu_gsl", False):
             return gsl.lower(self, engine, state, obj, codeobj), None
         if tmpl == "stateupdate":
             n = scalar_int(V["N"].get_value())
-            return {"op": "elementwise", "kernel": self._kernel(engine, state, codeobj), "n": n}, None
+            return _engine.Op.elementwise(self._kernel(engine, state, codeobj), n), None
         if tmpl == "threshold":
             n = scalar_int(V["N"].get_value())
             cond = np.zeros(n, dtype=bool)
@@ -866,33 +866,30 @@ class WgpuDevice(RuntimeDevice):
             # guarded by the condition, both backends do it inside the kernel.
             refractory = kw.get("_uses_refractory", False)
             k = self._kernel(engine, state, codeobj,
-                             extra_vars=[{"name": "_cond", "dtype": "bool", "index": "_idx"}],
+                             extra_vars=[_engine.Variable("_cond", "bool")],
                              append_code="not_refractory = False\nlastspike = t" if refractory else "",
                              guarded={"not_refractory": "_cond", "lastspike": "_cond"} if refractory else None)
             space = state.array(kw["eventspace_variable"], "eventspace")
-            return {"op": "threshold", "kernel": k, "n": n, "cond": state.extra["_cond"],
-                    "eventspace": space}, None
+            return _engine.Op.threshold(k, n, state.extra["_cond"], space), None
         if tmpl == "reset":
             space = state.array(kw["eventspace_variable"], "eventspace")
-            return {"op": "reset", "kernel": self._kernel(engine, state, codeobj),
-                    "eventspace": space}, None
+            return _engine.Op.reset(self._kernel(engine, state, codeobj), space), None
         if tmpl == "synapses_push_spikes":
             return self._push_spikes(engine, state, obj, codeobj)
         if tmpl == "synapses":
             queue = state.queues.get(id(obj))
             if queue is None:
                 raise _unsupported("a pathway without its push_spikes code object", obj.name)
-            return {"op": "synapses", "kernel": self._kernel(engine, state, codeobj),
-                    "queue": queue}, None
+            return _engine.Op.synapses(self._kernel(engine, state, codeobj), queue), None
         if tmpl == "summed_variable":
             return self._summed_variable(engine, state, obj, codeobj)
         if tmpl == "spikegenerator":
-            return {"op": "spikegenerator",
-                    "eventspace": state.array(V["_spikespace"], "_spikespace"),
-                    "neuron_index": state.array(V["neuron_index"], "neuron_index"),
-                    "timebins": state.array(V["_timebins"], "_timebins"),
-                    "lastindex": state.array(V["_lastindex"], "_lastindex"),
-                    "period": scalar_int(V["_period_bins"].get_value())}, None
+            return _engine.Op.spikegenerator(
+                state.array(V["_spikespace"], "_spikespace"),
+                state.array(V["neuron_index"], "neuron_index"),
+                state.array(V["_timebins"], "_timebins"),
+                state.array(V["_lastindex"], "_lastindex"),
+                scalar_int(V["_period_bins"].get_value())), None
         if tmpl == "spikemonitor":
             return self._spikemonitor(engine, state, obj, codeobj)
         if tmpl == "statemonitor":
@@ -910,8 +907,8 @@ class WgpuDevice(RuntimeDevice):
         kernel = self._kernel(engine, state, codeobj,
                               append_code="_gtot_all = _gtot\n_I0_all = _I0\n_v_previous = v")
         arrays = {name: state.array(V[name], name) for name in CABLE_ARRAYS}
-        return {"op": "cable", "kernel": kernel, "n": scalar_int(V["N"].get_value()),
-                "dt": float(np.asarray(V["dt"].get_value()).reshape(-1)[0]), "arrays": arrays}
+        return _engine.Op.cable(kernel, scalar_int(V["N"].get_value()),
+                                float(np.asarray(V["dt"].get_value()).reshape(-1)[0]), arrays)
 
     def _queue_inputs(self, pathway):
         """What a pathway's queue layout is built from, as the engine takes it."""
@@ -974,7 +971,7 @@ class WgpuDevice(RuntimeDevice):
         def finish(engine):
             queue._restore_from_full_state(engine.queue_state(qid))
         space = state.array(codeobj.wgpu_template_kwds["eventspace_variable"], "eventspace")
-        return {"op": "push_spikes", "queue": qid, "eventspace": space}, finish
+        return _engine.Op.push_spikes(qid, space), finish
 
     def _summed_variable(self, engine, state, obj, codeobj):
         V, kw = codeobj.variables, codeobj.wgpu_template_kwds
@@ -986,13 +983,12 @@ class WgpuDevice(RuntimeDevice):
         dtype = np.dtype(target.dtype)
         values = np.zeros(n, dtype=dtype)
         state.extra = {"_synaptic_var": state.scratch(values, f"the summed values of '{obj.name}'")}
-        k = self._kernel(engine, state, codeobj, extra_vars=[
-            {"name": "_synaptic_var", "dtype": _dtype_name(dtype), "index": "_idx"}])
-        return {"op": "summed_variable", "kernel": k, "n": n,
-                "values": state.extra["_synaptic_var"],
-                "index": state.array(kw["_index_var"], "summed variable index"),
-                "target": state.array(target, "summed variable target"),
-                "start": start, "stop": stop}, None
+        k = self._kernel(engine, state, codeobj,
+                         extra_vars=[_engine.Variable("_synaptic_var", _dtype_name(dtype))])
+        return _engine.Op.summed_variable(
+            k, n, state.extra["_synaptic_var"],
+            state.array(kw["_index_var"], "summed variable index"),
+            state.array(target, "summed variable target"), start, stop), None
 
     def _spikemonitor(self, engine, state, obj, codeobj):
         V, kw = codeobj.variables, codeobj.wgpu_template_kwds
@@ -1003,7 +999,7 @@ class WgpuDevice(RuntimeDevice):
         for name, var in kw["record_variables"].items():
             dtype = np.dtype(var.dtype)
             records[f"_to_record_{name}"] = engine.add_record(_dtype_name(dtype))
-            extra.append({"name": f"_to_record_{name}", "dtype": _dtype_name(dtype), "index": "_pos"})
+            extra.append(_engine.Variable(f"_to_record_{name}", _dtype_name(dtype), index="_pos"))
         k = self._kernel(engine, state, codeobj, extra_vars=extra, records=records)
         count = state.array(obj.variables["count"], "count")
         total = state.array(obj.variables["N"], "N")
@@ -1016,9 +1012,8 @@ class WgpuDevice(RuntimeDevice):
             for name in kw["record_variables"]:
                 arr = self.get_value(kw["record_variables"][name], access_data=True)
                 arr[n_before:new_total] = data[f"_to_record_{name}"]
-        op = {"op": "spikemonitor", "kernel": k, "eventspace": state.array(space_var, "eventspace"),
-              "source_n": source_n, "start": start, "stop": stop, "count": count,
-              "total": total, "records": list(records.values())}
+        op = _engine.Op.spikemonitor(k, state.array(space_var, "eventspace"), source_n, start,
+                                     stop, count, total, list(records.values()))
         return op, finish
 
     def _statemonitor(self, engine, state, obj, codeobj):
@@ -1027,7 +1022,7 @@ class WgpuDevice(RuntimeDevice):
         for name, var in kw["_recorded_variables"].items():
             dtype = np.dtype(var.dtype)
             records[f"_to_record_{name}"] = engine.add_record(_dtype_name(dtype))
-            extra.append({"name": f"_to_record_{name}", "dtype": _dtype_name(dtype), "index": "_pos"})
+            extra.append(_engine.Variable(f"_to_record_{name}", _dtype_name(dtype), index="_pos"))
         k = self._kernel(engine, state, codeobj, extra_vars=extra, records=records)
         indices = np.asarray(self.get_value(obj.variables["_indices"]))
         t_record = engine.add_record("float64")
@@ -1044,9 +1039,9 @@ class WgpuDevice(RuntimeDevice):
                 rec = data[f"_to_record_{name}"].reshape(new_total - n_before, len(indices))
                 arr = self.get_value(kw["_recorded_variables"][name], access_data=True)
                 arr[n_before:new_total, :] = rec
-        op = {"op": "statemonitor", "kernel": k, "indices": state.array(obj.variables["_indices"], "_indices"),
-              "n_indices": int(len(indices)), "t": state.array(obj.clock.variables["t"], "t"),
-              "t_record": t_record, "records": list(records.values()), "total": total}
+        op = _engine.Op.statemonitor(k, state.array(obj.variables["_indices"], "_indices"),
+                                     int(len(indices)), state.array(obj.clock.variables["t"], "t"),
+                                     t_record, list(records.values()), total)
         return op, finish
 
     def _ratemonitor(self, engine, state, obj, codeobj):
@@ -1065,10 +1060,9 @@ class WgpuDevice(RuntimeDevice):
             obj.resize(new_total)
             self.get_value(obj.variables["t"], access_data=True)[n_before:new_total] = t
             self.get_value(obj.variables["rate"], access_data=True)[n_before:new_total] = rate
-        op = {"op": "ratemonitor", "eventspace": state.array(space_var, "_spikespace"),
-              "source_n": source_n, "start": start, "stop": stop,
-              "t": state.array(obj.clock.variables["t"], "t"), "dt": float(obj.clock.dt_),
-              "t_record": t_record, "rate_record": rate_record, "total": total}
+        op = _engine.Op.ratemonitor(state.array(space_var, "_spikespace"), source_n, start, stop,
+                                    state.array(obj.clock.variables["t"], "t"),
+                                    float(obj.clock.dt_), t_record, rate_record, total)
         return op, finish
 
 
@@ -1082,10 +1076,6 @@ def _integrated(obj):
         return []
     return [(name, obj.variables[name]) for name in equations.diff_eq_names
             if isinstance(obj.variables[name], ArrayVariable)]
-
-
-def zip_spec(spec, names):
-    return zip(spec["variables"], names)
 
 
 def _dtype_name(dtype):

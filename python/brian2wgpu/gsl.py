@@ -19,6 +19,7 @@ from brian2.core.variables import ArrayVariable, AuxiliaryVariable
 from brian2.units.fundamentalunits import fail_for_dimension_mismatch
 from brian2.utils.stringtools import word_substitute
 
+from . import _engine
 from .codeobject import scalar_int
 
 _DERIVATIVE = re.compile(r"^\s*_gsl_(\w+)_f(\d+)\s*=(.*)$")
@@ -130,7 +131,6 @@ def prepare(codeobj, updater):
                                       values=np.full(n, value, dtype=dtype))
     codeobj.code = _Listing(_listing(updater.integrator, options, names, scale, code),
                             codeobj.code)
-    codeobj.wgpu_gsl_scale = scale  # checked once, here; lower() passes it on
 
 
 def lower(device, engine, state, updater, codeobj):
@@ -156,7 +156,7 @@ def lower(device, engine, state, updater, codeobj):
     n = scalar_int(V["N"].get_value())
     dt = float(np.asarray(V["dt"].get_value()).reshape(-1)[0])
     state.extra = {}
-    pre = device._kernel(engine, state, codeobj, code="\n".join(others)) if others else -1
+    pre = device._kernel(engine, state, codeobj, code="\n".join(others)) if others else None
     # The derivative kernel, from the derivatives alone: after Brian2's loop-invariant
     # optimisation (as its GSL generator does it), the vector statements see the stage's
     # time and state; loop-invariant values (of t, too) stay those of the step, and what
@@ -190,22 +190,14 @@ def lower(device, engine, state, updater, codeobj):
     state.extra = {}
 
     def optional(name, wanted):
-        return state.array(owner.variables[name], name) if wanted else -1
+        return state.array(owner.variables[name], name) if wanted else None
 
-    return {
-        "op": "integrate", "pre": pre, "kernel": kernel, "n": n, "dt": dt,
-        "t": state.array(V["t"], "t"),
-        "method": updater.integrator,
-        "adaptive": bool(options["adaptable_timestep"]),
-        "max_steps": int(options["max_steps"]),
-        "scale": getattr(codeobj, "wgpu_gsl_scale", None) or error_scale(options, names, V),
-        "names": names,
-        "state": [state.array(V[name], name) for name in names],
-        "stage": stage,
-        "deriv": [extra[f"_gsl_k_{x}"] for x in names],
-        "time": extra["_gsl_t"],
-        "last_timestep": optional("_last_timestep", options["use_last_timestep"]),
-        "failed_steps": optional("_failed_steps", options["save_failed_steps"]),
-        "step_count": optional("_step_count", options["save_step_count"]),
-        "owner": owner.name,
-    }
+    return _engine.Op.integrate(
+        kernel, n, dt, updater.integrator, bool(options["adaptable_timestep"]),
+        int(options["max_steps"]), error_scale(options, names, V),
+        [state.array(V[name], name) for name in names], names, stage,
+        [extra[f"_gsl_k_{x}"] for x in names], extra["_gsl_t"], state.array(V["t"], "t"),
+        owner.name, pre=pre,
+        last_timestep=optional("_last_timestep", options["use_last_timestep"]),
+        failed_steps=optional("_failed_steps", options["save_failed_steps"]),
+        step_count=optional("_step_count", options["save_step_count"]))

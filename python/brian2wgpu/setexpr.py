@@ -25,10 +25,9 @@ def _kernel(codeobj, part, code, extra=()):
     spec = kernel_spec(f"{codeobj.name}_{part}", codeobj.template_name, code,
                        codeobj.variables, codeobj.variable_indices,
                        float_dtype=prefs.core.default_float_dtype,
-                       owner_name=codeobj.owner.name, optimise=False)
-    if spec.pop("tables") or spec["functions"]:
-        raise NotImplementedError("functions or tables in the expression")
-    spec["variables"].extend(extra)
+                       owner_name=codeobj.owner.name, optimise=False, extra_variables=extra)
+    if spec.functions:
+        raise NotImplementedError("functions in the expression")
     kernel = _engine.compile(spec, wgsl=False)
     if kernel.program_text == "":
         raise NotImplementedError("an expression the interpreter cannot run")
@@ -64,7 +63,7 @@ def engine_variable_set(device, codeobj):
     test = None
     if condition is not None:
         test = _kernel(codeobj, "condition", condition,
-                       extra=[{"name": "_cond", "dtype": "bool", "index": "_idx"}])
+                       extra=[_engine.Variable("_cond", "bool")])
 
     def arrays_of(kernel, out):
         for name in kernel.variables:

@@ -8,7 +8,7 @@ use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::{CompiledKernel, get, opt};
+use super::CompiledKernel;
 use crate::arrays::RawArray;
 use crate::ir::{self, Type};
 use crate::runtime::connect::{
@@ -74,6 +74,20 @@ fn borrow<'py>(var: &ir::Variable, a: &Bound<'py, PyAny>) -> PyResult<(ReadOnly<
 /// own variables to their [`Role`] names; `arrays` holds the model arrays by name.
 /// Returns a dict: `outer`, `result` (indices with offsets, in Brian2's order) and
 /// `outer_counts`, `result_counts` (synapses per index, without offsets).
+fn get<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<T> {
+    d.get_item(key)?
+        .ok_or_else(|| PyValueError::new_err(format!("connect plan lacks '{key}'")))?
+        .extract::<T>()
+        .map_err(Into::into)
+}
+
+fn opt<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<T>> {
+    match d.get_item(key)? {
+        Some(v) if !v.is_none() => Ok(Some(v.extract::<T>().map_err(Into::into)?)),
+        _ => Ok(None),
+    }
+}
+
 #[pyfunction]
 pub(super) fn connect_generator<'py>(
     py: Python<'py>,

@@ -3,13 +3,13 @@
 use numpy::{PyArray1, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
 
-use super::spec_from_dict;
+use super::schedule::PyOp;
+use super::spec::PyKernelSpec;
 use crate::arrays::RawArray;
 use crate::gpu::GpuContext;
 use crate::ir::{self, Type};
-use crate::runtime::{self, Binding, Clock, Clocks, Engine, Item, Op, RunStatus};
+use crate::runtime::{self, Binding, Clock, Clocks, Engine, Item, RunStatus};
 
 fn engine_err(e: runtime::EngineError) -> PyErr {
     match e {
@@ -25,167 +25,6 @@ fn engine_err(e: runtime::EngineError) -> PyErr {
         }
         e => PyRuntimeError::new_err(e.to_string()),
     }
-}
-
-fn item<'py, T: pyo3::conversion::FromPyObjectOwned<'py>>(
-    d: &Bound<'py, PyDict>,
-    key: &str,
-) -> PyResult<T> {
-    d.get_item(key)?
-        .ok_or_else(|| PyValueError::new_err(format!("schedule entry lacks '{key}'")))?
-        .extract::<T>()
-        .map_err(Into::into)
-}
-
-fn parse_op(d: &Bound<'_, PyDict>) -> PyResult<Op> {
-    let kind: String = item(d, "op")?;
-    Ok(match kind.as_str() {
-        "elementwise" => Op::Elementwise {
-            kernel: item(d, "kernel")?,
-            n: item(d, "n")?,
-        },
-        "threshold" => Op::Threshold {
-            kernel: item(d, "kernel")?,
-            n: item(d, "n")?,
-            cond: item(d, "cond")?,
-            eventspace: item(d, "eventspace")?,
-        },
-        "reset" => Op::Reset {
-            kernel: item(d, "kernel")?,
-            eventspace: item(d, "eventspace")?,
-        },
-        "spikemonitor" => Op::SpikeMonitor {
-            kernel: item(d, "kernel")?,
-            eventspace: item(d, "eventspace")?,
-            source_n: item(d, "source_n")?,
-            start: item(d, "start")?,
-            stop: item(d, "stop")?,
-            count: item(d, "count")?,
-            total: item(d, "total")?,
-            records: item(d, "records")?,
-        },
-        "statemonitor" => Op::StateMonitor {
-            kernel: item(d, "kernel")?,
-            indices: item(d, "indices")?,
-            n_indices: item(d, "n_indices")?,
-            t: item(d, "t")?,
-            t_record: item(d, "t_record")?,
-            records: item(d, "records")?,
-            total: item(d, "total")?,
-        },
-        "ratemonitor" => Op::RateMonitor {
-            eventspace: item(d, "eventspace")?,
-            source_n: item(d, "source_n")?,
-            start: item(d, "start")?,
-            stop: item(d, "stop")?,
-            t: item(d, "t")?,
-            dt: item(d, "dt")?,
-            t_record: item(d, "t_record")?,
-            rate_record: item(d, "rate_record")?,
-            total: item(d, "total")?,
-        },
-        "push_spikes" => Op::PushSpikes {
-            queue: item(d, "queue")?,
-            eventspace: item(d, "eventspace")?,
-        },
-        "synapses" => Op::Synapses {
-            kernel: item(d, "kernel")?,
-            queue: item(d, "queue")?,
-        },
-        "summed_variable" => Op::SummedVariable {
-            kernel: item(d, "kernel")?,
-            n: item(d, "n")?,
-            values: item(d, "values")?,
-            index: item(d, "index")?,
-            target: item(d, "target")?,
-            start: item(d, "start")?,
-            stop: item(d, "stop")?,
-        },
-        "spikegenerator" => Op::SpikeGenerator {
-            eventspace: item(d, "eventspace")?,
-            neuron_index: item(d, "neuron_index")?,
-            timebins: item(d, "timebins")?,
-            lastindex: item(d, "lastindex")?,
-            period: item(d, "period")?,
-        },
-        "cable" => {
-            let a: Bound<'_, PyDict> = item(d, "arrays")?;
-            let id = |name: &str| -> PyResult<usize> { item(&a, name) };
-            Op::Cable {
-                kernel: item(d, "kernel")?,
-                n: item(d, "n")?,
-                dt: item(d, "dt")?,
-                arrays: Box::new(runtime::CableArrays {
-                    v: id("v")?,
-                    cm: id("Cm")?,
-                    ic: id("Ic")?,
-                    v_previous: id("_v_previous")?,
-                    gtot_all: id("_gtot_all")?,
-                    i0_all: id("_I0_all")?,
-                    ab_star0: id("_ab_star0")?,
-                    ab_star1: id("_ab_star1")?,
-                    ab_star2: id("_ab_star2")?,
-                    b_plus: id("_b_plus")?,
-                    b_minus: id("_b_minus")?,
-                    v_star: id("_v_star")?,
-                    u_plus: id("_u_plus")?,
-                    u_minus: id("_u_minus")?,
-                    c: id("_c")?,
-                    starts: id("_starts")?,
-                    ends: id("_ends")?,
-                    morph_parent_i: id("_morph_parent_i")?,
-                    morph_idxchild: id("_morph_idxchild")?,
-                    invr0: id("_invr0")?,
-                    invrn: id("_invrn")?,
-                    p_parent: id("_P_parent")?,
-                    p_diag: id("_P_diag")?,
-                    b: id("_B")?,
-                    morph_children_num: id("_morph_children_num")?,
-                    morph_children: id("_morph_children")?,
-                    p_children: id("_P_children")?,
-                }),
-            }
-        }
-        "integrate" => {
-            let opt = |key: &str| -> PyResult<Option<usize>> {
-                let v: i64 = item(d, key)?;
-                Ok(usize::try_from(v).ok())
-            };
-            let method: String = item(d, "method")?;
-            let stepper = runtime::gsl::Stepper::from_name(&method)
-                .ok_or_else(|| PyValueError::new_err(format!("unknown GSL stepper '{method}'")))?;
-            Op::Integrate {
-                pre: opt("pre")?,
-                kernel: item(d, "kernel")?,
-                n: item(d, "n")?,
-                dt: item(d, "dt")?,
-                spec: Box::new(runtime::gsl::GslSpec {
-                    stepper,
-                    adaptive: item(d, "adaptive")?,
-                    max_steps: item(d, "max_steps")?,
-                    scale: item(d, "scale")?,
-                    state: item(d, "state")?,
-                    names: item(d, "names")?,
-                    stage: item(d, "stage")?,
-                    deriv: item(d, "deriv")?,
-                    time: item(d, "time")?,
-                    t: item(d, "t")?,
-                    last_timestep: opt("last_timestep")?,
-                    failed_steps: opt("failed_steps")?,
-                    step_count: opt("step_count")?,
-                    owner: item(d, "owner")?,
-                }),
-            }
-        }
-        "python" => Op::Python {
-            index: item(d, "index")?,
-        },
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "unknown schedule op '{other}'"
-            )));
-        }
-    })
 }
 
 fn dtype_of(a: &Bound<'_, PyUntypedArray>) -> PyResult<Type> {
@@ -257,11 +96,11 @@ impl PyEngine {
     /// the kernel variable `i` (in the order of `kernel_variables`).
     fn add_kernel(
         &mut self,
-        spec: &Bound<'_, PyDict>,
+        spec: PyRef<'_, PyKernelSpec>,
         bindings: Vec<(String, usize)>,
     ) -> PyResult<usize> {
-        let spec = spec_from_dict(spec)?;
-        let kernel = std::panic::catch_unwind(|| ir::lower(&spec))
+        let spec = &spec.0;
+        let kernel = std::panic::catch_unwind(|| ir::lower(spec))
             .map_err(|p| engine_err(runtime::EngineError::panic(&spec.name, p)))?
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
         let names: Vec<&str> = kernel.vars.iter().map(|v| v.name.as_str()).collect();
@@ -292,9 +131,8 @@ impl PyEngine {
 
     /// Variable names of a spec in the order the engine binds them (after lowering).
     #[staticmethod]
-    fn kernel_variables(spec: &Bound<'_, PyDict>) -> PyResult<Vec<String>> {
-        let spec = spec_from_dict(spec)?;
-        let kernel = ir::lower(&spec).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    fn kernel_variables(spec: PyRef<'_, PyKernelSpec>) -> PyResult<Vec<String>> {
+        let kernel = ir::lower(&spec.0).map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(kernel
             .vars
             .iter()
@@ -395,17 +233,15 @@ impl PyEngine {
         self.engine.profile.clone().unwrap_or_default()
     }
 
-    fn set_schedule(&mut self, items: &Bound<'_, PyList>) -> PyResult<()> {
-        let mut out = Vec::new();
-        for it in items.iter() {
-            let d = it.cast_into::<PyDict>()?;
-            out.push(Item {
-                clock: item(&d, "clock")?,
-                op: parse_op(&d)?,
-            });
-        }
-        self.engine.items = out;
-        Ok(())
+    /// The schedule: (clock index, operation) in Brian2's order.
+    fn set_schedule(&mut self, items: Vec<(usize, PyRef<'_, PyOp>)>) {
+        self.engine.items = items
+            .into_iter()
+            .map(|(clock, op)| Item {
+                clock,
+                op: op.0.clone(),
+            })
+            .collect();
     }
 
     /// What each array of the next run is, for error messages (by array id).

@@ -5,108 +5,13 @@ use std::time::Instant;
 use numpy::{PyArray1, PyArrayMethods, PyReadwriteArray1};
 use pyo3::exceptions::{PyNotImplementedError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::PyDict;
 
 use crate::arrays::{ArrayMut, RunArgs};
 use crate::cpu::{CpuError, Program};
 use crate::gpu::{self, GpuContext};
-use crate::ir::{self, FunctionSpec, Kernel, KernelSpec, Type, Value, VariableSpec};
+use crate::ir::{self, Kernel, Type};
 use crate::wgsl;
-
-fn dtype(name: &str) -> PyResult<Type> {
-    Type::from_name(name)
-        .ok_or_else(|| PyValueError::new_err(format!("unsupported dtype '{name}'")))
-}
-
-fn get<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<T> {
-    d.get_item(key)?
-        .ok_or_else(|| PyValueError::new_err(format!("kernel spec lacks '{key}'")))?
-        .extract::<T>()
-        .map_err(Into::into)
-}
-
-fn opt<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<T>> {
-    match d.get_item(key)? {
-        Some(v) if !v.is_none() => Ok(Some(v.extract::<T>().map_err(Into::into)?)),
-        _ => Ok(None),
-    }
-}
-
-fn value(ty: Type, v: &Bound<'_, PyAny>) -> PyResult<Value> {
-    Ok(match ty {
-        Type::Bool => Value::Bool(v.extract()?),
-        Type::I32 => Value::I32(v.extract()?),
-        Type::I64 => Value::I64(v.extract()?),
-        Type::F32 => Value::F32(v.extract()?),
-        Type::F64 => Value::F64(v.extract()?),
-    })
-}
-
-/// Build a [`KernelSpec`] from the dict the Python side produces.
-pub(crate) fn spec_from_dict(d: &Bound<'_, PyDict>) -> PyResult<KernelSpec> {
-    let mut variables = Vec::new();
-    for v in get::<Bound<PyList>>(d, "variables")?.iter() {
-        let v = v.cast_into::<PyDict>()?;
-        let ty = dtype(&get::<String>(&v, "dtype")?)?;
-        let constant = match v.get_item("value")? {
-            Some(c) if !c.is_none() => Some(value(ty, &c)?),
-            _ => None,
-        };
-        variables.push(VariableSpec {
-            name: get(&v, "name")?,
-            ty,
-            index: opt(&v, "index")?.unwrap_or_else(|| "_idx".into()),
-            constant,
-            conditional_write: opt(&v, "conditional_write")?,
-        });
-    }
-    let mut functions = Vec::new();
-    if let Some(fs) = opt::<Bound<PyList>>(d, "functions")? {
-        for f in fs.iter() {
-            let f = f.cast_into::<PyDict>()?;
-            let kind: String = get(&f, "kind")?;
-            functions.push(match kind.as_str() {
-                "binomial" => FunctionSpec::Binomial {
-                    name: get(&f, "name")?,
-                    n: get(&f, "n")?,
-                    p: get(&f, "p")?,
-                    exact: opt(&f, "exact")?.unwrap_or(false),
-                },
-                "timedarray" => FunctionSpec::TimedArray {
-                    name: get(&f, "name")?,
-                    values: get(&f, "values")?,
-                    dt: get(&f, "dt")?,
-                    k: get(&f, "k")?,
-                    rows: get(&f, "rows")?,
-                    cols: get(&f, "cols")?,
-                },
-                "user" => FunctionSpec::User {
-                    name: get(&f, "name")?,
-                    args: get::<Vec<String>>(&f, "args")?
-                        .iter()
-                        .map(|a| dtype(a))
-                        .collect::<PyResult<_>>()?,
-                    ret: dtype(&get::<String>(&f, "ret")?)?,
-                    wgsl: opt(&f, "wgsl")?,
-                },
-                other => {
-                    return Err(PyValueError::new_err(format!(
-                        "unknown function kind '{other}'"
-                    )));
-                }
-            });
-        }
-    }
-    Ok(KernelSpec {
-        name: get(d, "name")?,
-        template: opt(d, "template")?.unwrap_or_default(),
-        float: dtype(&opt::<String>(d, "float")?.unwrap_or_else(|| "float64".into()))?,
-        variables,
-        scalar_code: opt(d, "scalar_code")?.unwrap_or_default(),
-        vector_code: opt(d, "vector_code")?.unwrap_or_default(),
-        functions,
-    })
-}
 
 fn cpu_err(e: CpuError) -> PyErr {
     match e {
@@ -318,13 +223,13 @@ fn borrow_arrays<'py>(
     Ok(out)
 }
 
-/// Lower a kernel spec (a dict) for the interpreter and, with `wgsl=True`, to WGSL.
+/// Lower a kernel spec for the interpreter and, with `wgsl=True`, to WGSL.
 #[pyfunction]
 #[pyo3(signature = (spec, wgsl=true))]
-fn compile(spec: &Bound<'_, PyDict>, wgsl: bool) -> PyResult<CompiledKernel> {
-    let spec = spec_from_dict(spec)?;
+fn compile(spec: PyRef<'_, spec::PyKernelSpec>, wgsl: bool) -> PyResult<CompiledKernel> {
+    let spec = &spec.0;
     let t0 = Instant::now();
-    let kernel = ir::lower(&spec).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let kernel = ir::lower(spec).map_err(|e| PyValueError::new_err(e.to_string()))?;
     let compiled = if wgsl {
         match wgsl::compile(&kernel, &Default::default()) {
             Ok(k) => Some(k),
@@ -458,6 +363,10 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<CompiledKernel>()?;
     m.add_class::<engine::PyEngine>()?;
     m.add_class::<engine::QueueLayoutPy>()?;
+    m.add_class::<schedule::PyOp>()?;
+    m.add_class::<spec::PyKernelSpec>()?;
+    m.add_class::<spec::PyVariable>()?;
+    m.add_class::<spec::PyFunction>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("wgpu_version", env!("BRIAN2WGPU_WGPU_VERSION"))?;
     Ok(())
@@ -465,3 +374,5 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
 
 mod connect;
 mod engine;
+mod schedule;
+mod spec;

@@ -6,6 +6,7 @@ import pytest
 from brian2 import (NeuronGroup, Network, ms, mV, nS, second, Hz, prefs, start_scope)
 
 import brian2wgpu
+from brian2wgpu import _engine
 from brian2wgpu.codeobject import kernel_spec
 from models import cobahh_group
 
@@ -121,21 +122,18 @@ def test_noise_statistics_match():
 
 
 def test_errors_are_clear():
-    spec = {"name": "bad", "variables": [{"name": "v", "dtype": "float64"}],
-            "vector_code": "v = v + * 2"}
+    def spec(code):
+        return _engine.KernelSpec("bad", [_engine.Variable("v", "float64")], vector_code=code)
     with pytest.raises(ValueError, match=r"column 9"):
-        brian2wgpu.compile(spec)
-    spec["vector_code"] = "v = foo(v)"
+        brian2wgpu.compile(spec("v = v + * 2"))
     with pytest.raises(ValueError, match="unknown function 'foo'"):
-        brian2wgpu.compile(spec)
-    spec["vector_code"] = "v = v and True"
+        brian2wgpu.compile(spec("v = foo(v)"))
     with pytest.raises(ValueError, match="boolean operands"):
-        brian2wgpu.compile(spec)
+        brian2wgpu.compile(spec("v = v and True"))
 
 
 def test_cpu_rejects_wrong_arrays():
-    spec = {"name": "k", "variables": [{"name": "v", "dtype": "float64"}],
-            "vector_code": "v = v * 2"}
+    spec = _engine.KernelSpec("k", [_engine.Variable("v", "float64")], vector_code="v = v * 2")
     k = brian2wgpu.compile(spec, wgsl=False)
     with pytest.raises(ValueError, match="float64"):
         k.run_cpu({"v": np.zeros(10, dtype=np.float32)}, 10)
@@ -213,8 +211,9 @@ print(M.num_spikes)
 
 def test_shared_subexpressions_follow_reassignments():
     """The interpreter shares `exp(x)` across statements only while `x` is unchanged."""
-    spec = {"name": "cse", "variables": [{"name": n, "dtype": "float64"} for n in "xyz"],
-            "vector_code": "y = exp(x) + 1\nx = x + 1\nz = exp(x) + 1\ny = y + exp(x) + 1"}
+    spec = _engine.KernelSpec(
+        "cse", [_engine.Variable(n, "float64") for n in "xyz"],
+        vector_code="y = exp(x) + 1\nx = x + 1\nz = exp(x) + 1\ny = y + exp(x) + 1")
     k = brian2wgpu.compile(spec, wgsl=False)
     x = np.linspace(-1, 1, 7)
     arrays = {"x": x.copy(), "y": np.zeros(7), "z": np.zeros(7)}
@@ -226,9 +225,9 @@ def test_shared_subexpressions_follow_reassignments():
 
 def test_boolean_select():
     """`_wgpu_where` (Brian2's per-boolean simplification) picks per element."""
-    spec = {"name": "sel", "variables": [{"name": "b", "dtype": "bool"},
-                                         {"name": "v", "dtype": "float64"}],
-            "vector_code": "v = _wgpu_where(b, v * 2, v - 1)"}
+    spec = _engine.KernelSpec("sel", [_engine.Variable("b", "bool"),
+                                       _engine.Variable("v", "float64")],
+                              vector_code="v = _wgpu_where(b, v * 2, v - 1)")
     k = brian2wgpu.compile(spec, wgsl=False)
     arrays = {"b": np.array([True, False, True]), "v": np.array([1.0, 2.0, 3.0])}
     k.run_cpu(arrays, 3)
@@ -241,15 +240,14 @@ def test_engine_checks_ids_and_dtypes_before_running(backend, request):
     error, never a panic or a reinterpretation of the wrong bytes."""
     if backend == "gpu":
         request.getfixturevalue("gpu")
-    from brian2wgpu import _engine
-    spec = {"name": "double", "variables": [{"name": "v", "dtype": "float64"}],
-            "vector_code": "v = v * 2"}
+    spec = _engine.KernelSpec("double", [_engine.Variable("v", "float64")],
+                              vector_code="v = v * 2")
     clocks = [(1e-4, 0, 3, None, None, None)]
 
     def engine(binding=("array", 0), schedule=None):
         eng = _engine.Engine()
         eng.add_kernel(spec, [binding])
-        eng.set_schedule(schedule or [{"op": "elementwise", "kernel": 0, "n": 4, "clock": 0}])
+        eng.set_schedule(schedule or [(0, _engine.Op.elementwise(0, 4))])
         return eng
     v = np.ones(4)
     engine().run([v], clocks, lambda ts: False, 0, backend)
@@ -257,11 +255,11 @@ def test_engine_checks_ids_and_dtypes_before_running(backend, request):
     cases = [
         (engine(), [np.ones(4, dtype=np.float32)], "float64 but its data is float32"),
         (engine(binding=("array", 3)), [v], "is array 3, but the run has 1 arrays"),
-        (engine(schedule=[{"op": "elementwise", "kernel": 7, "n": 4, "clock": 0}]), [v],
+        (engine(schedule=[(0, _engine.Op.elementwise(7, 4))]), [v],
          "runs kernel 7, which is missing"),
-        (engine(schedule=[{"op": "elementwise", "kernel": 0, "n": 4, "clock": 2}]), [v],
+        (engine(schedule=[(2, _engine.Op.elementwise(0, 4))]), [v],
          "runs on clock 2, but the run has 1 clocks"),
-        (engine(schedule=[{"op": "synapses", "kernel": 0, "queue": 0, "clock": 0}]), [v],
+        (engine(schedule=[(0, _engine.Op.synapses(0, 0))]), [v],
          "spike queue 0, which is missing"),
     ]
     for eng, arrays, message in cases:
@@ -269,3 +267,38 @@ def test_engine_checks_ids_and_dtypes_before_running(backend, request):
             eng.run(arrays, clocks, lambda ts: False, 0, backend)
     with pytest.raises(ValueError, match="no record 5"):
         engine().take_record(5)
+
+
+def test_specs_and_ops_are_typed_and_checked_when_built():
+    """Kernel specs and schedule entries cross into Rust as typed, immutable objects: a
+    wrong dtype, constant, stepper or array set is refused where it is built."""
+    v = _engine.Variable("v", "float64", conditional_write="not_refractory")
+    assert (v.name, v.dtype, v.index, v.value, v.conditional_write) == (
+        "v", "float64", "_idx", None, "not_refractory")
+    assert v.guarded_by(None).conditional_write is None
+    assert _engine.Variable("N", "int32", value=7).value == 7
+    with pytest.raises(ValueError, match="unsupported dtype 'complex128'"):
+        _engine.Variable("z", "complex128")
+    with pytest.raises(ValueError, match="constant 'N' is not a int32"):
+        _engine.Variable("N", "int32", value="seven")
+    spec = _engine.KernelSpec("k", [v], vector_code="v = 2 * v")
+    assert [x.name for x in spec.variables] == ["v"] and spec.float == "float64"
+    with pytest.raises(AttributeError):
+        spec.vector_code = "v = 3 * v"
+    with pytest.raises(ValueError, match="float32 or float64"):
+        _engine.KernelSpec("k", [v], float="int32")
+    with pytest.raises(TypeError):
+        _engine.KernelSpec("k", [{"name": "v", "dtype": "float64"}])
+    with pytest.raises(ValueError, match="need n >= 0 and 0 <= p <= 1"):
+        _engine.Function.binomial("_binomial", 10, 1.5)
+    assert _engine.Function.user("f", ["float64"], "float64").kind == "user"
+    assert _engine.Op.threshold(0, 10, 1, 2).kind == "threshold"
+    with pytest.raises(ValueError, match="no array for 'Cm'"):
+        _engine.Op.cable(0, 3, 1e-4, {"v": 0})
+    with pytest.raises(ValueError, match="source range 5..3"):
+        _engine.Op.spikemonitor(0, 1, 10, 5, 3, 2, 3, [])
+    with pytest.raises(ValueError, match="unknown GSL stepper 'rk9'"):
+        _engine.Op.integrate(0, 1, 1e-4, "rk9", True, 0, [1.0], [0], ["v"], [1], [2], 3, 4,
+                             "group")
+    with pytest.raises(TypeError):
+        _engine.Engine().set_schedule([{"op": "elementwise", "kernel": 0, "n": 4, "clock": 0}])
