@@ -45,13 +45,10 @@ pub enum GpuError {
     #[error(
         "the GPU did not finish '{label}' within {seconds} s (prefs.devices.wgpu.gpu_timeout, \
          or {margin} times what the earlier batches of the run took per step); the device is \
-         abandoned and the next run() starts a new one"
+         abandoned and the next run() starts a new one",
+        margin = EXPECTED_WORK_MARGIN
     )]
-    Timeout {
-        label: String,
-        seconds: f64,
-        margin: u64,
-    },
+    Timeout { label: String, seconds: f64 },
     #[error("the model needs {feature}, which adapter '{adapter}' lacks; {advice}")]
     MissingFeature {
         feature: &'static str,
@@ -564,7 +561,6 @@ impl GpuContext {
             wgpu::PollError::Timeout => GpuError::Timeout {
                 label: label.into(),
                 seconds: ms as f64 / 1e3,
-                margin: EXPECTED_WORK_MARGIN,
             },
             e => GpuError::Device {
                 label: label.into(),

@@ -12,43 +12,7 @@ use crate::runtime::{self, ArrayId, Op, RecordId};
 #[pyclass(module = "brian2wgpu._engine", name = "Op", frozen)]
 pub(super) struct PyOp(pub(super) Op);
 
-/// The names of a `spatialstateupdate`'s arrays, as Brian2 calls its variables.
-const CABLE_NAMES: [&str; 27] = [
-    "v",
-    "Cm",
-    "Ic",
-    "_v_previous",
-    "_gtot_all",
-    "_I0_all",
-    "_ab_star0",
-    "_ab_star1",
-    "_ab_star2",
-    "_b_plus",
-    "_b_minus",
-    "_v_star",
-    "_u_plus",
-    "_u_minus",
-    "_c",
-    "_starts",
-    "_ends",
-    "_morph_parent_i",
-    "_morph_idxchild",
-    "_invr0",
-    "_invrn",
-    "_P_parent",
-    "_P_diag",
-    "_B",
-    "_morph_children_num",
-    "_morph_children",
-    "_P_children",
-];
-
 fn cable_arrays(arrays: &HashMap<String, ArrayId>) -> PyResult<runtime::CableArrays> {
-    if let Some(extra) = arrays.keys().find(|k| !CABLE_NAMES.contains(&k.as_str())) {
-        return Err(PyValueError::new_err(format!(
-            "Op.cable: unknown array '{extra}' (expected {CABLE_NAMES:?})"
-        )));
-    }
     let id = |name: &str| -> PyResult<ArrayId> {
         arrays
             .get(name)
