@@ -1,0 +1,581 @@
+// float64 from 32-bit integer arithmetic, for adapters without SHADER_F64 (Apple GPUs,
+// Intel Arc, many mobile ones).
+//
+// A value is its IEEE binary64 bit pattern, vec2<u32>(low word, high word): the layout of
+// an f64 in a storage buffer, so arrays, uniform tables and literals keep their bytes, and
+// a copy (`lastspike = t`) is a copy of bits. Every operation here rounds exactly as IEEE
+// round-to-nearest-even does (subnormals, infinities and signed zeros included), so a
+// kernel computes what the host's float64 computes, bit for bit: numpy's float32 models
+// meet float64 wherever a value meets Brian2's `t`, `dt` or a float64 constant, and a
+// float32 pair emulation would round differently. NaN results are the quiet NaN
+// 0x7ff8000000000000 (no payloads). Transcendental functions are not here: the writer
+// refuses them on float64 values when it uses this library.
+//
+// The algorithms are the textbook ones (SoftFloat's structure: unpack, align with a
+// "sticky" bit for everything shifted out, round and pack once): 64-bit words are
+// vec2<u32> (x = low, y = high), a 64x64-bit product is built from 16-bit halves, and
+// division is restoring long division (one quotient bit per iteration).
+//
+// Names carry the `b2s_` prefix; the tree shaker of src/wgsl/polyfill.rs keeps only what
+// a kernel reaches.
+
+// ---- 64-bit unsigned words
+
+fn b2s_u64_add(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    let lo = a.x + b.x;
+    return vec2<u32>(lo, a.y + b.y + select(0u, 1u, lo < a.x));
+}
+
+fn b2s_u64_sub(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    return vec2<u32>(a.x - b.x, a.y - b.y - select(0u, 1u, a.x < b.x));
+}
+
+fn b2s_u64_lt(a: vec2<u32>, b: vec2<u32>) -> bool {
+    return a.y < b.y || (a.y == b.y && a.x < b.x);
+}
+
+fn b2s_u64_is_zero(a: vec2<u32>) -> bool {
+    return (a.x | a.y) == 0u;
+}
+
+// a << n for n in [0, 64).
+fn b2s_u64_shl(a: vec2<u32>, n: u32) -> vec2<u32> {
+    if (n == 0u) { return a; }
+    if (n >= 32u) { return vec2<u32>(0u, a.x << (n - 32u)); }
+    return vec2<u32>(a.x << n, (a.y << n) | (a.x >> (32u - n)));
+}
+
+// a >> n (n >= 0), with every bit shifted out ORed into bit 0 (the sticky bit).
+fn b2s_u64_shr_jam(a: vec2<u32>, n: u32) -> vec2<u32> {
+    if (n == 0u) { return a; }
+    if (n >= 64u) { return vec2<u32>(select(0u, 1u, !b2s_u64_is_zero(a)), 0u); }
+    var r: vec2<u32>;
+    var lost: u32;
+    if (n >= 32u) {
+        let m = n - 32u;
+        if (m == 0u) {
+            r = vec2<u32>(a.y, 0u);
+            lost = a.x;
+        } else {
+            r = vec2<u32>(a.y >> m, 0u);
+            lost = a.x | (a.y << (32u - m));
+        }
+    } else {
+        r = vec2<u32>((a.x >> n) | (a.y << (32u - n)), a.y >> n);
+        lost = a.x << (32u - n);
+    }
+    r.x = r.x | select(0u, 1u, lost != 0u);
+    return r;
+}
+
+fn b2s_u64_clz(a: vec2<u32>) -> u32 {
+    if (a.y != 0u) { return countLeadingZeros(a.y); }
+    return 32u + countLeadingZeros(a.x);
+}
+
+// The full 64-bit product of two u32.
+fn b2s_mul32(a: u32, b: u32) -> vec2<u32> {
+    let al = a & 0xffffu;
+    let ah = a >> 16u;
+    let bl = b & 0xffffu;
+    let bh = b >> 16u;
+    let ll = al * bl;
+    let hl = ah * bl;
+    // Cannot overflow: (2^16 - 1)^2 + 2 (2^16 - 1) < 2^32.
+    let mid = al * bh + (ll >> 16u) + (hl & 0xffffu);
+    return vec2<u32>((mid << 16u) | (ll & 0xffffu), ah * bh + (mid >> 16u) + (hl >> 16u));
+}
+
+// ---- Fields of a value
+
+fn b2s_sign(a: vec2<u32>) -> u32 { return a.y >> 31u; }
+fn b2s_exp(a: vec2<u32>) -> u32 { return (a.y >> 20u) & 0x7ffu; }
+fn b2s_frac(a: vec2<u32>) -> vec2<u32> { return vec2<u32>(a.x, a.y & 0xfffffu); }
+
+// sign, biased exponent and 52-bit fraction added (not ORed) into place, so that a
+// significand carrying into bit 52 raises the exponent (rounding up to a power of two).
+fn b2s_pack(sign: u32, e: u32, sig: vec2<u32>) -> vec2<u32> {
+    return b2s_u64_add(vec2<u32>(0u, (sign << 31u) + (e << 20u)), sig);
+}
+
+fn b2s_nan() -> vec2<u32> { return vec2<u32>(0u, 0x7ff80000u); }
+fn b2s_inf(sign: u32) -> vec2<u32> { return vec2<u32>(0u, (sign << 31u) | 0x7ff00000u); }
+fn b2s_zero(sign: u32) -> vec2<u32> { return vec2<u32>(0u, sign << 31u); }
+
+fn b2s_isnan(a: vec2<u32>) -> bool {
+    let h = a.y & 0x7fffffffu;
+    return h > 0x7ff00000u || (h == 0x7ff00000u && a.x != 0u);
+}
+
+fn b2s_isinf(a: vec2<u32>) -> bool {
+    return (a.y & 0x7fffffffu) == 0x7ff00000u && a.x == 0u;
+}
+
+fn b2s_is_zero(a: vec2<u32>) -> bool {
+    return ((a.y & 0x7fffffffu) | a.x) == 0u;
+}
+
+fn b2s_neg(a: vec2<u32>) -> vec2<u32> { return vec2<u32>(a.x, a.y ^ 0x80000000u); }
+fn b2s_abs(a: vec2<u32>) -> vec2<u32> { return vec2<u32>(a.x, a.y & 0x7fffffffu); }
+
+// ---- Rounding
+
+// Round and pack a value sig * 2^(e - 1084) whose significand has its leading one at
+// bit 62 (or lower, for subnormal results, with e = 0) and 10 bits below the result's
+// last place. e may be negative (the result is subnormal) or too large (infinity).
+fn b2s_round_pack(sign: u32, e: i32, sig_in: vec2<u32>) -> vec2<u32> {
+    var sig = sig_in;
+    var ex = e;
+    if (ex >= 0x7fd || ex < 0) {
+        if (ex < 0) {
+            sig = b2s_u64_shr_jam(sig, u32(-ex));
+            ex = 0;
+        } else {
+            // 0x7fd with a significand that rounds up to 2^63 also overflows.
+            let up = b2s_u64_add(sig, vec2<u32>(0x200u, 0u));
+            if (ex > 0x7fd || (up.y & 0x80000000u) != 0u) {
+                return b2s_inf(sign);
+            }
+        }
+    }
+    let round_bits = sig.x & 0x3ffu;
+    sig = b2s_u64_add(sig, vec2<u32>(0x200u, 0u));
+    // sig >> 10
+    sig = vec2<u32>((sig.x >> 10u) | (sig.y << 22u), sig.y >> 10u);
+    if (round_bits == 0x200u) {
+        sig.x = sig.x & 0xfffffffeu; // a tie: to even
+    }
+    if (b2s_u64_is_zero(sig)) {
+        ex = 0;
+    }
+    return b2s_pack(sign, u32(ex), sig);
+}
+
+// As b2s_round_pack, for a significand whose leading one may be anywhere (not zero).
+fn b2s_norm_round_pack(sign: u32, e: i32, sig: vec2<u32>) -> vec2<u32> {
+    let shift = i32(b2s_u64_clz(sig)) - 1;
+    let ex = e - shift;
+    if (shift >= 10 && ex >= 0 && ex < 0x7fd) {
+        // Exact: no bits below the last place.
+        let s = b2s_u64_shl(sig, u32(shift - 10));
+        return b2s_pack(sign, select(0u, u32(ex), !b2s_u64_is_zero(s)), s);
+    }
+    return b2s_round_pack(sign, ex, b2s_u64_shl(sig, u32(shift)));
+}
+
+// ---- Addition and subtraction
+
+// |a| + |b| with the result's sign `sign`.
+fn b2s_add_mags(a: vec2<u32>, b: vec2<u32>, sign: u32) -> vec2<u32> {
+    let ea = i32(b2s_exp(a));
+    let eb = i32(b2s_exp(b));
+    var sa = b2s_frac(a);
+    var sb = b2s_frac(b);
+    let d = ea - eb;
+    if (d == 0) {
+        if (ea == 0) {
+            // Both subnormal or zero: the fractions add (a carry makes the result normal).
+            return b2s_pack(sign, 0u, b2s_u64_add(sa, sb));
+        }
+        if (ea == 0x7ff) {
+            if (!b2s_u64_is_zero(sa) || !b2s_u64_is_zero(sb)) { return b2s_nan(); }
+            return b2s_inf(sign);
+        }
+        // 2^53 + fa + fb (both hidden bits), leading one at bit 53 -> 62.
+        let s = b2s_u64_add(b2s_u64_add(vec2<u32>(0u, 0x00200000u), sa), sb);
+        return b2s_round_pack(sign, ea, b2s_u64_shl(s, 9u));
+    }
+    sa = b2s_u64_shl(sa, 9u);
+    sb = b2s_u64_shl(sb, 9u);
+    var ez: i32;
+    if (d < 0) {
+        if (eb == 0x7ff) {
+            if (!b2s_u64_is_zero(sb)) { return b2s_nan(); }
+            return b2s_inf(sign);
+        }
+        ez = eb;
+        if (ea != 0) { sa = b2s_u64_add(sa, vec2<u32>(0u, 0x20000000u)); } else { sa = b2s_u64_shl(sa, 1u); }
+        sa = b2s_u64_shr_jam(sa, u32(-d));
+    } else {
+        if (ea == 0x7ff) {
+            if (!b2s_u64_is_zero(sa)) { return b2s_nan(); }
+            return b2s_inf(sign);
+        }
+        ez = ea;
+        if (eb != 0) { sb = b2s_u64_add(sb, vec2<u32>(0u, 0x20000000u)); } else { sb = b2s_u64_shl(sb, 1u); }
+        sb = b2s_u64_shr_jam(sb, u32(d));
+    }
+    var s = b2s_u64_add(b2s_u64_add(vec2<u32>(0u, 0x20000000u), sa), sb);
+    if (s.y < 0x40000000u) {
+        ez = ez - 1;
+        s = b2s_u64_shl(s, 1u);
+    }
+    return b2s_round_pack(sign, ez, s);
+}
+
+// |a| - |b|, with `sign` the sign of a.
+fn b2s_sub_mags(a: vec2<u32>, b: vec2<u32>, sign: u32) -> vec2<u32> {
+    var ea = i32(b2s_exp(a));
+    let eb = i32(b2s_exp(b));
+    var sa = b2s_frac(a);
+    var sb = b2s_frac(b);
+    let d = ea - eb;
+    var sz = sign;
+    if (d == 0) {
+        if (ea == 0x7ff) {
+            return b2s_nan(); // inf - inf, or a NaN operand
+        }
+        if (b2s_u64_lt(sa, sb)) {
+            sz = sz ^ 1u;
+            let t = sa;
+            sa = sb;
+            sb = t;
+        }
+        let diff = b2s_u64_sub(sa, sb);
+        if (b2s_u64_is_zero(diff)) {
+            return b2s_zero(0u); // x - x = +0 in round-to-nearest
+        }
+        if (ea != 0) { ea = ea - 1; }
+        var shift = i32(b2s_u64_clz(diff)) - 11;
+        var ez = ea - shift;
+        if (ez < 0) {
+            shift = ea;
+            ez = 0;
+        }
+        return b2s_pack(sz, u32(ez), b2s_u64_shl(diff, u32(shift)));
+    }
+    sa = b2s_u64_shl(sa, 10u);
+    sb = b2s_u64_shl(sb, 10u);
+    var ez: i32;
+    var s: vec2<u32>;
+    if (d < 0) {
+        sz = sz ^ 1u;
+        if (eb == 0x7ff) {
+            if (!b2s_u64_is_zero(b2s_frac(b))) { return b2s_nan(); }
+            return b2s_inf(sz);
+        }
+        if (ea != 0) { sa = b2s_u64_add(sa, vec2<u32>(0u, 0x40000000u)); } else { sa = b2s_u64_add(sa, sa); }
+        sa = b2s_u64_shr_jam(sa, u32(-d));
+        sb = vec2<u32>(sb.x, sb.y | 0x40000000u);
+        ez = eb;
+        s = b2s_u64_sub(sb, sa);
+    } else {
+        if (ea == 0x7ff) {
+            if (!b2s_u64_is_zero(b2s_frac(a))) { return b2s_nan(); }
+            return a;
+        }
+        if (eb != 0) { sb = b2s_u64_add(sb, vec2<u32>(0u, 0x40000000u)); } else { sb = b2s_u64_add(sb, sb); }
+        sb = b2s_u64_shr_jam(sb, u32(d));
+        sa = vec2<u32>(sa.x, sa.y | 0x40000000u);
+        ez = ea;
+        s = b2s_u64_sub(sa, sb);
+    }
+    return b2s_norm_round_pack(sz, ez - 1, s);
+}
+
+fn b2s_add(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    if (b2s_isnan(a) || b2s_isnan(b)) { return b2s_nan(); }
+    if (b2s_sign(a) == b2s_sign(b)) { return b2s_add_mags(a, b, b2s_sign(a)); }
+    return b2s_sub_mags(a, b, b2s_sign(a));
+}
+
+fn b2s_sub(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    return b2s_add(a, b2s_neg(b));
+}
+
+// ---- Multiplication and division
+
+// A subnormal's fraction (not zero) shifted to a hidden-bit position, and its exponent.
+fn b2s_norm_subnormal(frac: vec2<u32>) -> vec3<u32> {
+    let shift = b2s_u64_clz(frac) - 11u;
+    let s = b2s_u64_shl(frac, shift);
+    return vec3<u32>(s.x, s.y, bitcast<u32>(1 - i32(shift)));
+}
+
+fn b2s_mul(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    if (b2s_isnan(a) || b2s_isnan(b)) { return b2s_nan(); }
+    let sign = b2s_sign(a) ^ b2s_sign(b);
+    var ea = i32(b2s_exp(a));
+    var eb = i32(b2s_exp(b));
+    var sa = b2s_frac(a);
+    var sb = b2s_frac(b);
+    if (ea == 0x7ff || eb == 0x7ff) {
+        // inf * 0 is invalid; inf * anything else is inf.
+        if (b2s_is_zero(a) || b2s_is_zero(b)) { return b2s_nan(); }
+        return b2s_inf(sign);
+    }
+    if (ea == 0) {
+        if (b2s_u64_is_zero(sa)) { return b2s_zero(sign); }
+        let n = b2s_norm_subnormal(sa);
+        sa = n.xy;
+        ea = bitcast<i32>(n.z);
+    }
+    if (eb == 0) {
+        if (b2s_u64_is_zero(sb)) { return b2s_zero(sign); }
+        let n = b2s_norm_subnormal(sb);
+        sb = n.xy;
+        eb = bitcast<i32>(n.z);
+    }
+    var ez = ea + eb - 0x3ff;
+    sa = b2s_u64_shl(vec2<u32>(sa.x, sa.y | 0x00100000u), 10u);
+    sb = b2s_u64_shl(vec2<u32>(sb.x, sb.y | 0x00100000u), 11u);
+    // 128-bit product in words w0 (low) .. w3.
+    let p00 = b2s_mul32(sa.x, sb.x);
+    let p01 = b2s_mul32(sa.x, sb.y);
+    let p10 = b2s_mul32(sa.y, sb.x);
+    let p11 = b2s_mul32(sa.y, sb.y);
+    // Middle: p01 + p10 + p00.y, as a 64-bit sum with a carry into w3.
+    let m1 = b2s_u64_add(p01, p10);
+    let c1 = select(0u, 1u, b2s_u64_lt(m1, p01));
+    let m = b2s_u64_add(m1, vec2<u32>(p00.y, 0u));
+    let c2 = select(0u, 1u, b2s_u64_lt(m, m1));
+    let w0 = p00.x;
+    let w1 = m.x;
+    let hi = b2s_u64_add(p11, vec2<u32>(m.y, c1 + c2));
+    var s = vec2<u32>(hi.x | select(0u, 1u, (w0 | w1) != 0u), hi.y);
+    if (s.y < 0x40000000u) {
+        ez = ez - 1;
+        s = b2s_u64_shl(s, 1u);
+    }
+    return b2s_round_pack(sign, ez, s);
+}
+
+fn b2s_div(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    if (b2s_isnan(a) || b2s_isnan(b)) { return b2s_nan(); }
+    let sign = b2s_sign(a) ^ b2s_sign(b);
+    var ea = i32(b2s_exp(a));
+    var eb = i32(b2s_exp(b));
+    var sa = b2s_frac(a);
+    var sb = b2s_frac(b);
+    if (ea == 0x7ff) {
+        if (eb == 0x7ff) { return b2s_nan(); }
+        return b2s_inf(sign);
+    }
+    if (eb == 0x7ff) { return b2s_zero(sign); }
+    if (eb == 0) {
+        if (b2s_u64_is_zero(sb)) {
+            if (b2s_is_zero(a)) { return b2s_nan(); }
+            return b2s_inf(sign);
+        }
+        let n = b2s_norm_subnormal(sb);
+        sb = n.xy;
+        eb = bitcast<i32>(n.z);
+    }
+    if (ea == 0) {
+        if (b2s_u64_is_zero(sa)) { return b2s_zero(sign); }
+        let n = b2s_norm_subnormal(sa);
+        sa = n.xy;
+        ea = bitcast<i32>(n.z);
+    }
+    var ez = ea - eb + 0x3fe;
+    var rem = vec2<u32>(sa.x, sa.y | 0x00100000u);
+    let den = vec2<u32>(sb.x, sb.y | 0x00100000u);
+    if (b2s_u64_lt(rem, den)) {
+        ez = ez - 1;
+        rem = b2s_u64_shl(rem, 1u);
+    }
+    // rem / den is in [1, 2): 63 quotient bits, the leading one at bit 62.
+    var q = vec2<u32>(0u, 0u);
+    for (var i = 0u; i < 63u; i++) {
+        q = b2s_u64_shl(q, 1u);
+        if (!b2s_u64_lt(rem, den)) {
+            rem = b2s_u64_sub(rem, den);
+            q.x = q.x | 1u;
+        }
+        rem = b2s_u64_shl(rem, 1u);
+    }
+    q.x = q.x | select(0u, 1u, !b2s_u64_is_zero(rem));
+    return b2s_round_pack(sign, ez, q);
+}
+
+// ---- Comparisons (NaN compares false, except with !=; -0 == +0)
+
+fn b2s_eq(a: vec2<u32>, b: vec2<u32>) -> bool {
+    if (b2s_isnan(a) || b2s_isnan(b)) { return false; }
+    return all(a == b) || (b2s_is_zero(a) && b2s_is_zero(b));
+}
+
+fn b2s_lt(a: vec2<u32>, b: vec2<u32>) -> bool {
+    if (b2s_isnan(a) || b2s_isnan(b)) { return false; }
+    if (b2s_is_zero(a) && b2s_is_zero(b)) { return false; }
+    let sa = b2s_sign(a);
+    if (sa != b2s_sign(b)) { return sa == 1u; }
+    let ma = b2s_abs(a);
+    let mb = b2s_abs(b);
+    if (sa == 0u) { return b2s_u64_lt(ma, mb); }
+    return b2s_u64_lt(mb, ma);
+}
+
+fn b2s_le(a: vec2<u32>, b: vec2<u32>) -> bool {
+    return b2s_lt(a, b) || b2s_eq(a, b);
+}
+
+// ---- Conversions
+
+fn b2s_from_f32(x: f32) -> vec2<u32> {
+    let bits = bitcast<u32>(x);
+    let sign = bits >> 31u;
+    var e = i32((bits >> 23u) & 0xffu);
+    var frac = bits & 0x7fffffu;
+    if (e == 0xff) {
+        if (frac != 0u) { return b2s_nan(); }
+        return b2s_inf(sign);
+    }
+    if (e == 0) {
+        if (frac == 0u) { return b2s_zero(sign); }
+        let shift = countLeadingZeros(frac) - 8u;
+        frac = frac << shift; // hidden bit at 23, added into the exponent by the pack
+        e = -i32(shift);
+    }
+    // frac << 29 as a 64-bit word.
+    return b2s_pack(sign, u32(e + 0x380), vec2<u32>(frac << 29u, frac >> 3u));
+}
+
+fn b2s_from_u32(sign: u32, mag: u32) -> vec2<u32> {
+    if (mag == 0u) { return b2s_zero(0u); }
+    let shift = countLeadingZeros(mag) + 21u;
+    return b2s_pack(sign, 0x432u - shift, b2s_u64_shl(vec2<u32>(mag, 0u), shift));
+}
+
+fn b2s_from_i32(x: i32) -> vec2<u32> {
+    let sign = select(0u, 1u, x < 0);
+    // Two's complement magnitude, i32::MIN included.
+    let mag = select(bitcast<u32>(x), 0u - bitcast<u32>(x), x < 0);
+    return b2s_from_u32(sign, mag);
+}
+
+fn b2s_from_bool(x: bool) -> vec2<u32> {
+    return select(vec2<u32>(0u, 0u), vec2<u32>(0u, 0x3ff00000u), x);
+}
+
+// Round to nearest float32 (ties to even), through the float32 subnormals.
+fn b2s_to_f32(a: vec2<u32>) -> f32 {
+    let sign = b2s_sign(a);
+    let e = i32(b2s_exp(a));
+    let frac = b2s_frac(a);
+    if (e == 0x7ff) {
+        if (!b2s_u64_is_zero(frac)) { return bitcast<f32>(0x7fc00000u); }
+        return bitcast<f32>((sign << 31u) | 0x7f800000u);
+    }
+    // 52 fraction bits -> 30, with a sticky bit.
+    let f30 = b2s_u64_shr_jam(frac, 22u).x;
+    if (e == 0 && f30 == 0u) { return bitcast<f32>(sign << 31u); }
+    var sig = f30 | 0x40000000u;
+    var ex = e - 0x381;
+    if (ex >= 0xfd || ex < 0) {
+        if (ex < 0) {
+            let n = u32(-ex);
+            if (n >= 31u) {
+                sig = select(0u, 1u, sig != 0u);
+            } else {
+                sig = (sig >> n) | select(0u, 1u, (sig << (32u - n)) != 0u);
+            }
+            ex = 0;
+        } else if (ex > 0xfd || sig + 0x40u >= 0x80000000u) {
+            return bitcast<f32>((sign << 31u) | 0x7f800000u);
+        }
+    }
+    let round_bits = sig & 0x7fu;
+    sig = (sig + 0x40u) >> 7u;
+    if (round_bits == 0x40u) { sig = sig & 0xfffffffeu; }
+    if (sig == 0u) { ex = 0; }
+    return bitcast<f32>((sign << 31u) + (u32(ex) << 23u) + sig);
+}
+
+// Truncation toward zero of |a| < 2^64 to a 64-bit magnitude (callers check the range).
+fn b2s_trunc_mag(a: vec2<u32>) -> vec2<u32> {
+    let e = i32(b2s_exp(a));
+    if (e < 0x3ff) { return vec2<u32>(0u, 0u); }
+    let sig = vec2<u32>(a.x, (a.y & 0xfffffu) | 0x00100000u);
+    let shift = e - 0x433;
+    if (shift >= 0) { return b2s_u64_shl(sig, u32(shift)); }
+    let n = u32(-shift);
+    // A plain shift (no sticky bit): truncation.
+    if (n >= 32u) { return vec2<u32>(sig.y >> (n - 32u), 0u); }
+    return vec2<u32>((sig.x >> n) | (sig.y << (32u - n)), sig.y >> n);
+}
+
+// Brian2's int() of a float64, as x86's cvttsd2si: NaN and |a| >= 2^31 give i32::MIN.
+fn b2s_to_i32(a: vec2<u32>) -> i32 {
+    if (b2s_isnan(a) || b2s_exp(a) >= 0x41eu) { return bitcast<i32>(0x80000000u); }
+    let m = b2s_trunc_mag(a).x;
+    return select(bitcast<i32>(m), bitcast<i32>(0u - m), b2s_sign(a) == 1u);
+}
+
+// The two's complement words of a's truncation, as cvttsd2si with a 64-bit result
+// (NaN and |a| >= 2^63 give i64::MIN).
+fn b2s_to_i64_words(a: vec2<u32>) -> vec2<u32> {
+    if (b2s_isnan(a) || b2s_exp(a) >= 0x43eu) { return vec2<u32>(0u, 0x80000000u); }
+    let m = b2s_trunc_mag(a);
+    if (b2s_sign(a) == 1u) { return b2s_u64_sub(vec2<u32>(0u, 0u), m); }
+    return m;
+}
+
+// The value of the two's complement words `w` (an int64), rounded to nearest.
+fn b2s_from_i64_words(w: vec2<u32>) -> vec2<u32> {
+    let neg = (w.y >> 31u) == 1u;
+    let mag = select(w, b2s_u64_sub(vec2<u32>(0u, 0u), w), neg);
+    if (b2s_u64_is_zero(mag)) { return b2s_zero(0u); }
+    // i64::MIN is its own negation: -2^63.
+    if ((mag.y >> 31u) == 1u) { return vec2<u32>(0u, 0xc3e00000u); }
+    return b2s_norm_round_pack(select(0u, 1u, neg), 0x43c, mag);
+}
+
+// ---- Functions
+
+fn b2s_floor(a: vec2<u32>) -> vec2<u32> {
+    let e = i32(b2s_exp(a));
+    if (e >= 0x433) { return a; } // integral, inf or NaN
+    if (e < 0x3ff) {
+        // |a| < 1
+        if (b2s_is_zero(a) || b2s_sign(a) == 0u) { return b2s_zero(b2s_sign(a)); }
+        return vec2<u32>(0u, 0xbff00000u); // -1
+    }
+    let n = u32(0x433 - e); // fraction bits to clear, 1..52
+    let mask = b2s_u64_sub(b2s_u64_shl(vec2<u32>(1u, 0u), n), vec2<u32>(1u, 0u));
+    if (((a.x & mask.x) | (a.y & mask.y)) == 0u) { return a; }
+    let t = vec2<u32>(a.x & ~mask.x, a.y & ~mask.y);
+    if (b2s_sign(a) == 1u) { return b2s_sub(t, vec2<u32>(0u, 0x3ff00000u)); }
+    return t;
+}
+
+fn b2s_ceil(a: vec2<u32>) -> vec2<u32> {
+    return b2s_neg(b2s_floor(b2s_neg(a)));
+}
+
+// numpy's clip with scalar bounds (NaN anywhere gives NaN; x keeps its -0.0).
+fn b2s_clip(x: vec2<u32>, lo: vec2<u32>, hi: vec2<u32>) -> vec2<u32> {
+    if (b2s_isnan(x) || b2s_isnan(lo) || b2s_isnan(hi)) { return b2s_nan(); }
+    let m = select(x, lo, b2s_lt(x, lo));
+    return select(m, hi, b2s_lt(hi, m));
+}
+
+// numpy's sign: NaN stays, -0 gives +0.
+fn b2s_sign_of(x: vec2<u32>) -> vec2<u32> {
+    if (b2s_isnan(x)) { return x; }
+    if (b2s_is_zero(x)) { return b2s_zero(0u); }
+    return vec2<u32>(0u, select(0x3ff00000u, 0xbff00000u, b2s_sign(x) == 1u));
+}
+
+// Brian2's timestep(t, dt): int64((t + 1e-3 dt) / dt), as two's complement words.
+fn b2s_timestep_words(t: vec2<u32>, dt: vec2<u32>) -> vec2<u32> {
+    // 1e-3 = 0x3f50624dd2f1a9fc
+    let q = b2s_div(b2s_add(t, b2s_mul(vec2<u32>(0xd2f1a9fcu, 0x3f50624du), dt)), dt);
+    return b2s_to_i64_words(q);
+}
+
+// The int64 forms (for kernels on adapters with SHADER_INT64; the tree shaker drops them
+// from others).
+fn b2s_to_i64(a: vec2<u32>) -> i64 {
+    let w = b2s_to_i64_words(a);
+    return (i64(w.y) << 32u) | i64(w.x);
+}
+
+fn b2s_from_i64(x: i64) -> vec2<u32> {
+    return b2s_from_i64_words(vec2<u32>(u32(x & 0xffffffffli), u32((x >> 32u) & 0xffffffffli)));
+}
+
+fn b2s_timestep(t: vec2<u32>, dt: vec2<u32>) -> i64 {
+    let w = b2s_timestep_words(t, dt);
+    return (i64(w.y) << 32u) | i64(w.x);
+}

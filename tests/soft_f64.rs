@@ -1,0 +1,318 @@
+//! The float64 emulation for adapters without SHADER_F64 (`shaders/soft_f64.wgsl`) on the
+//! GPU against the host's IEEE float64, bit for bit: random bit patterns over every
+//! exponent, operands whose exponents differ by little (cancellation, carries, ties),
+//! subnormals, and the special values. NaN results need only be NaN (the library returns
+//! one quiet NaN); every other result, signed zeros included, must have the host's bits.
+
+mod common;
+
+const LIB: &str = include_str!("../shaders/soft_f64.wgsl");
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // splitmix64
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn specials() -> Vec<f64> {
+    let mut v = vec![
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        0.5,
+        1.5,
+        2.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        f64::MAX,
+        f64::MIN,
+        f64::MIN_POSITIVE,
+        -f64::MIN_POSITIVE,
+        f64::from_bits(1),
+        f64::from_bits(0x000f_ffff_ffff_ffff),
+        f64::EPSILON,
+        1.0 + f64::EPSILON,
+        1.0 - f64::EPSILON / 2.0,
+        1e-3,
+        1e-4,
+        0.1,
+        2147483647.0,
+        2147483648.0,
+        -2147483648.0,
+        -2147483649.0,
+        9.223372036854775807e18,
+        -9.223372036854775808e18,
+        f32::MAX as f64,
+        f32::MIN_POSITIVE as f64,
+        (f32::MIN_POSITIVE as f64) / 2.0,
+        f64::from(f32::from_bits(1)),
+        f64::from(f32::from_bits(1)) / 2.0,
+        f64::from(f32::from_bits(1)) * 0.75,
+        3.4028235677973366e38, // rounds to f32::MAX or infinity: the edge
+        3.4028235677973367e38,
+    ];
+    v.extend(v.clone().iter().map(|x| -x));
+    v
+}
+
+/// Random doubles: a third any bit pattern, a third near 1 (small exponents), a third
+/// subnormal or tiny.
+fn randoms(rng: &mut Rng, n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|i| match i % 3 {
+            0 => f64::from_bits(rng.next()),
+            1 => {
+                let e = 1023 - 30 + rng.below(60);
+                f64::from_bits((rng.next() & 0x800f_ffff_ffff_ffff) | (e << 52))
+            }
+            _ => f64::from_bits(rng.next() & 0x801f_ffff_ffff_ffff),
+        })
+        .collect()
+}
+
+/// Pairs: every special against every special, random pairs, and pairs whose exponents
+/// differ by 0..60 (alignment, cancellation and rounding carries).
+fn pairs(rng: &mut Rng, n: usize) -> (Vec<f64>, Vec<f64>) {
+    let s = specials();
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for &a in &s {
+        for &b in &s {
+            xs.push(a);
+            ys.push(b);
+        }
+    }
+    let r = randoms(rng, 2 * n);
+    xs.extend(&r[..n]);
+    ys.extend(&r[n..]);
+    for _ in 0..n {
+        let a = f64::from_bits(rng.next() & 0x3fff_ffff_ffff_ffff | 0x3000_0000_0000_0000);
+        let e = (a.to_bits() >> 52) as i64 - rng.below(61) as i64;
+        let frac = rng.next() & 0x000f_ffff_ffff_ffff;
+        let sign = rng.next() & 0x8000_0000_0000_0000;
+        // Near-equal magnitudes too: b = a with its last bits changed.
+        let b = if rng.below(4) == 0 {
+            f64::from_bits((a.to_bits() ^ rng.below(8)) | sign)
+        } else {
+            f64::from_bits(sign | ((e.max(0) as u64) << 52) | frac)
+        };
+        xs.push(a);
+        ys.push(b);
+    }
+    (xs, ys)
+}
+
+/// Runs `call` (a WGSL expression of `x` and `y`, two vec2<u32> doubles) over the inputs;
+/// the result expression yields a vec2<u32>.
+fn run(name: &str, call: &str, xs: &[f64], ys: &[f64]) -> Option<Vec<u64>> {
+    let ctx = common::gpu()?;
+    let src = format!(
+        "{LIB}
+@group(0) @binding(0) var<storage, read_write> b2t_x: array<vec2<u32>>;
+@group(0) @binding(1) var<storage, read_write> b2t_y: array<vec2<u32>>;
+@group(0) @binding(2) var<storage, read_write> b2t_out: array<vec2<u32>>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {{
+    let i = id.x;
+    if (i < arrayLength(&b2t_out)) {{
+        let x = b2t_x[i];
+        let y = b2t_y[i];
+        b2t_out[i] = {call};
+    }}
+}}
+"
+    );
+    let bits = |v: &[f64]| -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect()
+    };
+    let n = xs.len();
+    let mut bufs = vec![bits(xs), bits(ys), vec![0u8; n * 8]];
+    ctx.run_compute(name, &src, "main", &mut bufs, n.div_ceil(64) as u32)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    Some(
+        bufs[2]
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
+    )
+}
+
+fn same_f64(got: u64, want: f64) -> bool {
+    if want.is_nan() {
+        f64::from_bits(got).is_nan()
+    } else {
+        got == want.to_bits()
+    }
+}
+
+fn check(name: &str, call: &str, xs: &[f64], ys: &[f64], want: impl Fn(f64, f64) -> u64, nan_ok: bool) {
+    let Some(got) = run(name, call, xs, ys) else {
+        return;
+    };
+    let mut bad = Vec::new();
+    for i in 0..xs.len() {
+        let w = want(xs[i], ys[i]);
+        let ok = if nan_ok {
+            same_f64(got[i], f64::from_bits(w))
+        } else {
+            got[i] == w
+        };
+        if !ok {
+            bad.push(format!(
+                "{name}({:e} [{:#018x}], {:e} [{:#018x}]) = {:#018x}, want {:#018x}",
+                xs[i],
+                xs[i].to_bits(),
+                ys[i],
+                ys[i].to_bits(),
+                got[i],
+                w
+            ));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{} of {} wrong, first:\n{}",
+        bad.len(),
+        xs.len(),
+        bad[..bad.len().min(10)].join("\n")
+    );
+}
+
+fn binary(name: &str, f: &str, op: fn(f64, f64) -> f64) {
+    let mut rng = Rng(0x5eed ^ name.len() as u64);
+    let (xs, ys) = pairs(&mut rng, 20_000);
+    check(name, &format!("{f}(x, y)"), &xs, &ys, |a, b| op(a, b).to_bits(), true);
+}
+
+#[test]
+fn add() {
+    binary("add", "b2s_add", |a, b| a + b);
+}
+
+#[test]
+fn sub() {
+    binary("sub", "b2s_sub", |a, b| a - b);
+}
+
+#[test]
+fn mul() {
+    binary("mul", "b2s_mul", |a, b| a * b);
+}
+
+#[test]
+fn div() {
+    binary("div", "b2s_div", |a, b| a / b);
+}
+
+#[test]
+fn comparisons() {
+    let mut rng = Rng(7);
+    let (xs, ys) = pairs(&mut rng, 5_000);
+    let b = |v: bool| v as u64;
+    let call = "vec2<u32>(select(0u, 1u, b2s_lt(x, y)) | select(0u, 2u, b2s_le(x, y)) | select(0u, 4u, b2s_eq(x, y)), 0u)";
+    check("compare", call, &xs, &ys, |x, y| b(x < y) | b(x <= y) << 1 | b(x == y) << 2, false);
+}
+
+/// Brian2's int(): x86's cvttsd2si, whose out-of-range and NaN result is the minimum.
+fn to_i32_ref(x: f64) -> i32 {
+    if x.is_nan() || x >= 2147483648.0 || x < -2147483648.0 {
+        i32::MIN
+    } else {
+        x as i32
+    }
+}
+
+fn to_i64_ref(x: f64) -> i64 {
+    if x.is_nan() || x >= 9223372036854775807.0 || x < -9223372036854775808.0 {
+        i64::MIN
+    } else {
+        x as i64
+    }
+}
+
+#[test]
+fn conversions() {
+    let mut rng = Rng(11);
+    let mut xs = specials();
+    xs.extend(randoms(&mut rng, 30_000));
+    // Around the float32 range's edges and the integer ranges.
+    for _ in 0..5_000 {
+        let e = [0x36a, 0x36f, 0x380, 0x381, 0x47e, 0x47f, 0x41d, 0x41e, 0x43d, 0x43e][rng.below(10) as usize];
+        xs.push(f64::from_bits((rng.next() & 0x800f_ffff_ffff_ffff) | (e << 52)));
+    }
+    let ys = vec![0.0; xs.len()];
+    check("to_f32", "vec2<u32>(bitcast<u32>(b2s_to_f32(x)), 0u)", &xs, &ys, |x, _| {
+        let f = x as f32;
+        // Any NaN (the library returns the quiet NaN).
+        if f.is_nan() { 0x7fc0_0000 } else { f.to_bits() as u64 }
+    }, false);
+    check("to_i32", "vec2<u32>(bitcast<u32>(b2s_to_i32(x)), 0u)", &xs, &ys, |x, _| {
+        to_i32_ref(x) as u32 as u64
+    }, false);
+    check("to_i64", "b2s_to_i64_words(x)", &xs, &ys, |x, _| to_i64_ref(x) as u64, false);
+    check("floor", "b2s_floor(x)", &xs, &ys, |x, _| x.floor().to_bits(), true);
+    check("ceil", "b2s_ceil(x)", &xs, &ys, |x, _| x.ceil().to_bits(), true);
+    // From float32 (every class, subnormals included), int32 and int64 (bits of x).
+    let f32s: Vec<f64> = (0..20_000)
+        .map(|i| {
+            let b = rng.next() as u32;
+            let b = if i % 4 == 0 { b & 0x807f_ffff } else { b };
+            f64::from_bits(b as u64)
+        })
+        .chain([0x7f80_0000u64, 0xff80_0000, 0x7fc0_0000, 0x8000_0000, 1].map(f64::from_bits))
+        .collect();
+    let ys = vec![0.0; f32s.len()];
+    check("from_f32", "b2s_from_f32(bitcast<f32>(x.x))", &f32s, &ys, |x, _| {
+        (f32::from_bits(x.to_bits() as u32) as f64).to_bits()
+    }, true);
+    check("from_i32", "b2s_from_i32(bitcast<i32>(x.x))", &f32s, &ys, |x, _| {
+        ((x.to_bits() as u32 as i32) as f64).to_bits()
+    }, false);
+    let mut i64s: Vec<f64> = randoms(&mut rng, 20_000);
+    i64s.extend(
+        [0u64, 1, u64::MAX, 1 << 63, (1 << 63) - 1, 1 << 53, (1 << 53) + 1, (1 << 54) + 3]
+            .map(f64::from_bits),
+    );
+    for _ in 0..5_000 {
+        // Small magnitudes, both signs, to exercise exact and rounded conversions.
+        let v = (rng.next() >> rng.below(64)) as i64 * if rng.below(2) == 0 { 1 } else { -1 };
+        i64s.push(f64::from_bits(v as u64));
+    }
+    let ys = vec![0.0; i64s.len()];
+    check("from_i64", "b2s_from_i64_words(x)", &i64s, &ys, |x, _| {
+        ((x.to_bits() as i64) as f64).to_bits()
+    }, false);
+}
+
+#[test]
+fn timestep() {
+    // Brian2's timestep(t, dt) for times on and between grid points of common dts.
+    let mut rng = Rng(13);
+    let (mut ts, mut dts) = (Vec::new(), Vec::new());
+    for &dt in &[1e-4, 5e-5, 0.1e-3 / 3.0, 1e-3, 0.25e-3, 2e-5] {
+        for _ in 0..3_000 {
+            let k = rng.below(2_000_000) as f64;
+            let t = match rng.below(3) {
+                0 => k * dt,
+                1 => (k + 0.5) * dt,
+                _ => f64::from_bits((k * dt).to_bits().wrapping_add(rng.below(5) - 2)),
+            };
+            ts.push(t);
+            dts.push(dt);
+        }
+    }
+    check("timestep", "b2s_timestep_words(x, y)", &ts, &dts, |t, dt| {
+        to_i64_ref((t + 1e-3 * dt) / dt) as u64
+    }, false);
+}
