@@ -52,8 +52,8 @@ fn specials() -> Vec<f64> {
         2147483648.0,
         -2147483648.0,
         -2147483649.0,
-        9.223372036854775807e18,
-        -9.223372036854775808e18,
+        9.223_372_036_854_776e18, // 2^63
+        -9.223_372_036_854_776e18,
         f32::MAX as f64,
         f32::MIN_POSITIVE as f64,
         (f32::MIN_POSITIVE as f64) / 2.0,
@@ -133,9 +133,8 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {{
 }}
 "
     );
-    let bits = |v: &[f64]| -> Vec<u8> {
-        v.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect()
-    };
+    let bits =
+        |v: &[f64]| -> Vec<u8> { v.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect() };
     let n = xs.len();
     let mut bufs = vec![bits(xs), bits(ys), vec![0u8; n * 8]];
     ctx.run_compute(name, &src, "main", &mut bufs, n.div_ceil(64) as u32)
@@ -156,7 +155,14 @@ fn same_f64(got: u64, want: f64) -> bool {
     }
 }
 
-fn check(name: &str, call: &str, xs: &[f64], ys: &[f64], want: impl Fn(f64, f64) -> u64, nan_ok: bool) {
+fn check(
+    name: &str,
+    call: &str,
+    xs: &[f64],
+    ys: &[f64],
+    want: impl Fn(f64, f64) -> u64,
+    nan_ok: bool,
+) {
     let Some(got) = run(name, call, xs, ys) else {
         return;
     };
@@ -192,7 +198,14 @@ fn check(name: &str, call: &str, xs: &[f64], ys: &[f64], want: impl Fn(f64, f64)
 fn binary(name: &str, f: &str, op: fn(f64, f64) -> f64) {
     let mut rng = Rng(0x5eed ^ name.len() as u64);
     let (xs, ys) = pairs(&mut rng, 20_000);
-    check(name, &format!("{f}(x, y)"), &xs, &ys, |a, b| op(a, b).to_bits(), true);
+    check(
+        name,
+        &format!("{f}(x, y)"),
+        &xs,
+        &ys,
+        |a, b| op(a, b).to_bits(),
+        true,
+    );
 }
 
 #[test]
@@ -221,12 +234,19 @@ fn comparisons() {
     let (xs, ys) = pairs(&mut rng, 5_000);
     let b = |v: bool| v as u64;
     let call = "vec2<u32>(select(0u, 1u, b2s_lt(x, y)) | select(0u, 2u, b2s_le(x, y)) | select(0u, 4u, b2s_eq(x, y)), 0u)";
-    check("compare", call, &xs, &ys, |x, y| b(x < y) | b(x <= y) << 1 | b(x == y) << 2, false);
+    check(
+        "compare",
+        call,
+        &xs,
+        &ys,
+        |x, y| b(x < y) | b(x <= y) << 1 | b(x == y) << 2,
+        false,
+    );
 }
 
 /// Brian2's int(): x86's cvttsd2si, whose out-of-range and NaN result is the minimum.
 fn to_i32_ref(x: f64) -> i32 {
-    if x.is_nan() || x >= 2147483648.0 || x < -2147483648.0 {
+    if !(-2147483648.0..2147483648.0).contains(&x) {
         i32::MIN
     } else {
         x as i32
@@ -234,7 +254,8 @@ fn to_i32_ref(x: f64) -> i32 {
 }
 
 fn to_i64_ref(x: f64) -> i64 {
-    if x.is_nan() || x >= 9223372036854775807.0 || x < -9223372036854775808.0 {
+    // 2^63; NaN is outside every range.
+    if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&x) {
         i64::MIN
     } else {
         x as i64
@@ -248,21 +269,62 @@ fn conversions() {
     xs.extend(randoms(&mut rng, 30_000));
     // Around the float32 range's edges and the integer ranges.
     for _ in 0..5_000 {
-        let e = [0x36a, 0x36f, 0x380, 0x381, 0x47e, 0x47f, 0x41d, 0x41e, 0x43d, 0x43e][rng.below(10) as usize];
-        xs.push(f64::from_bits((rng.next() & 0x800f_ffff_ffff_ffff) | (e << 52)));
+        let e = [
+            0x36a, 0x36f, 0x380, 0x381, 0x47e, 0x47f, 0x41d, 0x41e, 0x43d, 0x43e,
+        ][rng.below(10) as usize];
+        xs.push(f64::from_bits(
+            (rng.next() & 0x800f_ffff_ffff_ffff) | (e << 52),
+        ));
     }
     let ys = vec![0.0; xs.len()];
-    check("to_f32", "vec2<u32>(bitcast<u32>(b2s_to_f32(x)), 0u)", &xs, &ys, |x, _| {
-        let f = x as f32;
-        // Any NaN (the library returns the quiet NaN).
-        if f.is_nan() { 0x7fc0_0000 } else { f.to_bits() as u64 }
-    }, false);
-    check("to_i32", "vec2<u32>(bitcast<u32>(b2s_to_i32(x)), 0u)", &xs, &ys, |x, _| {
-        to_i32_ref(x) as u32 as u64
-    }, false);
-    check("to_i64", "b2s_to_i64_words(x)", &xs, &ys, |x, _| to_i64_ref(x) as u64, false);
-    check("floor", "b2s_floor(x)", &xs, &ys, |x, _| x.floor().to_bits(), true);
-    check("ceil", "b2s_ceil(x)", &xs, &ys, |x, _| x.ceil().to_bits(), true);
+    check(
+        "to_f32",
+        "vec2<u32>(bitcast<u32>(b2s_to_f32(x)), 0u)",
+        &xs,
+        &ys,
+        |x, _| {
+            let f = x as f32;
+            // Any NaN (the library returns the quiet NaN).
+            if f.is_nan() {
+                0x7fc0_0000
+            } else {
+                f.to_bits() as u64
+            }
+        },
+        false,
+    );
+    check(
+        "to_i32",
+        "vec2<u32>(bitcast<u32>(b2s_to_i32(x)), 0u)",
+        &xs,
+        &ys,
+        |x, _| to_i32_ref(x) as u32 as u64,
+        false,
+    );
+    check(
+        "to_i64",
+        "b2s_to_i64_words(x)",
+        &xs,
+        &ys,
+        |x, _| to_i64_ref(x) as u64,
+        false,
+    );
+    check(
+        "floor",
+        "b2s_floor(x)",
+        &xs,
+        &ys,
+        |x, _| x.floor().to_bits(),
+        true,
+    );
+    check(
+        "ceil",
+        "b2s_ceil(x)",
+        &xs,
+        &ys,
+        |x, _| x.ceil().to_bits(),
+        true,
+    );
     // From float32 (every class, subnormals included), int32 and int64 (bits of x).
     let f32s: Vec<f64> = (0..20_000)
         .map(|i| {
@@ -273,16 +335,35 @@ fn conversions() {
         .chain([0x7f80_0000u64, 0xff80_0000, 0x7fc0_0000, 0x8000_0000, 1].map(f64::from_bits))
         .collect();
     let ys = vec![0.0; f32s.len()];
-    check("from_f32", "b2s_from_f32(bitcast<f32>(x.x))", &f32s, &ys, |x, _| {
-        (f32::from_bits(x.to_bits() as u32) as f64).to_bits()
-    }, true);
-    check("from_i32", "b2s_from_i32(bitcast<i32>(x.x))", &f32s, &ys, |x, _| {
-        ((x.to_bits() as u32 as i32) as f64).to_bits()
-    }, false);
+    check(
+        "from_f32",
+        "b2s_from_f32(bitcast<f32>(x.x))",
+        &f32s,
+        &ys,
+        |x, _| (f32::from_bits(x.to_bits() as u32) as f64).to_bits(),
+        true,
+    );
+    check(
+        "from_i32",
+        "b2s_from_i32(bitcast<i32>(x.x))",
+        &f32s,
+        &ys,
+        |x, _| ((x.to_bits() as u32 as i32) as f64).to_bits(),
+        false,
+    );
     let mut i64s: Vec<f64> = randoms(&mut rng, 20_000);
     i64s.extend(
-        [0u64, 1, u64::MAX, 1 << 63, (1 << 63) - 1, 1 << 53, (1 << 53) + 1, (1 << 54) + 3]
-            .map(f64::from_bits),
+        [
+            0u64,
+            1,
+            u64::MAX,
+            1 << 63,
+            (1 << 63) - 1,
+            1 << 53,
+            (1 << 53) + 1,
+            (1 << 54) + 3,
+        ]
+        .map(f64::from_bits),
     );
     for _ in 0..5_000 {
         // Small magnitudes, both signs, to exercise exact and rounded conversions.
@@ -290,9 +371,14 @@ fn conversions() {
         i64s.push(f64::from_bits(v as u64));
     }
     let ys = vec![0.0; i64s.len()];
-    check("from_i64", "b2s_from_i64_words(x)", &i64s, &ys, |x, _| {
-        ((x.to_bits() as i64) as f64).to_bits()
-    }, false);
+    check(
+        "from_i64",
+        "b2s_from_i64_words(x)",
+        &i64s,
+        &ys,
+        |x, _| ((x.to_bits() as i64) as f64).to_bits(),
+        false,
+    );
 }
 
 #[test]
@@ -312,7 +398,12 @@ fn timestep() {
             dts.push(dt);
         }
     }
-    check("timestep", "b2s_timestep_words(x, y)", &ts, &dts, |t, dt| {
-        to_i64_ref((t + 1e-3 * dt) / dt) as u64
-    }, false);
+    check(
+        "timestep",
+        "b2s_timestep_words(x, y)",
+        &ts,
+        &dts,
+        |t, dt| to_i64_ref((t + 1e-3 * dt) / dt) as u64,
+        false,
+    );
 }

@@ -69,9 +69,10 @@ def auto_backend(adapters=None):
     such as lavapipe runs the same shaders on the CPU cores, slower than the interpreter
     on every model measured (benches/hh_uncoupled.py, Brette 2004: 9.2 s vs 0.62 s).
     Backend 'gpu' still uses one on request. And only one with float64 and 64-bit
-    integers: Brian2's clock variables (t, dt, and lastspike) are float64 and its time
-    steps int64 in every model, float32 ones included, so on a GPU without them (Apple's
-    and most mobile GPUs have no float64) every run would stop with an error."""
+    integers: Brian2's time steps are int64 in every model, and its models are float64
+    by default. On a GPU without float64 (Apple's, Intel Arc, most mobile ones) backend
+    'gpu' runs float32 models, emulating the float64 that Brian2's t, dt and lastspike
+    bring into them; 'auto', which does not know the model, does not pick one."""
     adapters = list_adapters() if adapters is None else adapters
     hardware = [a for a in _hardware(adapters) if a.get("f64") and a.get("int64")]
     if hardware:
@@ -96,13 +97,15 @@ def auto_choice(adapters=None):
     lacking = _hardware(adapters)
     if lacking:
         a = lacking[0]
-        missing = " and ".join(name for name, key in (("float64", "f64"),
-                                                      ("64-bit integers", "int64"))
-                               if not a.get(key))
+        if not a.get("int64"):
+            return (f"cpu (the interpreter): the hardware adapter '{a['name']}' has no "
+                    "64-bit integers, which the GPU code of every Brian2 model needs (its "
+                    "time steps are int64); backend 'gpu' would stop each run with that "
+                    "error")
         return (f"cpu (the interpreter): the hardware adapter '{a['name']}' has no "
-                f"{missing}, which the GPU code of every Brian2 model needs (t, dt and "
-                "lastspike are float64, time steps int64, also in float32 models); backend "
-                "'gpu' would stop each run with that error")
+                "float64, which float64 models (Brian2's default) need; backend 'gpu' runs "
+                "float32 models there (prefs.core.default_float_dtype = float32), "
+                "emulating the float64 of t, dt and lastspike")
     software = [a for a in adapters if a["device_type"] == "Cpu"]
     if software:
         return (f"cpu (the interpreter): no hardware adapter; the software one "

@@ -7,18 +7,17 @@ use crate::ir::{Kernel, Type};
 use crate::wgsl::WgslKernel;
 
 /// Check that the device can run `kernel`, naming the way out if not.
+///
+/// float32 models compute in float64 wherever their values meet Brian2's `t`, `dt` or a
+/// float64 constant (numpy's promotion); without SHADER_F64 the WGSL writer emulates that
+/// float64 exactly (`shaders/soft_f64.wgsl`) and names what it cannot emulate. A float64
+/// model would run wholly on the emulation: it is refused.
 pub fn check_features(ctx: &GpuContext, kernel: &Kernel) -> Result<(), GpuError> {
-    if kernel.uses_type(Type::F64) && !ctx.supports_f64() {
+    if kernel.float == Type::F64 && kernel.uses_type(Type::F64) && !ctx.supports_f64() {
         return Err(GpuError::MissingFeature {
             feature: "float64 (SHADER_F64)",
             adapter: ctx.info.name.clone(),
-            advice: if kernel.float == Type::F64 {
-                "set prefs.core.default_float_dtype = float32, or use backend 'cpu'"
-            } else {
-                // numpy computes in float64 where float32 values meet Brian2's t or dt.
-                "this float32 model still computes in float64 where it uses t or dt \
-                 (Brian2's clock variables are float64); use backend 'cpu'"
-            },
+            advice: "set prefs.core.default_float_dtype = float32, or use backend 'cpu'",
         });
     }
     if kernel.uses_type(Type::I64) && !ctx.supports_i64() {

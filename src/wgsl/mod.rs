@@ -19,6 +19,14 @@ pub enum Error {
     MissingImplementation { kernel: String, function: String },
     #[error("{0} is not supported in WGSL kernels")]
     Unsupported(String),
+    /// What the float64 emulation ([`Options::soft_f64`]) does not compute.
+    #[error(
+        "kernel '{kernel}' computes {what} in float64, and this adapter has no float64 \
+         (SHADER_F64): brian2wgpu emulates float64 arithmetic, comparisons and conversions \
+         there, not {what}; run this model with prefs.devices.wgpu.backend = 'cpu', or on an \
+         adapter with SHADER_F64"
+    )]
+    NeedsF64 { kernel: String, what: String },
     #[error(
         "internal error: WGSL for kernel '{kernel}' failed naga validation:\n{message}\n{excerpt}"
     )]
@@ -42,6 +50,10 @@ pub struct Options {
     /// The device has f64 (SHADER_F64): float32 transcendentals then use the f64
     /// library for accuracy.
     pub f64: bool,
+    /// The device has no f64: float64 values are their bits (`vec2<u32>`, the layout of an
+    /// f64 in memory) and computed by `shaders/soft_f64.wgsl`, exactly as IEEE float64.
+    /// Functions beyond arithmetic, comparisons and conversions are [`Error::NeedsF64`].
+    pub soft_f64: bool,
     /// Variables written by several elements through pure accumulation
     /// ([`crate::ir::Parallel::Atomic`]): added atomically, never loaded or stored.
     pub atomic: Vec<usize>,
@@ -120,6 +132,7 @@ impl Default for Options {
             list: false,
             step_binding: false,
             f64: true,
+            soft_f64: false,
             atomic: Vec::new(),
             float_atomics: false,
             count_tiles: None,
@@ -298,6 +311,36 @@ mod tests {
                     c.source
                 );
             }
+        }
+    }
+
+    /// Without SHADER_F64, float64 values are their bits and every operation on them a
+    /// call into shaders/soft_f64.wgsl: the module names no f64 and validates without
+    /// the FLOAT64 capability; what the emulation lacks is a NeedsF64 error naming it.
+    #[test]
+    fn float64_is_emulated_without_shader_f64() {
+        use naga::valid::{Capabilities, ValidationFlags, Validator};
+        let mut k = threshold_kernel("threshold");
+        k.float = Type::F32;
+        let opts = Options {
+            f64: false,
+            soft_f64: true,
+            ..Default::default()
+        };
+        let src = compile(&k, &opts).unwrap().source;
+        assert!(!src.contains("f64") && src.contains("b2s_"), "{src}");
+        let module = naga::front::wgsl::parse_str(&src).unwrap();
+        Validator::new(
+            ValidationFlags::all(),
+            Capabilities::all() - Capabilities::FLOAT64,
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&src)));
+        let vars = vec![VariableSpec::array("x", Type::F64)];
+        let exp = lower(&KernelSpec::vector("stateupdate", vars, "x = exp(x)")).unwrap();
+        match compile(&exp, &opts) {
+            Err(Error::NeedsF64 { what, .. }) => assert_eq!(what, "exp()"),
+            other => panic!("{other:?}"),
         }
     }
 

@@ -8,6 +8,7 @@ use crate::ir::Type;
 
 pub const F64_MATH: &str = include_str!("../../shaders/f64_math.wgsl");
 pub const F32_MATH: &str = include_str!("../../shaders/f32_math.wgsl");
+pub const SOFT_F64: &str = include_str!("../../shaders/soft_f64.wgsl");
 
 /// One helper, instantiated for a type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -27,6 +28,8 @@ pub enum Helper {
     IsNan(Type),
     F64Math,
     F32Math,
+    /// float64 from u32 arithmetic (adapters without SHADER_F64).
+    SoftF64,
     /// Philox and the f32 distributions (no f64 needed).
     Philox,
     /// The f64 distributions.
@@ -78,6 +81,7 @@ pub fn source(h: Helper) -> String {
     match h {
         F64Math => F64_MATH.to_string(),
         F32Math => F32_MATH.to_string(),
+        SoftF64 => SOFT_F64.to_string(),
         Philox => crate::rng::wgsl_source(false).to_string(),
         PhiloxF64 => crate::rng::wgsl_source(true)[crate::rng::wgsl_source(false).len()..].to_string(),
         FloorDivInt(t) => {
@@ -300,9 +304,11 @@ pub fn collect_for(used: &BTreeSet<Helper>, code: &str) -> String {
     let mut libs: Vec<String> = Vec::new();
     for h in all {
         match h {
-            Helper::F64Math | Helper::F32Math | Helper::Philox | Helper::PhiloxF64 => {
-                libs.push(source(h))
-            }
+            Helper::F64Math
+            | Helper::F32Math
+            | Helper::SoftF64
+            | Helper::Philox
+            | Helper::PhiloxF64 => libs.push(source(h)),
             h => {
                 small.push_str(&source(h));
                 small.push('\n');

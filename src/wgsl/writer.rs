@@ -20,6 +20,9 @@ struct Writer<'k> {
     step_binding: bool,
     /// Compute float32 transcendentals with the f64 library (device has f64).
     f32_via_f64: bool,
+    /// float64 values are their bits, computed by `shaders/soft_f64.wgsl`
+    /// ([`Options::soft_f64`]).
+    soft: bool,
     helpers: BTreeSet<Helper>,
     /// Batched layout: arrays live in typed arenas.
     arena: bool,
@@ -39,6 +42,30 @@ fn storage_type(t: Type) -> &'static str {
         Type::Bool => "u32",
         t => wgsl_type(t),
     }
+}
+
+/// The WGSL type of values of type `t`: float64 as its bits where it is emulated.
+fn value_type(t: Type, soft: bool) -> &'static str {
+    if soft && t == Type::F64 {
+        "vec2<u32>"
+    } else {
+        wgsl_type(t)
+    }
+}
+
+/// [`storage_type`] where float64 may be emulated (same bytes either way).
+fn stored_type(t: Type, soft: bool) -> &'static str {
+    if soft && t == Type::F64 {
+        "vec2<u32>"
+    } else {
+        storage_type(t)
+    }
+}
+
+/// The bits of `x` as a `vec2<u32>` literal (low word first): exact for every value.
+fn soft_lit(x: f64) -> String {
+    let b = x.to_bits();
+    format!("vec2<u32>({:#x}u, {:#x}u)", b as u32, (b >> 32) as u32)
 }
 
 fn local_name(k: &Kernel, id: usize) -> String {
@@ -69,8 +96,23 @@ fn element(k: &Kernel, v: usize, index: &str, arena: bool) -> String {
 }
 
 impl Writer<'_> {
+    /// What the float64 emulation cannot compute, named for the user.
+    fn needs_f64(&self, what: impl Into<String>) -> Error {
+        Error::NeedsF64 {
+            kernel: self.k.name.clone(),
+            what: what.into(),
+        }
+    }
+
+    /// An emulated float64 operation: a call into shaders/soft_f64.wgsl.
+    fn soft_call(&mut self, f: &str, args: &[&str]) -> String {
+        self.helpers.insert(Helper::SoftF64);
+        format!("{f}({})", args.join(", "))
+    }
+
     fn lit(&mut self, v: Value) -> String {
         match v {
+            Value::F64(x) if self.soft => soft_lit(x),
             Value::Bool(b) => b.to_string(),
             Value::I32(i) if i == i32::MIN => "bitcast<i32>(0x80000000u)".into(),
             Value::I32(i) => format!("({i}i)"),
@@ -110,9 +152,38 @@ impl Writer<'_> {
                 let i = format!("u32({})", self.expr(index)?);
                 load_expr(self.k, self.alias[*v], &i, self.arena)
             }
+            ExprKind::Unary(UnaryOp::Neg, a) if self.soft && a.ty == Type::F64 => {
+                let x = self.expr(a)?;
+                self.soft_call("b2s_neg", &[&x])
+            }
             ExprKind::Unary(UnaryOp::Neg, a) => format!("(-{})", self.expr(a)?),
             ExprKind::Unary(UnaryOp::Not, a) => format!("(!{})", self.expr(a)?),
             ExprKind::Cast(a) => self.cast(a, e.ty)?,
+            ExprKind::Binary(op, a, b) if self.soft && a.ty == Type::F64 => {
+                let (x, y) = (self.expr(a)?, self.expr(b)?);
+                let (f, x, y) = match op {
+                    BinaryOp::Add => ("b2s_add", &x, &y),
+                    BinaryOp::Sub => ("b2s_sub", &x, &y),
+                    BinaryOp::Mul => ("b2s_mul", &x, &y),
+                    BinaryOp::Div => ("b2s_div", &x, &y),
+                    BinaryOp::Cmp(CmpOp::Lt) => ("b2s_lt", &x, &y),
+                    BinaryOp::Cmp(CmpOp::Le) => ("b2s_le", &x, &y),
+                    BinaryOp::Cmp(CmpOp::Gt) => ("b2s_lt", &y, &x),
+                    BinaryOp::Cmp(CmpOp::Ge) => ("b2s_le", &y, &x),
+                    BinaryOp::Cmp(CmpOp::Eq) => ("b2s_eq", &x, &y),
+                    BinaryOp::Cmp(CmpOp::Ne) => {
+                        let eq = self.soft_call("b2s_eq", &[&x, &y]);
+                        return Ok(format!("(!{eq})"));
+                    }
+                    BinaryOp::FloorDiv => return Err(self.needs_f64("floored division (//)")),
+                    BinaryOp::Mod => return Err(self.needs_f64("the modulo (%)")),
+                    BinaryOp::Pow => return Err(self.needs_f64("a power (**)")),
+                    BinaryOp::And | BinaryOp::Or => {
+                        unreachable!("logical operators take booleans")
+                    }
+                };
+                self.soft_call(f, &[x, y])
+            }
             ExprKind::Binary(op, a, b) => {
                 let t = a.ty;
                 let (x, y) = (self.expr(a)?, self.expr(b)?);
@@ -192,6 +263,23 @@ impl Writer<'_> {
     fn cast(&mut self, a: &Expr, to: Type) -> Result<String, Error> {
         let from = a.ty;
         let x = self.expr(a)?;
+        if self.soft && (from == Type::F64 || to == Type::F64) {
+            let f = match (from, to) {
+                (Type::F64, Type::F64) => return Ok(x),
+                (Type::F64, Type::Bool) => {
+                    let z = self.soft_call("b2s_is_zero", &[&x]);
+                    return Ok(format!("(!{z})"));
+                }
+                (Type::F64, Type::I32) => "b2s_to_i32",
+                (Type::F64, Type::I64) => "b2s_to_i64",
+                (Type::F64, _) => "b2s_to_f32",
+                (Type::Bool, _) => "b2s_from_bool",
+                (Type::I32, _) => "b2s_from_i32",
+                (Type::I64, _) => "b2s_from_i64",
+                _ => "b2s_from_f32",
+            };
+            return Ok(self.soft_call(f, &[&x]));
+        }
         Ok(match (from, to) {
             (_, Type::Bool) if from.is_float() => format!("(!({x} == 0.0{}))", fsuf(from)),
             (_, Type::Bool) => format!("({x} != {}(0))", wgsl_type(from)),
@@ -220,11 +308,38 @@ impl Writer<'_> {
         )
     }
 
+    /// A function of float64 values where float64 is emulated.
+    fn soft_function(&mut self, f: Func, a: &[String], ty: Type) -> Result<String, Error> {
+        let name = match f {
+            Func::Timestep => "b2s_timestep",
+            Func::Int => "b2s_to_i32",
+            Func::Clip => "b2s_clip",
+            Func::Sign => "b2s_sign_of",
+            Func::Abs => "b2s_abs",
+            Func::Floor => "b2s_floor",
+            Func::Ceil => "b2s_ceil",
+            Func::Where => return Ok(format!("select({}, {}, {})", a[2], a[1], a[0])),
+            Func::Rand { .. } | Func::Randn { .. } if ty == Type::F64 => {
+                return Err(self.needs_f64("random numbers (rand(), randn())"));
+            }
+            Func::User(i) => {
+                let name = self.k.user_functions[i as usize].name.clone();
+                return Err(self.needs_f64(format!("the user function {name}()")));
+            }
+            f => return Err(self.needs_f64(format!("{}()", f.name()))),
+        };
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        Ok(self.soft_call(name, &refs))
+    }
+
     fn call(&mut self, f: Func, args: &[Expr], ty: Type) -> Result<String, Error> {
         let a = args
             .iter()
             .map(|x| self.expr(x))
             .collect::<Result<Vec<_>, _>>()?;
+        if self.soft && (ty == Type::F64 || args.iter().any(|x| x.ty == Type::F64)) {
+            return self.soft_function(f, &a, ty);
+        }
         let tn = wgsl_type(ty);
         let float_lib = |w: &mut Self, t: Type| {
             w.helpers.insert(if t == Type::F64 {
@@ -508,7 +623,8 @@ pub fn write_function(
     let mut w = Writer {
         k,
         step_binding: opts.step_binding && !arena,
-        f32_via_f64: opts.f64,
+        f32_via_f64: opts.f64 && !opts.soft_f64,
+        soft: opts.soft_f64,
         helpers: BTreeSet::new(),
         arena,
         atomic: Vec::new(),
@@ -519,7 +635,13 @@ pub fn write_function(
     let mut body = String::new();
     // Declarations of every local, then loads of what is read.
     for (id, l) in k.locals.iter().enumerate() {
-        writeln!(body, "    var {}: {};", local_name(k, id), wgsl_type(l.ty)).unwrap();
+        writeln!(
+            body,
+            "    var {}: {};",
+            local_name(k, id),
+            value_type(l.ty, opts.soft_f64)
+        )
+        .unwrap();
     }
     for (v, var) in k.vars.iter().enumerate() {
         let mut writes = k
@@ -580,7 +702,13 @@ pub fn write_function(
                     format!("{table}[b2_step[2] * {count}u + {slot}u]")
                 } else if hoisted_uniform_rows(k, var.ty).is_some() {
                     let per = hoisted_per_row(var.ty) as u32;
-                    format!("{table}[{}u][{}u]", slot / per, slot % per)
+                    if w.soft && var.ty == Type::F64 {
+                        // Rows of vec4<u32>: two doubles' bits each.
+                        let half = if slot % per == 0 { "xy" } else { "zw" };
+                        format!("{table}[{}u].{half}", slot / per)
+                    } else {
+                        format!("{table}[{}u][{}u]", slot / per, slot % per)
+                    }
                 } else {
                     format!("{table}[{slot}u]")
                 };
@@ -711,6 +839,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
 /// Write `kernel` as a WGSL module with one storage binding per array.
 pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
+    let soft = opts.soft_f64;
+    if soft && opts.gsl.is_some() {
+        // The driver's error control and step sizes are float64 throughout.
+        return Err(Error::NeedsF64 {
+            kernel: k.name.clone(),
+            what: "a GSL state update".into(),
+        });
+    }
     let (func, helpers) = write_function(k, opts, "b2_kernel", false)?;
     let mut src = String::new();
     let mut bindings = Vec::new();
@@ -744,6 +880,12 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
                 Type::I32 => ("i32", None),
                 Type::F32 if opts.float_atomics => ("f32", None),
                 Type::F32 => ("u32", Some(("f32", "u32"))),
+                Type::F64 if soft => {
+                    return Err(Error::NeedsF64 {
+                        kernel: k.name.clone(),
+                        what: format!("an accumulation into '{}'", var.name),
+                    });
+                }
                 Type::F64 => ("u64", Some(("f64", "u64"))),
                 t => return Err(Error::Unsupported(format!("atomic accumulation of {t:?}"))),
             };
@@ -774,7 +916,7 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
             writeln!(
                 src,
                 "@group(0) @binding({binding}) var<storage, {access}> {name}: array<{}>;",
-                storage_type(var.ty)
+                stored_type(var.ty, soft)
             )
             .unwrap();
         }
@@ -800,6 +942,10 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
                 hoisted_uniform_rows(k, var.ty)
             };
             let (space, ty) = match uniform {
+                // Two doubles' bits per 16-byte row.
+                Some(rows) if soft && var.ty == Type::F64 => {
+                    ("uniform", format!("array<vec4<u32>, {rows}>"))
+                }
                 Some(rows) => (
                     "uniform",
                     format!(
@@ -808,7 +954,10 @@ pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
                         storage_type(var.ty)
                     ),
                 ),
-                None => ("storage, read", format!("array<{}>", storage_type(var.ty))),
+                None => (
+                    "storage, read",
+                    format!("array<{}>", stored_type(var.ty, soft)),
+                ),
             };
             writeln!(
                 src,
@@ -1372,6 +1521,11 @@ fn gsl_driver(k: &Kernel, g: &super::GslShape, alias: &[usize]) -> Result<String
 /// its parameter block starts at `gid.y * stride` and holds the header then one offset per
 /// variable.
 pub fn write_batch(kernels: &[Kernel], opts: &Options, stride: u32) -> Result<String, Error> {
+    if opts.soft_f64 {
+        return Err(Error::Unsupported(
+            "batched modules with emulated float64".into(),
+        ));
+    }
     let mut helpers = BTreeSet::new();
     let mut funcs = String::new();
     let mut dispatch = String::from("    let b2_pbase = gid.y * ");

@@ -166,8 +166,9 @@ def test_adapter_listing_cli():
 
 
 def test_auto_takes_the_interpreter_where_the_gpu_lacks_float64():
-    """'auto' takes a hardware GPU only where it has float64 and int64 (every Brian2 model
-    needs them on the GPU: Apple GPUs have no float64), and says why it does not."""
+    """'auto' takes a hardware GPU only where it has float64 and int64 (Brian2's default
+    models are float64, every model's time steps int64; Apple GPUs have no float64), and
+    says why it does not, and what runs there."""
     def adapter(name, kind, f64=True, int64=True):
         return {"name": name, "device_type": kind, "backend": "Metal", "f64": f64,
                 "int64": int64}
@@ -176,7 +177,7 @@ def test_auto_takes_the_interpreter_where_the_gpu_lacks_float64():
     assert brian2wgpu.auto_backend([apple, lavapipe]) == ("cpu", None)
     reason = brian2wgpu.auto_choice([apple, lavapipe])
     assert reason.startswith("cpu (the interpreter): ") and "'Apple M2' has no float64" in reason
-    assert "64-bit integers" not in reason
+    assert "64-bit integers" not in reason and "runs float32 models there" in reason
     no_int64 = adapter("Old GPU", "DiscreteGpu", int64=False)
     assert "has no 64-bit integers" in brian2wgpu.auto_choice([no_int64])
     both = adapter("Full GPU", "DiscreteGpu")

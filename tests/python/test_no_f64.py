@@ -9,7 +9,8 @@ import sys
 
 import numpy as np
 
-MODEL = r'''
+# A float32 model on numpy (argv[1] == 'numpy') or the gpu backend.
+HEADER = r'''
 import sys
 import numpy as np
 from brian2 import *
@@ -21,7 +22,9 @@ else:
     import brian2wgpu
     set_device("wgpu")
     prefs.devices.wgpu.backend = "gpu"
-G = NeuronGroup(300, """x : integer
+'''
+
+MODEL = HEADER + r'''G = NeuronGroup(300, """x : integer
                         k : integer (constant)""", threshold="x % k == 0", reset="x += 2")
 G.k = "i % 7 + 2"
 G.run_regularly("x += 1", dt=0.1*ms)
@@ -50,12 +53,82 @@ def test_monitors_without_f64(gpu, tmp_path):
         assert np.array_equal(got[key], ref[key]), key
 
 
-def test_float64_kernel_without_f64_says_so(gpu, tmp_path):
-    """A kernel that computes in float64 is refused before the first step, with what to
-    do instead."""
-    code = MODEL.replace('"x % k == 0"', '"x % k == 0 and t > 1*ms"')
+def test_float64_function_without_f64_says_so(gpu, tmp_path):
+    """What the float64 emulation does not compute (here sin() of a float64 value, per
+    neuron) is refused before the first step, naming the function and the kernel."""
+    code = MODEL.replace('"x % k == 0"', '"x % k == 0 and sin(x*t/ms) > 0"')
     proc = subprocess.run([sys.executable, "-c", code, "gpu", str(tmp_path / "x.npz")],
                           env=dict(os.environ, BRIAN2WGPU_FEATURES_OFF="f64"),
                           capture_output=True, text=True)
     assert proc.returncode != 0
-    assert "needs float64 (SHADER_F64)" in proc.stderr and "uses t or dt" in proc.stderr
+    assert "NotImplementedError" in proc.stderr, proc.stderr[-2000:]
+    assert "computes sin() in float64" in proc.stderr and "thresholder" in proc.stderr
+    assert "SHADER_F64" in proc.stderr
+    assert "the run stopped at t = 0" in proc.stderr
+
+
+def test_float64_model_without_f64_says_so(gpu, tmp_path):
+    """A float64 model would run wholly on the emulation: refused, with what to do."""
+    code = MODEL.replace("prefs.core.default_float_dtype = float32", "")
+    code = code.replace('"x % k == 0"', '"x % k == 0 and t > 1*ms"')
+    proc = subprocess.run([sys.executable, "-c", code, "gpu", str(tmp_path / "x.npz")],
+                          env=dict(os.environ, BRIAN2WGPU_FEATURES_OFF="f64"),
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "needs float64 (SHADER_F64)" in proc.stderr
+    assert "default_float_dtype = float32" in proc.stderr
+
+
+# A float32 model that meets float64 wherever numpy promotes: t in the equations,
+# threshold, reset, refractoriness and a synaptic statement, dt, lastspike (float64)
+# stored and recorded, int() and ceil() of float64 values, clip and abs, float64 constants,
+# a summed variable (numpy's bincount sums float32 values in float64).
+# Connectivity is deterministic (the engine's random connect() has its own stream).
+F32_MODEL = HEADER + r"""tau = 10*ms
+G = NeuronGroup(400, '''dv/dt = (I - v + clip(abs(w), 0, 0.5))/tau : 1 (unless refractory)
+                        I = 1.2 + 0.3*(floor(t/(7*ms)) % 2) : 1
+                        w : 1
+                        since : second
+                        k : integer''',
+                threshold="v > 1 and t - lastspike > 3*ms",
+                reset="v = -0.1*(int(t/ms) % 3); since = t - lastspike",
+                refractory="(t - lastspike) < 2*ms + i*0.01*ms", method="euler")
+G.v = "i / 400.0"
+G.w = "(i % 13) / 6.0 - 1"
+G.run_regularly("k = int((t - lastspike)/dt); w = w * (1 - ceil(t/ms)/1000)", dt=0.5*ms)
+S = Synapses(G, G, "c : 1", on_pre="v_post += c * (t - lastspike_pre)/ms * 0.01")
+S.connect(j="(i * 7 + k2) % N_post for k2 in range(3)")
+S.c = "0.25 + (i % 5) * 0.1"
+H = NeuronGroup(50, "tot : 1")
+S2 = Synapses(G, H, "tot_post = v_pre * 0.37 : 1 (summed)")
+S2.connect(j="i % 50")
+sm = SpikeMonitor(G)
+st = StateMonitor(G, ["v", "lastspike", "since"], record=[0, 7, 399])
+run(30*ms)
+run(12*ms)
+np.savez(sys.argv[2], si=np.asarray(sm.i[:]), st=np.asarray(sm.t[:]), v=np.asarray(G.v[:]),
+         ls=np.asarray(G.lastspike[:]), k=np.asarray(G.k[:]), w=np.asarray(G.w[:]),
+         mv=np.asarray(st.v[:]), mls=np.asarray(st.lastspike[:]), ms=np.asarray(st.since[:]),
+         tot=np.asarray(H.tot[:]))
+"""
+
+
+def test_float32_model_computes_float64_without_f64(gpu, tmp_path):
+    """Where numpy computes a float32 model's values in float64, the emulation computes
+    the same bits: spikes, state and records equal numpy's, and those of the same adapter
+    with its float64."""
+    def run(target, name, env=None):
+        out = tmp_path / name
+        proc = subprocess.run([sys.executable, "-c", F32_MODEL, target, str(out)],
+                              env=dict(os.environ, **(env or {})), capture_output=True,
+                              text=True)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return np.load(out)
+    ref = run("numpy", "numpy.npz")
+    soft = run("gpu", "soft.npz", {"BRIAN2WGPU_FEATURES_OFF": "f64"})
+    native = run("gpu", "native.npz")
+    assert len(ref["si"]) > 500 and len(set(ref["k"])) > 10
+    for key in ref.files:
+        assert soft[key].dtype == ref[key].dtype, key
+        assert np.array_equal(soft[key], ref[key]), key
+        assert np.array_equal(soft[key], native[key]), key

@@ -751,6 +751,7 @@ impl GpuRun {
             list: list.is_some(),
             step_binding: true,
             f64: self.ctx.supports_f64(),
+            soft_f64: !self.ctx.supports_f64(),
             atomic: atomic.to_vec(),
             float_atomics: self.ctx.supports_f32_atomics(),
             count_tiles: match mode {
@@ -779,8 +780,13 @@ impl GpuRun {
                 _ => None,
             },
         };
-        let compiled =
-            wgsl::compile(kernel, &opts).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let compiled = wgsl::compile(kernel, &opts).map_err(|e| match e {
+            // A model feature this adapter cannot run: refused before the first step.
+            e @ wgsl::Error::NeedsF64 { .. } => {
+                EngineError::Unsupported(format!("{e} (adapter '{}')", self.ctx.info.name))
+            }
+            e => EngineError::Invalid(e.to_string()),
+        })?;
         let pipeline = self
             .ctx
             .pipeline(&ek.kernel.name, &compiled.source, &compiled.entry)?;
@@ -1766,13 +1772,9 @@ mod tests {
     /// used by every model need no f64 (adapters without SHADER_F64 create them too).
     #[test]
     fn support_modules_validate_as_whole_modules() {
+        use crate::ir::Type;
         use naga::valid::{Capabilities, ValidationFlags, Validator};
-        let summed = |ty: &str, acc: &str| {
-            format!(
-                "alias Value = {ty};\nalias Acc = {acc};\n{}",
-                include_str!("../../../shaders/summed.wgsl")
-            )
-        };
+        let summed = super::summed::summed_source;
         let without_f64 = Capabilities::all() - Capabilities::FLOAT64;
         let modules = [
             ("neurons", super::NEURONS_WGSL.to_string(), without_f64),
@@ -1793,7 +1795,12 @@ mod tests {
                 super::monitors::MONITORS_F64_WGSL.to_string(),
                 Capabilities::all(),
             ),
-            ("summed f32", summed("f32", "f32"), without_f64),
+            (
+                "summed f32, emulated f64",
+                summed(Type::F32, false),
+                without_f64,
+            ),
+            ("summed i32", summed(Type::I32, false), without_f64),
             (
                 "cable f32",
                 format!("alias Value = f32;\n{}", super::cable::CABLE_WGSL),
@@ -1804,10 +1811,10 @@ mod tests {
                 format!("alias Value = f64;\n{}", super::cable::CABLE_WGSL),
                 Capabilities::all(),
             ),
-            ("summed f64", summed("f64", "f64"), Capabilities::all()),
+            ("summed f64", summed(Type::F64, true), Capabilities::all()),
             (
                 "summed f32 in f64",
-                summed("f32", "f64"),
+                summed(Type::F32, true),
                 Capabilities::all(),
             ),
         ];

@@ -87,10 +87,7 @@ impl GpuRun {
             csr[width + 1 + fill[j] as usize] = s as u32;
             fill[j] += 1;
         }
-        let ty = crate::wgsl::polyfill::wgsl_type(value_ty);
-        let acc = if self.ctx.supports_f64() { "f64" } else { ty };
-        // The file's type aliases, declared in front of it.
-        let src = format!("alias Value = {ty};\nalias Acc = {acc};\n{SUMMED_WGSL}");
+        let src = summed_source(value_ty, self.ctx.supports_f64());
         let params = storage(
             self.ctx,
             "summed params",
@@ -112,4 +109,34 @@ impl GpuRun {
         p.params = Some(params);
         Ok((p, csr))
     }
+}
+
+/// shaders/summed.wgsl with its accumulator declared in front: float64 (numpy's bincount
+/// sums in float64), emulated for float32 values where the device has no f64; integers
+/// and, without f64, float64 values themselves are summed in their own type.
+pub(super) fn summed_source(value_ty: Type, f64: bool) -> String {
+    use crate::wgsl::polyfill::{Helper, collect_for, wgsl_type};
+    let ty = wgsl_type(value_ty);
+    let acc = match (value_ty, f64) {
+        (Type::F32, false) => {
+            let lib = collect_for(&[Helper::SoftF64].into(), "b2s_add b2s_from_f32 b2s_to_f32");
+            format!(
+                "{lib}
+alias Acc = vec2<u32>;
+fn b2_acc_zero() -> Acc {{ return vec2<u32>(0u, 0u); }}
+fn b2_acc_add(a: Acc, v: Value) -> Acc {{ return b2s_add(a, b2s_from_f32(v)); }}
+fn b2_acc_value(a: Acc) -> Value {{ return b2s_to_f32(a); }}"
+            )
+        }
+        (_, f64) => {
+            let acc = if f64 { "f64" } else { ty };
+            format!(
+                "alias Acc = {acc};
+fn b2_acc_zero() -> Acc {{ return Acc(0); }}
+fn b2_acc_add(a: Acc, v: Value) -> Acc {{ return a + Acc(v); }}
+fn b2_acc_value(a: Acc) -> Value {{ return Value(a); }}"
+            )
+        }
+    };
+    format!("alias Value = {ty};\n{acc}\n{SUMMED_WGSL}")
 }
