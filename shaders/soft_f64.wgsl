@@ -3,13 +3,14 @@
 //
 // A value is its IEEE binary64 bit pattern, vec2<u32>(low word, high word): the layout of
 // an f64 in a storage buffer, so arrays, uniform tables and literals keep their bytes, and
-// a copy (`lastspike = t`) is a copy of bits. Every operation here rounds exactly as IEEE
-// round-to-nearest-even does (subnormals, infinities and signed zeros included), so a
-// kernel computes what the host's float64 computes, bit for bit: numpy's float32 models
+// a copy (`lastspike = t`) is a copy of bits. Every arithmetic operation and conversion
+// here rounds exactly as IEEE round-to-nearest-even does (subnormals, infinities and signed
+// zeros included), so a kernel computes what the host's float64 computes, bit for bit
+// (exp and log aside): numpy's float32 models
 // meet float64 wherever a value meets Brian2's `t`, `dt` or a float64 constant, and a
 // float32 pair emulation would round differently. NaN results are the quiet NaN
-// 0x7ff8000000000000 (no payloads). Transcendental functions are not here: the writer
-// refuses them on float64 values when it uses this library.
+// 0x7ff8000000000000 (no payloads). Of the elementary functions only exp and log are here
+// (within 1 ulp, below); the writer refuses the others on float64 values.
 //
 // The algorithms are the textbook ones (SoftFloat's structure: unpack, align with a
 // "sticky" bit for everything shifted out, round and pack once): 64-bit words are
@@ -89,7 +90,7 @@ fn b2s_mul32(a: u32, b: u32) -> vec2<u32> {
 // ---- Fields of a value
 
 fn b2s_sign(a: vec2<u32>) -> u32 { return a.y >> 31u; }
-fn b2s_exp(a: vec2<u32>) -> u32 { return (a.y >> 20u) & 0x7ffu; }
+fn b2s_ebits(a: vec2<u32>) -> u32 { return (a.y >> 20u) & 0x7ffu; }
 fn b2s_frac(a: vec2<u32>) -> vec2<u32> { return vec2<u32>(a.x, a.y & 0xfffffu); }
 
 // sign, biased exponent and 52-bit fraction added (not ORed) into place, so that a
@@ -167,8 +168,8 @@ fn b2s_norm_round_pack(sign: u32, e: i32, sig: vec2<u32>) -> vec2<u32> {
 
 // |a| + |b| with the result's sign `sign`.
 fn b2s_add_mags(a: vec2<u32>, b: vec2<u32>, sign: u32) -> vec2<u32> {
-    let ea = i32(b2s_exp(a));
-    let eb = i32(b2s_exp(b));
+    let ea = i32(b2s_ebits(a));
+    let eb = i32(b2s_ebits(b));
     var sa = b2s_frac(a);
     var sb = b2s_frac(b);
     let d = ea - eb;
@@ -215,8 +216,8 @@ fn b2s_add_mags(a: vec2<u32>, b: vec2<u32>, sign: u32) -> vec2<u32> {
 
 // |a| - |b|, with `sign` the sign of a.
 fn b2s_sub_mags(a: vec2<u32>, b: vec2<u32>, sign: u32) -> vec2<u32> {
-    var ea = i32(b2s_exp(a));
-    let eb = i32(b2s_exp(b));
+    var ea = i32(b2s_ebits(a));
+    let eb = i32(b2s_ebits(b));
     var sa = b2s_frac(a);
     var sb = b2s_frac(b);
     let d = ea - eb;
@@ -295,8 +296,8 @@ fn b2s_norm_subnormal(frac: vec2<u32>) -> vec3<u32> {
 fn b2s_mul(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
     if (b2s_isnan(a) || b2s_isnan(b)) { return b2s_nan(); }
     let sign = b2s_sign(a) ^ b2s_sign(b);
-    var ea = i32(b2s_exp(a));
-    var eb = i32(b2s_exp(b));
+    var ea = i32(b2s_ebits(a));
+    var eb = i32(b2s_ebits(b));
     var sa = b2s_frac(a);
     var sb = b2s_frac(b);
     if (ea == 0x7ff || eb == 0x7ff) {
@@ -343,8 +344,8 @@ fn b2s_mul(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
 fn b2s_div(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
     if (b2s_isnan(a) || b2s_isnan(b)) { return b2s_nan(); }
     let sign = b2s_sign(a) ^ b2s_sign(b);
-    var ea = i32(b2s_exp(a));
-    var eb = i32(b2s_exp(b));
+    var ea = i32(b2s_ebits(a));
+    var eb = i32(b2s_ebits(b));
     var sa = b2s_frac(a);
     var sb = b2s_frac(b);
     if (ea == 0x7ff) {
@@ -451,7 +452,7 @@ fn b2s_from_bool(x: bool) -> vec2<u32> {
 // Round to nearest float32 (ties to even), through the float32 subnormals.
 fn b2s_to_f32(a: vec2<u32>) -> f32 {
     let sign = b2s_sign(a);
-    let e = i32(b2s_exp(a));
+    let e = i32(b2s_ebits(a));
     let frac = b2s_frac(a);
     if (e == 0x7ff) {
         if (!b2s_u64_is_zero(frac)) { return bitcast<f32>(0x7fc00000u); }
@@ -484,7 +485,7 @@ fn b2s_to_f32(a: vec2<u32>) -> f32 {
 
 // Truncation toward zero of |a| < 2^64 to a 64-bit magnitude (callers check the range).
 fn b2s_trunc_mag(a: vec2<u32>) -> vec2<u32> {
-    let e = i32(b2s_exp(a));
+    let e = i32(b2s_ebits(a));
     if (e < 0x3ff) { return vec2<u32>(0u, 0u); }
     let sig = vec2<u32>(a.x, (a.y & 0xfffffu) | 0x00100000u);
     let shift = e - 0x433;
@@ -497,7 +498,7 @@ fn b2s_trunc_mag(a: vec2<u32>) -> vec2<u32> {
 
 // Brian2's int() of a float64, as x86's cvttsd2si: NaN and |a| >= 2^31 give i32::MIN.
 fn b2s_to_i32(a: vec2<u32>) -> i32 {
-    if (b2s_isnan(a) || b2s_exp(a) >= 0x41eu) { return bitcast<i32>(0x80000000u); }
+    if (b2s_isnan(a) || b2s_ebits(a) >= 0x41eu) { return bitcast<i32>(0x80000000u); }
     let m = b2s_trunc_mag(a).x;
     return select(bitcast<i32>(m), bitcast<i32>(0u - m), b2s_sign(a) == 1u);
 }
@@ -505,7 +506,7 @@ fn b2s_to_i32(a: vec2<u32>) -> i32 {
 // The two's complement words of a's truncation, as cvttsd2si with a 64-bit result
 // (NaN and |a| >= 2^63 give i64::MIN).
 fn b2s_to_i64_words(a: vec2<u32>) -> vec2<u32> {
-    if (b2s_isnan(a) || b2s_exp(a) >= 0x43eu) { return vec2<u32>(0u, 0x80000000u); }
+    if (b2s_isnan(a) || b2s_ebits(a) >= 0x43eu) { return vec2<u32>(0u, 0x80000000u); }
     let m = b2s_trunc_mag(a);
     if (b2s_sign(a) == 1u) { return b2s_u64_sub(vec2<u32>(0u, 0u), m); }
     return m;
@@ -524,7 +525,7 @@ fn b2s_from_i64_words(w: vec2<u32>) -> vec2<u32> {
 // ---- Functions
 
 fn b2s_floor(a: vec2<u32>) -> vec2<u32> {
-    let e = i32(b2s_exp(a));
+    let e = i32(b2s_ebits(a));
     if (e >= 0x433) { return a; } // integral, inf or NaN
     if (e < 0x3ff) {
         // |a| < 1
@@ -578,4 +579,97 @@ fn b2s_from_i64(x: i64) -> vec2<u32> {
 fn b2s_timestep(t: vec2<u32>, dt: vec2<u32>) -> i64 {
     let w = b2s_timestep_words(t, dt);
     return (i64(w.y) << 32u) | i64(w.x);
+}
+
+// ---- Elementary functions
+//
+// Classical argument reductions and polynomial (or rational) kernels evaluated with the
+// correctly rounded operations above, so each result is within 1 ulp of the true value
+// (glibc, and so numpy, is within about 0.5 ulp): the same bound as shaders/f64_math.wgsl
+// on adapters with f64. Coefficients are the published minimax ones of the classical
+// algorithms (Cody and Waite's reductions, Tang's exp and log kernels as in fdlibm).
+
+// 2^k for -1022 <= k <= 1023.
+fn b2s_pow2(k: i32) -> vec2<u32> {
+    return vec2<u32>(0u, u32(k + 1023) << 20u);
+}
+
+// y * 2^k for a normal y near 1 (0.5 <= |y| < 4), rounding once, through the subnormals.
+fn b2s_scale(y: vec2<u32>, k: i32) -> vec2<u32> {
+    if (k > 1023) { return b2s_mul(b2s_mul(y, b2s_pow2(1023)), b2s_pow2(k - 1023)); }
+    if (k < -1021) { return b2s_mul(b2s_mul(y, b2s_pow2(k + 1000)), b2s_pow2(-1000)); }
+    return b2s_mul(y, b2s_pow2(k));
+}
+
+fn b2s_exp(x: vec2<u32>) -> vec2<u32> {
+    if (b2s_isnan(x)) { return b2s_nan(); }
+    // Above ln(DBL_MAX) the result overflows; below about -745.13 it rounds to 0.
+    if (b2s_lt(vec2<u32>(0xfefa39efu, 0x40862e42u), x)) { return b2s_inf(0u); }
+    if (b2s_lt(x, vec2<u32>(0xd52d3051u, 0xc0874910u))) { return b2s_zero(0u); }
+    // |x| < 2^-54: exp(x) rounds to 1 (+x keeps the direction for the rounding).
+    if (b2s_ebits(x) < 0x3c9u) { return b2s_add(vec2<u32>(0u, 0x3ff00000u), x); }
+    // x = k ln2 + r, |r| <= ln2 / 2; ln2 = LN2_HI + LN2_LO where k * LN2_HI is exact.
+    let ln2_hi = vec2<u32>(0xfee00000u, 0x3fe62e42u); // 6.93147180369123816490e-01
+    let ln2_lo = vec2<u32>(0x35793c76u, 0x3dea39efu); // 1.90821492927058770002e-10
+    let inv_ln2 = vec2<u32>(0x652b82feu, 0x3ff71547u); // 1.44269504088896338700e+00
+    let half = vec2<u32>(0u, 0x3fe00000u);
+    let kf = b2s_floor(b2s_add(b2s_mul(x, inv_ln2), half));
+    let k = b2s_to_i32(kf);
+    let hi = b2s_sub(x, b2s_mul(kf, ln2_hi));
+    let lo = b2s_mul(kf, ln2_lo);
+    let r = b2s_sub(hi, lo);
+    // exp(r) = 1 + r + r c / (2 - c), c = r - r^2 P(r^2).
+    let t = b2s_mul(r, r);
+    var p = vec2<u32>(0x72bea4d0u, 0x3e663769u);                 //  4.13813679705723846039e-08
+    p = b2s_add(vec2<u32>(0xc5d26bf1u, 0xbebbbd41u), b2s_mul(t, p)); // -1.65339022054652515390e-06
+    p = b2s_add(vec2<u32>(0xaf25de2cu, 0x3f11566au), b2s_mul(t, p)); //  6.61375632143793436117e-05
+    p = b2s_add(vec2<u32>(0x16bebd93u, 0xbf66c16cu), b2s_mul(t, p)); // -2.77777777770155933842e-03
+    p = b2s_add(vec2<u32>(0x5555553eu, 0x3fc55555u), b2s_mul(t, p)); //  1.66666666666666019037e-01
+    let c = b2s_sub(r, b2s_mul(t, p));
+    let two = vec2<u32>(0u, 0x40000000u);
+    let q = b2s_div(b2s_mul(r, c), b2s_sub(two, c));
+    let y = b2s_sub(vec2<u32>(0u, 0x3ff00000u), b2s_sub(b2s_sub(lo, q), hi));
+    return b2s_scale(y, k);
+}
+
+fn b2s_log(x_in: vec2<u32>) -> vec2<u32> {
+    var x = x_in;
+    if (b2s_isnan(x)) { return b2s_nan(); }
+    if (b2s_is_zero(x)) { return b2s_inf(1u); }
+    if (b2s_sign(x) == 1u) { return b2s_nan(); }
+    if (b2s_isinf(x)) { return x; }
+    var k = 0;
+    if (b2s_ebits(x) == 0u) {
+        // Subnormal: scale into the normals.
+        x = b2s_mul(x, vec2<u32>(0u, 0x43500000u)); // 2^54
+        k = -54;
+    }
+    // x = 2^k m with m in [sqrt(2)/2, sqrt(2)).
+    let hx = x.y & 0x000fffffu;
+    let i = (hx + 0x95f64u) & 0x100000u;
+    k = k + i32(x.y >> 20u) - 1023 + i32(i >> 20u);
+    let m = vec2<u32>(x.x, hx | (i ^ 0x3ff00000u));
+    let one = vec2<u32>(0u, 0x3ff00000u);
+    let f = b2s_sub(m, one);
+    // log(1 + f) = f - f^2/2 + s (f^2/2 + R(s^2)), s = f / (2 + f).
+    let s = b2s_div(f, b2s_add(vec2<u32>(0u, 0x40000000u), f));
+    let z = b2s_mul(s, s);
+    let w = b2s_mul(z, z);
+    var t1 = vec2<u32>(0xd078c69fu, 0x3fc39a09u);                     // Lg6 1.531383769920937332e-01
+    t1 = b2s_add(vec2<u32>(0x1d8e78afu, 0x3fcc71c5u), b2s_mul(w, t1)); // Lg4 2.222219843214978396e-01
+    t1 = b2s_add(vec2<u32>(0x9997fa04u, 0x3fd99999u), b2s_mul(w, t1)); // Lg2 3.999999999940941908e-01
+    t1 = b2s_mul(w, t1);
+    var t2 = vec2<u32>(0xdf3e5244u, 0x3fc2f112u);                     // Lg7 1.479819860511658591e-01
+    t2 = b2s_add(vec2<u32>(0x96cb03deu, 0x3fc74664u), b2s_mul(w, t2)); // Lg5 1.818357216161805012e-01
+    t2 = b2s_add(vec2<u32>(0x94229359u, 0x3fd24924u), b2s_mul(w, t2)); // Lg3 2.857142874366239149e-01
+    t2 = b2s_add(vec2<u32>(0x55555593u, 0x3fe55555u), b2s_mul(w, t2)); // Lg1 6.666666666666735130e-01
+    t2 = b2s_mul(z, t2);
+    let r = b2s_add(t2, t1);
+    let hfsq = b2s_mul(vec2<u32>(0u, 0x3fe00000u), b2s_mul(f, f));
+    let kf = b2s_from_i32(k);
+    let ln2_hi = vec2<u32>(0xfee00000u, 0x3fe62e42u);
+    let ln2_lo = vec2<u32>(0x35793c76u, 0x3dea39efu);
+    // k ln2_hi - ((hfsq - (s (hfsq + R) + k ln2_lo)) - f)
+    let inner = b2s_add(b2s_mul(s, b2s_add(hfsq, r)), b2s_mul(kf, ln2_lo));
+    return b2s_sub(b2s_mul(kf, ln2_hi), b2s_sub(b2s_sub(hfsq, inner), f));
 }

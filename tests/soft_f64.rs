@@ -407,3 +407,87 @@ fn timestep() {
         false,
     );
 }
+
+/// Distance in ulps between two doubles of the same sign (0 when equal, NaN-ness equal).
+fn ulps(got: u64, want: f64) -> u64 {
+    let g = f64::from_bits(got);
+    if want.is_nan() || g.is_nan() {
+        return if want.is_nan() && g.is_nan() {
+            0
+        } else {
+            u64::MAX
+        };
+    }
+    if g.is_infinite() || want.is_infinite() || (g < 0.0) != (want < 0.0) {
+        return if got == want.to_bits() { 0 } else { u64::MAX };
+    }
+    got.abs_diff(want.to_bits())
+}
+
+/// `name` over `xs` within `bound` ulps of the host's libm (glibc, as numpy).
+fn within(name: &str, call: &str, xs: &[f64], want: fn(f64) -> f64, bound: u64) {
+    let ys = vec![0.0; xs.len()];
+    let Some(got) = run(name, call, xs, &ys) else {
+        return;
+    };
+    let worst = (0..xs.len())
+        .map(|i| (ulps(got[i], want(xs[i])), i))
+        .max()
+        .unwrap();
+    let (u, i) = worst;
+    assert!(
+        u <= bound,
+        "{name}({:e} [{:#018x}]) = {:e}, want {:e}: {u} ulp",
+        xs[i],
+        xs[i].to_bits(),
+        f64::from_bits(got[i]),
+        want(xs[i])
+    );
+}
+
+#[test]
+fn exp() {
+    let mut rng = Rng(17);
+    let mut xs = specials();
+    for _ in 0..20_000 {
+        xs.push(-745.2 + (rng.next() >> 11) as f64 / (1u64 << 53) as f64 * 1455.0);
+    }
+    for _ in 0..5_000 {
+        let e = rng.below(60) as i32 - 58;
+        xs.push(
+            (rng.next() >> 11) as f64 / (1u64 << 53) as f64
+                * 2f64.powi(e)
+                * if rng.below(2) == 0 { 1.0 } else { -1.0 },
+        );
+    }
+    // The overflow and underflow thresholds and the subnormal results.
+    for edge in [
+        709.782712893384_f64,
+        -708.3964185322641,
+        -745.1332191019411,
+        -740.0,
+    ] {
+        for d in -20i64..20 {
+            xs.push(f64::from_bits(edge.to_bits().wrapping_add(d as u64)));
+        }
+    }
+    xs.extend(randoms(&mut rng, 5_000));
+    within("exp", "b2s_exp(x)", &xs, f64::exp, 1);
+}
+
+#[test]
+fn log() {
+    let mut rng = Rng(19);
+    let mut xs = specials();
+    for _ in 0..20_000 {
+        xs.push(f64::from_bits(rng.next() >> 1)); // every positive exponent, subnormals
+    }
+    for _ in 0..10_000 {
+        // Near 1, where log's relative accuracy is hardest.
+        xs.push(
+            1.0 + ((rng.next() >> 11) as f64 / (1u64 << 53) as f64 - 0.5)
+                * 2f64.powi(-(rng.below(40) as i32)),
+        );
+    }
+    within("log", "b2s_log(x)", &xs, f64::ln, 1);
+}

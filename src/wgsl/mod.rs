@@ -22,8 +22,8 @@ pub enum Error {
     /// What the float64 emulation ([`Options::soft_f64`]) does not compute.
     #[error(
         "kernel '{kernel}' computes {what} in float64, and this adapter has no float64 \
-         (SHADER_F64): brian2wgpu emulates float64 arithmetic, comparisons and conversions \
-         there, not {what}; run this model with prefs.devices.wgpu.backend = 'cpu', or on an \
+         (SHADER_F64): brian2wgpu emulates float64 arithmetic, comparisons, conversions, exp \
+         and log there, not {what}; run this model with prefs.devices.wgpu.backend = 'cpu', or on an \
          adapter with SHADER_F64"
     )]
     NeedsF64 { kernel: String, what: String },
@@ -52,7 +52,7 @@ pub struct Options {
     pub f64: bool,
     /// The device has no f64: float64 values are their bits (`vec2<u32>`, the layout of an
     /// f64 in memory) and computed by `shaders/soft_f64.wgsl`, exactly as IEEE float64.
-    /// Functions beyond arithmetic, comparisons and conversions are [`Error::NeedsF64`].
+    /// Functions beyond arithmetic, comparisons, conversions, exp and log are [`Error::NeedsF64`].
     pub soft_f64: bool,
     /// Variables written by several elements through pure accumulation
     /// ([`crate::ir::Parallel::Atomic`]): added atomically, never loaded or stored.
@@ -316,7 +316,8 @@ mod tests {
 
     /// Without SHADER_F64, float64 values are their bits and every operation on them a
     /// call into shaders/soft_f64.wgsl: the module names no f64 and validates without
-    /// the FLOAT64 capability; what the emulation lacks is a NeedsF64 error naming it.
+    /// the FLOAT64 capability; what the emulation lacks is a NeedsF64 error naming it
+    /// (exp is emulated, sin is not).
     #[test]
     fn float64_is_emulated_without_shader_f64() {
         use naga::valid::{Capabilities, ValidationFlags, Validator};
@@ -337,9 +338,14 @@ mod tests {
         .validate(&module)
         .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&src)));
         let vars = vec![VariableSpec::array("x", Type::F64)];
-        let exp = lower(&KernelSpec::vector("stateupdate", vars, "x = exp(x)")).unwrap();
+        let exp = lower(&KernelSpec::vector(
+            "stateupdate",
+            vars,
+            "x = exp(x) + sin(x)",
+        ))
+        .unwrap();
         match compile(&exp, &opts) {
-            Err(Error::NeedsF64 { what, .. }) => assert_eq!(what, "exp()"),
+            Err(Error::NeedsF64 { what, .. }) => assert_eq!(what, "sin()"),
             other => panic!("{other:?}"),
         }
     }

@@ -318,6 +318,8 @@ impl Writer<'_> {
             Func::Abs => "b2s_abs",
             Func::Floor => "b2s_floor",
             Func::Ceil => "b2s_ceil",
+            Func::Exp => "b2s_exp",
+            Func::Log => "b2s_log",
             Func::Where => return Ok(format!("select({}, {}, {})", a[2], a[1], a[0])),
             Func::Rand { .. } | Func::Randn { .. } if ty == Type::F64 => {
                 return Err(self.needs_f64("random numbers (rand(), randn())"));

@@ -132,3 +132,45 @@ def test_float32_model_computes_float64_without_f64(gpu, tmp_path):
         assert soft[key].dtype == ref[key].dtype, key
         assert np.array_equal(soft[key], ref[key]), key
         assert np.array_equal(soft[key], native[key]), key
+
+
+# exp() per synapse (event-driven STDP traces) and log() per neuron, of float64 values.
+EXP_LOG_MODEL = HEADER + r"""
+taupre = taupost = 20*ms
+Inp = SpikeGeneratorGroup(100, np.arange(100), (np.arange(100) * 0.37 % 20) * ms)
+G = NeuronGroup(10, "dv/dt = -v/(10*ms) : 1", threshold="v > 0.5", reset="v = 0",
+                method="exact")
+S = Synapses(Inp, G, '''w : 1
+                        dapre/dt = -apre/taupre : 1 (event-driven)
+                        dapost/dt = -apost/taupost : 1 (event-driven)''',
+             on_pre="v_post += w; apre += 0.01; w = clip(w + apost, 0, 0.3)",
+             on_post="apost -= 0.0105; w = clip(w + apre, 0, 0.3)")
+S.connect(j="i % 10")
+S.w = "0.05 + (i % 7) * 0.03"
+G2 = NeuronGroup(50, "dx/dt = -x/(5*ms) + log(1 + (i + 1)*t/ms)/ms : 1", method="euler")
+M = StateMonitor(G2, "x", record=[0, 49])
+run(40*ms)
+np.savez(sys.argv[2], w=np.asarray(S.w[:]), apre=np.asarray(S.apre[:]),
+         apost=np.asarray(S.apost[:]), v=np.asarray(G.v[:]), x=np.asarray(M.x[:]))
+"""
+
+
+def test_float64_exp_and_log_without_f64(gpu, tmp_path):
+    """exp and log of float64 values are emulated too (within 1 ulp of float64 before
+    the float32 rounding): numpy's values to float32 precision, and those of the same
+    adapter with its float64."""
+    def run(target, name, env=None):
+        out = tmp_path / name
+        proc = subprocess.run([sys.executable, "-c", EXP_LOG_MODEL, target, str(out)],
+                              env=dict(os.environ, **(env or {})), capture_output=True,
+                              text=True)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return np.load(out)
+    ref = run("numpy", "numpy.npz")
+    soft = run("gpu", "soft.npz", {"BRIAN2WGPU_FEATURES_OFF": "f64"})
+    native = run("gpu", "native.npz")
+    assert np.ptp(ref["w"]) > 0.05 and np.ptp(ref["x"]) > 1
+    for key in ref.files:
+        assert soft[key].dtype == ref[key].dtype, key
+        np.testing.assert_allclose(soft[key], ref[key], rtol=1e-6, atol=1e-9, err_msg=key)
+        np.testing.assert_allclose(soft[key], native[key], rtol=1e-6, atol=1e-9, err_msg=key)
