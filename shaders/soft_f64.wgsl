@@ -14,7 +14,8 @@
 //
 // The algorithms are the textbook ones (SoftFloat's structure: unpack, align with a
 // "sticky" bit for everything shifted out, round and pack once): 64-bit words are
-// vec2<u32> (x = low, y = high), a 64x64-bit product is built from 16-bit halves, and
+// vec2<u32> (x = low, y = high), a 64x64-bit product is built from the 32x32-bit products
+// of `b2_mul_hilo` (shaders/philox.wgsl, which the writer includes with this file), and
 // division is restoring long division (one quotient bit per iteration).
 //
 // Names carry the `b2s_` prefix; the tree shaker of src/wgsl/polyfill.rs keeps only what
@@ -72,19 +73,6 @@ fn b2s_u64_shr_jam(a: vec2<u32>, n: u32) -> vec2<u32> {
 fn b2s_u64_clz(a: vec2<u32>) -> u32 {
     if (a.y != 0u) { return countLeadingZeros(a.y); }
     return 32u + countLeadingZeros(a.x);
-}
-
-// The full 64-bit product of two u32.
-fn b2s_mul32(a: u32, b: u32) -> vec2<u32> {
-    let al = a & 0xffffu;
-    let ah = a >> 16u;
-    let bl = b & 0xffffu;
-    let bh = b >> 16u;
-    let ll = al * bl;
-    let hl = ah * bl;
-    // Cannot overflow: (2^16 - 1)^2 + 2 (2^16 - 1) < 2^32.
-    let mid = al * bh + (ll >> 16u) + (hl & 0xffffu);
-    return vec2<u32>((mid << 16u) | (ll & 0xffffu), ah * bh + (mid >> 16u) + (hl >> 16u));
 }
 
 // ---- Fields of a value
@@ -286,54 +274,45 @@ fn b2s_sub(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
 
 // ---- Multiplication and division
 
-// A subnormal's fraction (not zero) shifted to a hidden-bit position, and its exponent.
-fn b2s_norm_subnormal(frac: vec2<u32>) -> vec3<u32> {
-    let shift = b2s_u64_clz(frac) - 11u;
-    let s = b2s_u64_shl(frac, shift);
+// A finite nonzero value as sig * 2^(e - 1075), its significand's leading one at bit 52
+// (the hidden bit made explicit; a subnormal's fraction shifted up): (sig.x, sig.y, e),
+// e as i32 bits.
+fn b2s_sig_exp(a: vec2<u32>) -> vec3<u32> {
+    let e = b2s_ebits(a);
+    let f = b2s_frac(a);
+    if (e != 0u) { return vec3<u32>(f.x, f.y | 0x00100000u, e); }
+    let shift = b2s_u64_clz(f) - 11u;
+    let s = b2s_u64_shl(f, shift);
     return vec3<u32>(s.x, s.y, bitcast<u32>(1 - i32(shift)));
 }
 
 fn b2s_mul(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
     if (b2s_isnan(a) || b2s_isnan(b)) { return b2s_nan(); }
     let sign = b2s_sign(a) ^ b2s_sign(b);
-    var ea = i32(b2s_ebits(a));
-    var eb = i32(b2s_ebits(b));
-    var sa = b2s_frac(a);
-    var sb = b2s_frac(b);
-    if (ea == 0x7ff || eb == 0x7ff) {
+    if (b2s_ebits(a) == 0x7ffu || b2s_ebits(b) == 0x7ffu) {
         // inf * 0 is invalid; inf * anything else is inf.
         if (b2s_is_zero(a) || b2s_is_zero(b)) { return b2s_nan(); }
         return b2s_inf(sign);
     }
-    if (ea == 0) {
-        if (b2s_u64_is_zero(sa)) { return b2s_zero(sign); }
-        let n = b2s_norm_subnormal(sa);
-        sa = n.xy;
-        ea = bitcast<i32>(n.z);
-    }
-    if (eb == 0) {
-        if (b2s_u64_is_zero(sb)) { return b2s_zero(sign); }
-        let n = b2s_norm_subnormal(sb);
-        sb = n.xy;
-        eb = bitcast<i32>(n.z);
-    }
-    var ez = ea + eb - 0x3ff;
-    sa = b2s_u64_shl(vec2<u32>(sa.x, sa.y | 0x00100000u), 10u);
-    sb = b2s_u64_shl(vec2<u32>(sb.x, sb.y | 0x00100000u), 11u);
-    // 128-bit product in words w0 (low) .. w3.
-    let p00 = b2s_mul32(sa.x, sb.x);
-    let p01 = b2s_mul32(sa.x, sb.y);
-    let p10 = b2s_mul32(sa.y, sb.x);
-    let p11 = b2s_mul32(sa.y, sb.y);
-    // Middle: p01 + p10 + p00.y, as a 64-bit sum with a carry into w3.
+    if (b2s_is_zero(a) || b2s_is_zero(b)) { return b2s_zero(sign); }
+    let ua = b2s_sig_exp(a);
+    let ub = b2s_sig_exp(b);
+    var ez = bitcast<i32>(ua.z) + bitcast<i32>(ub.z) - 0x3ff;
+    let sa = b2s_u64_shl(ua.xy, 10u);
+    let sb = b2s_u64_shl(ub.xy, 11u);
+    // 128-bit product; b2_mul_hilo (shaders/philox.wgsl) gives (high, low) words.
+    let p00 = b2_mul_hilo(sa.x, sb.x).yx;
+    let p01 = b2_mul_hilo(sa.x, sb.y).yx;
+    let p10 = b2_mul_hilo(sa.y, sb.x).yx;
+    let p11 = b2_mul_hilo(sa.y, sb.y).yx;
+    // Middle: p01 + p10 + p00.y, as a 64-bit sum with a carry into the top word.
     let m1 = b2s_u64_add(p01, p10);
     let c1 = select(0u, 1u, b2s_u64_lt(m1, p01));
     let m = b2s_u64_add(m1, vec2<u32>(p00.y, 0u));
     let c2 = select(0u, 1u, b2s_u64_lt(m, m1));
-    let w0 = p00.x;
-    let w1 = m.x;
     let hi = b2s_u64_add(p11, vec2<u32>(m.y, c1 + c2));
-    var s = vec2<u32>(hi.x | select(0u, 1u, (w0 | w1) != 0u), hi.y);
+    // The low 64 bits (p00.x, m.x) only as the sticky bit.
+    var s = vec2<u32>(hi.x | select(0u, 1u, (p00.x | m.x) != 0u), hi.y);
     if (s.y < 0x40000000u) {
         ez = ez - 1;
         s = b2s_u64_shl(s, 1u);
@@ -344,33 +323,21 @@ fn b2s_mul(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
 fn b2s_div(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
     if (b2s_isnan(a) || b2s_isnan(b)) { return b2s_nan(); }
     let sign = b2s_sign(a) ^ b2s_sign(b);
-    var ea = i32(b2s_ebits(a));
-    var eb = i32(b2s_ebits(b));
-    var sa = b2s_frac(a);
-    var sb = b2s_frac(b);
-    if (ea == 0x7ff) {
-        if (eb == 0x7ff) { return b2s_nan(); }
+    if (b2s_isinf(a)) {
+        if (b2s_isinf(b)) { return b2s_nan(); }
         return b2s_inf(sign);
     }
-    if (eb == 0x7ff) { return b2s_zero(sign); }
-    if (eb == 0) {
-        if (b2s_u64_is_zero(sb)) {
-            if (b2s_is_zero(a)) { return b2s_nan(); }
-            return b2s_inf(sign);
-        }
-        let n = b2s_norm_subnormal(sb);
-        sb = n.xy;
-        eb = bitcast<i32>(n.z);
+    if (b2s_isinf(b)) { return b2s_zero(sign); }
+    if (b2s_is_zero(b)) {
+        if (b2s_is_zero(a)) { return b2s_nan(); }
+        return b2s_inf(sign);
     }
-    if (ea == 0) {
-        if (b2s_u64_is_zero(sa)) { return b2s_zero(sign); }
-        let n = b2s_norm_subnormal(sa);
-        sa = n.xy;
-        ea = bitcast<i32>(n.z);
-    }
-    var ez = ea - eb + 0x3fe;
-    var rem = vec2<u32>(sa.x, sa.y | 0x00100000u);
-    let den = vec2<u32>(sb.x, sb.y | 0x00100000u);
+    if (b2s_is_zero(a)) { return b2s_zero(sign); }
+    let ua = b2s_sig_exp(a);
+    let ub = b2s_sig_exp(b);
+    var ez = bitcast<i32>(ua.z) - bitcast<i32>(ub.z) + 0x3fe;
+    var rem = ua.xy;
+    let den = ub.xy;
     if (b2s_u64_lt(rem, den)) {
         ez = ez - 1;
         rem = b2s_u64_shl(rem, 1u);

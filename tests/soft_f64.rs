@@ -6,23 +6,8 @@
 
 mod common;
 
-const LIB: &str = include_str!("../shaders/soft_f64.wgsl");
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use brian2wgpu::wgsl::polyfill::{Helper, collect_for};
+use common::Rng;
 
 fn specials() -> Vec<f64> {
     let mut v = vec![
@@ -72,12 +57,12 @@ fn specials() -> Vec<f64> {
 fn randoms(rng: &mut Rng, n: usize) -> Vec<f64> {
     (0..n)
         .map(|i| match i % 3 {
-            0 => f64::from_bits(rng.next()),
+            0 => f64::from_bits(rng.next_u64()),
             1 => {
                 let e = 1023 - 30 + rng.below(60);
-                f64::from_bits((rng.next() & 0x800f_ffff_ffff_ffff) | (e << 52))
+                f64::from_bits((rng.next_u64() & 0x800f_ffff_ffff_ffff) | (e << 52))
             }
-            _ => f64::from_bits(rng.next() & 0x801f_ffff_ffff_ffff),
+            _ => f64::from_bits(rng.next_u64() & 0x801f_ffff_ffff_ffff),
         })
         .collect()
 }
@@ -97,10 +82,10 @@ fn pairs(rng: &mut Rng, n: usize) -> (Vec<f64>, Vec<f64>) {
     xs.extend(&r[..n]);
     ys.extend(&r[n..]);
     for _ in 0..n {
-        let a = f64::from_bits(rng.next() & 0x3fff_ffff_ffff_ffff | 0x3000_0000_0000_0000);
+        let a = f64::from_bits(rng.next_u64() & 0x3fff_ffff_ffff_ffff | 0x3000_0000_0000_0000);
         let e = (a.to_bits() >> 52) as i64 - rng.below(61) as i64;
-        let frac = rng.next() & 0x000f_ffff_ffff_ffff;
-        let sign = rng.next() & 0x8000_0000_0000_0000;
+        let frac = rng.next_u64() & 0x000f_ffff_ffff_ffff;
+        let sign = rng.next_u64() & 0x8000_0000_0000_0000;
         // Near-equal magnitudes too: b = a with its last bits changed.
         let b = if rng.below(4) == 0 {
             f64::from_bits((a.to_bits() ^ rng.below(8)) | sign)
@@ -117,8 +102,10 @@ fn pairs(rng: &mut Rng, n: usize) -> (Vec<f64>, Vec<f64>) {
 /// the result expression yields a vec2<u32>.
 fn run(name: &str, call: &str, xs: &[f64], ys: &[f64]) -> Option<Vec<u64>> {
     let ctx = common::gpu()?;
+    // The library as kernels get it: the items `call` reaches, with their dependencies.
+    let lib = collect_for(&[Helper::SoftF64].into(), call);
     let src = format!(
-        "{LIB}
+        "{lib}
 @group(0) @binding(0) var<storage, read_write> b2t_x: array<vec2<u32>>;
 @group(0) @binding(1) var<storage, read_write> b2t_y: array<vec2<u32>>;
 @group(0) @binding(2) var<storage, read_write> b2t_out: array<vec2<u32>>;
@@ -273,7 +260,7 @@ fn conversions() {
             0x36a, 0x36f, 0x380, 0x381, 0x47e, 0x47f, 0x41d, 0x41e, 0x43d, 0x43e,
         ][rng.below(10) as usize];
         xs.push(f64::from_bits(
-            (rng.next() & 0x800f_ffff_ffff_ffff) | (e << 52),
+            (rng.next_u64() & 0x800f_ffff_ffff_ffff) | (e << 52),
         ));
     }
     let ys = vec![0.0; xs.len()];
@@ -328,7 +315,7 @@ fn conversions() {
     // From float32 (every class, subnormals included), int32 and int64 (bits of x).
     let f32s: Vec<f64> = (0..20_000)
         .map(|i| {
-            let b = rng.next() as u32;
+            let b = rng.next_u64() as u32;
             let b = if i % 4 == 0 { b & 0x807f_ffff } else { b };
             f64::from_bits(b as u64)
         })
@@ -367,7 +354,7 @@ fn conversions() {
     );
     for _ in 0..5_000 {
         // Small magnitudes, both signs, to exercise exact and rounded conversions.
-        let v = (rng.next() >> rng.below(64)) as i64 * if rng.below(2) == 0 { 1 } else { -1 };
+        let v = (rng.next_u64() >> rng.below(64)) as i64 * if rng.below(2) == 0 { 1 } else { -1 };
         i64s.push(f64::from_bits(v as u64));
     }
     let ys = vec![0.0; i64s.len()];
@@ -450,15 +437,11 @@ fn exp() {
     let mut rng = Rng(17);
     let mut xs = specials();
     for _ in 0..20_000 {
-        xs.push(-745.2 + (rng.next() >> 11) as f64 / (1u64 << 53) as f64 * 1455.0);
+        xs.push(-745.2 + rng.unit() * 1455.0);
     }
     for _ in 0..5_000 {
         let e = rng.below(60) as i32 - 58;
-        xs.push(
-            (rng.next() >> 11) as f64 / (1u64 << 53) as f64
-                * 2f64.powi(e)
-                * if rng.below(2) == 0 { 1.0 } else { -1.0 },
-        );
+        xs.push(rng.unit() * 2f64.powi(e) * if rng.below(2) == 0 { 1.0 } else { -1.0 });
     }
     // The overflow and underflow thresholds and the subnormal results.
     for edge in [
@@ -480,14 +463,11 @@ fn log() {
     let mut rng = Rng(19);
     let mut xs = specials();
     for _ in 0..20_000 {
-        xs.push(f64::from_bits(rng.next() >> 1)); // every positive exponent, subnormals
+        xs.push(f64::from_bits(rng.next_u64() >> 1)); // every positive exponent, subnormals
     }
     for _ in 0..10_000 {
         // Near 1, where log's relative accuracy is hardest.
-        xs.push(
-            1.0 + ((rng.next() >> 11) as f64 / (1u64 << 53) as f64 - 0.5)
-                * 2f64.powi(-(rng.below(40) as i32)),
-        );
+        xs.push(1.0 + (rng.unit() - 0.5) * 2f64.powi(-(rng.below(40) as i32)));
     }
     within("log", "b2s_log(x)", &xs, f64::ln, 1);
 }

@@ -19,7 +19,7 @@ pub enum Error {
     MissingImplementation { kernel: String, function: String },
     #[error("{0} is not supported in WGSL kernels")]
     Unsupported(String),
-    /// What the float64 emulation ([`Options::soft_f64`]) does not compute.
+    /// What the float64 emulation (no [`Options::f64`]) does not compute.
     #[error(
         "kernel '{kernel}' computes {what} in float64, and this adapter has no float64 \
          (SHADER_F64): brian2wgpu emulates float64 arithmetic, comparisons, conversions, exp \
@@ -48,12 +48,11 @@ pub struct Options {
     /// block serves every step of a batch.
     pub step_binding: bool,
     /// The device has f64 (SHADER_F64): float32 transcendentals then use the f64
-    /// library for accuracy.
+    /// library for accuracy. Without it, float64 values are their bits (`vec2<u32>`, the
+    /// layout of an f64 in memory) computed by `shaders/soft_f64.wgsl`, exactly as IEEE
+    /// float64; functions beyond arithmetic, comparisons, conversions, exp and log are
+    /// [`Error::NeedsF64`].
     pub f64: bool,
-    /// The device has no f64: float64 values are their bits (`vec2<u32>`, the layout of an
-    /// f64 in memory) and computed by `shaders/soft_f64.wgsl`, exactly as IEEE float64.
-    /// Functions beyond arithmetic, comparisons, conversions, exp and log are [`Error::NeedsF64`].
-    pub soft_f64: bool,
     /// Variables written by several elements through pure accumulation
     /// ([`crate::ir::Parallel::Atomic`]): added atomically, never loaded or stored.
     pub atomic: Vec<usize>,
@@ -132,7 +131,6 @@ impl Default for Options {
             list: false,
             step_binding: false,
             f64: true,
-            soft_f64: false,
             atomic: Vec::new(),
             float_atomics: false,
             count_tiles: None,
@@ -325,7 +323,6 @@ mod tests {
         k.float = Type::F32;
         let opts = Options {
             f64: false,
-            soft_f64: true,
             ..Default::default()
         };
         let src = compile(&k, &opts).unwrap().source;

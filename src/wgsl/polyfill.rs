@@ -71,6 +71,8 @@ pub fn dependencies(h: Helper) -> Vec<Helper> {
         Timestep => vec![ToI64(Type::F64), IsNan(Type::F64), Nan(Type::F64)],
         Inf(t) | Nan(t) if t == Type::F64 => vec![],
         PhiloxF64 => vec![Philox, F64Math],
+        // Its 64-bit products use Philox's `b2_mul_hilo` (the shaker keeps only that).
+        SoftF64 => vec![Philox],
         _ => vec![],
     }
 }

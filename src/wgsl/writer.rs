@@ -20,8 +20,8 @@ struct Writer<'k> {
     step_binding: bool,
     /// Compute float32 transcendentals with the f64 library (device has f64).
     f32_via_f64: bool,
-    /// float64 values are their bits, computed by `shaders/soft_f64.wgsl`
-    /// ([`Options::soft_f64`]).
+    /// float64 values are their bits, computed by `shaders/soft_f64.wgsl` (the device
+    /// has no f64, [`Options::f64`]).
     soft: bool,
     helpers: BTreeSet<Helper>,
     /// Batched layout: arrays live in typed arenas.
@@ -55,10 +55,9 @@ fn value_type(t: Type, soft: bool) -> &'static str {
 
 /// [`storage_type`] where float64 may be emulated (same bytes either way).
 fn stored_type(t: Type, soft: bool) -> &'static str {
-    if soft && t == Type::F64 {
-        "vec2<u32>"
-    } else {
-        storage_type(t)
+    match t {
+        Type::Bool => "u32",
+        t => value_type(t, soft),
     }
 }
 
@@ -625,8 +624,8 @@ pub fn write_function(
     let mut w = Writer {
         k,
         step_binding: opts.step_binding && !arena,
-        f32_via_f64: opts.f64 && !opts.soft_f64,
-        soft: opts.soft_f64,
+        f32_via_f64: opts.f64,
+        soft: !opts.f64,
         helpers: BTreeSet::new(),
         arena,
         atomic: Vec::new(),
@@ -641,7 +640,7 @@ pub fn write_function(
             body,
             "    var {}: {};",
             local_name(k, id),
-            value_type(l.ty, opts.soft_f64)
+            value_type(l.ty, !opts.f64)
         )
         .unwrap();
     }
@@ -841,7 +840,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
 /// Write `kernel` as a WGSL module with one storage binding per array.
 pub fn write(k: &Kernel, opts: &Options) -> Result<WgslKernel, Error> {
-    let soft = opts.soft_f64;
+    let soft = !opts.f64;
     if soft && opts.gsl.is_some() {
         // The driver's error control and step sizes are float64 throughout.
         return Err(Error::NeedsF64 {
@@ -1523,7 +1522,7 @@ fn gsl_driver(k: &Kernel, g: &super::GslShape, alias: &[usize]) -> Result<String
 /// its parameter block starts at `gid.y * stride` and holds the header then one offset per
 /// variable.
 pub fn write_batch(kernels: &[Kernel], opts: &Options, stride: u32) -> Result<String, Error> {
-    if opts.soft_f64 {
+    if !opts.f64 {
         return Err(Error::Unsupported(
             "batched modules with emulated float64".into(),
         ));

@@ -38,15 +38,25 @@ np.savez(sys.argv[2], st=np.asarray(S.t[:]), si=np.asarray(S.i[:]), mt=np.asarra
 '''
 
 
-def run_model(target, out, env=None):
-    subprocess.run([sys.executable, "-c", MODEL, target, str(out)], check=True,
-                   env=dict(os.environ, **(env or {})), capture_output=True, text=True)
+# lavapipe standing in for an adapter without SHADER_F64.
+NO_F64 = {"BRIAN2WGPU_FEATURES_OFF": "f64"}
+
+
+def run_script(code, target, out, env=None):
+    """`code` (a model script) in a fresh process: argv[1] = target, argv[2] = output."""
+    return subprocess.run([sys.executable, "-c", code, target, str(out)],
+                          env=dict(os.environ, **(env or {})), capture_output=True, text=True)
+
+
+def run_model(target, out, env=None, code=MODEL):
+    proc = run_script(code, target, out, env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     return np.load(out)
 
 
 def test_monitors_without_f64(gpu, tmp_path):
     ref = run_model("numpy", tmp_path / "numpy.npz")
-    got = run_model("gpu", tmp_path / "gpu.npz", {"BRIAN2WGPU_FEATURES_OFF": "f64"})
+    got = run_model("gpu", tmp_path / "gpu.npz", NO_F64)
     assert len(ref["st"]) > 1000 and len(ref["mt"]) == 50
     for key in ref.files:
         assert got[key].dtype == ref[key].dtype, key
@@ -57,9 +67,7 @@ def test_float64_function_without_f64_says_so(gpu, tmp_path):
     """What the float64 emulation does not compute (here sin() of a float64 value, per
     neuron) is refused before the first step, naming the function and the kernel."""
     code = MODEL.replace('"x % k == 0"', '"x % k == 0 and sin(x*t/ms) > 0"')
-    proc = subprocess.run([sys.executable, "-c", code, "gpu", str(tmp_path / "x.npz")],
-                          env=dict(os.environ, BRIAN2WGPU_FEATURES_OFF="f64"),
-                          capture_output=True, text=True)
+    proc = run_script(code, "gpu", tmp_path / "x.npz", NO_F64)
     assert proc.returncode != 0
     assert "NotImplementedError" in proc.stderr, proc.stderr[-2000:]
     assert "computes sin() in float64" in proc.stderr and "thresholder" in proc.stderr
@@ -71,9 +79,7 @@ def test_float64_model_without_f64_says_so(gpu, tmp_path):
     """A float64 model would run wholly on the emulation: refused, with what to do."""
     code = MODEL.replace("prefs.core.default_float_dtype = float32", "")
     code = code.replace('"x % k == 0"', '"x % k == 0 and t > 1*ms"')
-    proc = subprocess.run([sys.executable, "-c", code, "gpu", str(tmp_path / "x.npz")],
-                          env=dict(os.environ, BRIAN2WGPU_FEATURES_OFF="f64"),
-                          capture_output=True, text=True)
+    proc = run_script(code, "gpu", tmp_path / "x.npz", NO_F64)
     assert proc.returncode != 0
     assert "needs float64 (SHADER_F64)" in proc.stderr
     assert "default_float_dtype = float32" in proc.stderr
@@ -117,16 +123,9 @@ def test_float32_model_computes_float64_without_f64(gpu, tmp_path):
     """Where numpy computes a float32 model's values in float64, the emulation computes
     the same bits: spikes, state and records equal numpy's, and those of the same adapter
     with its float64."""
-    def run(target, name, env=None):
-        out = tmp_path / name
-        proc = subprocess.run([sys.executable, "-c", F32_MODEL, target, str(out)],
-                              env=dict(os.environ, **(env or {})), capture_output=True,
-                              text=True)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        return np.load(out)
-    ref = run("numpy", "numpy.npz")
-    soft = run("gpu", "soft.npz", {"BRIAN2WGPU_FEATURES_OFF": "f64"})
-    native = run("gpu", "native.npz")
+    ref = run_model("numpy", tmp_path / "numpy.npz", code=F32_MODEL)
+    soft = run_model("gpu", tmp_path / "soft.npz", NO_F64, code=F32_MODEL)
+    native = run_model("gpu", tmp_path / "native.npz", code=F32_MODEL)
     assert len(ref["si"]) > 500 and len(set(ref["k"])) > 10
     for key in ref.files:
         assert soft[key].dtype == ref[key].dtype, key
@@ -159,16 +158,9 @@ def test_float64_exp_and_log_without_f64(gpu, tmp_path):
     """exp and log of float64 values are emulated too (within 1 ulp of float64 before
     the float32 rounding): numpy's values to float32 precision, and those of the same
     adapter with its float64."""
-    def run(target, name, env=None):
-        out = tmp_path / name
-        proc = subprocess.run([sys.executable, "-c", EXP_LOG_MODEL, target, str(out)],
-                              env=dict(os.environ, **(env or {})), capture_output=True,
-                              text=True)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        return np.load(out)
-    ref = run("numpy", "numpy.npz")
-    soft = run("gpu", "soft.npz", {"BRIAN2WGPU_FEATURES_OFF": "f64"})
-    native = run("gpu", "native.npz")
+    ref = run_model("numpy", tmp_path / "numpy.npz", code=EXP_LOG_MODEL)
+    soft = run_model("gpu", tmp_path / "soft.npz", NO_F64, code=EXP_LOG_MODEL)
+    native = run_model("gpu", tmp_path / "native.npz", code=EXP_LOG_MODEL)
     assert np.ptp(ref["w"]) > 0.05 and np.ptp(ref["x"]) > 1
     for key in ref.files:
         assert soft[key].dtype == ref[key].dtype, key

@@ -751,7 +751,6 @@ impl GpuRun {
             list: list.is_some(),
             step_binding: true,
             f64: self.ctx.supports_f64(),
-            soft_f64: !self.ctx.supports_f64(),
             atomic: atomic.to_vec(),
             float_atomics: self.ctx.supports_f32_atomics(),
             count_tiles: match mode {

@@ -119,14 +119,12 @@ pub(super) fn summed_source(value_ty: Type, f64: bool) -> String {
     let ty = wgsl_type(value_ty);
     let acc = match (value_ty, f64) {
         (Type::F32, false) => {
-            let lib = collect_for(&[Helper::SoftF64].into(), "b2s_add b2s_from_f32 b2s_to_f32");
-            format!(
-                "{lib}
-alias Acc = vec2<u32>;
-fn b2_acc_zero() -> Acc {{ return vec2<u32>(0u, 0u); }}
-fn b2_acc_add(a: Acc, v: Value) -> Acc {{ return b2s_add(a, b2s_from_f32(v)); }}
-fn b2_acc_value(a: Acc) -> Value {{ return b2s_to_f32(a); }}"
-            )
+            let acc = "alias Acc = vec2<u32>;
+fn b2_acc_zero() -> Acc { return vec2<u32>(0u, 0u); }
+fn b2_acc_add(a: Acc, v: Value) -> Acc { return b2s_add(a, b2s_from_f32(v)); }
+fn b2_acc_value(a: Acc) -> Value { return b2s_to_f32(a); }";
+            // The emulation's items these functions reach.
+            format!("{}\n{acc}", collect_for(&[Helper::SoftF64].into(), acc))
         }
         (_, f64) => {
             let acc = if f64 { "f64" } else { ty };
