@@ -550,93 +550,216 @@ fn b2s_timestep(t: vec2<u32>, dt: vec2<u32>) -> i64 {
 
 // ---- Elementary functions
 //
-// Classical argument reductions and polynomial (or rational) kernels evaluated with the
-// correctly rounded operations above, so each result is within 1 ulp of the true value
-// (glibc, and so numpy, is within about 0.5 ulp): the same bound as shaders/f64_math.wgsl
-// on adapters with f64. Coefficients are the published minimax ones of the classical
-// algorithms (Cody and Waite's reductions, Tang's exp and log kernels as in fdlibm).
+// Each is a program of the operations above (src/wgsl/soft_programs.rs assembles them
+// into B2S_PROG, B2S_K and the B2S_PC_* entry points), run by b2s_run: drivers inline
+// every call, and one loop holding one copy of each operation keeps a call site small,
+// where straight-line code cost lavapipe seconds of compilation per call. Special values
+// are sorted out here, before the program runs. Accuracy (tests/soft_f64.rs, against
+// glibc = numpy): exp and log within 1 ulp (Tang's reductions with fdlibm's kernels).
 
-// 2^k for -1022 <= k <= 1023.
-fn b2s_pow2(k: i32) -> vec2<u32> {
-    return vec2<u32>(0u, u32(k + 1023) << 20u);
+// a * 2^k for an integral value k, rounded once (through the subnormals, to inf).
+fn b2s_ldexp(a: vec2<u32>, kf: vec2<u32>) -> vec2<u32> {
+    if (b2s_ebits(a) == 0x7ffu || b2s_is_zero(a)) { return a; }
+    let k = clamp(b2s_to_i32(kf), -2200, 2200);
+    let u = b2s_sig_exp(a);
+    return b2s_round_pack(b2s_sign(a), bitcast<i32>(u.z) - 1 + k, b2s_u64_shl(u.xy, 10u));
 }
 
-// y * 2^k for a normal y near 1 (0.5 <= |y| < 4), rounding once, through the subnormals.
-fn b2s_scale(y: vec2<u32>, k: i32) -> vec2<u32> {
-    if (k > 1023) { return b2s_mul(b2s_mul(y, b2s_pow2(1023)), b2s_pow2(k - 1023)); }
-    if (k < -1021) { return b2s_mul(b2s_mul(y, b2s_pow2(k + 1000)), b2s_pow2(-1000)); }
-    return b2s_mul(y, b2s_pow2(k));
+// The interpreter's registers; its program and constants (B2S_PROG, B2S_K) are private
+// variables too: drivers index those cheaply, where a `const` array indexed at run time
+// may be rebuilt at every access (lavapipe then compiled each call site for seconds).
+var<private> b2s_r: array<vec2<u32>, 16>;
+
+// Operand i of an instruction: a register below 16, a constant above.
+fn b2s_operand(i: u32) -> vec2<u32> {
+    if (i < 16u) { return b2s_r[i]; }
+    return B2S_K[i - 16u];
+}
+
+// Runs the program at `pc` with inputs x, y, z in registers 0, 1, 2; returns register 0.
+fn b2s_run(pc_start: u32, x: vec2<u32>, y: vec2<u32>, z: vec2<u32>) -> vec2<u32> {
+    b2s_r[0] = x;
+    b2s_r[1] = y;
+    b2s_r[2] = z;
+    var pc = pc_start;
+    loop {
+        let ins = B2S_PROG[pc];
+        pc = pc + 1u;
+        let op = ins & 0xfu;
+        if (op == 0u) { break; }
+        let a = b2s_operand((ins >> 8u) & 0xffu);
+        let b0 = b2s_operand((ins >> 16u) & 0xffu);
+        if (op == 9u) {
+            if (b2s_lt(a, b0)) { pc = u32(i32(pc) + (bitcast<i32>(ins) >> 24u)); }
+            continue;
+        }
+        // Subtraction is addition of -b.
+        let b = select(b0, b2s_neg(b0), op == 2u);
+        var v: vec2<u32>;
+        switch op {
+            case 1u, 2u: { v = b2s_add(a, b); }
+            case 3u: { v = b2s_mul(a, b); }
+            case 4u: { v = b2s_div(a, b); }
+            case 5u: { v = b2s_floor(a); }
+            case 6u: { v = b2s_ldexp(a, b); }
+            case 7u: { v = select(a, b, b2s_lt(b, a)); }
+            default: { v = select(a, b, b2s_lt(a, b)); }
+        }
+        b2s_r[(ins >> 4u) & 0xfu] = v;
+    }
+    return b2s_r[0];
 }
 
 fn b2s_exp(x: vec2<u32>) -> vec2<u32> {
-    if (b2s_isnan(x)) { return b2s_nan(); }
-    // Above ln(DBL_MAX) the result overflows; below about -745.13 it rounds to 0.
-    if (b2s_lt(vec2<u32>(0xfefa39efu, 0x40862e42u), x)) { return b2s_inf(0u); }
-    if (b2s_lt(x, vec2<u32>(0xd52d3051u, 0xc0874910u))) { return b2s_zero(0u); }
-    // |x| < 2^-54: exp(x) rounds to 1 (+x keeps the direction for the rounding).
-    if (b2s_ebits(x) < 0x3c9u) { return b2s_add(vec2<u32>(0u, 0x3ff00000u), x); }
-    // x = k ln2 + r, |r| <= ln2 / 2; ln2 = LN2_HI + LN2_LO where k * LN2_HI is exact.
-    let ln2_hi = vec2<u32>(0xfee00000u, 0x3fe62e42u); // 6.93147180369123816490e-01
-    let ln2_lo = vec2<u32>(0x35793c76u, 0x3dea39efu); // 1.90821492927058770002e-10
-    let inv_ln2 = vec2<u32>(0x652b82feu, 0x3ff71547u); // 1.44269504088896338700e+00
-    let half = vec2<u32>(0u, 0x3fe00000u);
-    let kf = b2s_floor(b2s_add(b2s_mul(x, inv_ln2), half));
-    let k = b2s_to_i32(kf);
-    let hi = b2s_sub(x, b2s_mul(kf, ln2_hi));
-    let lo = b2s_mul(kf, ln2_lo);
-    let r = b2s_sub(hi, lo);
-    // exp(r) = 1 + r + r c / (2 - c), c = r - r^2 P(r^2).
-    let t = b2s_mul(r, r);
-    var p = vec2<u32>(0x72bea4d0u, 0x3e663769u);                 //  4.13813679705723846039e-08
-    p = b2s_add(vec2<u32>(0xc5d26bf1u, 0xbebbbd41u), b2s_mul(t, p)); // -1.65339022054652515390e-06
-    p = b2s_add(vec2<u32>(0xaf25de2cu, 0x3f11566au), b2s_mul(t, p)); //  6.61375632143793436117e-05
-    p = b2s_add(vec2<u32>(0x16bebd93u, 0xbf66c16cu), b2s_mul(t, p)); // -2.77777777770155933842e-03
-    p = b2s_add(vec2<u32>(0x5555553eu, 0x3fc55555u), b2s_mul(t, p)); //  1.66666666666666019037e-01
-    let c = b2s_sub(r, b2s_mul(t, p));
-    let two = vec2<u32>(0u, 0x40000000u);
-    let q = b2s_div(b2s_mul(r, c), b2s_sub(two, c));
-    let y = b2s_sub(vec2<u32>(0u, 0x3ff00000u), b2s_sub(b2s_sub(lo, q), hi));
-    return b2s_scale(y, k);
+    return b2s_run(B2S_PC_EXP, x, x, x);
 }
 
-fn b2s_log(x_in: vec2<u32>) -> vec2<u32> {
-    var x = x_in;
+// x = 2^k m with m in [sqrt(2)/2, sqrt(2)), for finite x > 0: (m, k as a value).
+fn b2s_log_split(x: vec2<u32>) -> array<vec2<u32>, 2> {
+    var v = x;
+    var k = 0;
+    if (b2s_ebits(x) == 0u) {
+        // Subnormal: x 2^54 is normal (exact).
+        let u = b2s_sig_exp(x);
+        v = b2s_pack(0u, bitcast<u32>(bitcast<i32>(u.z) + 53), u.xy);
+        k = -54;
+    }
+    let hx = v.y & 0x000fffffu;
+    let i = (hx + 0x95f64u) & 0x100000u;
+    k = k + i32(v.y >> 20u) - 1023 + i32(i >> 20u);
+    return array<vec2<u32>, 2>(vec2<u32>(v.x, hx | (i ^ 0x3ff00000u)), b2s_from_i32(k));
+}
+
+fn b2s_log(x: vec2<u32>) -> vec2<u32> {
     if (b2s_isnan(x)) { return b2s_nan(); }
     if (b2s_is_zero(x)) { return b2s_inf(1u); }
     if (b2s_sign(x) == 1u) { return b2s_nan(); }
     if (b2s_isinf(x)) { return x; }
-    var k = 0;
-    if (b2s_ebits(x) == 0u) {
-        // Subnormal: scale into the normals.
-        x = b2s_mul(x, vec2<u32>(0u, 0x43500000u)); // 2^54
-        k = -54;
+    let mk = b2s_log_split(x);
+    return b2s_run(B2S_PC_LOG, mk[0], mk[1], mk[1]);
+}
+
+// Brian2's exprel: (e^x - 1) / x, 1 for |x| < 1e-16, inf above ln(DBL_MAX) (as numpy's
+// expm1(x) / x), 0 at -inf.
+fn b2s_exprel(x: vec2<u32>) -> vec2<u32> {
+    if (b2s_isnan(x)) { return b2s_nan(); }
+    let ax = b2s_abs(x);
+    if (b2s_lt(ax, vec2<u32>(0x97d889bcu, 0x3c9cd2b2u))) { return vec2<u32>(0u, 0x3ff00000u); }
+    if (b2s_lt(vec2<u32>(0xfefa39efu, 0x40862e42u), x)) { return b2s_inf(0u); }
+    let series = b2s_lt(ax, vec2<u32>(0u, 0x3ff00000u));
+    return b2s_run(select(B2S_PC_EXPREL_EXP, B2S_PC_EXPREL_SERIES, series), x, x, x);
+}
+
+// Integral values (every double of magnitude >= 2^52 is one).
+fn b2s_is_integral(a: vec2<u32>) -> bool {
+    let e = i32(b2s_ebits(a)) - 1023; // the unit bit is fraction bit 52 - e
+    if (e >= 52) { return e != 1024; }
+    if (e < 0) { return b2s_is_zero(a); }
+    // The fraction bits below the unit bit: 52 - e of them, from bit 0.
+    let n = u32(52 - e);
+    let f = b2s_frac(a);
+    if (n >= 32u) {
+        return f.x == 0u && (f.y & ((1u << (n - 32u)) - 1u)) == 0u;
     }
-    // x = 2^k m with m in [sqrt(2)/2, sqrt(2)).
-    let hx = x.y & 0x000fffffu;
-    let i = (hx + 0x95f64u) & 0x100000u;
-    k = k + i32(x.y >> 20u) - 1023 + i32(i >> 20u);
-    let m = vec2<u32>(x.x, hx | (i ^ 0x3ff00000u));
+    return (f.x & ((1u << n) - 1u)) == 0u;
+}
+
+// For an integral value: whether it is odd.
+fn b2s_is_odd(a: vec2<u32>) -> bool {
+    let e = i32(b2s_ebits(a)) - 1023;
+    if (e < 0 || e > 52) { return false; }
+    if (e == 0) { return true; } // +-1: the hidden bit
+    let n = u32(52 - e);
+    let f = b2s_frac(a);
+    if (n >= 32u) { return ((f.y >> (n - 32u)) & 1u) == 1u; }
+    return ((f.x >> n) & 1u) == 1u;
+}
+
+// C99 pow (F.9.4.4): pow(x, +-0) = pow(1, y) = 1 even for NaN, negative bases need
+// integral exponents. Integral exponents up to 64 in magnitude multiply in double-double
+// (correctly rounded but within ~2^-100 of a tie, as the f64 library's powers); others
+// are e^(y ln|x|), within about (2 |y ln x| + 2) ulp.
+fn b2s_pow(x: vec2<u32>, y: vec2<u32>) -> vec2<u32> {
     let one = vec2<u32>(0u, 0x3ff00000u);
-    let f = b2s_sub(m, one);
-    // log(1 + f) = f - f^2/2 + s (f^2/2 + R(s^2)), s = f / (2 + f).
-    let s = b2s_div(f, b2s_add(vec2<u32>(0u, 0x40000000u), f));
-    let z = b2s_mul(s, s);
-    let w = b2s_mul(z, z);
-    var t1 = vec2<u32>(0xd078c69fu, 0x3fc39a09u);                     // Lg6 1.531383769920937332e-01
-    t1 = b2s_add(vec2<u32>(0x1d8e78afu, 0x3fcc71c5u), b2s_mul(w, t1)); // Lg4 2.222219843214978396e-01
-    t1 = b2s_add(vec2<u32>(0x9997fa04u, 0x3fd99999u), b2s_mul(w, t1)); // Lg2 3.999999999940941908e-01
-    t1 = b2s_mul(w, t1);
-    var t2 = vec2<u32>(0xdf3e5244u, 0x3fc2f112u);                     // Lg7 1.479819860511658591e-01
-    t2 = b2s_add(vec2<u32>(0x96cb03deu, 0x3fc74664u), b2s_mul(w, t2)); // Lg5 1.818357216161805012e-01
-    t2 = b2s_add(vec2<u32>(0x94229359u, 0x3fd24924u), b2s_mul(w, t2)); // Lg3 2.857142874366239149e-01
-    t2 = b2s_add(vec2<u32>(0x55555593u, 0x3fe55555u), b2s_mul(w, t2)); // Lg1 6.666666666666735130e-01
-    t2 = b2s_mul(z, t2);
-    let r = b2s_add(t2, t1);
-    let hfsq = b2s_mul(vec2<u32>(0u, 0x3fe00000u), b2s_mul(f, f));
-    let kf = b2s_from_i32(k);
-    let ln2_hi = vec2<u32>(0xfee00000u, 0x3fe62e42u);
-    let ln2_lo = vec2<u32>(0x35793c76u, 0x3dea39efu);
-    // k ln2_hi - ((hfsq - (s (hfsq + R) + k ln2_lo)) - f)
-    let inner = b2s_add(b2s_mul(s, b2s_add(hfsq, r)), b2s_mul(kf, ln2_lo));
-    return b2s_sub(b2s_mul(kf, ln2_hi), b2s_sub(b2s_sub(hfsq, inner), f));
+    if (b2s_is_zero(y) || all(x == one)) { return one; }
+    if (b2s_isnan(x) || b2s_isnan(y)) { return b2s_nan(); }
+    let ax = b2s_abs(x);
+    let ay = b2s_abs(y);
+    let y_neg = b2s_sign(y) == 1u;
+    if (b2s_isinf(y)) {
+        if (all(ax == one)) { return one; }
+        return select(b2s_zero(0u), b2s_inf(0u), b2s_lt(one, ax) != y_neg);
+    }
+    let y_int = b2s_is_integral(y);
+    let y_odd = y_int && b2s_is_odd(y);
+    if (b2s_is_zero(x)) {
+        // The sign of a zero base survives only for odd integral exponents.
+        let s = select(0u, b2s_sign(x), y_odd);
+        return select(b2s_zero(s), b2s_inf(s), y_neg);
+    }
+    if (b2s_isinf(x)) {
+        let s = select(0u, 1u, b2s_sign(x) == 1u && y_odd);
+        return select(b2s_inf(s), b2s_zero(s), y_neg);
+    }
+    if (b2s_sign(x) == 1u && !y_int) { return b2s_nan(); }
+    if (all(ax == one)) { return select(one, b2s_neg(one), y_odd); }
+    if (all(y == one)) { return x; }
+    // |ln ax| >= 2^-53 for ax != 1: |y| > 2^64 over- or underflows, |y| < 2^-80 gives 1.
+    if (b2s_lt(vec2<u32>(0u, 0x43f00000u), ay)) {
+        return select(b2s_zero(0u), b2s_inf(0u), b2s_lt(one, ax) != y_neg);
+    }
+    if (b2s_lt(ay, vec2<u32>(0u, 0x3af00000u))) { return one; }
+    var pc: u32;
+    var in0: vec2<u32>;
+    var in1: vec2<u32>;
+    var in2 = y;
+    var negate = false;
+    if (y_int && b2s_lt(ay, vec2<u32>(0u, 0x40504000u))) {
+        // |y| <= 64: x = a 2^e with 1 <= |a| < 2 (the sign stays in a).
+        let n = b2s_to_i32(ay);
+        let u = b2s_sig_exp(ax);
+        let e = bitcast<i32>(u.z) - 1023;
+        pc = select(B2S_PC_POWI, B2S_PC_POWI_RECIP, y_neg);
+        in0 = b2s_pack(b2s_sign(x), 1022u, u.xy);
+        in1 = b2s_from_i32(n);
+        in2 = b2s_from_i32(select(n * e, -n * e, y_neg));
+    } else {
+        let mk = b2s_log_split(ax);
+        pc = B2S_PC_POW;
+        in0 = mk[0];
+        in1 = mk[1];
+        negate = b2s_sign(x) == 1u && y_odd;
+    }
+    let r = b2s_run(pc, in0, in1, in2);
+    return select(r, b2s_neg(r), negate);
+}
+
+// Correctly rounded square root: one result bit per step from the radicand's bit pairs.
+fn b2s_sqrt(a: vec2<u32>) -> vec2<u32> {
+    if (b2s_isnan(a)) { return b2s_nan(); }
+    if (b2s_is_zero(a)) { return a; } // sqrt(-0) = -0
+    if (b2s_sign(a) == 1u) { return b2s_nan(); }
+    if (b2s_isinf(a)) { return a; }
+    let u = b2s_sig_exp(a);
+    let ex = bitcast<i32>(u.z) - 1075; // a = sig 2^ex, sig < 2^53
+    // The radicand sig 2^56 (ex even) or sig 2^57 (ex odd), 110 bits, top-aligned in src.
+    let odd = (ex & 1) != 0;
+    var src = b2s_u64_shl(u.xy, select(10u, 11u, odd));
+    let e2 = ex - select(56, 57, odd);
+    var q = vec2<u32>(0u, 0u);
+    var rem = vec2<u32>(0u, 0u);
+    for (var i = 0u; i < 55u; i++) {
+        rem = b2s_u64_shl(rem, 2u);
+        rem.x = rem.x | (src.y >> 30u);
+        src = b2s_u64_shl(src, 2u);
+        let t = b2s_u64_shl(q, 2u) | vec2<u32>(1u, 0u);
+        q = b2s_u64_shl(q, 1u);
+        if (!b2s_u64_lt(rem, t)) {
+            rem = b2s_u64_sub(rem, t);
+            q.x = q.x | 1u;
+        }
+    }
+    // q < 2^55 with its leading one at bit 54: to bit 62, the remainder as sticky bit.
+    let sig = b2s_u64_shl(q, 8u) | vec2<u32>(select(0u, 1u, !b2s_u64_is_zero(rem)), 0u);
+    return b2s_round_pack(0u, (e2 >> 1u) + 1076, sig);
 }

@@ -112,7 +112,7 @@ fn checker_catches_f64_builtins() {
 // ---------------------------------------------------------------------------------------
 // Inputs
 
-use common::Rng;
+use common::{Rng, exprel_ref};
 
 /// 2^e exactly, subnormals included (-1074 <= e <= 1023).
 fn pow2(e: i32) -> f64 {
@@ -499,17 +499,6 @@ fn expm1() {
         10,
     ));
     sweep1("expm1", xs, f64::exp_m1, BOUND_ULP);
-}
-
-/// Brian2's exprel (brian2/units/unitsafefunctions.py and its C++/Cython versions).
-fn exprel_ref(x: f64) -> f64 {
-    if x.abs() < 1e-16 {
-        1.0
-    } else if x > 717.0 {
-        f64::INFINITY
-    } else {
-        x.exp_m1() / x
-    }
 }
 
 #[test]

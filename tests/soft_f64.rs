@@ -7,7 +7,7 @@
 mod common;
 
 use brian2wgpu::wgsl::polyfill::{Helper, collect_for};
-use common::Rng;
+use common::{Rng, exprel_ref};
 
 fn specials() -> Vec<f64> {
     let mut v = vec![
@@ -470,4 +470,122 @@ fn log() {
         xs.push(1.0 + (rng.unit() - 0.5) * 2f64.powi(-(rng.below(40) as i32)));
     }
     within("log", "b2s_log(x)", &xs, f64::ln, 1);
+}
+
+#[test]
+fn exprel() {
+    let mut rng = Rng(23);
+    let mut xs = specials();
+    for _ in 0..20_000 {
+        xs.push(-60.0 + rng.unit() * 780.0);
+    }
+    for _ in 0..20_000 {
+        // Both sides of |x| = 1 (series / exp), and small arguments.
+        let e = rng.below(70) as i32 - 68;
+        xs.push((0.5 + rng.unit()) * 2f64.powi(e) * if rng.below(2) == 0 { 1.0 } else { -1.0 });
+    }
+    for edge in [1.0f64, -1.0, 1e-16, -1e-16, 709.782712893384] {
+        for d in -20i64..20 {
+            xs.push(f64::from_bits(edge.to_bits().wrapping_add(d as u64)));
+        }
+    }
+    xs.extend(randoms(&mut rng, 5_000));
+    // The exp branch loses up to a factor e/(e-1) to cancellation: 2 ulp at x = 1.
+    within("exprel", "b2s_exprel(x)", &xs, exprel_ref, 2);
+}
+
+#[test]
+fn sqrt() {
+    let mut rng = Rng(29);
+    let mut xs = specials();
+    for _ in 0..30_000 {
+        xs.push(f64::from_bits(rng.next_u64() >> 1)); // every exponent, subnormals
+    }
+    // Squares and their neighbours: exact roots, and results next to a rounding boundary.
+    for _ in 0..10_000 {
+        let r = (rng.next_u64() >> 11) as f64 * 2f64.powi(rng.below(40) as i32 - 60);
+        let sq = r * r;
+        for d in [-1i64, 0, 1] {
+            xs.push(f64::from_bits(sq.to_bits().wrapping_add(d as u64)));
+        }
+    }
+    within("sqrt", "b2s_sqrt(x)", &xs, f64::sqrt, 0);
+}
+
+/// `call` of (x, y) within `bound(x, y)` ulps of `want`.
+fn within2(
+    name: &str,
+    call: &str,
+    xs: &[f64],
+    ys: &[f64],
+    want: fn(f64, f64) -> f64,
+    bound: impl Fn(f64, f64) -> u64,
+) {
+    let Some(got) = run(name, call, xs, ys) else {
+        return;
+    };
+    for i in 0..xs.len() {
+        let w = want(xs[i], ys[i]);
+        let u = ulps(got[i], w);
+        assert!(
+            u <= bound(xs[i], ys[i]),
+            "{name}({:e}, {:e}) [{:#018x}, {:#018x}] = {:e} [{:#018x}], want {:e}: {u} ulp",
+            xs[i],
+            ys[i],
+            xs[i].to_bits(),
+            ys[i].to_bits(),
+            f64::from_bits(got[i]),
+            got[i],
+            w
+        );
+    }
+}
+
+#[test]
+fn pow() {
+    let mut rng = Rng(31);
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    // Every special against every special (C99's table), and against ordinary values.
+    let mut sp = specials();
+    sp.extend([
+        0.5, -0.5, 2.0, -2.0, 3.0, -3.0, 0.3, -7.5, 64.0, -64.0, 65.0, 1e300, -1e-300,
+    ]);
+    for &x in &sp {
+        for &y in &sp {
+            xs.push(x);
+            ys.push(y);
+        }
+    }
+    // Integral exponents: double-double powers, also to the overflow and subnormal ends.
+    for _ in 0..20_000 {
+        let x = (0.5 + rng.unit()) * 2f64.powi(rng.below(80) as i32 - 40);
+        xs.push(if rng.below(3) == 0 { -x } else { x });
+        ys.push(rng.below(129) as f64 - 64.0);
+    }
+    for _ in 0..3_000 {
+        xs.push(f64::from_bits(rng.next_u64() >> 1));
+        ys.push(rng.below(129) as f64 - 64.0);
+    }
+    // float32 values to small integral powers (Brian2's n**4, m**3): correctly rounded.
+    for _ in 0..5_000 {
+        xs.push(rng.unit() as f32 as f64);
+        ys.push((2 + rng.below(4)) as f64);
+    }
+    // General exponents over the range where the result is finite and nonzero.
+    for _ in 0..20_000 {
+        let x = (0.01 + rng.unit()) * 2f64.powi(rng.below(40) as i32 - 20);
+        let y = (rng.unit() - 0.5) * 40.0;
+        xs.push(x);
+        ys.push(y);
+    }
+    within2("pow", "b2s_pow(x, y)", &xs, &ys, f64::powf, |x, y| {
+        let z = (y * x.abs().ln()).abs();
+        if y.fract() == 0.0 && y.abs() <= 64.0 {
+            1
+        } else if z.is_finite() {
+            2 * z.ceil() as u64 + 2
+        } else {
+            0
+        }
+    });
 }

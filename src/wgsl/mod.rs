@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod polyfill;
+mod soft_programs;
 mod writer;
 
 use thiserror::Error;
@@ -22,8 +23,8 @@ pub enum Error {
     /// What the float64 emulation (no [`Options::f64`]) does not compute.
     #[error(
         "kernel '{kernel}' computes {what} in float64, and this adapter has no float64 \
-         (SHADER_F64): brian2wgpu emulates float64 arithmetic, comparisons, conversions, exp \
-         and log there, not {what}; run this model with prefs.devices.wgpu.backend = 'cpu', or on an \
+         (SHADER_F64): brian2wgpu emulates float64 arithmetic, comparisons, conversions, exp, \
+         log, exprel, sqrt and ** there, not {what}; run this model with prefs.devices.wgpu.backend = 'cpu', or on an \
          adapter with SHADER_F64"
     )]
     NeedsF64 { kernel: String, what: String },
@@ -50,8 +51,8 @@ pub struct Options {
     /// The device has f64 (SHADER_F64): float32 transcendentals then use the f64
     /// library for accuracy. Without it, float64 values are their bits (`vec2<u32>`, the
     /// layout of an f64 in memory) computed by `shaders/soft_f64.wgsl`, exactly as IEEE
-    /// float64; functions beyond arithmetic, comparisons, conversions, exp and log are
-    /// [`Error::NeedsF64`].
+    /// float64 (exp, log, exprel, ** within a few ulp); the other functions of float64
+    /// values are [`Error::NeedsF64`].
     pub f64: bool,
     /// Variables written by several elements through pure accumulation
     /// ([`crate::ir::Parallel::Atomic`]): added atomically, never loaded or stored.
@@ -315,7 +316,7 @@ mod tests {
     /// Without SHADER_F64, float64 values are their bits and every operation on them a
     /// call into shaders/soft_f64.wgsl: the module names no f64 and validates without
     /// the FLOAT64 capability; what the emulation lacks is a NeedsF64 error naming it
-    /// (exp is emulated, sin is not).
+    /// (exp, log, exprel, sqrt and ** are emulated, sin is not).
     #[test]
     fn float64_is_emulated_without_shader_f64() {
         use naga::valid::{Capabilities, ValidationFlags, Validator};
@@ -325,23 +326,37 @@ mod tests {
             f64: false,
             ..Default::default()
         };
-        let src = compile(&k, &opts).unwrap().source;
-        assert!(!src.contains("f64") && src.contains("b2s_"), "{src}");
-        let module = naga::front::wgsl::parse_str(&src).unwrap();
-        Validator::new(
-            ValidationFlags::all(),
-            Capabilities::all() - Capabilities::FLOAT64,
-        )
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&src)));
+        // No f64 type anywhere outside comments, and valid without FLOAT64.
+        let check = |src: &str| {
+            let names_f64 = src.lines().any(|l| {
+                l.split("//")
+                    .next()
+                    .unwrap()
+                    .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                    .any(|w| w == "f64")
+            });
+            assert!(!names_f64 && src.contains("b2s_"), "{src}");
+            let module = naga::front::wgsl::parse_str(src).unwrap();
+            Validator::new(
+                ValidationFlags::all(),
+                Capabilities::all() - Capabilities::FLOAT64,
+            )
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{}", e.emit_to_string(src)));
+        };
+        check(&compile(&k, &opts).unwrap().source);
         let vars = vec![VariableSpec::array("x", Type::F64)];
-        let exp = lower(&KernelSpec::vector(
-            "stateupdate",
-            vars,
-            "x = exp(x) + sin(x)",
-        ))
-        .unwrap();
-        match compile(&exp, &opts) {
+        let functions = |code: &str| {
+            let mut k = lower(&KernelSpec::vector("stateupdate", vars.clone(), code)).unwrap();
+            k.float = Type::F32;
+            compile(&k, &opts)
+        };
+        let src = functions("x = exp(x) + log(x) + exprel(x) + sqrt(x) + x**2.5 + x**3")
+            .unwrap()
+            .source;
+        assert!(src.contains("b2s_run"));
+        check(&src);
+        match functions("x = exp(x) + sin(x)") {
             Err(Error::NeedsF64 { what, .. }) => assert_eq!(what, "sin()"),
             other => panic!("{other:?}"),
         }

@@ -83,7 +83,7 @@ pub fn source(h: Helper) -> String {
     match h {
         F64Math => F64_MATH.to_string(),
         F32Math => F32_MATH.to_string(),
-        SoftF64 => SOFT_F64.to_string(),
+        SoftF64 => format!("{SOFT_F64}\n{}", super::soft_programs::wgsl()),
         Philox => crate::rng::wgsl_source(false).to_string(),
         PhiloxF64 => crate::rng::wgsl_source(true)[crate::rng::wgsl_source(false).len()..].to_string(),
         FloorDivInt(t) => {
@@ -233,12 +233,12 @@ pub fn source(h: Helper) -> String {
     }
 }
 
-/// Top-level items (`fn` and `const`) of a WGSL library, with their names.
+/// Top-level items (`fn`, `const` and `var<private>`) of a WGSL library, with their names.
 fn items(lib: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut current: Option<(String, String)> = None;
     for line in lib.lines() {
-        let name = ["fn ", "const "].iter().find_map(|kw| {
+        let name = ["fn ", "const ", "var<private> "].iter().find_map(|kw| {
             line.strip_prefix(kw).map(|rest| {
                 rest.chars()
                     .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')

@@ -176,7 +176,7 @@ impl Writer<'_> {
                     }
                     BinaryOp::FloorDiv => return Err(self.needs_f64("floored division (//)")),
                     BinaryOp::Mod => return Err(self.needs_f64("the modulo (%)")),
-                    BinaryOp::Pow => return Err(self.needs_f64("a power (**)")),
+                    BinaryOp::Pow => ("b2s_pow", &x, &y),
                     BinaryOp::And | BinaryOp::Or => {
                         unreachable!("logical operators take booleans")
                     }
@@ -319,7 +319,11 @@ impl Writer<'_> {
             Func::Ceil => "b2s_ceil",
             Func::Exp => "b2s_exp",
             Func::Log => "b2s_log",
+            Func::Exprel => "b2s_exprel",
+            Func::Sqrt => "b2s_sqrt",
             Func::Where => return Ok(format!("select({}, {}, {})", a[2], a[1], a[0])),
+            // rand() and randn() are of the kernel's float type: float64 only in float64
+            // kernels, which check_features refuses first.
             Func::Rand { .. } | Func::Randn { .. } if ty == Type::F64 => {
                 return Err(self.needs_f64("random numbers (rand(), randn())"));
             }

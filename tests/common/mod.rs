@@ -46,3 +46,15 @@ impl Rng {
         if self.next_u64() & 1 == 0 { 1.0 } else { -1.0 }
     }
 }
+
+/// Brian2's exprel as its numpy target computes it (brian2/units/unitsafefunctions.py;
+/// its C++ and Cython versions agree): 1 for |x| < 1e-16, inf above 717.
+pub fn exprel_ref(x: f64) -> f64 {
+    if x.abs() < 1e-16 {
+        1.0
+    } else if x > 717.0 {
+        f64::INFINITY
+    } else {
+        x.exp_m1() / x
+    }
+}

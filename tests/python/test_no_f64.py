@@ -166,3 +166,58 @@ def test_float64_exp_and_log_without_f64(gpu, tmp_path):
         assert soft[key].dtype == ref[key].dtype, key
         np.testing.assert_allclose(soft[key], ref[key], rtol=1e-6, atol=1e-9, err_msg=key)
         np.testing.assert_allclose(soft[key], native[key], rtol=1e-6, atol=1e-9, err_msg=key)
+
+
+# exprel, sqrt and ** (integral and general exponents) of float64 values per neuron: the
+# functions of Hodgkin-Huxley models.
+FUNCTIONS_MODEL = HEADER + r"""
+G = NeuronGroup(200, '''a : 1
+                        b : 1
+                        c : 1
+                        d : 1
+                        f : 1''')
+G.run_regularly('''a = exprel((i - 100)*0.05 + t/ms - 0.5)
+                   b = sqrt(i*0.37 + t/ms)
+                   c = (1 + i*0.01 + t/ms)**2.5
+                   d = (0.5 + t/ms + i*0.001)**3 + (1 + t/ms)**-2
+                   f = (i*0.01 + t/ms)**0.5''', dt=defaultclock.dt)
+M = StateMonitor(G, ["a", "b", "c", "d", "f"], record=[0, 1, 99, 100, 101, 199])
+run(2*ms)
+np.savez(sys.argv[2], **{k: np.asarray(getattr(M, k)[:]) for k in "abcdf"})
+"""
+
+
+def test_float64_functions_without_f64(gpu, tmp_path):
+    """exprel, sqrt and ** of float64 values run on the emulation: the bits the adapter's
+    own float64 gives (its library and the emulation are each within an ulp or two of
+    float64, which float32 rounding hides), and numpy's values to float32 rounding."""
+    ref = run_model("numpy", tmp_path / "numpy.npz", code=FUNCTIONS_MODEL)
+    soft = run_model("gpu", tmp_path / "soft.npz", NO_F64, code=FUNCTIONS_MODEL)
+    native = run_model("gpu", tmp_path / "native.npz", code=FUNCTIONS_MODEL)
+    assert np.ptp(ref["a"]) > 10 and np.ptp(ref["c"]) > 10 and np.ptp(ref["d"]) > 1
+    for key in ref.files:
+        assert soft[key].dtype == ref[key].dtype == np.float32, key
+        assert np.array_equal(soft[key], native[key]), key
+        np.testing.assert_allclose(soft[key], ref[key], rtol=5e-7, atol=0, err_msg=key)
+
+
+def test_float32_hodgkin_huxley_without_f64(gpu, tmp_path):
+    """Brian2's COBAHH neurons in float32 (exprel, exp and ** of float64 values per step)
+    run on the emulation: the same spikes as the adapter with float64 and as numpy, and
+    voltages within float32 rounding of theirs."""
+    benches = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "benches")
+    code = HEADER + f"sys.path.insert(0, {benches!r})\n" + r"""
+from models import cobahh_group
+G = cobahh_group(100)
+S = SpikeMonitor(G)
+M = StateMonitor(G, "v", record=[0, 20, 39, 99])
+run(15*ms)
+np.savez(sys.argv[2], si=np.asarray(S.i[:]), st=np.asarray(S.t[:]), mv=np.asarray(M.v[:]))
+"""
+    ref = run_model("numpy", tmp_path / "numpy.npz", code=code)
+    soft = run_model("gpu", tmp_path / "soft.npz", NO_F64, code=code)
+    native = run_model("gpu", tmp_path / "native.npz", code=code)
+    assert len(ref["si"]) >= 10
+    for other in (native, ref):
+        assert np.array_equal(soft["si"], other["si"]) and np.array_equal(soft["st"], other["st"])
+        np.testing.assert_allclose(soft["mv"], other["mv"], rtol=0, atol=1e-6)

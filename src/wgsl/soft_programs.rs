@@ -1,0 +1,503 @@
+//! Programs for the float64 emulation's interpreter (`b2s_run` in shaders/soft_f64.wgsl).
+//!
+//! Drivers inline every WGSL function call, so an elementary function written as
+//! straight-line calls of emulated operations puts dozens of copies of `b2s_add` and
+//! `b2s_mul` into each kernel that calls it: lavapipe's LLVM then takes seconds per call
+//! site. Instead each function is a short program of emulated operations, run by one loop
+//! that holds a single copy of each operation; a call site costs one copy of that loop.
+//!
+//! A program is a list of `u32` instructions: op (bits 0..4), destination register
+//! (4..8), operands a (8..16) and b (16..24), and for jumps a signed offset (24..32).
+//! Operands below 16 are registers; 16 and above index the constant table. Registers
+//! 0..3 hold the inputs and register 0 the result.
+
+use std::fmt::Write;
+use std::sync::LazyLock;
+
+#[derive(Clone, Copy)]
+enum Op {
+    End = 0,
+    Add = 1,
+    Sub = 2,
+    Mul = 3,
+    Div = 4,
+    Floor = 5,
+    /// d = a * 2^b, b an integral value, rounded once.
+    Ldexp = 6,
+    /// d = b < a ? b : a (a NaN a stays).
+    Min = 7,
+    /// d = a < b ? b : a.
+    Max = 8,
+    /// Jump by the offset when a < b.
+    Jlt = 9,
+}
+
+/// An operand: a register or a constant.
+#[derive(Clone, Copy)]
+enum O {
+    R(u32),
+    K(f64),
+}
+use O::{K, R};
+
+#[derive(Default)]
+struct Asm {
+    prog: Vec<u32>,
+    consts: Vec<u64>,
+    /// (instruction index, label) of jumps to patch.
+    fixups: Vec<(usize, &'static str)>,
+    labels: Vec<(&'static str, usize)>,
+    entries: Vec<(&'static str, usize)>,
+}
+
+impl Asm {
+    fn operand(&mut self, o: O) -> u32 {
+        match o {
+            R(r) => {
+                assert!(r < 16);
+                r
+            }
+            K(x) => {
+                let bits = x.to_bits();
+                let i = match self.consts.iter().position(|&c| c == bits) {
+                    Some(i) => i,
+                    None => {
+                        self.consts.push(bits);
+                        self.consts.len() - 1
+                    }
+                };
+                assert!(i < 240, "too many constants");
+                16 + i as u32
+            }
+        }
+    }
+
+    fn op(&mut self, op: Op, d: u32, a: O, b: O) {
+        assert!(d < 16);
+        let (a, b) = (self.operand(a), self.operand(b));
+        self.prog.push(op as u32 | (d << 4) | (a << 8) | (b << 16));
+    }
+
+    fn add(&mut self, d: u32, a: O, b: O) {
+        self.op(Op::Add, d, a, b)
+    }
+    fn sub(&mut self, d: u32, a: O, b: O) {
+        self.op(Op::Sub, d, a, b)
+    }
+    fn mul(&mut self, d: u32, a: O, b: O) {
+        self.op(Op::Mul, d, a, b)
+    }
+    fn div(&mut self, d: u32, a: O, b: O) {
+        self.op(Op::Div, d, a, b)
+    }
+
+    /// Jump to `label` when a < b (`K(0.0), K(1.0)`: always).
+    fn jlt(&mut self, a: O, b: O, label: &'static str) {
+        self.fixups.push((self.prog.len(), label));
+        self.op(Op::Jlt, 0, a, b);
+    }
+
+    fn label(&mut self, name: &'static str) {
+        self.labels.push((name, self.prog.len()));
+    }
+
+    fn entry(&mut self, name: &'static str) {
+        self.entries.push((name, self.prog.len()));
+    }
+
+    /// d = a (a register or constant).
+    fn mov(&mut self, d: u32, a: O) {
+        self.op(Op::Min, d, a, a)
+    }
+
+    /// Ends a program: resolves its jumps (labels are local to the program up to here, so
+    /// that a macro may be used in several programs).
+    fn end(&mut self) {
+        self.op(Op::End, 0, R(0), R(0));
+        for (at, name) in std::mem::take(&mut self.fixups) {
+            let to = self
+                .labels
+                .iter()
+                .find(|(n, _)| *n == name)
+                .unwrap_or_else(|| panic!("no label {name}"))
+                .1;
+            // The interpreter has already moved past the jump when it applies the offset.
+            let off = to as i64 - (at as i64 + 1);
+            assert!((-128..128).contains(&off));
+            self.prog[at] |= ((off as i8) as u8 as u32) << 24;
+        }
+        self.labels.clear();
+    }
+
+    /// Horner's scheme: d = ((c[0] x + c[1]) x + ...) + c[n-1], x a register.
+    fn horner(&mut self, d: u32, x: u32, c: &[f64]) {
+        self.mul(d, R(x), K(c[0]));
+        for &ci in &c[1..c.len() - 1] {
+            self.add(d, R(d), K(ci));
+            self.mul(d, R(x), R(d));
+        }
+        self.add(d, R(d), K(c[c.len() - 1]));
+    }
+
+    /// d = e^x for any x (NaN, infinities and out-of-range values included); uses
+    /// registers 4..=8. Tang's reduction x = k ln2 + r and the kernel
+    /// e^r = 1 + r + r c / (2 - c), c = r - r^2 P(r^2) (fdlibm's coefficients).
+    fn exp(&mut self, d: u32, x: u32) {
+        // e^710 is inf and e^-746 rounds to 0: clamping keeps k in range and changes no
+        // result.
+        self.op(Op::Min, 4, R(x), K(710.0));
+        self.op(Op::Max, 4, R(4), K(-746.0));
+        self.mul(5, R(4), K(f64::from_bits(0x3ff71547652b82fe))); // 1/ln2
+        self.add(5, R(5), K(0.5));
+        self.op(Op::Floor, 5, R(5), R(5)); // k
+        self.mul(6, R(5), K(LN2_HI));
+        self.sub(6, R(4), R(6)); // hi = x - k ln2_hi, exact
+        self.mul(7, R(5), K(LN2_LO)); // lo
+        self.sub(4, R(6), R(7)); // r = hi - lo
+        self.mul(8, R(4), R(4)); // t = r^2
+        self.horner(
+            d,
+            8,
+            &[
+                f64::from_bits(0x3e66376972bea4d0),
+                f64::from_bits(0xbebbbd41c5d26bf1),
+                f64::from_bits(0x3f11566aaf25de2c),
+                f64::from_bits(0xbf66c16c16bebd93),
+                f64::from_bits(0x3fc555555555553e),
+            ],
+        );
+        self.mul(d, R(8), R(d));
+        self.sub(d, R(4), R(d)); // c
+        self.mul(8, R(4), R(d)); // r c
+        self.sub(d, K(2.0), R(d));
+        self.div(8, R(8), R(d)); // q
+        self.sub(7, R(7), R(8));
+        self.sub(7, R(7), R(6));
+        self.sub(7, K(1.0), R(7)); // y = 1 - ((lo - q) - hi)
+        self.op(Op::Ldexp, d, R(7), R(5));
+    }
+
+    /// d = ln(m 2^k) for m in [sqrt(2)/2, sqrt(2)) in register m and k (an integral value)
+    /// in register k; uses registers 4..=9 (fdlibm's log kernel).
+    fn log(&mut self, d: u32, m: u32, k: u32) {
+        self.sub(4, R(m), K(1.0)); // f
+        self.add(5, K(2.0), R(4));
+        self.div(5, R(4), R(5)); // s = f / (2 + f)
+        self.mul(6, R(5), R(5)); // z
+        self.mul(7, R(6), R(6)); // w
+        let c = |b: u64| f64::from_bits(b);
+        // t1 = w (Lg2 + w (Lg4 + w Lg6)), t2 = z (Lg1 + w (Lg3 + w (Lg5 + w Lg7))).
+        self.horner(
+            8,
+            7,
+            &[
+                c(0x3fc39a09d078c69f),
+                c(0x3fcc71c51d8e78af),
+                c(0x3fd999999997fa04),
+            ],
+        );
+        self.mul(8, R(7), R(8));
+        self.horner(
+            9,
+            7,
+            &[
+                c(0x3fc2f112df3e5244),
+                c(0x3fc7466496cb03de),
+                c(0x3fd2492494229359),
+                c(0x3fe5555555555593),
+            ],
+        );
+        self.mul(9, R(6), R(9)); // t2
+        self.add(8, R(9), R(8)); // R = t2 + t1
+        self.mul(9, R(4), R(4));
+        self.mul(9, K(0.5), R(9)); // hfsq
+        self.add(8, R(9), R(8));
+        self.mul(8, R(5), R(8)); // s (hfsq + R)
+        self.mul(6, R(k), K(LN2_LO));
+        self.add(8, R(8), R(6)); // inner
+        self.sub(8, R(9), R(8));
+        self.sub(8, R(8), R(4)); // (hfsq - inner) - f
+        self.mul(6, R(k), K(LN2_HI));
+        self.sub(d, R(6), R(8));
+    }
+}
+
+const LN2_HI: f64 = f64::from_bits(0x3fe62e42fee00000);
+const LN2_LO: f64 = f64::from_bits(0x3dea39ef35793c76);
+
+/// Dekker's splitting constant 2^27 + 1: x = hi + lo with 26-bit halves.
+const SPLIT: f64 = 134217729.0;
+
+fn assemble() -> Asm {
+    let mut a = Asm::default();
+
+    a.entry("EXP");
+    a.exp(0, 0);
+    a.end();
+
+    // r0 = m, r1 = k (b2s_log_split).
+    a.entry("LOG");
+    a.log(0, 0, 1);
+    a.end();
+
+    // exprel(x) = sum x^n / (n + 1)! for |x| < 1: 18 terms leave less than 2^-55.
+    a.entry("EXPREL_SERIES");
+    let mut c = Vec::new();
+    let mut f = 1.0f64;
+    for n in 1..=18 {
+        f *= n as f64;
+        c.push(1.0 / f);
+    }
+    c.reverse();
+    a.horner(1, 0, &c);
+    a.mov(0, R(1));
+    a.end();
+
+    // (e^x - 1) / x for |x| >= 1, where the subtraction cancels at most a factor e/(e-1).
+    a.entry("EXPREL_EXP");
+    a.exp(1, 0);
+    a.sub(1, R(1), K(1.0));
+    a.div(0, R(1), R(0));
+    a.end();
+
+    // e^(y ln x): r0 = m, r1 = k (b2s_log_split of x), r2 = y.
+    a.entry("POW");
+    a.log(0, 0, 1);
+    a.mul(0, R(0), R(2));
+    a.exp(0, 0);
+    a.end();
+
+    // a^n 2^s (POWI) or a^-n 2^s (POWI_RECIP) for r0 = a (1 <= |a| < 2), r1 = n >= 1,
+    // r2 = s: a^n in double-double, (ph, pl) in r5, r6, by Dekker's exact products
+    // (a^n < 2^64, so no split overflows), rounded once, then scaled.
+    a.entry("POWI_RECIP");
+    a.mov(15, K(1.0));
+    a.jlt(K(0.0), K(1.0), "powi_start");
+    a.entry("POWI");
+    a.mov(15, K(0.0));
+    a.label("powi_start");
+    a.mul(3, R(0), K(SPLIT));
+    a.sub(4, R(3), R(0));
+    a.sub(3, R(3), R(4)); // ah
+    a.sub(4, R(0), R(3)); // al
+    a.mov(5, R(0));
+    a.mov(6, K(0.0));
+    a.mov(7, K(1.0)); // i
+    a.label("powi_top");
+    a.jlt(R(7), R(1), "powi_step");
+    a.jlt(K(0.0), K(1.0), "powi_done");
+    a.label("powi_step");
+    a.mul(8, R(5), R(0)); // th = ph a
+    a.mul(10, R(5), K(SPLIT));
+    a.sub(11, R(10), R(5));
+    a.sub(10, R(10), R(11)); // hh
+    a.sub(11, R(5), R(10)); // hl
+    a.mul(9, R(10), R(3));
+    a.sub(9, R(9), R(8));
+    a.mul(12, R(10), R(4));
+    a.add(9, R(9), R(12));
+    a.mul(12, R(11), R(3));
+    a.add(9, R(9), R(12));
+    a.mul(12, R(11), R(4));
+    a.add(9, R(9), R(12)); // tl: ph a = th + tl exactly
+    a.mul(12, R(6), R(0));
+    a.add(9, R(9), R(12)); // + pl a
+    a.add(5, R(8), R(9));
+    a.sub(12, R(5), R(8));
+    a.sub(6, R(9), R(12)); // (ph, pl) = fast two-sum (th, tl)
+    a.add(7, R(7), K(1.0));
+    a.jlt(K(0.0), K(1.0), "powi_top");
+    a.label("powi_done");
+    a.add(0, R(5), R(6));
+    a.jlt(R(15), K(0.5), "powi_scale");
+    a.div(0, K(1.0), R(0));
+    a.label("powi_scale");
+    a.op(Op::Ldexp, 0, R(0), R(2));
+    a.end();
+
+    a
+}
+
+/// The programs as WGSL: `B2S_PROG`, `B2S_K` (private variables: see b2s_run) and one
+/// `B2S_PC_<NAME>` per entry point.
+pub fn wgsl() -> &'static str {
+    static SOURCE: LazyLock<String> = LazyLock::new(|| {
+        let a = assemble();
+        let mut s = String::new();
+        for (name, pc) in &a.entries {
+            writeln!(s, "const B2S_PC_{name}: u32 = {pc}u;").unwrap();
+        }
+        let words: Vec<String> = a.prog.iter().map(|w| format!("{w:#x}u")).collect();
+        writeln!(
+            s,
+            "var<private> B2S_PROG: array<u32, {n}> = array<u32, {n}>({});",
+            words.join(", "),
+            n = words.len()
+        )
+        .unwrap();
+        let ks: Vec<String> = a
+            .consts
+            .iter()
+            .map(|b| format!("vec2<u32>({:#x}u, {:#x}u)", b & 0xffff_ffff, b >> 32))
+            .collect();
+        writeln!(
+            s,
+            "var<private> B2S_K: array<vec2<u32>, {n}> = array<vec2<u32>, {n}>({});",
+            ks.join(", "),
+            n = ks.len()
+        )
+        .unwrap();
+        s
+    });
+    &SOURCE
+}
+
+#[cfg(test)]
+mod tests {
+    //! The programs run on the host by a copy of the interpreter over f64: the emulation's
+    //! operations round as IEEE float64 does, so this is what the GPU computes (there,
+    //! tests/soft_f64.rs checks the WGSL side), with no adapter needed.
+
+    use super::*;
+
+    fn ldexp(y: f64, k: i32) -> f64 {
+        let k = k.clamp(-2200, 2200);
+        let k1 = k / 2;
+        y * 2f64.powi(k1) * 2f64.powi(k - k1)
+    }
+
+    fn run(a: &Asm, entry: &str, input: [f64; 3]) -> f64 {
+        let mut pc = a.entries.iter().find(|(n, _)| *n == entry).unwrap().1;
+        let mut r = [0.0f64; 16];
+        r[..3].copy_from_slice(&input);
+        let operand = |r: &[f64; 16], i: u32| {
+            if i < 16 {
+                r[i as usize]
+            } else {
+                f64::from_bits(a.consts[i as usize - 16])
+            }
+        };
+        for _ in 0..100_000 {
+            let ins = a.prog[pc];
+            pc += 1;
+            let (op, d) = (ins & 0xf, ((ins >> 4) & 0xf) as usize);
+            let x = operand(&r, (ins >> 8) & 0xff);
+            let y = operand(&r, (ins >> 16) & 0xff);
+            r[d] = match op {
+                0 => return r[0],
+                1 => x + y,
+                2 => x - y,
+                3 => x * y,
+                4 => x / y,
+                5 => x.floor(),
+                6 => ldexp(x, y as i32),
+                7 => {
+                    if y < x {
+                        y
+                    } else {
+                        x
+                    }
+                }
+                8 => {
+                    if x < y {
+                        y
+                    } else {
+                        x
+                    }
+                }
+                9 => {
+                    if x < y {
+                        pc = (pc as i64 + i64::from((ins as i32) >> 24)) as usize;
+                    }
+                    continue;
+                }
+                _ => unreachable!(),
+            };
+        }
+        panic!("{entry} did not end");
+    }
+
+    fn ulps(got: f64, want: f64) -> u64 {
+        if got.is_nan() && want.is_nan() {
+            return 0;
+        }
+        if got.is_infinite() || want.is_infinite() || (got < 0.0) != (want < 0.0) {
+            return if got == want { 0 } else { u64::MAX };
+        }
+        got.to_bits().abs_diff(want.to_bits())
+    }
+
+    /// A deterministic spread of values in [lo, hi].
+    fn spread(lo: f64, hi: f64, n: usize) -> impl Iterator<Item = f64> {
+        (0..n).map(move |i| lo + (hi - lo) * ((i as f64 * 0.618_033_988_749_895) % 1.0))
+    }
+
+    #[test]
+    fn programs_end_and_jumps_stay_inside() {
+        let a = assemble();
+        assert!(a.prog.len() < 1024 && a.consts.len() < 240);
+        for &(name, start) in &a.entries {
+            let end = start + a.prog[start..].iter().position(|&w| w & 0xf == 0).unwrap();
+            for (at, &w) in a.prog.iter().enumerate().take(end).skip(start) {
+                if w & 0xf == Op::Jlt as u32 {
+                    let to = at as i64 + 1 + i64::from((w as i32) >> 24);
+                    assert!(
+                        to > at as i64 - 128 && to <= end as i64,
+                        "{name}: jump at {at}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn exp_and_log() {
+        let a = assemble();
+        for x in spread(-750.0, 715.0, 20_000).chain([0.0, -0.0, 1e-300, -1e-20]) {
+            assert!(ulps(run(&a, "EXP", [x; 3]), x.exp()) <= 1, "exp({x})");
+        }
+        assert_eq!(run(&a, "EXP", [f64::INFINITY; 3]), f64::INFINITY);
+        assert_eq!(run(&a, "EXP", [f64::NEG_INFINITY; 3]), 0.0);
+        assert!(run(&a, "EXP", [f64::NAN; 3]).is_nan());
+        for x in spread(
+            std::f64::consts::FRAC_1_SQRT_2,
+            std::f64::consts::SQRT_2,
+            20_000,
+        ) {
+            for k in [-1074.0, -30.0, 0.0, 1.0, 1023.0] {
+                let want = x.ln() + k * std::f64::consts::LN_2;
+                assert!(
+                    ulps(run(&a, "LOG", [x, k, 0.0]), want) <= 1,
+                    "log({x} 2^{k})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn exprel_and_pow() {
+        let a = assemble();
+        for x in spread(-1.0, 1.0, 20_000) {
+            if x != 0.0 {
+                let got = run(&a, "EXPREL_SERIES", [x; 3]);
+                assert!(ulps(got, x.exp_m1() / x) <= 2, "exprel({x})");
+            }
+        }
+        for x in spread(1.0, 700.0, 10_000).chain(spread(-745.0, -1.0, 10_000)) {
+            let got = run(&a, "EXPREL_EXP", [x; 3]);
+            assert!(ulps(got, x.exp_m1() / x) <= 2, "exprel({x})");
+        }
+        // a^n 2^s and its reciprocal, as b2s_pow calls them (1 <= |a| < 2).
+        for a0 in spread(1.0, 2.0, 5_000) {
+            for n in [1, 2, 3, 4, 7, 64] {
+                let want = a0.powf(f64::from(n)) * 2f64.powi(-3 * n);
+                let got = run(&a, "POWI", [-a0, f64::from(n), f64::from(-3 * n)]);
+                let sign = if n % 2 == 1 { -1.0 } else { 1.0 };
+                assert!(ulps(got, sign * want) <= 1, "{a0}^{n}");
+                let got = run(&a, "POWI_RECIP", [a0, f64::from(n), f64::from(3 * n)]);
+                let want = a0.powf(-f64::from(n)) * 2f64.powi(3 * n);
+                assert!(ulps(got, want) <= 1, "{a0}^-{n}");
+            }
+        }
+    }
+}
