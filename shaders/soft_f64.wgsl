@@ -763,3 +763,127 @@ fn b2s_sqrt(a: vec2<u32>) -> vec2<u32> {
     let sig = b2s_u64_shl(q, 8u) | vec2<u32>(select(0u, 1u, !b2s_u64_is_zero(rem)), 0u);
     return b2s_round_pack(0u, (e2 >> 1u) + 1076, sig);
 }
+
+// ---- sin and cos
+
+// 2/pi in 32-bit words, most significant first (1344 bits: enough for any double's
+// reduction below).
+var<private> B2S_TWO_OVER_PI: array<u32, 42> = array<u32, 42>(
+    0xa2f9836eu, 0x4e441529u, 0xfc2757d1u, 0xf534ddc0u, 0xdb629599u, 0x3c439041u,
+    0xfe5163abu, 0xdebbc561u, 0xb7246e3au, 0x424dd2e0u, 0x06492eeau, 0x09d1921cu,
+    0xfe1deb1cu, 0xb129a73eu, 0xe88235f5u, 0x2ebb4484u, 0xe99c7026u, 0xb45f7e41u,
+    0x3991d639u, 0x835339f4u, 0x9c845f8bu, 0xbdf9283bu, 0x1ff897ffu, 0xde05980fu,
+    0xef2f118bu, 0x5a0a6d1fu, 0x6d367ecfu, 0x27cb09b7u, 0x4f463f66u, 0x9e5fea2du,
+    0x7527bac7u, 0xebe5f17bu, 0x3d0739f7u, 0x8a5292eau, 0x6bfb5fb1u, 0x1f8d5d08u,
+    0x56033046u, 0xfc7b6babu, 0xf0cfbc20u, 0x9af4361du, 0xa9e39161u, 0x5ee61b08u);
+
+// v << n for a 128-bit v (x the least significant word), 0 <= n < 128.
+fn b2s_u128_shl(v: vec4<u32>, n: u32) -> vec4<u32> {
+    let ws = n >> 5u;
+    let bs = n & 31u;
+    var r = vec4<u32>(0u);
+    for (var i = 3i; i >= i32(ws); i--) {
+        let src = u32(i) - ws;
+        var w = v[src] << bs;
+        if (bs != 0u && src > 0u) { w = w | (v[src - 1u] >> (32u - bs)); }
+        r[i] = w;
+    }
+    return r;
+}
+
+// m 2^e for an integer m < 2^53, exactly (a normal result), with the sign `sign`.
+fn b2s_scaled_u53(sign: u32, m: vec2<u32>, e: i32) -> vec2<u32> {
+    if (b2s_u64_is_zero(m)) { return b2s_zero(sign); }
+    let shift = b2s_u64_clz(m) - 11u;
+    // (m 2^shift) 2^(e - shift), leading one at bit 52: biased exponent 1075 + e - shift.
+    return b2s_pack(sign, u32(1074 + e - i32(shift)), b2s_u64_shl(m, shift));
+}
+
+// Payne and Hanek's reduction of a finite |x| >= 2^20: x (2/pi) = 4k + q + f with q in
+// 0..3 and f in [-1/2, 1/2), returned as (f_hi, f_lo, (q, 0)): f to 2^-128 absolute (x's
+// 53 bits times the 224 bits of 2/pi that reach the fraction's first 128 bits), so to
+// 2^-66 relative: no double lies closer to a multiple of pi/2 than about 2^-62.
+fn b2s_rem_pio2_large(ax: vec2<u32>) -> array<vec2<u32>, 3> {
+    let u = b2s_sig_exp(ax);
+    let s = bitcast<i32>(u.z) - 1075; // ax = sig 2^s, s >= -32
+    // Words before j0 contribute multiples of 4 to x (2/pi).
+    let j0 = select(0, (s - 2) / 32, s >= 2);
+    let t = s - 32 * j0;
+    // p = sig * (words j0..j0+6 of 2/pi): 9 words, least significant first; the binary
+    // point of x (2/pi) lies 224 - t bits up. Later words add below 2^-138.
+    var p: array<u32, 9>;
+    for (var i = 0u; i < 7u; i++) {
+        let w = B2S_TWO_OVER_PI[u32(j0) + 6u - i];
+        var c = 0u;
+        for (var j = 0u; j < 2u; j++) {
+            let prod = b2_mul_hilo(u[j], w); // (high, low)
+            let s1 = p[i + j] + prod.y;
+            let s2 = s1 + c;
+            c = prod.x + select(0u, 1u, s1 < prod.y) + select(0u, 1u, s2 < c);
+            p[i + j] = s2;
+        }
+        p[i + 2u] = c;
+    }
+    // The 2 integer bits and 128 fraction bits: p >> (96 - t), 96 - t in 63..128.
+    let sh = u32(96 - t);
+    let ws = sh >> 5u;
+    let bs = sh & 31u;
+    var v: array<u32, 5>;
+    for (var k = 0u; k < 5u; k++) {
+        var w = p[k + ws] >> bs;
+        if (bs != 0u && k + ws + 1u < 9u) { w = w | (p[k + ws + 1u] << (32u - bs)); }
+        v[k] = w;
+    }
+    var q = v[4] & 3u;
+    var f = vec4<u32>(v[0], v[1], v[2], v[3]);
+    var sign = 0u;
+    if ((f.w & 0x80000000u) != 0u) {
+        // f >= 1/2: f - 1 (two's complement negation of the 128 bits), one more quadrant.
+        f = ~f;
+        var k = 0u;
+        loop {
+            f[k] = f[k] + 1u;
+            if (f[k] != 0u || k == 3u) { break; }
+            k++;
+        }
+        sign = 1u;
+        q = q + 1u;
+    }
+    var lz = 0u;
+    for (var k = 3i; k >= 0; k--) {
+        if (f[k] != 0u) { lz = lz + countLeadingZeros(f[k]); break; }
+        lz = lz + 32u;
+    }
+    if (lz >= 128u) {
+        return array<vec2<u32>, 3>(b2s_zero(0u), b2s_zero(0u), vec2<u32>(q & 3u, 0u));
+    }
+    let g = b2s_u128_shl(f, lz); // leading one at bit 127
+    // hi: bits 127..75, lo: bits 74..22 (f = g 2^(-128 - lz)).
+    let hi = vec2<u32>((g.z >> 11u) | (g.w << 21u), g.w >> 11u);
+    let lo = vec2<u32>((g.x >> 22u) | (g.y << 10u), (g.y >> 22u) | ((g.z & 0x7ffu) << 10u));
+    let e = -i32(lz) - 128;
+    return array<vec2<u32>, 3>(b2s_scaled_u53(sign, hi, e + 75),
+                               b2s_scaled_u53(sign, lo, e + 22), vec2<u32>(q & 3u, 0u));
+}
+
+// sin (cosine = false) or cos of x, within 1 ulp: x = n pi/2 + y with |y| <= pi/4 by
+// Cody and Waite's reduction (pi/2 in three 33-bit pieces and a tail, fdlibm's) below
+// 2^20 and Payne and Hanek's above, then polynomials of y.
+fn b2s_sin_cos(x: vec2<u32>, cosine: bool) -> vec2<u32> {
+    if (b2s_ebits(x) == 0x7ffu) { return b2s_nan(); }
+    let ax = b2s_abs(x);
+    let shift = select(0u, 1u, cosine); // cos x = sin(x + pi/2)
+    var pc = B2S_PC_TRIG_CW;
+    var input = array<vec2<u32>, 3>(ax, b2s_from_u32(0u, shift), ax);
+    if (b2s_ebits(ax) >= 1043u) {
+        input = b2s_rem_pio2_large(ax);
+        input[2] = b2s_from_u32(0u, input[2].x + shift);
+        pc = B2S_PC_TRIG_PH;
+    }
+    let r = b2s_run(pc, input[0], input[1], input[2]);
+    // sin is odd, cos even.
+    return select(r, b2s_neg(r), !cosine && b2s_sign(x) == 1u);
+}
+
+fn b2s_sin(x: vec2<u32>) -> vec2<u32> { return b2s_sin_cos(x, false); }
+fn b2s_cos(x: vec2<u32>) -> vec2<u32> { return b2s_sin_cos(x, true); }

@@ -24,7 +24,7 @@ pub enum Error {
     #[error(
         "kernel '{kernel}' computes {what} in float64, and this adapter has no float64 \
          (SHADER_F64): brian2wgpu emulates float64 arithmetic, comparisons, conversions, exp, \
-         log, exprel, sqrt and ** there, not {what}; run this model with prefs.devices.wgpu.backend = 'cpu', or on an \
+         log, exprel, sqrt, sin, cos and ** there, not {what}; run this model with prefs.devices.wgpu.backend = 'cpu', or on an \
          adapter with SHADER_F64"
     )]
     NeedsF64 { kernel: String, what: String },
@@ -316,7 +316,7 @@ mod tests {
     /// Without SHADER_F64, float64 values are their bits and every operation on them a
     /// call into shaders/soft_f64.wgsl: the module names no f64 and validates without
     /// the FLOAT64 capability; what the emulation lacks is a NeedsF64 error naming it
-    /// (exp, log, exprel, sqrt and ** are emulated, sin is not).
+    /// (exp, log, exprel, sqrt, sin, cos and ** are emulated, tan is not).
     #[test]
     fn float64_is_emulated_without_shader_f64() {
         use naga::valid::{Capabilities, ValidationFlags, Validator};
@@ -351,13 +351,15 @@ mod tests {
             k.float = Type::F32;
             compile(&k, &opts)
         };
-        let src = functions("x = exp(x) + log(x) + exprel(x) + sqrt(x) + x**2.5 + x**3")
-            .unwrap()
-            .source;
+        let src = functions(
+            "x = exp(x) + log(x) + exprel(x) + sqrt(x) + x**2.5 + x**3 + sin(x) + cos(x)",
+        )
+        .unwrap()
+        .source;
         assert!(src.contains("b2s_run"));
         check(&src);
-        match functions("x = exp(x) + sin(x)") {
-            Err(Error::NeedsF64 { what, .. }) => assert_eq!(what, "sin()"),
+        match functions("x = sin(x) + tan(x)") {
+            Err(Error::NeedsF64 { what, .. }) => assert_eq!(what, "tan()"),
             other => panic!("{other:?}"),
         }
     }

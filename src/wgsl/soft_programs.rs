@@ -129,6 +129,25 @@ impl Asm {
         self.labels.clear();
     }
 
+    /// Dekker's split of register x into 26-bit halves: hi + lo = x exactly.
+    fn split(&mut self, hi: u32, lo: u32, x: u32) {
+        self.mul(hi, R(x), K(SPLIT));
+        self.sub(lo, R(hi), R(x));
+        self.sub(hi, R(hi), R(lo));
+        self.sub(lo, R(x), R(hi));
+    }
+
+    /// d = the rounding error of th = x y (x = xh + xl, y = yh + yl split): Dekker's exact
+    /// product, x y = th + d. Uses register t.
+    fn product_error(&mut self, d: u32, th: u32, (xh, xl): (u32, u32), (yh, yl): (O, O), t: u32) {
+        self.mul(d, R(xh), yh);
+        self.sub(d, R(d), R(th));
+        for (a, b) in [(R(xh), yl), (R(xl), yh), (R(xl), yl)] {
+            self.mul(t, a, b);
+            self.add(d, R(d), R(t));
+        }
+    }
+
     /// Horner's scheme: d = ((c[0] x + c[1]) x + ...) + c[n-1], x a register.
     fn horner(&mut self, d: u32, x: u32, c: &[f64]) {
         self.mul(d, R(x), K(c[0]));
@@ -220,6 +239,55 @@ impl Asm {
         self.mul(6, R(k), K(LN2_HI));
         self.sub(d, R(6), R(8));
     }
+    /// sin(y0 + y1) (q = 0), cos (1), -sin (2) or -cos (3) of the reduced argument
+    /// y0 + y1 (|y0| <= pi/4, y1 its tail) in registers 11, 12, for q = the value in
+    /// register 13 mod 4; the result in register 0 (uses 3, 4, 13..15). Taylor series to
+    /// y^19 and y^20 (the next terms are below 2^-60 relative), the tail to first order.
+    fn sin_cos_kernel(&mut self) {
+        let fact = |n: u32| (1..=n).fold(1.0f64, |f, i| f * f64::from(i));
+        self.mul(14, R(13), K(0.25));
+        self.op(Op::Floor, 14, R(14), R(14));
+        self.mul(14, R(14), K(4.0));
+        self.sub(13, R(13), R(14)); // q mod 4
+        self.mul(14, R(11), R(11)); // z = y0^2
+        // sin = y0 + (y0 z Ps(z) + y1), Ps(z) = sum_k>=1 (-1)^k z^(k-1) / (2k+1)!
+        let ps: Vec<f64> = (1..=9u32)
+            .rev()
+            .map(|k| if k % 2 == 1 { -1.0 } else { 1.0 } / fact(2 * k + 1))
+            .collect();
+        self.horner(15, 14, &ps);
+        self.mul(15, R(14), R(15));
+        self.mul(15, R(11), R(15));
+        self.add(15, R(15), R(12));
+        self.add(15, R(11), R(15));
+        // cos = 1 - ((z/2 - z^2 Pc(z)) + y0 y1), Pc(z) = sum_k>=2 (-1)^k z^(k-2) / (2k)!
+        let pc: Vec<f64> = (2..=10u32)
+            .rev()
+            .map(|k| if k % 2 == 0 { 1.0 } else { -1.0 } / fact(2 * k))
+            .collect();
+        self.horner(3, 14, &pc);
+        self.mul(3, R(14), R(3));
+        self.mul(3, R(14), R(3));
+        self.mul(4, K(0.5), R(14));
+        self.sub(4, R(4), R(3));
+        self.mul(3, R(11), R(12));
+        self.add(4, R(4), R(3));
+        self.sub(4, K(1.0), R(4));
+        self.jlt(R(13), K(0.5), "trig_q0");
+        self.jlt(R(13), K(1.5), "trig_q1");
+        self.jlt(R(13), K(2.5), "trig_q2");
+        self.sub(0, K(0.0), R(4));
+        self.jlt(K(0.0), K(1.0), "trig_done");
+        self.label("trig_q0");
+        self.mov(0, R(15));
+        self.jlt(K(0.0), K(1.0), "trig_done");
+        self.label("trig_q1");
+        self.mov(0, R(4));
+        self.jlt(K(0.0), K(1.0), "trig_done");
+        self.label("trig_q2");
+        self.sub(0, K(0.0), R(15));
+        self.label("trig_done");
+    }
 }
 
 const LN2_HI: f64 = f64::from_bits(0x3fe62e42fee00000);
@@ -276,10 +344,7 @@ fn assemble() -> Asm {
     a.entry("POWI");
     a.mov(15, K(0.0));
     a.label("powi_start");
-    a.mul(3, R(0), K(SPLIT));
-    a.sub(4, R(3), R(0));
-    a.sub(3, R(3), R(4)); // ah
-    a.sub(4, R(0), R(3)); // al
+    a.split(3, 4, 0); // (ah, al)
     a.mov(5, R(0));
     a.mov(6, K(0.0));
     a.mov(7, K(1.0)); // i
@@ -288,18 +353,8 @@ fn assemble() -> Asm {
     a.jlt(K(0.0), K(1.0), "powi_done");
     a.label("powi_step");
     a.mul(8, R(5), R(0)); // th = ph a
-    a.mul(10, R(5), K(SPLIT));
-    a.sub(11, R(10), R(5));
-    a.sub(10, R(10), R(11)); // hh
-    a.sub(11, R(5), R(10)); // hl
-    a.mul(9, R(10), R(3));
-    a.sub(9, R(9), R(8));
-    a.mul(12, R(10), R(4));
-    a.add(9, R(9), R(12));
-    a.mul(12, R(11), R(3));
-    a.add(9, R(9), R(12));
-    a.mul(12, R(11), R(4));
-    a.add(9, R(9), R(12)); // tl: ph a = th + tl exactly
+    a.split(10, 11, 5);
+    a.product_error(9, 8, (10, 11), (R(3), R(4)), 12); // tl: ph a = th + tl exactly
     a.mul(12, R(6), R(0));
     a.add(9, R(9), R(12)); // + pl a
     a.add(5, R(8), R(9));
@@ -313,6 +368,60 @@ fn assemble() -> Asm {
     a.div(0, K(1.0), R(0));
     a.label("powi_scale");
     a.op(Op::Ldexp, 0, R(0), R(2));
+    a.end();
+
+    // sin/cos after Payne-Hanek (b2s_rem_pio2_large): r0 + r1 = f, the fraction of
+    // x 2/pi, r2 = q: y = f pi/2 in double-double (Dekker's exact product with pi/2's
+    // leading double, split here on the host).
+    let pio2_hi = f64::from_bits(0x3ff921fb54442d18);
+    let pio2_lo = f64::from_bits(0x3c91a62633145c07);
+    let c = SPLIT * pio2_hi;
+    let (ph, pl) = (c - (c - pio2_hi), pio2_hi - (c - (c - pio2_hi)));
+    a.entry("TRIG_PH");
+    a.mul(11, R(0), K(pio2_hi)); // h
+    a.split(3, 4, 0);
+    a.product_error(12, 11, (3, 4), (K(ph), K(pl)), 5); // e: f_hi pio2_hi = h + e exactly
+    a.mul(5, R(0), K(pio2_lo));
+    a.add(12, R(12), R(5));
+    a.mul(5, R(1), K(pio2_hi));
+    a.add(12, R(12), R(5));
+    a.add(5, R(11), R(12)); // y0 = h + e
+    a.sub(6, R(5), R(11));
+    a.sub(12, R(12), R(6)); // y1 = e - (y0 - h)
+    a.mov(11, R(5));
+    a.mov(13, R(2));
+    a.jlt(K(0.0), K(1.0), "trig_kernel");
+    // sin/cos for 0 <= r0 < 2^20 (r1 = the quadrant shift, 1 for cos): x - n pi/2 with
+    // pi/2 = p1 + p2 + p3 + p3t (fdlibm's pieces: 33 bits each, so that n * piece is exact
+    // for n < 2^20), summed by error-free two-sums into y0 + y1.
+    a.entry("TRIG_CW");
+    let k = |b: u64| K(f64::from_bits(b));
+    a.mul(10, R(0), k(0x3fe45f306dc9c883)); // 2/pi
+    a.add(10, R(10), K(0.5));
+    a.op(Op::Floor, 10, R(10), R(10)); // n
+    a.mul(11, R(10), k(0x3ff921fb54400000));
+    a.sub(11, R(0), R(11)); // s = x - n p1, exact
+    a.mov(12, K(0.0)); // the error terms
+    for piece in [0x3dd0b4611a600000, 0x3ba3198a2e000000] {
+        a.mul(4, R(10), k(piece)); // w = n piece, exact
+        a.sub(5, R(11), R(4)); // s' = s - w
+        a.sub(6, R(5), R(11)); // bb = s' - s
+        a.sub(7, R(5), R(6));
+        a.sub(7, R(11), R(7)); // s - (s' - bb)
+        a.add(8, R(4), R(6));
+        a.sub(7, R(7), R(8)); // + (-w - bb): the rounding error of s'
+        a.add(12, R(12), R(7));
+        a.mov(11, R(5));
+    }
+    a.mul(4, R(10), k(0x397b839a252049c1));
+    a.sub(12, R(12), R(4)); // - n p3t
+    a.add(5, R(11), R(12)); // y0
+    a.sub(6, R(5), R(11));
+    a.sub(12, R(12), R(6)); // y1
+    a.mov(11, R(5));
+    a.add(13, R(10), R(1)); // q
+    a.label("trig_kernel");
+    a.sin_cos_kernel();
     a.end();
 
     a
@@ -471,6 +580,23 @@ mod tests {
                     "log({x} 2^{k})"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn sin_and_cos_below_2_20() {
+        let a = assemble();
+        for x in spread(0.0, 1048575.0, 20_000).chain(spread(0.0, 7.0, 20_000)) {
+            assert!(
+                ulps(run(&a, "TRIG_CW", [x, 0.0, x]), x.sin()) <= 1,
+                "sin({x})"
+            );
+            let g = run(&a, "TRIG_CW", [x, 1.0, x]);
+            assert!(
+                ulps(g, x.cos()) <= 1,
+                "cos({x}) = {g:e}, want {:e}",
+                x.cos()
+            );
         }
     }
 

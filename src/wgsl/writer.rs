@@ -321,6 +321,8 @@ impl Writer<'_> {
             Func::Log => "b2s_log",
             Func::Exprel => "b2s_exprel",
             Func::Sqrt => "b2s_sqrt",
+            Func::Sin => "b2s_sin",
+            Func::Cos => "b2s_cos",
             Func::Where => return Ok(format!("select({}, {}, {})", a[2], a[1], a[0])),
             // rand() and randn() are of the kernel's float type: float64 only in float64
             // kernels, which check_features refuses first.
