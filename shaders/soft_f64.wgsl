@@ -869,10 +869,9 @@ fn b2s_rem_pio2_large(ax: vec2<u32>) -> array<vec2<u32>, 3> {
 // sin (cosine = false) or cos of x, within 1 ulp: x = n pi/2 + y with |y| <= pi/4 by
 // Cody and Waite's reduction (pi/2 in three 33-bit pieces and a tail, fdlibm's) below
 // 2^20 and Payne and Hanek's above, then polynomials of y.
-fn b2s_sin_cos(x: vec2<u32>, cosine: bool) -> vec2<u32> {
+fn b2s_trig(x: vec2<u32>, shift: u32) -> vec2<u32> {
     if (b2s_ebits(x) == 0x7ffu) { return b2s_nan(); }
     let ax = b2s_abs(x);
-    let shift = select(0u, 1u, cosine); // cos x = sin(x + pi/2)
     var pc = B2S_PC_TRIG_CW;
     var input = array<vec2<u32>, 3>(ax, b2s_from_u32(0u, shift), ax);
     if (b2s_ebits(ax) >= 1043u) {
@@ -881,9 +880,65 @@ fn b2s_sin_cos(x: vec2<u32>, cosine: bool) -> vec2<u32> {
         pc = B2S_PC_TRIG_PH;
     }
     let r = b2s_run(pc, input[0], input[1], input[2]);
-    // sin is odd, cos even.
-    return select(r, b2s_neg(r), !cosine && b2s_sign(x) == 1u);
+    // sin and tan are odd, cos even.
+    return select(r, b2s_neg(r), shift != 1u && b2s_sign(x) == 1u);
 }
 
-fn b2s_sin(x: vec2<u32>) -> vec2<u32> { return b2s_sin_cos(x, false); }
-fn b2s_cos(x: vec2<u32>) -> vec2<u32> { return b2s_sin_cos(x, true); }
+// The quadrant shift: cos x = sin(x + pi/2); 8 (the same quadrant) asks for tan.
+fn b2s_sin(x: vec2<u32>) -> vec2<u32> { return b2s_trig(x, 0u); }
+fn b2s_cos(x: vec2<u32>) -> vec2<u32> { return b2s_trig(x, 1u); }
+fn b2s_tan(x: vec2<u32>) -> vec2<u32> { return b2s_trig(x, 8u); }
+
+// ---- expm1, log1p, log10, sinh, cosh, tanh (C99's special values, -0 kept where odd)
+
+fn b2s_expm1(x: vec2<u32>) -> vec2<u32> {
+    if (b2s_isnan(x)) { return b2s_nan(); }
+    if (b2s_lt(vec2<u32>(0xfefa39efu, 0x40862e42u), x)) { return b2s_inf(0u); }
+    // Below -40, e^x < 2^-57 vanishes next to -1; below 2^-54, x^2/2 is below half an ulp.
+    if (b2s_lt(x, vec2<u32>(0u, 0xc0440000u))) { return vec2<u32>(0u, 0xbff00000u); }
+    if (b2s_ebits(x) < 0x3c9u) { return x; }
+    return b2s_run(B2S_PC_EXPM1, x, x, x);
+}
+
+// log (LOG1P, LOG10) of x > 0, with log's special values.
+fn b2s_log_program(pc: u32, x: vec2<u32>, extra: vec2<u32>) -> vec2<u32> {
+    if (b2s_isnan(x)) { return b2s_nan(); }
+    if (b2s_is_zero(x)) { return b2s_inf(1u); }
+    if (b2s_sign(x) == 1u) { return b2s_nan(); }
+    if (b2s_isinf(x)) { return x; }
+    let mk = b2s_log_split(x);
+    return b2s_run(pc, mk[0], mk[1], extra);
+}
+
+fn b2s_log10(x: vec2<u32>) -> vec2<u32> {
+    return b2s_log_program(B2S_PC_LOG10, x, x);
+}
+
+fn b2s_log1p(x: vec2<u32>) -> vec2<u32> {
+    if (b2s_ebits(x) < 0x3c9u) { return x; } // |x| < 2^-54: x, -0 and subnormals kept
+    // 1 + x: -1 gives -inf, below -1 NaN, NaN and inf pass through.
+    return b2s_log_program(B2S_PC_LOG1P, b2s_add(vec2<u32>(0u, 0x3ff00000u), x), x);
+}
+
+// sinh (0), cosh (1), tanh (2) of x.
+fn b2s_hyperbolic(x: vec2<u32>, which: u32) -> vec2<u32> {
+    if (b2s_isnan(x)) { return b2s_nan(); }
+    let a = b2s_abs(x);
+    let odd = which != 1u;
+    // Below 2^-28 the x^2 terms are below half an ulp: sinh x = tanh x = x, cosh x = 1.
+    if (b2s_ebits(a) < 0x3e3u) { return select(vec2<u32>(0u, 0x3ff00000u), x, odd); }
+    var r: vec2<u32>;
+    if (which == 2u && b2s_lt(vec2<u32>(0u, 0x40360000u), a)) {
+        r = vec2<u32>(0u, 0x3ff00000u); // tanh beyond 22 rounds to 1
+    } else if (which != 2u && b2s_lt(vec2<u32>(0x8fb9f87du, 0x408633ceu), a)) {
+        r = b2s_inf(0u); // beyond ln(2 DBL_MAX)
+    } else {
+        r = b2s_run(select(select(B2S_PC_SINH, B2S_PC_COSH, which == 1u), B2S_PC_TANH,
+                           which == 2u), a, a, a);
+    }
+    return select(r, b2s_neg(r), odd && b2s_sign(x) == 1u);
+}
+
+fn b2s_sinh(x: vec2<u32>) -> vec2<u32> { return b2s_hyperbolic(x, 0u); }
+fn b2s_cosh(x: vec2<u32>) -> vec2<u32> { return b2s_hyperbolic(x, 1u); }
+fn b2s_tanh(x: vec2<u32>) -> vec2<u32> { return b2s_hyperbolic(x, 2u); }

@@ -591,7 +591,7 @@ fn pow() {
 }
 
 #[test]
-fn sin_and_cos() {
+fn sin_cos_tan() {
     let mut rng = Rng(41);
     let mut xs = specials();
     for _ in 0..20_000 {
@@ -616,10 +616,61 @@ fn sin_and_cos() {
     }
     within("sin", "b2s_sin(x)", &xs, f64::sin, 1);
     within("cos", "b2s_cos(x)", &xs, f64::cos, 1);
+    // tan = sin/cos or -cos/sin: large next to the odd multiples above.
+    within("tan", "b2s_tan(x)", &xs, f64::tan, 2);
     // The double closest to a multiple of pi/2 (6381956970095103 2^797, Kahan and
     // McDonald's search): cos is -4.6871659242546276e-19 (mpmath at 5000 bits), which
     // glibc 2.36 misses by 8 ulp; the emulation rounds it correctly.
     let x = f64::from_bits(0x7506ac5b262ca1ff);
     let got = run("cos", "b2s_cos(x)", &[x], &[0.0]).unwrap();
     assert_eq!(got[0], 0xbc214ae72e6ba22f);
+}
+
+/// The specials, `n` values of either sign with exponents in [lo, hi) (near 0, where
+/// these functions cancel or keep their argument), and `m` uniform in [a, b].
+fn small_and_uniform(
+    rng: &mut Rng,
+    (lo, hi): (i32, i32),
+    n: usize,
+    (a, b): (f64, f64),
+    m: usize,
+) -> Vec<f64> {
+    let mut xs = specials();
+    for _ in 0..n {
+        let e = lo + rng.below((hi - lo) as u64) as i32;
+        xs.push(rng.uniform(0.5, 1.0) * 2f64.powi(e) * rng.sign());
+    }
+    xs.extend((0..m).map(|_| rng.uniform(a, b)));
+    xs
+}
+
+#[test]
+fn expm1_log1p_log10() {
+    let mut rng = Rng(47);
+    let ys = small_and_uniform(&mut rng, (-64, 6), 20_000, (-45.0, 710.0), 5_000);
+    within("expm1", "b2s_expm1(x)", &ys, f64::exp_m1, 3);
+    let mut zs = small_and_uniform(&mut rng, (-64, 6), 20_000, (-1.0, 1e6), 5_000);
+    zs.extend((0..5_000).map(|_| f64::from_bits(rng.next_u64() >> 1)));
+    within("log1p", "b2s_log1p(x)", &zs, f64::ln_1p, 2);
+    within("log10", "b2s_log10(x)", &zs, f64::log10, 2);
+}
+
+#[test]
+fn hyperbolic() {
+    let mut rng = Rng(53);
+    let mut xs = small_and_uniform(&mut rng, (-32, 8), 20_000, (-712.0, 712.0), 10_000);
+    for edge in [
+        22.0f64,
+        710.4758600739439,
+        709.782712893384,
+        1.0,
+        2f64.powi(-28),
+    ] {
+        for d in -3i64..=3 {
+            xs.push(f64::from_bits(edge.to_bits().wrapping_add(d as u64)));
+        }
+    }
+    within("sinh", "b2s_sinh(x)", &xs, f64::sinh, 3);
+    within("cosh", "b2s_cosh(x)", &xs, f64::cosh, 3);
+    within("tanh", "b2s_tanh(x)", &xs, f64::tanh, 3);
 }

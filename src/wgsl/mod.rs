@@ -23,9 +23,10 @@ pub enum Error {
     /// What the float64 emulation (no [`Options::f64`]) does not compute.
     #[error(
         "kernel '{kernel}' computes {what} in float64, and this adapter has no float64 \
-         (SHADER_F64): brian2wgpu emulates float64 arithmetic, comparisons, conversions, exp, \
-         log, exprel, sqrt, sin, cos and ** there, not {what}; run this model with prefs.devices.wgpu.backend = 'cpu', or on an \
-         adapter with SHADER_F64"
+         (SHADER_F64): brian2wgpu emulates float64 arithmetic, comparisons, conversions, **, \
+         sqrt and the elementary functions but arcsin, arccos and arctan there, not {what}; \
+         run this model with prefs.devices.wgpu.backend = 'cpu', or on an adapter with \
+         SHADER_F64"
     )]
     NeedsF64 { kernel: String, what: String },
     #[error(
@@ -316,7 +317,7 @@ mod tests {
     /// Without SHADER_F64, float64 values are their bits and every operation on them a
     /// call into shaders/soft_f64.wgsl: the module names no f64 and validates without
     /// the FLOAT64 capability; what the emulation lacks is a NeedsF64 error naming it
-    /// (exp, log, exprel, sqrt, sin, cos and ** are emulated, tan is not).
+    /// (exp, log, sqrt, sin, ... are emulated, arctan is not).
     #[test]
     fn float64_is_emulated_without_shader_f64() {
         use naga::valid::{Capabilities, ValidationFlags, Validator};
@@ -358,8 +359,8 @@ mod tests {
         .source;
         assert!(src.contains("b2s_run"));
         check(&src);
-        match functions("x = sin(x) + tan(x)") {
-            Err(Error::NeedsF64 { what, .. }) => assert_eq!(what, "tan()"),
+        match functions("x = tan(x) + arctan(x)") {
+            Err(Error::NeedsF64 { what, .. }) => assert_eq!(what, "arctan()"),
             other => panic!("{other:?}"),
         }
     }

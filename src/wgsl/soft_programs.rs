@@ -162,9 +162,14 @@ impl Asm {
     /// registers 4..=8. Tang's reduction x = k ln2 + r and the kernel
     /// e^r = 1 + r + r c / (2 - c), c = r - r^2 P(r^2) (fdlibm's coefficients).
     fn exp(&mut self, d: u32, x: u32) {
-        // e^710 is inf and e^-746 rounds to 0: clamping keeps k in range and changes no
-        // result.
-        self.op(Op::Min, 4, R(x), K(710.0));
+        self.exp_scaled(d, x, 0.0);
+    }
+
+    /// d = e^x 2^scale, rounded once (sinh and cosh's e^x / 2 beyond e^x's overflow).
+    fn exp_scaled(&mut self, d: u32, x: u32, scale: f64) {
+        // e^711 overflows even halved, and e^-746 rounds to 0: clamping keeps k in range
+        // and changes no result.
+        self.op(Op::Min, 4, R(x), K(711.0));
         self.op(Op::Max, 4, R(4), K(-746.0));
         self.mul(5, R(4), K(f64::from_bits(0x3ff71547652b82fe))); // 1/ln2
         self.add(5, R(5), K(0.5));
@@ -193,7 +198,25 @@ impl Asm {
         self.sub(7, R(7), R(8));
         self.sub(7, R(7), R(6));
         self.sub(7, K(1.0), R(7)); // y = 1 - ((lo - q) - hi)
+        if scale != 0.0 {
+            self.add(5, R(5), K(scale));
+        }
         self.op(Op::Ldexp, d, R(7), R(5));
+    }
+
+    /// d = e^x - 1 (register x, |x| <= 40; uses t and 4..=8): x exprel(x) by the series
+    /// below |x| = 1, e^x - 1 above (cancelling at most a factor e/(e-1)).
+    fn expm1(&mut self, d: u32, x: u32, t: u32) {
+        self.sub(t, K(0.0), R(x));
+        self.op(Op::Max, t, R(x), R(t));
+        self.jlt(R(t), K(1.0), "expm1_series");
+        self.exp(d, x);
+        self.sub(d, R(d), K(1.0));
+        self.jlt(K(0.0), K(1.0), "expm1_done");
+        self.label("expm1_series");
+        self.horner(d, x, &exprel_series());
+        self.mul(d, R(x), R(d));
+        self.label("expm1_done");
     }
 
     /// d = ln(m 2^k) for m in [sqrt(2)/2, sqrt(2)) in register m and k (an integral value)
@@ -241,7 +264,8 @@ impl Asm {
     }
     /// sin(y0 + y1) (q = 0), cos (1), -sin (2) or -cos (3) of the reduced argument
     /// y0 + y1 (|y0| <= pi/4, y1 its tail) in registers 11, 12, for q = the value in
-    /// register 13 mod 4; the result in register 0 (uses 3, 4, 13..15). Taylor series to
+    /// register 13 mod 4, or tan where register 10 is 1; the result in register 0 (uses
+    /// 3, 4, 13..15). Taylor series to
     /// y^19 and y^20 (the next terms are below 2^-60 relative), the tail to first order.
     fn sin_cos_kernel(&mut self) {
         let fact = |n: u32| (1..=n).fold(1.0f64, |f, i| f * f64::from(i));
@@ -273,6 +297,19 @@ impl Asm {
         self.mul(3, R(11), R(12));
         self.add(4, R(4), R(3));
         self.sub(4, K(1.0), R(4));
+        // tan: sin/cos in even quadrants, -cos/sin in odd ones.
+        self.jlt(R(10), K(0.5), "trig_sin_cos");
+        self.jlt(R(13), K(0.5), "tan_even");
+        self.jlt(R(13), K(1.5), "tan_odd");
+        self.jlt(R(13), K(2.5), "tan_even");
+        self.label("tan_odd");
+        self.sub(3, K(0.0), R(4));
+        self.div(0, R(3), R(15));
+        self.jlt(K(0.0), K(1.0), "trig_done");
+        self.label("tan_even");
+        self.div(0, R(15), R(4));
+        self.jlt(K(0.0), K(1.0), "trig_done");
+        self.label("trig_sin_cos");
         self.jlt(R(13), K(0.5), "trig_q0");
         self.jlt(R(13), K(1.5), "trig_q1");
         self.jlt(R(13), K(2.5), "trig_q2");
@@ -293,6 +330,19 @@ impl Asm {
 const LN2_HI: f64 = f64::from_bits(0x3fe62e42fee00000);
 const LN2_LO: f64 = f64::from_bits(0x3dea39ef35793c76);
 
+/// exprel(x) = sum x^n / (n + 1)! for |x| < 1, highest power first: 18 terms leave less
+/// than 2^-55.
+fn exprel_series() -> Vec<f64> {
+    let mut c = Vec::new();
+    let mut f = 1.0f64;
+    for n in 1..=18 {
+        f *= f64::from(n);
+        c.push(1.0 / f);
+    }
+    c.reverse();
+    c
+}
+
 /// Dekker's splitting constant 2^27 + 1: x = hi + lo with 26-bit halves.
 const SPLIT: f64 = 134217729.0;
 
@@ -308,16 +358,8 @@ fn assemble() -> Asm {
     a.log(0, 0, 1);
     a.end();
 
-    // exprel(x) = sum x^n / (n + 1)! for |x| < 1: 18 terms leave less than 2^-55.
     a.entry("EXPREL_SERIES");
-    let mut c = Vec::new();
-    let mut f = 1.0f64;
-    for n in 1..=18 {
-        f *= n as f64;
-        c.push(1.0 / f);
-    }
-    c.reverse();
-    a.horner(1, 0, &c);
+    a.horner(1, 0, &exprel_series());
     a.mov(0, R(1));
     a.end();
 
@@ -370,6 +412,61 @@ fn assemble() -> Asm {
     a.op(Op::Ldexp, 0, R(0), R(2));
     a.end();
 
+    // expm1 (|x| <= 40; b2s_expm1 sorts out the rest).
+    a.entry("EXPM1");
+    a.expm1(1, 0, 2);
+    a.mov(0, R(1));
+    a.end();
+
+    // log1p(x) = ln u - ((u - 1) - x) / u with u = 1 + x rounded: r0, r1 = m, k of u,
+    // r2 = x.
+    a.entry("LOG1P");
+    a.log(0, 0, 1);
+    a.add(3, K(1.0), R(2));
+    a.sub(10, R(3), K(1.0));
+    a.sub(10, R(10), R(2));
+    a.div(10, R(10), R(3));
+    a.sub(0, R(0), R(10));
+    a.end();
+
+    // log10 = ln x / ln 10: r0, r1 = m, k.
+    a.entry("LOG10");
+    a.log(0, 0, 1);
+    a.mul(0, R(0), K(std::f64::consts::LOG10_E));
+    a.end();
+
+    // sinh, cosh, tanh of a = |x| in r0 (2^-28 <= a; the callers sort out the ends):
+    // sinh a = (E + E / (E + 1)) / 2 with E = e^a - 1 (no cancellation), cosh a =
+    // (e^a + e^-a) / 2, tanh a = E / (E + 2) with E = e^(2a) - 1; e^a / 2 beyond 22.
+    let half_sum_or_big = |a: &mut Asm, name: &'static str, sum: &dyn Fn(&mut Asm)| {
+        a.entry(name);
+        a.jlt(K(22.0), R(0), "big");
+        sum(a); // into r2
+        a.mul(0, R(2), K(0.5));
+        a.jlt(K(0.0), K(1.0), "done");
+        a.label("big");
+        a.exp_scaled(0, 0, -1.0);
+        a.label("done");
+        a.end();
+    };
+    half_sum_or_big(&mut a, "SINH", &|a| {
+        a.expm1(1, 0, 2);
+        a.add(2, R(1), K(1.0));
+        a.div(2, R(1), R(2));
+        a.add(2, R(1), R(2));
+    });
+    half_sum_or_big(&mut a, "COSH", &|a| {
+        a.exp(1, 0);
+        a.div(2, K(1.0), R(1));
+        a.add(2, R(1), R(2));
+    });
+    a.entry("TANH");
+    a.mul(1, R(0), K(2.0));
+    a.expm1(2, 1, 3);
+    a.add(3, R(2), K(2.0));
+    a.div(0, R(2), R(3));
+    a.end();
+
     // sin/cos after Payne-Hanek (b2s_rem_pio2_large): r0 + r1 = f, the fraction of
     // x 2/pi, r2 = q: y = f pi/2 in double-double (Dekker's exact product with pi/2's
     // leading double, split here on the host).
@@ -390,6 +487,10 @@ fn assemble() -> Asm {
     a.sub(12, R(12), R(6)); // y1 = e - (y0 - h)
     a.mov(11, R(5));
     a.mov(13, R(2));
+    // r2 = q + 8 asks for tan (r10 = 1; sin and cos have q + 0, q + 1 <= 4).
+    a.mov(10, K(0.0));
+    a.jlt(R(2), K(7.5), "trig_kernel");
+    a.mov(10, K(1.0));
     a.jlt(K(0.0), K(1.0), "trig_kernel");
     // sin/cos for 0 <= r0 < 2^20 (r1 = the quadrant shift, 1 for cos): x - n pi/2 with
     // pi/2 = p1 + p2 + p3 + p3t (fdlibm's pieces: 33 bits each, so that n * piece is exact
@@ -420,6 +521,10 @@ fn assemble() -> Asm {
     a.sub(12, R(12), R(6)); // y1
     a.mov(11, R(5));
     a.add(13, R(10), R(1)); // q
+    // r1 = 8 asks for tan (r10 = 1; q + 8 is q's quadrant).
+    a.mov(10, K(0.0));
+    a.jlt(R(1), K(7.5), "trig_kernel");
+    a.mov(10, K(1.0));
     a.label("trig_kernel");
     a.sin_cos_kernel();
     a.end();
@@ -597,6 +702,52 @@ mod tests {
                 "cos({x}) = {g:e}, want {:e}",
                 x.cos()
             );
+        }
+    }
+
+    #[test]
+    fn expm1_log_family_and_hyperbolic() {
+        let a = assemble();
+        for x in spread(-40.0, 40.0, 20_000).chain(spread(-1e-3, 1e-3, 5_000)) {
+            if x != 0.0 {
+                assert!(
+                    ulps(run(&a, "EXPM1", [x; 3]), x.exp_m1()) <= 3,
+                    "expm1({x})"
+                );
+            }
+        }
+        // u = m 2^k with m in [sqrt(2)/2, sqrt(2)) (normal u), as b2s_log_split.
+        let log_split = |u: f64| {
+            let k = ((u.to_bits() >> 52) & 0x7ff) as i32 - 1023;
+            let m = f64::from_bits((u.to_bits() & !(0x7ff << 52)) | (1023 << 52));
+            if m > std::f64::consts::SQRT_2 {
+                (m / 2.0, f64::from(k + 1))
+            } else {
+                (m, f64::from(k))
+            }
+        };
+        for x in spread(-0.999, 1e5, 20_000).chain(spread(-1e-6, 1e-6, 5_000)) {
+            if x.abs() >= 2f64.powi(-54) {
+                let (m, k) = log_split(1.0 + x);
+                assert!(
+                    ulps(run(&a, "LOG1P", [m, k, x]), x.ln_1p()) <= 2,
+                    "log1p({x})"
+                );
+            }
+            if x > 0.0 {
+                let (m, k) = log_split(x);
+                assert!(
+                    ulps(run(&a, "LOG10", [m, k, x]), x.log10()) <= 2,
+                    "log10({x})"
+                );
+            }
+        }
+        for x in spread(2f64.powi(-28), 710.0, 20_000).chain(spread(2f64.powi(-28), 2.0, 5_000)) {
+            assert!(ulps(run(&a, "SINH", [x; 3]), x.sinh()) <= 3, "sinh({x})");
+            assert!(ulps(run(&a, "COSH", [x; 3]), x.cosh()) <= 3, "cosh({x})");
+            if x <= 22.0 {
+                assert!(ulps(run(&a, "TANH", [x; 3]), x.tanh()) <= 3, "tanh({x})");
+            }
         }
     }
 

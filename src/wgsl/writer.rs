@@ -323,6 +323,13 @@ impl Writer<'_> {
             Func::Sqrt => "b2s_sqrt",
             Func::Sin => "b2s_sin",
             Func::Cos => "b2s_cos",
+            Func::Tan => "b2s_tan",
+            Func::Expm1 => "b2s_expm1",
+            Func::Log1p => "b2s_log1p",
+            Func::Log10 => "b2s_log10",
+            Func::Sinh => "b2s_sinh",
+            Func::Cosh => "b2s_cosh",
+            Func::Tanh => "b2s_tanh",
             Func::Where => return Ok(format!("select({}, {}, {})", a[2], a[1], a[0])),
             // rand() and randn() are of the kernel's float type: float64 only in float64
             // kernels, which check_features refuses first.

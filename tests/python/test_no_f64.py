@@ -64,13 +64,13 @@ def test_monitors_without_f64(gpu, tmp_path):
 
 
 def test_float64_function_without_f64_says_so(gpu, tmp_path):
-    """What the float64 emulation does not compute (here tan() of a float64 value, per
+    """What the float64 emulation does not compute (here arctan() of a float64 value, per
     neuron) is refused before the first step, naming the function and the kernel."""
-    code = MODEL.replace('"x % k == 0"', '"x % k == 0 and tan(x*t/ms) > 0"')
+    code = MODEL.replace('"x % k == 0"', '"x % k == 0 and arctan(x*t/ms) > 0"')
     proc = run_script(code, "gpu", tmp_path / "x.npz", NO_F64)
     assert proc.returncode != 0
     assert "NotImplementedError" in proc.stderr, proc.stderr[-2000:]
-    assert "computes tan() in float64" in proc.stderr and "thresholder" in proc.stderr
+    assert "computes arctan() in float64" in proc.stderr and "thresholder" in proc.stderr
     assert "SHADER_F64" in proc.stderr
     assert "the run stopped at t = 0" in proc.stderr
 
@@ -170,7 +170,7 @@ def test_float64_exp_and_log_without_f64(gpu, tmp_path):
 
 # exprel, sqrt and ** (integral and general exponents) of float64 values per neuron: the
 # functions of Hodgkin-Huxley models; sin and cos of time (input currents), also of
-# arguments beyond 2^20 (Payne-Hanek's reduction).
+# arguments beyond 2^20 (Payne-Hanek's reduction); tanh, log1p and tan.
 FUNCTIONS_MODEL = HEADER + r"""
 G = NeuronGroup(200, '''a : 1
                         b : 1
@@ -178,24 +178,28 @@ G = NeuronGroup(200, '''a : 1
                         d : 1
                         f : 1
                         g : 1
-                        h : 1''')
+                        h : 1
+                        k : 1''')
 G.run_regularly('''a = exprel((i - 100)*0.05 + t/ms - 0.5)
                    b = sqrt(i*0.37 + t/ms)
                    c = (1 + i*0.01 + t/ms)**2.5
                    d = (0.5 + t/ms + i*0.001)**3 + (1 + t/ms)**-2
                    f = (i*0.01 + t/ms)**0.5
                    g = sin(2*pi*50*Hz*t + i*0.1) + cos(i + 3*t/ms)
-                   h = sin((i + 1)*1e5*t/ms) + cos(1e12*i*t/ms)''', dt=defaultclock.dt)
-M = StateMonitor(G, ["a", "b", "c", "d", "f", "g", "h"], record=[0, 1, 99, 100, 101, 199])
+                   h = sin((i + 1)*1e5*t/ms) + cos(1e12*i*t/ms)
+                   k = tanh((i - 100)*0.03 + t/ms) + log1p(i*t/ms) + tan(i + t/ms)''',
+                dt=defaultclock.dt)
+M = StateMonitor(G, ["a", "b", "c", "d", "f", "g", "h", "k"], record=[0, 1, 99, 100, 101, 199])
 run(2*ms)
-np.savez(sys.argv[2], **{k: np.asarray(getattr(M, k)[:]) for k in "abcdfgh"})
+np.savez(sys.argv[2], **{k: np.asarray(getattr(M, k)[:]) for k in "abcdfghk"})
 """
 
 
 def test_float64_functions_without_f64(gpu, tmp_path):
-    """exprel, sqrt, **, sin and cos of float64 values run on the emulation: the bits the
-    adapter's own float64 gives (its library and the emulation are each within an ulp or
-    two of float64, which float32 rounding hides), and numpy's values to float32 rounding."""
+    """exprel, sqrt, **, sin, cos, tan, tanh and log1p of float64 values run on the
+    emulation: the bits the adapter's own float64 gives (its library and the emulation are
+    each within an ulp or two of float64, which float32 rounding hides), and numpy's values
+    to float32 rounding."""
     ref = run_model("numpy", tmp_path / "numpy.npz", code=FUNCTIONS_MODEL)
     soft = run_model("gpu", tmp_path / "soft.npz", NO_F64, code=FUNCTIONS_MODEL)
     native = run_model("gpu", tmp_path / "native.npz", code=FUNCTIONS_MODEL)
